@@ -1,0 +1,289 @@
+"""The ``moodboard`` command: one verb per stage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import TimeElapsedColumn
+from rich.table import Table
+
+from moodboard.config import Settings, load_settings
+from moodboard.errors import MoodboardError, NotBuiltError
+
+app = typer.Typer(help="moodboard: a discovery engine for shopping catalogs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+ingest_app = typer.Typer(help="Store catalog and event files in the workspace.",
+                         no_args_is_help=True)
+validate_app = typer.Typer(help="Run the named checks on a file without storing it.",
+                           no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(validate_app, name="validate")
+
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace folder [default: $MOODBOARD_WORKSPACE or "
+                 "./moodboard-workspace]", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+MapOpt = Annotated[list[str] | None, typer.Option("--map", help="COLUMN=field, repeatable.")]
+
+
+def _settings(workspace: Path | None) -> Settings:
+    return load_settings(workspace=workspace)
+
+
+def _workspace(workspace: Path | None):  # noqa: ANN202 - avoid importing duckdb for --help
+    from moodboard.ingest import Workspace
+
+    return Workspace(_settings(workspace).workspace)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except NotBuiltError as e:
+        _fail(str(e))
+    except MoodboardError as e:
+        _fail(str(e))
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None = None,
+                 quiet: bool = False) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)``."""
+    if quiet:
+        yield lambda n: None
+        return
+    cols = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*cols, console=err, transient=True) as p:
+        task = p.add_task(label, total=total)
+        yield lambda n: p.advance(task, n)
+
+
+def _report(report: Any, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        out.print(report.summary(), highlight=False)
+        if report.quarantine_file:
+            err.print(f"quarantined rows and reasons: {report.quarantine_file}", highlight=False)
+
+
+@ingest_app.command("catalog")
+def ingest_catalog_cmd(path: Path, workspace: WorkspaceOpt = None, as_json: JsonOpt = False,
+                       map_: MapOpt = None) -> None:
+    """Ingest a catalog file (CSV, JSONL or Parquet); products are upserted by id."""
+    from moodboard.ingest import ingest_catalog, parse_mapping
+
+    s = _settings(workspace)
+    with _errors(), progress_bar(f"catalog {path.name}", quiet=as_json) as adv:
+        report = ingest_catalog(_workspace(workspace), path, parse_mapping(map_ or []),
+                                chunk_rows=s.ingest.chunk_rows,
+                                check_images=s.ingest.check_images, progress=adv)
+    _report(report, as_json)
+
+
+@ingest_app.command("events")
+def ingest_events_cmd(path: Path, workspace: WorkspaceOpt = None, as_json: JsonOpt = False,
+                      map_: MapOpt = None,
+                      chunk_rows: Annotated[int | None, typer.Option(
+                          help="Rows committed at a time.")] = None) -> None:
+    """Ingest an event file; events are deduplicated by event_id."""
+    from moodboard.ingest import ingest_events, parse_mapping
+
+    s = _settings(workspace)
+    with _errors(), progress_bar(f"events {path.name}", quiet=as_json) as adv:
+        report = ingest_events(_workspace(workspace), path, parse_mapping(map_ or []),
+                               chunk_rows=chunk_rows or s.ingest.chunk_rows, progress=adv)
+    _report(report, as_json)
+
+
+@ingest_app.command("dataset")
+def ingest_dataset_cmd(name: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
+                       ) -> None:
+    """Load a public dataset from $MOODBOARD_DATASETS (fashion, online-retail)."""
+    from moodboard.datasets import ingest_dataset
+
+    with _errors(), progress_bar(f"dataset {name}", quiet=as_json) as adv:
+        reports = ingest_dataset(_workspace(workspace), name, progress=adv)
+    if as_json:
+        out.print_json(json.dumps({k: r.as_dict() for k, r in reports.items()}))
+    else:
+        for kind, r in reports.items():
+            out.print(f"{kind}: {r.summary()}", highlight=False)
+
+
+def _validate(kind: str, path: Path, workspace: Path | None, map_: list[str] | None,
+              as_json: bool) -> None:
+    from moodboard.ingest import parse_mapping, validate
+
+    with _errors():
+        read, results = validate(_workspace(workspace), kind, path, parse_mapping(map_ or []))
+    if as_json:
+        out.print_json(json.dumps({"read": read, "checks": {
+            r.name: {"passed": r.passed, "failed": r.failed, "examples": list(r.examples)}
+            for r in results}}))
+    else:
+        for r in results:
+            status = "PASS" if r.passed else "FAIL"
+            ex = f"  rows {', '.join(map(str, r.examples))}" if r.examples else ""
+            out.print(f"{r.name} {status} {r.failed}{ex}", highlight=False)
+        out.print(f"read {read}", highlight=False)
+    if any(not r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@validate_app.command("events")
+def validate_events_cmd(path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """Check an event file: prints '<check> PASS|FAIL count' (exit 1 if any check fails)."""
+    _validate("events", path, workspace, map_, as_json)
+
+
+@validate_app.command("catalog")
+def validate_catalog_cmd(path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None,
+                         as_json: JsonOpt = False) -> None:
+    """Check a catalog file: prints '<check> PASS|FAIL count' (exit 1 if any check fails)."""
+    _validate("catalog", path, workspace, map_, as_json)
+
+
+def print_status(status: dict[str, Any]) -> None:
+    """The workspace summary as a table."""
+    t = Table(title="workspace", show_header=False)
+    for key in ("products", "users", "boards"):
+        t.add_row(key, f"{status[key]:,}")
+    for typ, n in status["events"].items():
+        t.add_row(f"events: {typ}", f"{n:,}")
+    t.add_row("events total", f"{status['events_total']:,}")
+    t.add_row("artifact", str(status["artifact"]))
+    out.print(t)
+
+
+@app.command()
+def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of products, users, boards and events by type, and the live artifact."""
+    with _errors():
+        st = _workspace(workspace).status()
+    if as_json:
+        out.print_json(json.dumps(st))
+    else:
+        print_status(st)
+
+
+@app.command()
+def simulate(workspace: WorkspaceOpt = None,
+             users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
+             days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
+             seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+             as_json: JsonOpt = False) -> None:
+    """Simulate shoppers over the workspace catalog and ingest their events."""
+    from moodboard.simulate import run_simulation
+
+    s = _settings(workspace)
+    cfg = s.simulate.model_copy(update={k: v for k, v in
+                                        {"users": users, "days": days, "seed": seed}.items()
+                                        if v is not None})
+    with _errors(), progress_bar("simulating shoppers", total=cfg.users, quiet=as_json) as adv:
+        result = run_simulation(_workspace(workspace), cfg, progress=adv)
+    if as_json:
+        out.print_json(json.dumps(result.as_dict()))
+    else:
+        out.print(result.summary(), highlight=False)
+
+
+def _not_built(verb: str, issue: str) -> None:
+    _fail(f"'moodboard {verb}' is not built yet in this version ({issue}).")
+
+
+@app.command()
+def build(workspace: WorkspaceOpt = None) -> None:
+    """Build a new artifact version (indexes, models) from the workspace."""
+    _not_built("build", "it arrives with the search stack")
+
+
+@app.command()
+def serve(workspace: WorkspaceOpt = None, host: str | None = None, port: int | None = None
+          ) -> None:
+    """Serve the API and the web app."""
+    _not_built("serve", "it arrives with the HTTP API")
+
+
+@app.command()
+def evaluate(what: Annotated[str, typer.Argument(help="search or recs")] = "search") -> None:
+    """Offline evaluation of search or recommendations."""
+    _not_built("evaluate", "it arrives with the search and recommendation stacks")
+
+
+@app.command()
+def bench() -> None:
+    """Run the benchmarks under bench/ (use `make bench`)."""
+    _fail("run the benchmarks with `make bench` (scripts under bench/ print a table and "
+          "write JSON)")
+
+
+@app.command()
+def experiment() -> None:
+    """A/B experiments: assignment, metrics and reports."""
+    _not_built("experiment", "it arrives with the experimentation platform")
+
+
+@app.command()
+def demo(workspace: WorkspaceOpt = None,
+         users: Annotated[int, typer.Option(help="Shoppers to simulate.")] = 2000,
+         days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
+         no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False
+         ) -> None:
+    """Ingest the fashion catalog, simulate shoppers and print the workspace summary."""
+    from moodboard.datasets import ingest_dataset
+    from moodboard.simulate import run_simulation
+
+    s = _settings(workspace)
+    ws = _workspace(workspace)
+    with _errors():
+        if ws.status()["products"] == 0:
+            with progress_bar("ingesting the fashion catalog") as adv:
+                r = ingest_dataset(ws, "fashion", progress=adv)["catalog"]
+            out.print(f"catalog: {r.summary()}", highlight=False)
+        else:
+            out.print("catalog: already in the workspace", highlight=False)
+        if ws.status()["events_total"] == 0:
+            cfg = s.simulate.model_copy(update={"users": users, "days": days})
+            with progress_bar("simulating shoppers", total=cfg.users) as adv:
+                result = run_simulation(ws, cfg, progress=adv)
+            out.print(result.summary(), highlight=False)
+        else:
+            out.print("events: already in the workspace", highlight=False)
+    print_status(ws.status())
+    if not no_serve:
+        err.print("serving is not built yet in this version; the workspace is ready at "
+                  f"{ws.root}", highlight=False)
+
+
+def main() -> None:
+    """Entry point with logging to stderr."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

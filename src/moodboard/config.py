@@ -1,0 +1,122 @@
+"""Settings: defaults, overridden by a ``moodboard.toml`` and then by ``MOODBOARD_*`` variables.
+
+The config file is the one named by ``MOODBOARD_CONFIG``, else ``./moodboard.toml`` when it
+exists. Nested keys are set from the environment with a double underscore, e.g.
+``MOODBOARD_INGEST__CHUNK_ROWS=50000``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(_Section):
+    """How files are read and stored."""
+
+    chunk_rows: int = Field(default=100_000, ge=1_000)
+    check_images: bool = True
+
+
+class ClickModelSettings(_Section):
+    """The simulated shoppers' position-biased click model."""
+
+    position_bias_eta: float = Field(default=0.8, ge=0)
+    attraction_scale: float = Field(default=2.0, gt=0)
+    attraction_offset: float = Field(default=-2.5)
+    p_save: float = Field(default=0.15, ge=0, le=1)
+    p_cart: float = Field(default=0.1, ge=0, le=1)
+    p_purchase: float = Field(default=0.4, ge=0, le=1)
+    p_hide: float = Field(default=0.01, ge=0, le=1)
+
+
+class SimulateSettings(_Section):
+    """Simulated shoppers over a real catalog."""
+
+    users: int = Field(default=2_000, ge=1)
+    days: int = Field(default=7, ge=1)
+    seed: int = 0
+    sessions_per_day: float = Field(default=0.6, gt=0)
+    pages_per_session: int = Field(default=2, ge=1)
+    page_size: int = Field(default=24, ge=1)
+    start: str = "2026-01-05"
+    click_model: ClickModelSettings = ClickModelSettings()
+
+
+class ServeSettings(_Section):
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_upload_mb: float = Field(default=10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of moodboard's settings.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If a value in the file or the environment is invalid; the message names the key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOODBOARD_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    workspace: Path = Path("moodboard-workspace")
+    datasets: Path | None = None
+    seed: int = 0
+    ingest: IngestSettings = IngestSettings()
+    simulate: SimulateSettings = SimulateSettings()
+    serve: ServeSettings = ServeSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_path() -> Path | None:
+    """The config file in force: ``$MOODBOARD_CONFIG`` or ``./moodboard.toml``, if any.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``MOODBOARD_CONFIG`` names a file that does not exist.
+    """
+    named = os.environ.get("MOODBOARD_CONFIG")
+    if named:
+        p = Path(named)
+        if not p.is_file():
+            raise FileNotFoundError(f"MOODBOARD_CONFIG names {p}, which is not a file.")
+        return p
+    local = Path("moodboard.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the file and environment, with explicit overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

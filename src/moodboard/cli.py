@@ -12,19 +12,30 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.progress import TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from moodboard.config import Settings, load_settings
 from moodboard.errors import MoodboardError, NotBuiltError
 
-app = typer.Typer(help="moodboard: a discovery engine for shopping catalogs.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-ingest_app = typer.Typer(help="Store catalog and event files in the workspace.",
-                         no_args_is_help=True)
-validate_app = typer.Typer(help="Run the named checks on a file without storing it.",
-                           no_args_is_help=True)
+app = typer.Typer(
+    help="moodboard: a discovery engine for shopping catalogs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+ingest_app = typer.Typer(
+    help="Store catalog and event files in the workspace.", no_args_is_help=True
+)
+validate_app = typer.Typer(
+    help="Run the named checks on a file without storing it.", no_args_is_help=True
+)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(validate_app, name="validate")
 
@@ -33,8 +44,12 @@ err = Console(stderr=True)
 
 WorkspaceOpt = Annotated[
     Path | None,
-    typer.Option("--workspace", "-w", help="Workspace folder [default: $MOODBOARD_WORKSPACE or "
-                 "./moodboard-workspace]", show_default=False),
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace folder [default: $MOODBOARD_WORKSPACE or ./moodboard-workspace]",
+        show_default=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 MapOpt = Annotated[list[str] | None, typer.Option("--map", help="COLUMN=field, repeatable.")]
@@ -44,7 +59,7 @@ def _settings(workspace: Path | None) -> Settings:
     return load_settings(workspace=workspace)
 
 
-def _workspace(workspace: Path | None):  # noqa: ANN202 - avoid importing duckdb for --help
+def _workspace(workspace: Path | None):
     from moodboard.ingest import Workspace
 
     return Workspace(_settings(workspace).workspace)
@@ -66,14 +81,20 @@ def _errors() -> Iterator[None]:
 
 
 @contextmanager
-def progress_bar(label: str, total: int | None = None,
-                 quiet: bool = False) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    label: str, total: int | None = None, quiet: bool = False
+) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)``."""
     if quiet:
         yield lambda n: None
         return
-    cols = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TimeElapsedColumn()]
+    cols = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*cols, console=err, transient=True) as p:
         task = p.add_task(label, total=total)
         yield lambda n: p.advance(task, n)
@@ -89,37 +110,50 @@ def _report(report: Any, as_json: bool) -> None:
 
 
 @ingest_app.command("catalog")
-def ingest_catalog_cmd(path: Path, workspace: WorkspaceOpt = None, as_json: JsonOpt = False,
-                       map_: MapOpt = None) -> None:
+def ingest_catalog_cmd(
+    path: Path, workspace: WorkspaceOpt = None, as_json: JsonOpt = False, map_: MapOpt = None
+) -> None:
     """Ingest a catalog file (CSV, JSONL or Parquet); products are upserted by id."""
     from moodboard.ingest import ingest_catalog, parse_mapping
 
     s = _settings(workspace)
     with _errors(), progress_bar(f"catalog {path.name}", quiet=as_json) as adv:
-        report = ingest_catalog(_workspace(workspace), path, parse_mapping(map_ or []),
-                                chunk_rows=s.ingest.chunk_rows,
-                                check_images=s.ingest.check_images, progress=adv)
+        report = ingest_catalog(
+            _workspace(workspace),
+            path,
+            parse_mapping(map_ or []),
+            chunk_rows=s.ingest.chunk_rows,
+            check_images=s.ingest.check_images,
+            progress=adv,
+        )
     _report(report, as_json)
 
 
 @ingest_app.command("events")
-def ingest_events_cmd(path: Path, workspace: WorkspaceOpt = None, as_json: JsonOpt = False,
-                      map_: MapOpt = None,
-                      chunk_rows: Annotated[int | None, typer.Option(
-                          help="Rows committed at a time.")] = None) -> None:
+def ingest_events_cmd(
+    path: Path,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+    map_: MapOpt = None,
+    chunk_rows: Annotated[int | None, typer.Option(help="Rows committed at a time.")] = None,
+) -> None:
     """Ingest an event file; events are deduplicated by event_id."""
     from moodboard.ingest import ingest_events, parse_mapping
 
     s = _settings(workspace)
     with _errors(), progress_bar(f"events {path.name}", quiet=as_json) as adv:
-        report = ingest_events(_workspace(workspace), path, parse_mapping(map_ or []),
-                               chunk_rows=chunk_rows or s.ingest.chunk_rows, progress=adv)
+        report = ingest_events(
+            _workspace(workspace),
+            path,
+            parse_mapping(map_ or []),
+            chunk_rows=chunk_rows or s.ingest.chunk_rows,
+            progress=adv,
+        )
     _report(report, as_json)
 
 
 @ingest_app.command("dataset")
-def ingest_dataset_cmd(name: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
-                       ) -> None:
+def ingest_dataset_cmd(name: str, workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Load a public dataset from $MOODBOARD_DATASETS (fashion, online-retail)."""
     from moodboard.datasets import ingest_dataset
 
@@ -132,16 +166,29 @@ def ingest_dataset_cmd(name: str, workspace: WorkspaceOpt = None, as_json: JsonO
             out.print(f"{kind}: {r.summary()}", highlight=False)
 
 
-def _validate(kind: str, path: Path, workspace: Path | None, map_: list[str] | None,
-              as_json: bool) -> None:
+def _validate(
+    kind: str, path: Path, workspace: Path | None, map_: list[str] | None, as_json: bool
+) -> None:
     from moodboard.ingest import parse_mapping, validate
 
     with _errors():
         read, results = validate(_workspace(workspace), kind, path, parse_mapping(map_ or []))
     if as_json:
-        out.print_json(json.dumps({"read": read, "checks": {
-            r.name: {"passed": r.passed, "failed": r.failed, "examples": list(r.examples)}
-            for r in results}}))
+        out.print_json(
+            json.dumps(
+                {
+                    "read": read,
+                    "checks": {
+                        r.name: {
+                            "passed": r.passed,
+                            "failed": r.failed,
+                            "examples": list(r.examples),
+                        }
+                        for r in results
+                    },
+                }
+            )
+        )
     else:
         for r in results:
             status = "PASS" if r.passed else "FAIL"
@@ -153,15 +200,17 @@ def _validate(kind: str, path: Path, workspace: Path | None, map_: list[str] | N
 
 
 @validate_app.command("events")
-def validate_events_cmd(path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None,
-                        as_json: JsonOpt = False) -> None:
+def validate_events_cmd(
+    path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None, as_json: JsonOpt = False
+) -> None:
     """Check an event file: prints '<check> PASS|FAIL count' (exit 1 if any check fails)."""
     _validate("events", path, workspace, map_, as_json)
 
 
 @validate_app.command("catalog")
-def validate_catalog_cmd(path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None,
-                         as_json: JsonOpt = False) -> None:
+def validate_catalog_cmd(
+    path: Path, workspace: WorkspaceOpt = None, map_: MapOpt = None, as_json: JsonOpt = False
+) -> None:
     """Check a catalog file: prints '<check> PASS|FAIL count' (exit 1 if any check fails)."""
     _validate("catalog", path, workspace, map_, as_json)
 
@@ -190,18 +239,22 @@ def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def simulate(workspace: WorkspaceOpt = None,
-             users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
-             days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
-             seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-             as_json: JsonOpt = False) -> None:
+def simulate(
+    workspace: WorkspaceOpt = None,
+    users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
+    days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Simulate shoppers over the workspace catalog and ingest their events."""
     from moodboard.simulate import run_simulation
 
     s = _settings(workspace)
-    cfg = s.simulate.model_copy(update={k: v for k, v in
-                                        {"users": users, "days": days, "seed": seed}.items()
-                                        if v is not None})
+    cfg = s.simulate.model_copy(
+        update={
+            k: v for k, v in {"users": users, "days": days, "seed": seed}.items() if v is not None
+        }
+    )
     with _errors(), progress_bar("simulating shoppers", total=cfg.users, quiet=as_json) as adv:
         result = run_simulation(_workspace(workspace), cfg, progress=adv)
     if as_json:
@@ -221,8 +274,7 @@ def build(workspace: WorkspaceOpt = None) -> None:
 
 
 @app.command()
-def serve(workspace: WorkspaceOpt = None, host: str | None = None, port: int | None = None
-          ) -> None:
+def serve(workspace: WorkspaceOpt = None, host: str | None = None, port: int | None = None) -> None:
     """Serve the API and the web app."""
     _not_built("serve", "it arrives with the HTTP API")
 
@@ -236,8 +288,9 @@ def evaluate(what: Annotated[str, typer.Argument(help="search or recs")] = "sear
 @app.command()
 def bench() -> None:
     """Run the benchmarks under bench/ (use `make bench`)."""
-    _fail("run the benchmarks with `make bench` (scripts under bench/ print a table and "
-          "write JSON)")
+    _fail(
+        "run the benchmarks with `make bench` (scripts under bench/ print a table and write JSON)"
+    )
 
 
 @app.command()
@@ -247,11 +300,12 @@ def experiment() -> None:
 
 
 @app.command()
-def demo(workspace: WorkspaceOpt = None,
-         users: Annotated[int, typer.Option(help="Shoppers to simulate.")] = 2000,
-         days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
-         no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False
-         ) -> None:
+def demo(
+    workspace: WorkspaceOpt = None,
+    users: Annotated[int, typer.Option(help="Shoppers to simulate.")] = 2000,
+    days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
+) -> None:
     """Ingest the fashion catalog, simulate shoppers and print the workspace summary."""
     from moodboard.datasets import ingest_dataset
     from moodboard.simulate import run_simulation
@@ -274,14 +328,17 @@ def demo(workspace: WorkspaceOpt = None,
             out.print("events: already in the workspace", highlight=False)
     print_status(ws.status())
     if not no_serve:
-        err.print("serving is not built yet in this version; the workspace is ready at "
-                  f"{ws.root}", highlight=False)
+        err.print(
+            f"serving is not built yet in this version; the workspace is ready at {ws.root}",
+            highlight=False,
+        )
 
 
 def main() -> None:
     """Entry point with logging to stderr."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     app()
 
 

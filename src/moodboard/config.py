@@ -34,8 +34,8 @@ class ClickModelSettings(_Section):
     """The simulated shoppers' position-biased click model."""
 
     position_bias_eta: float = Field(default=0.8, ge=0)
-    attraction_scale: float = Field(default=2.0, gt=0)
-    attraction_offset: float = Field(default=-2.5)
+    attraction_scale: float = Field(default=1.0, gt=0)
+    attraction_offset: float = Field(default=-4.0)
     p_save: float = Field(default=0.15, ge=0, le=1)
     p_cart: float = Field(default=0.1, ge=0, le=1)
     p_purchase: float = Field(default=0.4, ge=0, le=1)

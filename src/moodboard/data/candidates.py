@@ -65,8 +65,13 @@ class Candidates:
         return cls(np.empty(0, dtype=np.int32))
 
     @classmethod
-    def from_scores(cls, items: Sequence[int] | np.ndarray, score: np.ndarray, source: str,
-                    name: str = "retrieval") -> Candidates:
+    def from_scores(
+        cls,
+        items: Sequence[int] | np.ndarray,
+        score: np.ndarray,
+        source: str,
+        name: str = "retrieval",
+    ) -> Candidates:
         """Candidates of one source with one score column."""
         items = np.asarray(items, dtype=np.int32)
         return cls(items, {name: score}, np.full(len(items), source, dtype=object))

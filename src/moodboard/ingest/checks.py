@@ -26,7 +26,9 @@ class Check:
 
     def reason_sql(self) -> str:
         """A SQL expression giving ``'name: reason'`` for failing rows, NULL otherwise."""
-        return f"CASE WHEN coalesce(({self.fails}), false) THEN '{self.name}: ' || {self.reason} END"
+        return (
+            f"CASE WHEN coalesce(({self.fails}), false) THEN '{self.name}: ' || {self.reason} END"
+        )
 
 
 def _lit(s: str) -> str:
@@ -64,56 +66,102 @@ def _show(col: str) -> str:
 
 CATALOG_CHECKS: tuple[Check, ...] = (
     Check("id_required", f"{C.ID} IS NULL", _lit("id is missing: give every product an id")),
-    Check("title_required", f"{C.TITLE} IS NULL",
-          _lit("title is missing: give every product a title")),
-    Check("price_is_number", f"{_raw(C.PRICE)} IS NOT NULL AND trim({_raw(C.PRICE)}) <> '' AND "
-          f"({C.PRICE} IS NULL OR NOT isfinite({C.PRICE}))",
-          f"'price ' || {_show(C.PRICE)} || ' is not a number: write it like 19.99'"),
-    Check("price_not_negative", f"{C.PRICE} < 0",
-          f"'price ' || {_show(C.PRICE)} || ' is negative: prices must be >= 0'"),
-    Check("currency_code", f"{C.CURRENCY} IS NOT NULL AND NOT regexp_full_match({C.CURRENCY}, "
-          "'[A-Z]{3}')",
-          f"'currency ' || {_show(C.CURRENCY)} || ' is not an ISO 4217 code such as USD'"),
-    Check("created_at_is_timestamp", f"{_raw(C.CREATED_AT)} IS NOT NULL AND {C.CREATED_AT} IS NULL",
-          f"'created_at ' || {_show(C.CREATED_AT)} || ' is not a timestamp: use ISO 8601'"),
-    Check("image_readable", f"{C.IMAGE} IS NOT NULL AND NOT _image_ok",
-          f"'image ' || {_show(C.IMAGE)} || ' is not a readable file (relative to the catalog "
-          "file''s folder) nor an http(s) URL'"),
+    Check(
+        "title_required", f"{C.TITLE} IS NULL", _lit("title is missing: give every product a title")
+    ),
+    Check(
+        "price_is_number",
+        f"{_raw(C.PRICE)} IS NOT NULL AND trim({_raw(C.PRICE)}) <> '' AND "
+        f"({C.PRICE} IS NULL OR NOT isfinite({C.PRICE}))",
+        f"'price ' || {_show(C.PRICE)} || ' is not a number: write it like 19.99'",
+    ),
+    Check(
+        "price_not_negative",
+        f"{C.PRICE} < 0",
+        f"'price ' || {_show(C.PRICE)} || ' is negative: prices must be >= 0'",
+    ),
+    Check(
+        "currency_code",
+        f"{C.CURRENCY} IS NOT NULL AND NOT regexp_full_match({C.CURRENCY}, '[A-Z]{{3}}')",
+        f"'currency ' || {_show(C.CURRENCY)} || ' is not an ISO 4217 code such as USD'",
+    ),
+    Check(
+        "created_at_is_timestamp",
+        f"{_raw(C.CREATED_AT)} IS NOT NULL AND {C.CREATED_AT} IS NULL",
+        f"'created_at ' || {_show(C.CREATED_AT)} || ' is not a timestamp: use ISO 8601'",
+    ),
+    Check(
+        "image_readable",
+        f"{C.IMAGE} IS NOT NULL AND NOT _image_ok",
+        f"'image ' || {_show(C.IMAGE)} || ' is not a readable file (relative to the catalog "
+        "file''s folder) nor an http(s) URL'",
+    ),
 )
 
 EVENT_CHECKS: tuple[Check, ...] = (
-    Check("event_id_required", f"{C.EVENT_ID} IS NULL",
-          _lit("event_id is missing: give every event a unique id")),
-    Check("ts_required", f"{_raw(C.TS)} IS NULL OR trim({_raw(C.TS)}) = ''",
-          _lit("ts is missing: give every event a timestamp")),
-    Check("ts_is_timestamp", f"{_raw(C.TS)} IS NOT NULL AND trim({_raw(C.TS)}) <> '' "
-          f"AND {C.TS} IS NULL",
-          f"'ts ' || {_show(C.TS)} || ' is not a timestamp: use ISO 8601 "
-          "(2026-01-05T10:00:00Z) or epoch seconds'"),
-    Check("user_id_required", f"{C.USER_ID} IS NULL",
-          _lit("user_id is missing: use an anonymous id such as a session id if you have no user")),
-    Check("type_known", f"{C.TYPE} IS NULL OR {C.TYPE} NOT IN ({', '.join(map(_lit, EVENT_TYPES))})",
-          f"'type ' || {_show(C.TYPE)} || ' is not one of {', '.join(EVENT_TYPES)}'"),
-    Check("item_id_required",
-          f"{C.TYPE} IN ({', '.join(map(_lit, ITEM_EVENT_TYPES))}) AND {C.ITEM_ID} IS NULL",
-          f"'a ' || {C.TYPE} || ' event needs an item_id'"),
-    Check("item_in_catalog", f"{C.ITEM_ID} IS NOT NULL AND NOT _item_known",
-          f"'item_id ' || {_show(C.ITEM_ID)} || ' is not in the catalog: ingest the catalog "
-          "first, or fix the id'"),
-    Check("position_at_least_1",
-          f"{_raw(C.POSITION)} IS NOT NULL AND ({C.POSITION} IS NULL OR {C.POSITION} < 1)",
-          f"'position ' || {_show(C.POSITION)} || ' must be an integer >= 1 (1 = top)'"),
-    Check("propensity_in_0_1",
-          f"{_raw(C.PROPENSITY)} IS NOT NULL AND ({C.PROPENSITY} IS NULL OR NOT "
-          f"({C.PROPENSITY} > 0 AND {C.PROPENSITY} <= 1))",
-          f"'propensity ' || {_show(C.PROPENSITY)} || ' must be a probability in (0, 1]'"),
-    Check("arms_is_object", f"{C.ARMS} IS NOT NULL AND coalesce(json_type(TRY_CAST({C.ARMS} AS "
-          "JSON)), '') <> 'OBJECT'",
-          f"'arms ' || {_show(C.ARMS)} || ' must be a JSON object like {{\"exp\": \"arm\"}}'"),
-    Check("search_has_query", f"{C.TYPE} = 'search' AND {C.QUERY} IS NULL",
-          _lit("a search event needs its query text")),
-    Check("impression_has_request_id", f"{C.TYPE} = 'impression' AND {C.REQUEST_ID} IS NULL",
-          _lit("an impression needs the request_id of the page it was shown on")),
+    Check(
+        "event_id_required",
+        f"{C.EVENT_ID} IS NULL",
+        _lit("event_id is missing: give every event a unique id"),
+    ),
+    Check(
+        "ts_required",
+        f"{_raw(C.TS)} IS NULL OR trim({_raw(C.TS)}) = ''",
+        _lit("ts is missing: give every event a timestamp"),
+    ),
+    Check(
+        "ts_is_timestamp",
+        f"{_raw(C.TS)} IS NOT NULL AND trim({_raw(C.TS)}) <> '' AND {C.TS} IS NULL",
+        f"'ts ' || {_show(C.TS)} || ' is not a timestamp: use ISO 8601 "
+        "(2026-01-05T10:00:00Z) or epoch seconds'",
+    ),
+    Check(
+        "user_id_required",
+        f"{C.USER_ID} IS NULL",
+        _lit("user_id is missing: use an anonymous id such as a session id if you have no user"),
+    ),
+    Check(
+        "type_known",
+        f"{C.TYPE} IS NULL OR {C.TYPE} NOT IN ({', '.join(map(_lit, EVENT_TYPES))})",
+        f"'type ' || {_show(C.TYPE)} || ' is not one of {', '.join(EVENT_TYPES)}'",
+    ),
+    Check(
+        "item_id_required",
+        f"{C.TYPE} IN ({', '.join(map(_lit, ITEM_EVENT_TYPES))}) AND {C.ITEM_ID} IS NULL",
+        f"'a ' || {C.TYPE} || ' event needs an item_id'",
+    ),
+    Check(
+        "item_in_catalog",
+        f"{C.ITEM_ID} IS NOT NULL AND NOT _item_known",
+        f"'item_id ' || {_show(C.ITEM_ID)} || ' is not in the catalog: ingest the catalog "
+        "first, or fix the id'",
+    ),
+    Check(
+        "position_at_least_1",
+        f"{_raw(C.POSITION)} IS NOT NULL AND ({C.POSITION} IS NULL OR {C.POSITION} < 1)",
+        f"'position ' || {_show(C.POSITION)} || ' must be an integer >= 1 (1 = top)'",
+    ),
+    Check(
+        "propensity_in_0_1",
+        f"{_raw(C.PROPENSITY)} IS NOT NULL AND ({C.PROPENSITY} IS NULL OR NOT "
+        f"({C.PROPENSITY} > 0 AND {C.PROPENSITY} <= 1))",
+        f"'propensity ' || {_show(C.PROPENSITY)} || ' must be a probability in (0, 1]'",
+    ),
+    Check(
+        "arms_is_object",
+        f"{C.ARMS} IS NOT NULL AND coalesce(json_type(TRY_CAST({C.ARMS} AS JSON)), '') <> 'OBJECT'",
+        f"'arms ' || {_show(C.ARMS)} || ' must be a JSON object like {{\"exp\": \"arm\"}}'",
+    ),
+    Check(
+        "search_has_query",
+        f"{C.TYPE} = 'search' AND {C.QUERY} IS NULL",
+        _lit("a search event needs its query text"),
+    ),
+    Check(
+        "impression_has_request_id",
+        f"{C.TYPE} = 'impression' AND {C.REQUEST_ID} IS NULL",
+        _lit("an impression needs the request_id of the page it was shown on"),
+    ),
 )
 
 CHECKS: dict[str, tuple[Check, ...]] = {"catalog": CATALOG_CHECKS, "events": EVENT_CHECKS}
@@ -165,8 +213,13 @@ def checked_sql(kind: str, source: str, extras: list[str], helper_columns: list[
     norm = _normalized_columns(kind)
     raws = [f"{_quoted(c)} AS {_raw(c)}" for c in norm]
     inner = ", ".join(
-        ["_row", *(f"{e} AS {c}" for c, e in norm.items()), *raws,
-         *(_quoted(x) for x in extras), *helper_columns]
+        [
+            "_row",
+            *(f"{e} AS {c}" for c, e in norm.items()),
+            *raws,
+            *(_quoted(x) for x in extras),
+            *helper_columns,
+        ]
     )
     reasons = ", ".join(ch.reason_sql() for ch in CHECKS[kind])
     return f"SELECT *, concat_ws('; ', {reasons}) AS _reason FROM (SELECT {inner} FROM {source})"

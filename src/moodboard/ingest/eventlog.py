@@ -12,6 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -101,16 +102,17 @@ class EventLog:
         """
         if table.num_rows == 0:
             return 0
-        table = table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
-        days = pc.strftime(table.column(C.TS), format="%Y-%m-%d")
+        table = table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).sort_by(C.TS)
+        days = pc.strftime(table.column(C.TS), format="%Y-%m-%d").to_numpy(zero_copy_only=False)
+        names, starts = np.unique(days, return_index=True)
+        bounds = [*starts.tolist(), table.num_rows]
         part = f"part-{tag}{uuid.uuid4().hex}.parquet"
-        for day in pc.unique(days).to_pylist():
-            chunk = table.filter(pc.equal(days, day))
+        for day, lo, hi in zip(names.tolist(), bounds[:-1], bounds[1:], strict=True):
             folder = self.root / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{part}.tmp"
             with open(tmp, "wb") as fh:
-                pq.write_table(chunk, fh, compression="zstd")
+                pq.write_table(table.slice(lo, hi - lo), fh, compression="zstd")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, folder / part)

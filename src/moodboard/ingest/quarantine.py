@@ -40,7 +40,7 @@ class Quarantine:
             self.folder.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             self.path = self.folder / f"{self.kind}-{stamp}.jsonl"
-            self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         return self._fh
 
     def add(self, row: dict[str, Any], reason: str, row_number: int) -> None:

@@ -77,14 +77,18 @@ def detect_format(path: Path) -> str:
         If the extension is not one moodboard reads.
     """
     name = path.name.lower()
-    for suffix, fmt in ((".csv", "csv"), (".tsv", "csv"), (".jsonl", "jsonl"),
-                        (".ndjson", "jsonl"), (".json", "jsonl"), (".parquet", "parquet"),
-                        (".pq", "parquet")):
+    for suffix, fmt in (
+        (".csv", "csv"),
+        (".tsv", "csv"),
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".parquet", "parquet"),
+        (".pq", "parquet"),
+    ):
         if name.endswith(suffix) or name.endswith(suffix + ".gz"):
             return fmt
-    raise InputError(
-        f"Cannot tell the format of {path}: name it .csv, .tsv, .jsonl or .parquet."
-    )
+    raise InputError(f"Cannot tell the format of {path}: name it .csv, .tsv, .jsonl or .parquet.")
 
 
 def _as_string_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -94,8 +98,12 @@ def _as_string_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
         return col.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return pa.chunked_array(
-            [pa.array([None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
-                      type=pa.string())]
+            [
+                pa.array(
+                    [None if v is None else json.dumps(v, default=str) for v in col.to_pylist()],
+                    type=pa.string(),
+                )
+            ]
         )
 
 
@@ -138,8 +146,11 @@ def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
         names: dict[str, None] = {}
         for _, obj in rows:
             names.update(dict.fromkeys(obj))
-        cols = {n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string())
-                for n in names if not n.startswith("_")}
+        cols = {
+            n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string())
+            for n in names
+            if not n.startswith("_")
+        }
         rownums = pa.array([r for r, _ in rows], type=pa.int64())
         table = pa.Table.from_arrays([*cols.values(), rownums], names=[*cols, ROW])
         return Batch(table, table, bad, [o for _, o in rows])
@@ -188,25 +199,33 @@ def _read_csv(path: Path, chunk_rows: int, encoding: str) -> Iterator[Batch]:
     def on_invalid(row: pacsv.InvalidRow) -> str:
         number = max(int(row.number or 1) - 1, 1)  # pyarrow counts the header line
         bad_rows.add(number)
-        bad.append(BadLine(
-            number,
-            row.text,
-            f"row has {row.actual_columns} fields but the header has {row.expected_columns}: "
-            "quote values that contain the delimiter",
-        ))
+        bad.append(
+            BadLine(
+                number,
+                row.text,
+                f"row has {row.actual_columns} fields but the header has {row.expected_columns}: "
+                "quote values that contain the delimiter",
+            )
+        )
         return "skip"
 
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(
-            column_names=header, skip_rows=1, encoding=encoding, use_threads=False,
+            column_names=header,
+            skip_rows=1,
+            encoding=encoding,
+            use_threads=False,
             block_size=1 << 22,
         ),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid,
-                                         newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, invalid_row_handler=on_invalid, newlines_in_values=True
+        ),
         convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=True,
-            null_values=[""], quoted_strings_can_be_null=True,
+            column_types=dict.fromkeys(header, pa.string()),
+            strings_can_be_null=True,
+            null_values=[""],
+            quoted_strings_can_be_null=True,
         ),
     )
     next_row = 1
@@ -231,8 +250,11 @@ def _read_csv(path: Path, chunk_rows: int, encoding: str) -> Iterator[Batch]:
             yield Batch(numbered(table), table, bad)
             pending, pending_rows, bad = [], 0, []
     if pending or bad:
-        table = (pa.Table.from_batches(pending) if pending
-                 else pa.table({h: pa.array([], pa.string()) for h in header}))
+        table = (
+            pa.Table.from_batches(pending)
+            if pending
+            else pa.table({h: pa.array([], pa.string()) for h in header})
+        )
         yield Batch(numbered(table), table, list(bad))
 
 

@@ -43,8 +43,12 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         """The report as the CLI's ``--json`` object."""
-        return {"read": self.read, "stored": self.stored, "quarantined": self.quarantined,
-                "quarantine_file": self.quarantine_file}
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "quarantined": self.quarantined,
+            "quarantine_file": self.quarantine_file,
+        }
 
     def summary(self) -> str:
         """The one-line summary."""
@@ -92,8 +96,9 @@ def _prepare(batch: Batch, kind: str, mapping: Mapping[str, str], source: str) -
         absent = [c for c in required if c not in names]
         if absent:
             raise InputError(
-                f"{source} has no {', '.join(repr(a) for a in absent)} column: rename yours with "
-                f"--map YOURCOLUMN={absent[0]}. Columns found: {[n for n in names if n != ROW]}."
+                f"{source} lacks the required column {' and '.join(repr(a) for a in absent)}: "
+                f"rename yours with --map YOURCOLUMN={absent[0]}. Columns found: "
+                f"{[n for n in names if n != ROW]}."
             )
     canonical = C.CATALOG_COLUMNS if kind == "catalog" else C.EVENT_COLUMNS
     for col in canonical:
@@ -104,8 +109,11 @@ def _prepare(batch: Batch, kind: str, mapping: Mapping[str, str], source: str) -
 
 def _extras(table: pa.Table, kind: str) -> list[str]:
     canonical = set(C.CATALOG_COLUMNS if kind == "catalog" else C.EVENT_COLUMNS)
-    return [n for n in table.column_names if n not in canonical and not n.startswith("_")
-            and n not in (C.ATTRIBUTES, C.PROPS)]
+    return [
+        n
+        for n in table.column_names
+        if n not in canonical and not n.startswith("_") and n not in (C.ATTRIBUTES, C.PROPS)
+    ]
 
 
 def _image_ok(images: pa.ChunkedArray, base: Path, check: bool) -> pa.Array:
@@ -121,9 +129,11 @@ def _image_ok(images: pa.ChunkedArray, base: Path, check: bool) -> pa.Array:
 
 
 def _checked(con: duckdb.DuckDBPyConnection, table: pa.Table, kind: str) -> pa.Table:
-    helper = ["_image_ok"] if kind == "catalog" else [
-        f'coalesce("{C.ITEM_ID}" IN (SELECT id FROM _known_items), false) AS _item_known'
-    ]
+    helper = (
+        ["_image_ok"]
+        if kind == "catalog"
+        else [f'coalesce("{C.ITEM_ID}" IN (SELECT id FROM _known_items), false) AS _item_known']
+    )
     con.register("_batch", table)
     try:
         sql = checks.checked_sql(kind, "_batch", [*_extras(table, kind), POS], helper)
@@ -136,8 +146,9 @@ def _quarantine(q: Quarantine, batch: Batch, checked: pa.Table) -> None:
     bad = checked.filter(pc.not_equal(checked.column("_reason"), ""))
     if bad.num_rows:
         originals = batch.original_rows(bad.column(POS).to_pylist())
-        for orig, reason, row in zip(originals, bad.column("_reason").to_pylist(),
-                                     bad.column(ROW).to_pylist(), strict=True):
+        for orig, reason, row in zip(
+            originals, bad.column("_reason").to_pylist(), bad.column(ROW).to_pylist(), strict=True
+        ):
             q.add({k: v for k, v in orig.items() if not k.startswith("_")}, reason, row)
     for line in batch.bad:
         q.add_raw(line.text, f"parses: {line.reason}", line.row)
@@ -148,37 +159,49 @@ def _batches(path: Path, chunk_rows: int, encoding: str) -> Iterator[Batch]:
     yield from read_batches(path, chunk_rows=chunk_rows, encoding=encoding)
 
 
-def _store_catalog(ws: Workspace, con: duckdb.DuckDBPyConnection, good: pa.Table,
-                   extras: list[str], base: Path) -> None:
+def _store_catalog(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, good: pa.Table, extras: list[str], base: Path
+) -> None:
     import json
 
     ext = {n: good.column(n).to_pylist() for n in extras}
-    attrs = [json.dumps({k: v[i] for k, v in ext.items() if v[i] not in (None, "")},
-                        ensure_ascii=False) for i in range(good.num_rows)]
+    attrs = [
+        json.dumps({k: v[i] for k, v in ext.items() if v[i] not in (None, "")}, ensure_ascii=False)
+        for i in range(good.num_rows)
+    ]
     images = []
     for v in good.column(C.IMAGE).to_pylist():
         if v and not v.lower().startswith(("http://", "https://")) and not Path(v).is_absolute():
             v = str((base / v).resolve())
         images.append(v)
     cols = {f: good.column(f) for f in PRODUCT_FIELDS if f not in (C.ATTRIBUTES, C.IMAGE)}
-    table = pa.table({**cols, C.IMAGE: pa.array(images, pa.string()),
-                      C.ATTRIBUTES: pa.array(attrs, pa.string())})
+    table = pa.table(
+        {**cols, C.IMAGE: pa.array(images, pa.string()), C.ATTRIBUTES: pa.array(attrs, pa.string())}
+    )
     con.execute("BEGIN")
     ws.upsert_products(con, table)
     con.execute("COMMIT")
 
 
-def _source(source: Path | str | Iterable[pa.Table], chunk_rows: int,
-            encoding: str) -> tuple[str, Iterator[Batch]]:
+def _source(
+    source: Path | str | Iterable[pa.Table], chunk_rows: int, encoding: str
+) -> tuple[str, Iterator[Batch]]:
     if isinstance(source, (str, Path)):
         return str(source), _batches(Path(source), chunk_rows, encoding)
     return "<memory>", _table_batches(source)
 
 
-def ingest_catalog(ws: Workspace, source: Path | str | Iterable[pa.Table],
-                   mapping: Mapping[str, str] | None = None, *, base: Path | None = None,
-                   chunk_rows: int = 100_000, check_images: bool = True,
-                   encoding: str = "utf-8", progress: Progress | None = None) -> IngestReport:
+def ingest_catalog(
+    ws: Workspace,
+    source: Path | str | Iterable[pa.Table],
+    mapping: Mapping[str, str] | None = None,
+    *,
+    base: Path | None = None,
+    chunk_rows: int = 100_000,
+    check_images: bool = True,
+    encoding: str = "utf-8",
+    progress: Progress | None = None,
+) -> IngestReport:
     """Ingest a catalog (a CSV, JSONL or Parquet file, or tables), upserting products by id.
 
     Parameters
@@ -203,7 +226,8 @@ def ingest_catalog(ws: Workspace, source: Path | str | Iterable[pa.Table],
             for batch in batches:
                 table = _prepare(batch, "catalog", mapping or {}, path)
                 table = table.append_column(
-                    "_image_ok", _image_ok(table.column(C.IMAGE), base, check_images))
+                    "_image_ok", _image_ok(table.column(C.IMAGE), base, check_images)
+                )
                 checked = _checked(con, table, "catalog")
                 good = checked.filter(pc.equal(checked.column("_reason"), ""))
                 _quarantine(q, batch, checked)
@@ -245,8 +269,11 @@ class EventWriter:
         self.ws = ws
         self.con = con
         con.execute("CREATE OR REPLACE TEMP TABLE _known_items AS SELECT id FROM products")
-        src = (f"SELECT event_id FROM read_parquet('{ws.events.glob()}')"
-               if ws.events.files() else "SELECT NULL::VARCHAR AS event_id WHERE false")
+        src = (
+            f"SELECT event_id FROM read_parquet('{ws.events.glob()}')"
+            if ws.events.files()
+            else "SELECT NULL::VARCHAR AS event_id WHERE false"
+        )
         con.execute(f"CREATE OR REPLACE TEMP TABLE _seen AS {src}")
 
     def write(self, events: pa.Table) -> int:
@@ -282,9 +309,15 @@ class EventWriter:
         return n
 
 
-def ingest_events(ws: Workspace, source: Path | str | Iterable[pa.Table],
-                  mapping: Mapping[str, str] | None = None, *, chunk_rows: int = 100_000,
-                  encoding: str = "utf-8", progress: Progress | None = None) -> IngestReport:
+def ingest_events(
+    ws: Workspace,
+    source: Path | str | Iterable[pa.Table],
+    mapping: Mapping[str, str] | None = None,
+    *,
+    chunk_rows: int = 100_000,
+    encoding: str = "utf-8",
+    progress: Progress | None = None,
+) -> IngestReport:
     """Ingest events from a file, or from tables of string columns (the simulator's path).
 
     Raises
@@ -325,8 +358,15 @@ def _table_batches(tables: Iterable[pa.Table]) -> Iterator[Batch]:
         yield Batch(t, t)
 
 
-def validate(ws: Workspace, kind: str, path: Path, mapping: Mapping[str, str] | None = None, *,
-             chunk_rows: int = 100_000, encoding: str = "utf-8") -> tuple[int, list[CheckResult]]:
+def validate(
+    ws: Workspace,
+    kind: str,
+    path: Path,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    chunk_rows: int = 100_000,
+    encoding: str = "utf-8",
+) -> tuple[int, list[CheckResult]]:
     """Run every named check over a file without storing anything.
 
     Returns
@@ -353,11 +393,13 @@ def validate(ws: Workspace, kind: str, path: Path, mapping: Mapping[str, str] | 
         table = _prepare(batch, kind, mapping or {}, str(path))
         if kind == "catalog":
             table = table.append_column(
-                "_image_ok", _image_ok(table.column(C.IMAGE), path.resolve().parent, True))
+                "_image_ok", _image_ok(table.column(C.IMAGE), path.resolve().parent, True)
+            )
         checked = _checked(con, table, kind)
         con.register("_checked", checked)
         for name, failed, examples in con.execute(
-                checks.check_counts_sql(kind, "_checked")).fetchall():
+            checks.check_counts_sql(kind, "_checked")
+        ).fetchall():
             acc = totals.setdefault(name, [0, []])
             acc[0] += failed
             acc[1] = (acc[1] + list(examples or []))[:5]

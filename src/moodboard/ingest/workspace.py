@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,8 +47,18 @@ CREATE TABLE IF NOT EXISTS board_items (
 );
 """
 
-PRODUCT_FIELDS = (C.ID, C.TITLE, C.DESCRIPTION, C.BRAND, C.CATEGORY, C.PRICE, C.CURRENCY,
-                  C.IMAGE, C.ATTRIBUTES, C.CREATED_AT)
+PRODUCT_FIELDS = (
+    C.ID,
+    C.TITLE,
+    C.DESCRIPTION,
+    C.BRAND,
+    C.CATEGORY,
+    C.PRICE,
+    C.CURRENCY,
+    C.IMAGE,
+    C.ATTRIBUTES,
+    C.CREATED_AT,
+)
 
 
 def connect_memory() -> duckdb.DuckDBPyConnection:
@@ -156,11 +165,19 @@ class Workspace:
     def upsert_boards(self, boards: Iterable[Board]) -> int:
         """Create boards (or update their titles) and add their items."""
         boards = list(boards)
-        meta = pa.table({"id": [b.id for b in boards], "user_id": [b.user_id for b in boards],
-                         "title": pa.array([b.title for b in boards], pa.string())})
-        items = pa.table({"board_id": [b.id for b in boards for _ in b.item_ids],
-                          "item_id": pa.array([i for b in boards for i in b.item_ids],
-                                              pa.string())})
+        meta = pa.table(
+            {
+                "id": [b.id for b in boards],
+                "user_id": [b.user_id for b in boards],
+                "title": pa.array([b.title for b in boards], pa.string()),
+            }
+        )
+        items = pa.table(
+            {
+                "board_id": [b.id for b in boards for _ in b.item_ids],
+                "item_id": pa.array([i for b in boards for i in b.item_ids], pa.string()),
+            }
+        )
         with self.connect() as con:
             con.register("_boards", meta)
             con.register("_items", items)
@@ -169,8 +186,10 @@ class Workspace:
                 "INSERT INTO boards SELECT id, user_id, title, now() FROM _boards "
                 "ON CONFLICT (id) DO UPDATE SET title = coalesce(excluded.title, title)"
             )
-            con.execute("INSERT OR IGNORE INTO board_items SELECT board_id, item_id, now() "
-                        "FROM _items")
+            con.execute(
+                "INSERT OR IGNORE INTO board_items SELECT board_id, item_id, now() FROM _items"
+            )
+            con.execute("INSERT OR IGNORE INTO users SELECT DISTINCT user_id, NULL FROM _boards")
             con.execute("COMMIT")
         return len(boards)
 
@@ -211,8 +230,14 @@ class Workspace:
     # -- summary -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """Counts of products, boards, users and events by type, and the live artifact."""
-        out: dict[str, Any] = {"products": 0, "boards": 0, "users": 0, "events": {},
-                               "events_total": 0, "artifact": self.current_artifact()}
+        out: dict[str, Any] = {
+            "products": 0,
+            "boards": 0,
+            "users": 0,
+            "events": {},
+            "events_total": 0,
+            "artifact": self.current_artifact(),
+        }
         if not self.exists():
             return out
         with self.connect(read_only=True) as con:
@@ -232,10 +257,14 @@ def product_from_row(row: dict[str, Any]) -> Product:
     """A ``Product`` from a products-table row."""
     attrs = row.get(C.ATTRIBUTES)
     return Product(
-        id=row[C.ID], title=row[C.TITLE], description=row.get(C.DESCRIPTION),
-        brand=row.get(C.BRAND), category=row.get(C.CATEGORY), price=row.get(C.PRICE),
-        currency=row.get(C.CURRENCY), image=row.get(C.IMAGE),
-        attributes=json.loads(attrs) if attrs else {}, created_at=row.get(C.CREATED_AT),
+        id=row[C.ID],
+        title=row[C.TITLE],
+        description=row.get(C.DESCRIPTION),
+        brand=row.get(C.BRAND),
+        category=row.get(C.CATEGORY),
+        price=row.get(C.PRICE),
+        currency=row.get(C.CURRENCY),
+        image=row.get(C.IMAGE),
+        attributes=json.loads(attrs) if attrs else {},
+        created_at=row.get(C.CREATED_AT),
     )
-
-

@@ -56,15 +56,17 @@ class PositionBiasedClickModel:
     def attraction(self, affinity: np.ndarray) -> np.ndarray:
         """``P(attracted | examined)`` from a shopper's affinity scores."""
         s = self.settings
-        return 1.0 / (1.0 + np.exp(-(s.attraction_scale * np.asarray(affinity) +
-                                     s.attraction_offset)))
+        return 1.0 / (
+            1.0 + np.exp(-(s.attraction_scale * np.asarray(affinity) + s.attraction_offset))
+        )
 
     def click_probability(self, positions: np.ndarray, affinity: np.ndarray) -> np.ndarray:
         """``P(click)`` of items with these affinities at these positions."""
         return self.examination(positions) * self.attraction(affinity)
 
-    def sample(self, rng: np.random.Generator, positions: np.ndarray,
-               affinity: np.ndarray) -> Outcome:
+    def sample(
+        self, rng: np.random.Generator, positions: np.ndarray, affinity: np.ndarray
+    ) -> Outcome:
         """Draw the shopper's actions on one page."""
         s = self.settings
         attr = self.attraction(affinity)

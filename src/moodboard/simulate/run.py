@@ -49,8 +49,14 @@ class ShownPage:
 class PageSource(Protocol):
     """Anything that answers a simulated request with a page."""
 
-    def __call__(self, rng: np.random.Generator, shopper: Shopper, filters: dict[str, str],
-                 k: int, cursor: int) -> ShownPage: ...
+    def __call__(
+        self,
+        rng: np.random.Generator,
+        shopper: Shopper,
+        filters: dict[str, str],
+        k: int,
+        cursor: int,
+    ) -> ShownPage: ...
 
 
 class RandomizedBrowser:
@@ -62,13 +68,19 @@ class RandomizedBrowser:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def __call__(self, rng: np.random.Generator, shopper: Shopper, filters: dict[str, str],
-                 k: int, cursor: int) -> ShownPage:
+    def __call__(
+        self,
+        rng: np.random.Generator,
+        shopper: Shopper,
+        filters: dict[str, str],
+        k: int,
+        cursor: int,
+    ) -> ShownPage:
         mask = np.ones(len(self.world), dtype=bool)
         for a, v in filters.items():
             mask &= self.world.codes[a] == self.world.vocab[a].index(v)
         cand = np.flatnonzero(mask)
-        order = rng.permutation(cand)[cursor:cursor + k]
+        order = rng.permutation(cand)[cursor : cursor + k]
         return ShownPage(order, np.full(len(order), 1.0 / max(len(cand), 1)))
 
 
@@ -84,14 +96,21 @@ class SimulationResult:
 
     def as_dict(self) -> dict[str, Any]:
         """For ``--json``."""
-        return {"users": self.users, "sessions": self.sessions, "boards": self.boards,
-                "events": self.events, **self.report.as_dict()}
+        return {
+            "users": self.users,
+            "sessions": self.sessions,
+            "boards": self.boards,
+            "events": self.events,
+            **self.report.as_dict(),
+        }
 
     def summary(self) -> str:
         """One line."""
         ev = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
-        return (f"simulated {self.users} shoppers, {self.sessions} sessions, {self.boards} boards; "
-                f"events: {ev}; {self.report.summary()}")
+        return (
+            f"simulated {self.users} shoppers, {self.sessions} sessions, {self.boards} boards; "
+            f"events: {ev}; {self.report.summary()}"
+        )
 
 
 class Simulator:
@@ -107,8 +126,12 @@ class Simulator:
         Where pages come from; default ``RandomizedBrowser``.
     """
 
-    def __init__(self, world: World, settings: SimulateSettings | None = None,
-                 pages: PageSource | None = None) -> None:
+    def __init__(
+        self,
+        world: World,
+        settings: SimulateSettings | None = None,
+        pages: PageSource | None = None,
+    ) -> None:
         self.world = world
         self.settings = settings or SimulateSettings()
         self.pages = pages or RandomizedBrowser(world)
@@ -125,10 +148,13 @@ class Simulator:
 
     def boards_of(self, shopper: Shopper) -> list[Board]:
         """One board per favourite of the main attribute (article type where there is one)."""
-        attr = "articleType" if "articleType" in shopper.favourites else next(
-            iter(shopper.favourites))
-        return [Board(id=f"{shopper.user_id}-b{j}", user_id=shopper.user_id,
-                      title=f"{v} ideas") for j, v in enumerate(shopper.favourites[attr])]
+        attr = (
+            "articleType" if "articleType" in shopper.favourites else next(iter(shopper.favourites))
+        )
+        return [
+            Board(id=f"{shopper.user_id}-b{j}", user_id=shopper.user_id, title=f"{v} ideas")
+            for j, v in enumerate(shopper.favourites[attr])
+        ]
 
     def _query(self, rng: np.random.Generator, shopper: Shopper) -> dict[str, str]:
         usable = [t for t in _TEMPLATES if all(a in self.world.codes for a in t)]
@@ -159,23 +185,51 @@ class Simulator:
         boards = self.boards_of(shopper)
         board_attr = "articleType" if "articleType" in self.world.codes else None
         rng = np.random.default_rng([s.seed, n, 1])
-        cols: dict[str, list[Any]] = {k: [] for k in (
-            C.EVENT_ID, C.TS, C.USER_ID, C.TYPE, C.ITEM_ID, C.QUERY, C.SURFACE, C.POSITION,
-            C.REQUEST_ID, C.BOARD_ID, C.PROPENSITY)}
+        cols: dict[str, list[Any]] = {
+            k: []
+            for k in (
+                C.EVENT_ID,
+                C.TS,
+                C.USER_ID,
+                C.TYPE,
+                C.ITEM_ID,
+                C.QUERY,
+                C.SURFACE,
+                C.POSITION,
+                C.REQUEST_ID,
+                C.BOARD_ID,
+                C.PROPENSITY,
+            )
+        }
         counter = 0
         start_us = int(datetime.fromisoformat(s.start).timestamp() * 1e6)
 
-        def emit(ts: int, typ: str, item: str | None = None, query: str | None = None,
-                 surface: str | None = None, position: int | None = None,
-                 request: str | None = None, board: str | None = None,
-                 propensity: float | None = None) -> None:
+        def emit(
+            ts: int,
+            typ: str,
+            item: str | None = None,
+            query: str | None = None,
+            surface: str | None = None,
+            position: int | None = None,
+            request: str | None = None,
+            board: str | None = None,
+            propensity: float | None = None,
+        ) -> None:
             nonlocal counter
             counter += 1
-            for key, val in ((C.EVENT_ID, f"sim{s.seed}-{n}-{counter}"), (C.TS, ts),
-                             (C.USER_ID, shopper.user_id), (C.TYPE, typ), (C.ITEM_ID, item),
-                             (C.QUERY, query), (C.SURFACE, surface), (C.POSITION, position),
-                             (C.REQUEST_ID, request), (C.BOARD_ID, board),
-                             (C.PROPENSITY, propensity)):
+            for key, val in (
+                (C.EVENT_ID, f"sim{s.seed}-{n}-{counter}"),
+                (C.TS, ts),
+                (C.USER_ID, shopper.user_id),
+                (C.TYPE, typ),
+                (C.ITEM_ID, item),
+                (C.QUERY, query),
+                (C.SURFACE, surface),
+                (C.POSITION, position),
+                (C.REQUEST_ID, request),
+                (C.BOARD_ID, board),
+                (C.PROPENSITY, propensity),
+            ):
                 cols[key].append(val)
 
         n_sessions = 0
@@ -193,18 +247,26 @@ class Simulator:
                         emit(t, "search", query=query, surface=surface, request=request)
                     # the same order seed on every page, so page 2 continues page 1
                     order_rng = np.random.default_rng([s.seed, n, 2, n_sessions])
-                    shown = self.pages(order_rng, shopper, filters, s.page_size,
-                                       page * s.page_size)
+                    shown = self.pages(order_rng, shopper, filters, s.page_size, page * s.page_size)
                     if len(shown.items) == 0:
                         break
                     positions = np.arange(1, len(shown.items) + 1) + page * s.page_size
                     out = self.click_model.sample(
-                        rng, positions, self.world.affinity(shopper, shown.items))
+                        rng, positions, self.world.affinity(shopper, shown.items)
+                    )
                     for j, item in enumerate(shown.items):
                         iid = str(self.world.item_ids[item])
                         t += 1_000_000
-                        emit(t, "impression", iid, query, surface, int(positions[j]), request,
-                             propensity=float(shown.propensity[j]))
+                        emit(
+                            t,
+                            "impression",
+                            iid,
+                            query,
+                            surface,
+                            int(positions[j]),
+                            request,
+                            propensity=float(shown.propensity[j]),
+                        )
                     for j in np.flatnonzero(out.click | out.hide):
                         iid = str(self.world.item_ids[shown.items[j]])
                         t += int(rng.integers(2, 30)) * 1_000_000
@@ -217,8 +279,9 @@ class Simulator:
                             board = boards[0].id
                             if board_attr is not None:
                                 v = self.world.value(board_attr, int(shown.items[j]))
-                                board = next((b.id for b in boards if b.title == f"{v} ideas"),
-                                             board)
+                                board = next(
+                                    (b.id for b in boards if b.title == f"{v} ideas"), board
+                                )
                             emit(t + 1, "save", iid, query, surface, pos, request, board)
                         if out.cart[j]:
                             emit(t + 2, "add_to_cart", iid, query, surface, pos, request)
@@ -228,8 +291,9 @@ class Simulator:
         cols["_sessions"] = [n_sessions]
         return cols
 
-    def tables(self, progress: Callable[[int], None] | None = None,
-               users_per_table: int = 500) -> Iterator[pa.Table]:
+    def tables(
+        self, progress: Callable[[int], None] | None = None, users_per_table: int = 500
+    ) -> Iterator[pa.Table]:
         """The event log as tables of ``users_per_table`` users each (string-castable)."""
         s = self.settings
         self.sessions = 0
@@ -268,19 +332,24 @@ def write_tastes(ws: Workspace, sim: Simulator) -> None:
 
 def load_tastes(ws: Workspace) -> dict[str, dict[str, tuple[str, ...]]]:
     """The true favourite values of each simulated shopper, by attribute, most liked first."""
-    t = pq.read_table(ws.root / TASTES_FILE).sort_by([("user_id", "ascending"),
-                                                      ("attribute", "ascending"),
-                                                      ("rank", "ascending")])
+    t = pq.read_table(ws.root / TASTES_FILE).sort_by(
+        [("user_id", "ascending"), ("attribute", "ascending"), ("rank", "ascending")]
+    )
     out: dict[str, dict[str, list[str]]] = {}
-    for u, a, v in zip(*(t.column(c).to_pylist() for c in ("user_id", "attribute", "value")),
-                       strict=True):
+    for u, a, v in zip(
+        *(t.column(c).to_pylist() for c in ("user_id", "attribute", "value")), strict=True
+    ):
         out.setdefault(u, {}).setdefault(a, []).append(v)
     return {u: {a: tuple(v) for a, v in d.items()} for u, d in out.items()}
 
 
-def run_simulation(ws: Workspace, settings: SimulateSettings | None = None, *,
-                   pages: PageSource | None = None,
-                   progress: Callable[[int], None] | None = None) -> SimulationResult:
+def run_simulation(
+    ws: Workspace,
+    settings: SimulateSettings | None = None,
+    *,
+    pages: PageSource | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
     """Simulate shoppers over the workspace catalog and ingest what they did.
 
     Raises

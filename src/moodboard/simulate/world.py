@@ -73,8 +73,9 @@ class World:
     titles: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
 
     @classmethod
-    def from_products(cls, products: pa.Table,
-                      attributes: Sequence[str] = TASTE_ATTRIBUTES) -> World:
+    def from_products(
+        cls, products: pa.Table, attributes: Sequence[str] = TASTE_ATTRIBUTES
+    ) -> World:
         """Build the world from a products table (as ``Workspace.products_table``).
 
         Attributes present in at least half of the products are used; a catalog with none of
@@ -98,8 +99,9 @@ class World:
             paths = [(c or "").split("/") for c in products.column(C.CATEGORY).to_pylist()]
             depth = max(len(p) for p in paths)
             for lvl in range(depth):
-                values[f"category_{lvl + 1}"] = [p[lvl] if len(p) > lvl and p[lvl] else None
-                                                 for p in paths]
+                values[f"category_{lvl + 1}"] = [
+                    p[lvl] if len(p) > lvl and p[lvl] else None for p in paths
+                ]
         codes, vocab = {}, {}
         for a, col in values.items():
             vocab[a] = sorted({v for v in col if v is not None})
@@ -109,7 +111,9 @@ class World:
         has_price = np.isfinite(prices).mean() >= 0.5
         return cls(
             item_ids=np.asarray(products.column(C.ID).to_pylist(), dtype=object),
-            codes=codes, vocab=vocab, prices=prices if has_price else None,
+            codes=codes,
+            vocab=vocab,
+            prices=prices if has_price else None,
             titles=np.asarray(products.column(C.TITLE).to_pylist(), dtype=object),
         )
 

@@ -1,0 +1,57 @@
+"""Dependencies point down the data's path (ARCHITECTURE.md, section 2)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[1] / "src" / "moodboard"
+# package -> the moodboard packages it may import
+ALLOWED = {
+    "data": {"errors"},  # errors is a leaf: every package may raise ours
+    "errors": set(),
+    "config": {"errors"},
+    "ingest": {"data", "errors", "config"},
+    "datasets": {"data", "errors", "config", "ingest"},
+    "pipelines": {"data", "errors", "config", "ingest"},
+    "understand": {"data", "errors", "config"},
+    "retrieve": {"data", "errors", "config", "understand"},
+    "rank": {"data", "errors", "config", "understand", "retrieve"},
+    "blend": {"data", "errors", "config"},
+    "simulate": {"data", "errors", "config", "ingest"},
+    "evaluate": {"data", "errors", "config", "datasets"},
+    "experiment": {"data", "errors", "config"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("moodboard"):
+            out.add(node.module.split(".")[1] if "." in node.module else "")
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("moodboard.")}
+    return out - {""}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_is_upstream(package: str) -> None:
+    files = (
+        [SRC / f"{package}.py"]
+        if (SRC / f"{package}.py").exists()
+        else sorted((SRC / package).rglob("*.py"))
+    )
+    for f in files:
+        bad = _imports(f) - ALLOWED[package] - {package}
+        assert not bad, f"{f.relative_to(SRC)} imports {sorted(bad)}"
+
+
+def test_modules_stay_small() -> None:
+    big = [
+        (str(p.relative_to(SRC)), n)
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 450
+    ]
+    assert not big, big

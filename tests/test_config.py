@@ -1,0 +1,44 @@
+"""The sample config parses, states every default, and env vars override it."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from moodboard.config import Settings, load_settings
+
+SAMPLE = Path(__file__).parents[1] / "configs" / "moodboard.toml"
+
+
+def test_sample_config_loads_and_equals_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(SAMPLE))
+    from_file = load_settings()
+    monkeypatch.delenv("MOODBOARD_CONFIG")
+    monkeypatch.chdir(SAMPLE.parent.parent / "tests")  # no moodboard.toml here
+    assert from_file == Settings()
+    raw = tomllib.loads(SAMPLE.read_text())
+    assert set(raw) >= {"workspace", "ingest", "simulate", "serve"}
+    assert set(raw["simulate"]["click_model"]) == set(Settings().simulate.click_model.model_fields)
+
+
+def test_env_overrides_file_and_bad_values_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(SAMPLE))
+    monkeypatch.setenv("MOODBOARD_INGEST__CHUNK_ROWS", "5000")
+    monkeypatch.setenv("MOODBOARD_WORKSPACE", "/tmp/elsewhere")
+    s = load_settings()
+    assert s.ingest.chunk_rows == 5000 and s.workspace == Path("/tmp/elsewhere")
+    assert load_settings(workspace=Path("/x")).workspace == Path("/x")
+    monkeypatch.setenv("MOODBOARD_INGEST__CHUNK_ROWS", "3")
+    with pytest.raises(ValidationError, match="chunk_rows"):
+        load_settings()
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "moodboard.toml"
+    bad.write_text("[ingest]\nchunk_rowz = 10\n")
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(bad))
+    with pytest.raises(ValidationError, match="chunk_rowz"):
+        load_settings()

@@ -268,9 +268,21 @@ def _not_built(verb: str, issue: str) -> None:
 
 
 @app.command()
-def build(workspace: WorkspaceOpt = None) -> None:
-    """Build a new artifact version (indexes, models) from the workspace."""
-    _not_built("build", "it arrives with the search stack")
+def build(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Build a new artifact version (indexes, models, manifest) and make it live."""
+    from moodboard.serve.build import build as build_artifact
+
+    ws = _workspace(workspace)
+    with _errors(), err.status("building") as status:
+        manifest = build_artifact(ws, say=lambda m: status.update(m))
+    if as_json:
+        out.print_json(json.dumps(manifest))
+    else:
+        out.print(
+            f"built {manifest['version']} (live): "
+            + ", ".join(f"{k} {v}s" for k, v in manifest["timings_s"].items()),
+            highlight=False,
+        )
 
 
 @app.command()
@@ -279,10 +291,94 @@ def serve(workspace: WorkspaceOpt = None, host: str | None = None, port: int | N
     _not_built("serve", "it arrives with the HTTP API")
 
 
-@app.command()
-def evaluate(what: Annotated[str, typer.Argument(help="search or recs")] = "search") -> None:
-    """Offline evaluation of search or recommendations."""
-    _not_built("evaluate", "it arrives with the search and recommendation stacks")
+evaluate_app = typer.Typer(
+    help="Offline evaluation of search and recommendations.", no_args_is_help=True
+)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("search")
+def evaluate_search_cmd(
+    train: Annotated[Path | None, typer.Option(help="Judgments to learn from.")] = None,
+    test: Annotated[Path | None, typer.Option(help="Judgments to measure on.")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Split a public dataset instead of --train/--test: home-depot."),
+    ] = None,
+    test_fraction: Annotated[float, typer.Option(help="Query share held out.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the learners.")] = 0,
+    finetune: Annotated[
+        bool, typer.Option(help="Fine-tune the text encoder on the training judgments.")
+    ] = True,
+    understand: Annotated[
+        bool,
+        typer.Option(help="Query understanding (spelling) before retrieval, for every method."),
+    ] = True,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Embedding cache and tuned model [default: a temporary folder]"),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """NDCG@10 and MRR of bm25, dense, hybrid and ltr on graded judgments (Home Depot layout).
+
+    Ranking is over all indexed products; learning uses --train only.
+    """
+    from moodboard.evaluate.search import (
+        SearchEvalConfig,
+        SearchEvaluation,
+        read_judgments,
+        split_queries,
+    )
+
+    with _errors():
+        if dataset is not None:
+            if dataset != "home-depot":
+                _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
+            from moodboard.datasets import load_home_depot
+
+            tr, te = split_queries(load_home_depot(), test_fraction, seed)
+        elif train is not None and test is not None:
+            tr, te = read_judgments(train), read_judgments(test)
+        else:
+            _fail("give --train and --test files, or --dataset home-depot")
+        cfg = SearchEvalConfig(seed=seed)
+        if not finetune:
+            cfg = cfg.model_copy(update={"finetune": None})
+        rewrite = _query_rewriter(tr, te) if understand else None
+        with err.status("evaluating search") as status:
+            report = SearchEvaluation(cfg, rewrite=rewrite, work_dir=work_dir).run(
+                tr, te, progress=lambda m: status.update(m) if not as_json else None
+            )
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    t = Table(
+        title=f"search on {report.queries:,} test queries ({report.left_out} left out: "
+        "all judged gains 0)"
+    )
+    for c in ("method", "NDCG@10", "MRR"):
+        t.add_column(c)
+    for m, r in report.methods.items():
+        t.add_row(m, f"{r['ndcg@10']:.4f}", f"{r['mrr']:.4f}")
+    out.print(t)
+
+
+def _query_rewriter(*frames: Any) -> Callable[[str], str]:
+    """Query understanding fitted on the judged products' titles: corrected text."""
+    import pandas as pd
+
+    from moodboard.data import Product
+    from moodboard.understand.query import QueryUnderstanding, QueryUnderstandingConfig
+
+    prods = pd.concat(frames).drop_duplicates("product_uid")
+    qu = QueryUnderstanding(QueryUnderstandingConfig(bare_price_ranges=False)).fit(
+        [
+            Product(id=str(u), title=str(t))
+            for u, t in zip(prods["product_uid"], prods["product_title"], strict=True)
+        ]
+    )
+    return lambda q: qu(q).text or q
 
 
 @app.command()

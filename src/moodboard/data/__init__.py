@@ -2,6 +2,8 @@
 
 from moodboard.data import columns
 from moodboard.data.candidates import Candidates
+from moodboard.data.catalog import Catalog
+from moodboard.data.filters import ItemFilter
 from moodboard.data.idmap import IdMap
 from moodboard.data.records import ACTIONS, Board, Event, EventType, Product
 from moodboard.data.request import Page, PageItem, Request, new_request_id
@@ -10,9 +12,11 @@ __all__ = [
     "ACTIONS",
     "Board",
     "Candidates",
+    "Catalog",
     "Event",
     "EventType",
     "IdMap",
+    "ItemFilter",
     "Page",
     "PageItem",
     "Product",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -63,6 +64,23 @@ class Product(BaseModel):
     image: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
     created_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], attributes: Mapping[str, str]) -> Product:
+        """A product from a row with the canonical catalog columns (missing ones are None)."""
+        price = row.get("price")
+        return cls(
+            id=row["id"],
+            title=row["title"],
+            description=row.get("description"),
+            brand=row.get("brand"),
+            category=row.get("category"),
+            price=float(price) if price is not None else None,
+            currency=row.get("currency"),
+            image=row.get("image"),
+            attributes=dict(attributes),
+            created_at=row.get("created_at"),
+        )
 
     @property
     def category_path(self) -> tuple[str, ...]:

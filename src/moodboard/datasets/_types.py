@@ -59,19 +59,7 @@ class CatalogData:
         """
         attrs = self.attribute_columns
         for row in self.products.to_pylist():
-            price = row.get(C.PRICE)
-            yield Product(
-                id=row[C.ID],
-                title=row[C.TITLE],
-                description=row.get(C.DESCRIPTION),
-                brand=row.get(C.BRAND),
-                category=row.get(C.CATEGORY),
-                price=float(price) if price is not None else None,
-                currency=row.get(C.CURRENCY),
-                image=row.get(C.IMAGE),
-                attributes={a: row[a] for a in attrs if row[a] is not None},
-                created_at=row.get(C.CREATED_AT),
-            )
+            yield Product.from_row(row, {a: row[a] for a in attrs if row[a] is not None})
 
     def __len__(self) -> int:
         return self.products.num_rows

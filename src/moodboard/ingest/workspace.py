@@ -256,15 +256,4 @@ class Workspace:
 def product_from_row(row: dict[str, Any]) -> Product:
     """A ``Product`` from a products-table row."""
     attrs = row.get(C.ATTRIBUTES)
-    return Product(
-        id=row[C.ID],
-        title=row[C.TITLE],
-        description=row.get(C.DESCRIPTION),
-        brand=row.get(C.BRAND),
-        category=row.get(C.CATEGORY),
-        price=row.get(C.PRICE),
-        currency=row.get(C.CURRENCY),
-        image=row.get(C.IMAGE),
-        attributes=json.loads(attrs) if attrs else {},
-        created_at=row.get(C.CREATED_AT),
-    )
+    return Product.from_row(row, json.loads(attrs) if attrs else {})

@@ -1,0 +1,158 @@
+"""Encoder throughput on the real fashion catalog: titles/s and images/s.
+
+Text: the 9,583 ``productDisplayName`` titles of ``styles.csv`` (7,109 distinct; the encoder
+embeds each distinct text once), fp32 vs bf16, cold (no cache) and cached (a second pass over a
+filled ``EmbeddingCache``), plus the latency of one title. Image: the first 1,000 images of
+``images/`` (224 x 224 JPEGs) end to end from their paths (read, hash, decode, model), and the
+two halves apart: decode only (into the batch buffer, thread pool) and model only (decoded
+batches). Targets (issue): >= 1,500 titles/s and >= 150 images/s end to end on 2 cores.
+
+Usage: ``MOODBOARD_DATASETS=/path python bench/encoders.py [--images 1000] [--threads N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report
+
+from moodboard.datasets.fashion import read_styles
+from moodboard.understand.cache import EmbeddingCache
+from moodboard.understand.image import ImageEncoder, ImageEncoderConfig, _decode_into, _load
+from moodboard.understand.text import TextEncoder, TextEncoderConfig
+
+COLUMNS = ["encoder", "mode", "items", "seconds", "per_second"]
+
+
+def _best(fn: Callable[[], Any], repeat: int) -> float:
+    """The fastest of ``repeat`` timed runs, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _row(encoder: str, mode: str, items: int, seconds: float) -> dict[str, Any]:
+    return {
+        "encoder": encoder,
+        "mode": mode,
+        "items": items,
+        "seconds": round(seconds, 3),
+        "per_second": items / seconds,
+    }
+
+
+def bench_text(titles: list[str], threads: int | None, repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    for bf16 in (False, True):
+        enc = TextEncoder(TextEncoderConfig(bf16=bf16, threads=threads))
+        enc.encode(titles[:256])  # load the model, warm the kernels
+        label = "bf16" if bf16 else "fp32"
+        seconds = _best(lambda e=enc: e.encode(titles), repeat)
+        rows.append(_row("text", f"{label} cold", len(titles), seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(Path(tmp), dim=enc.dim, name=enc.cache_name)
+        enc.encode(titles, cache=cache)
+        rows.append(
+            _row(
+                "text",
+                "bf16 cached",
+                len(titles),
+                _best(lambda: enc.encode(titles, cache=cache), repeat),
+            )
+        )
+    one = [titles[i] for i in range(0, len(titles), len(titles) // 200)][:200]
+    lat = sorted(_best(lambda t=t: enc.encode([t]), 1) for t in one)
+    rows.append(_row("text", "bf16 one title (p50)", 1, lat[len(lat) // 2]))
+    return rows
+
+
+def bench_image(paths: list[Path], threads: int | None, repeat: int) -> list[dict[str, Any]]:
+    rows = []
+    cfg = ImageEncoderConfig(threads=threads)
+    enc = ImageEncoder(cfg)
+    enc.encode_paths(paths[:64])  # load the model, warm the kernels
+    n = len(paths)
+    rows.append(
+        _row("image", "bf16 end to end (paths)", n, _best(lambda: enc.encode_paths(paths), repeat))
+    )
+
+    blobs = [p.read_bytes() for p in paths]
+    size = cfg.image_size
+    decoded = np.empty((n, size, size, 3), dtype=np.uint8)
+
+    def decode() -> None:
+        with ThreadPoolExecutor(cfg.decode_threads) as pool:
+            list(pool.map(_decode_into, blobs, decoded))
+
+    rows.append(_row("image", "decode only", n, _best(decode, repeat)))
+    model = _load(cfg.image_size, cfg.channels_last)
+
+    def forward(c: ImageEncoderConfig) -> Callable[[], None]:
+        def run() -> None:
+            for s in range(0, n, c.batch_size):
+                enc._forward(model, decoded[s : s + c.batch_size], c)
+
+        return run
+
+    rows.append(_row("image", "bf16 model only", n, _best(forward(cfg), repeat)))
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EmbeddingCache(Path(tmp), dim=enc.dim, name=enc.cache_name)
+        enc.encode_paths(paths, cache=cache)
+        rows.append(
+            _row(
+                "image",
+                "bf16 cached (paths)",
+                n,
+                _best(lambda: enc.encode_paths(paths, cache=cache), repeat),
+            )
+        )
+    few = paths[:160]
+    fp32 = ImageEncoder(ImageEncoderConfig(bf16=False, threads=threads))
+    fp32.encode_paths(few[:32])
+    rows.append(
+        _row("image", "fp32 end to end (paths)", len(few), _best(lambda: fp32.encode_paths(few), 1))
+    )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs per row; the best counts")
+    args = ap.parse_args()
+    root = os.environ.get("MOODBOARD_DATASETS")
+    folder = Path(root or ".") / "fashion-product-images-small"
+    if not root or not (folder / "styles.csv").is_file():
+        sys.exit("Set MOODBOARD_DATASETS to the folder holding fashion-product-images-small/.")
+    styles = read_styles(folder / "styles.csv")
+    titles = [r["productDisplayName"] or "" for r in styles]
+    paths = sorted((folder / "images").glob("*.jpg"))[: args.images]
+    rows = bench_text(titles, args.threads, args.repeat) + bench_image(
+        paths, args.threads, args.repeat
+    )
+    import torch
+
+    wait = os.environ.get("OMP_WAIT_POLICY", "unset")
+    note = f"torch threads {args.threads or torch.get_num_threads()}, OMP_WAIT_POLICY={wait}"
+    for r in rows:
+        r["note"] = note
+    report("encoders", rows, COLUMNS)
+
+
+if __name__ == "__main__":
+    main()

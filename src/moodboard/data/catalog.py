@@ -1,0 +1,99 @@
+"""The catalog as columns: what retrieval, ranking and blending read about items."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from moodboard.data import columns as C
+from moodboard.data.idmap import IdMap
+
+
+def _obj(values: Iterable[object]) -> np.ndarray:
+    return np.asarray([None if v is None else str(v) for v in values], dtype=object)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Immutable item columns in internal-index order.
+
+    Attributes
+    ----------
+    ids
+        External ids <-> internal indices.
+    title, description, brand, category, image
+        Object arrays (None where missing).
+    price
+        float64, NaN where missing.
+    attributes
+        Per attribute name, an object array of values (None where missing).
+    """
+
+    ids: IdMap
+    title: np.ndarray
+    description: np.ndarray
+    brand: np.ndarray
+    category: np.ndarray
+    price: np.ndarray
+    image: np.ndarray
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Catalog:
+        """From a products table (``Workspace.products_table`` layout, attributes as JSON)."""
+        n = table.num_rows
+        names = set(table.column_names)
+
+        def col(name: str) -> np.ndarray:
+            return _obj(table.column(name).to_pylist()) if name in names else _obj([None] * n)
+
+        attrs: dict[str, list[object]] = {}
+        if C.ATTRIBUTES in names:
+            for i, raw in enumerate(table.column(C.ATTRIBUTES).to_pylist()):
+                for k, v in (json.loads(raw) if raw else {}).items():
+                    attrs.setdefault(k, [None] * n)[i] = v
+        price = (
+            np.asarray(table.column(C.PRICE).to_pylist(), dtype=object)
+            if C.PRICE in names
+            else np.full(n, None)
+        )
+        return cls(
+            ids=IdMap(table.column(C.ID).to_pylist()),
+            title=col(C.TITLE),
+            description=col(C.DESCRIPTION),
+            brand=col(C.BRAND),
+            category=col(C.CATEGORY),
+            price=np.array([np.nan if p is None else float(p) for p in price], dtype=np.float64),
+            image=col(C.IMAGE),
+            attributes={k: _obj(v) for k, v in attrs.items()},
+        )
+
+    @classmethod
+    def from_titles(cls, ids: Sequence[str], titles: Sequence[str]) -> Catalog:
+        """A catalog of ids and titles only (e.g. a relevance-judgment file)."""
+        n = len(ids)
+        none = _obj([None] * n)
+        return cls(IdMap(ids), _obj(titles), none, none, none, np.full(n, np.nan), none)
+
+    def attribute(self, name: str) -> np.ndarray:
+        """One attribute's values (all None when the catalog lacks it)."""
+        return self.attributes.get(name, _obj([None] * len(self)))
+
+    def search_text(self, i: int) -> str:
+        """Title, brand, category and attribute values of item ``i``, for text embeddings."""
+        parts = [self.title[i], self.brand[i]]
+        if self.category[i]:
+            parts.append(self.category[i].replace("/", " "))
+        parts += [v[i] for v in self.attributes.values()]
+        return " ".join(str(p) for p in parts if p)
+
+    def leaf_category(self) -> np.ndarray:
+        """The last level of each item's category path (None where missing)."""
+        return _obj(c.rsplit("/", 1)[-1] if c else None for c in self.category)

@@ -1,0 +1,76 @@
+"""Fusion of named candidate lists into one, keeping each item's provenance.
+
+``rrf``: weighted reciprocal-rank fusion, ``sum_s w_s / (k + rank_s(i))``. ``zscore``: the
+weighted sum of each source's scores standardized per query (items a source did not return get
+that source's minimum). Either way every source's own score stays on the result as a column
+named after the source (NaN where it did not return the item), and ``sources`` lists every
+source that returned the item, joined by ``+``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from moodboard.data import Candidates
+from moodboard.data import columns as C
+
+
+class FuseConfig(BaseModel):
+    """How to fuse."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["rrf", "zscore"] = "rrf"
+    k: float = Field(default=60.0, ge=0)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
+class Fuser:
+    """Fuses named candidate lists.
+
+    Parameters
+    ----------
+    config
+        Method, RRF constant and a weight per source name (default 1).
+    """
+
+    def __init__(self, config: FuseConfig | None = None) -> None:
+        self.config = config or FuseConfig()
+
+    def __call__(self, parts: Mapping[str, Candidates], k: int | None = None) -> Candidates:
+        """The fused list, best first, cut to ``k`` when given."""
+        parts = {n: c for n, c in parts.items() if len(c)}
+        if not parts:
+            return Candidates.empty()
+        items = np.unique(np.concatenate([c.items for c in parts.values()]))
+        pos = {int(i): j for j, i in enumerate(items)}
+        fused = np.zeros(len(items))
+        columns: dict[str, np.ndarray] = {}
+        provenance = [[] for _ in items]
+        for name, cand in parts.items():
+            w = self.config.weights.get(name, 1.0)
+            rows = np.fromiter((pos[int(i)] for i in cand.items), dtype=np.int64, count=len(cand))
+            raw = cand.score(C.RETRIEVAL).astype(np.float64)
+            col = np.full(len(items), np.nan)
+            col[rows] = raw
+            columns[name] = col
+            if self.config.method == "rrf":
+                fused[rows] += w / (self.config.k + np.arange(1, len(cand) + 1))
+            else:
+                sd = raw.std()
+                z = (raw - raw.mean()) / sd if sd > 0 else np.zeros_like(raw)
+                filled = np.full(len(items), z.min() if len(z) else 0.0)
+                filled[rows] = z
+                fused += w * filled
+            for r in rows:
+                provenance[r].append(name)
+        order = np.argsort(-fused, kind="stable")
+        if k is not None:
+            order = order[:k]
+        srcs = np.asarray(["+".join(provenance[j]) for j in order], dtype=object)
+        scores = {C.RETRIEVAL: fused[order], **{n: v[order] for n, v in columns.items()}}
+        return Candidates(items[order], scores, srcs)

@@ -1,0 +1,1 @@
+"""Serving: artifact build and registry (the HTTP app arrives with the API)."""

@@ -1,0 +1,190 @@
+"""``moodboard build``: a new artifact version from the workspace, made live only if whole.
+
+The version is built in ``artifacts/.building-<version>``, renamed into place, and only then
+named by ``CURRENT``; a failed build leaves the live version untouched.
+
+Layout of a version::
+
+    products.parquet      the catalog snapshot the indexes were built on
+    lexical/              tantivy index (lexical/bm25)
+    dense_text/           FAISS index + vectors of text embeddings (dense/text)
+    visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
+    popular/              time-decayed popularity (popular/trending)
+    understand/           query understanding (spelling, lexicons, intent)
+    manifest.json         what, from which data, with which parameters, and timings
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from moodboard import __version__
+from moodboard.data import Catalog
+from moodboard.errors import InputError
+from moodboard.ingest import Workspace
+from moodboard.pipelines import connect, popularity_table
+from moodboard.retrieve import BM25Source, DenseSource, PopularSource
+from moodboard.understand.cache import EmbeddingCache
+from moodboard.understand.image import ImageEncoder
+from moodboard.understand.query import QueryUnderstanding
+from moodboard.understand.text import TextEncoder
+
+_log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+def _text_vectors(ws: Workspace, catalog: Catalog) -> tuple[np.ndarray, dict[str, Any]]:
+    enc = TextEncoder()
+    cache = EmbeddingCache(ws.root / "cache" / "embeddings", enc.dim, enc.cache_name)
+    vecs = enc.encode([catalog.search_text(i) for i in range(len(catalog))], cache=cache)
+    return vecs, {"encoder": enc.cache_name, "dim": enc.dim}
+
+
+def _image_vectors(ws: Workspace, catalog: Catalog) -> tuple[np.ndarray, np.ndarray] | None:
+    has = np.array([bool(p) and Path(p).is_file() for p in catalog.image])
+    if not has.any():
+        return None
+    enc = ImageEncoder()
+    cache = EmbeddingCache(ws.root / "cache" / "embeddings", enc.dim, enc.cache_name)
+    vecs = np.zeros((len(catalog), enc.dim), dtype=np.float32)
+    idx = np.flatnonzero(has)
+    vecs[idx] = enc.encode_paths([catalog.image[i] for i in idx], cache=cache)
+    return vecs, has
+
+
+def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource) -> np.ndarray:
+    scores = np.zeros(len(catalog))
+    if not ws.events.files():
+        return scores
+    t = popularity_table(
+        connect("duckdb"), ws.events.glob(), source.config.weights, source.config.half_life_days
+    )
+    idx = catalog.ids.indices(t.column("item_id").to_pylist(), missing=-1)
+    ok = idx >= 0
+    scores[idx[ok]] = np.asarray(t.column("score").to_pylist(), dtype=np.float64)[ok]
+    return scores
+
+
+def _search_queries(ws: Workspace) -> list[str]:
+    if not ws.events.files():
+        return []
+    con = connect("duckdb")
+    t = con.read_parquet(ws.events.glob())
+    q = t.filter((t.type == "search") & t.query.notnull()).select("query")
+    return [r for r in q.to_pyarrow().column(0).to_pylist() if r]
+
+
+def build(ws: Workspace, say: Say | None = None) -> dict[str, Any]:
+    """Build every component from the workspace and make the new version live.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    InputError
+        If the workspace has no products.
+    """
+    say = say or (lambda m: _log.info(m))
+    products = ws.products_table()
+    if products.num_rows == 0:
+        raise InputError(f"The workspace {ws.root} has no products: ingest a catalog first.")
+    catalog = Catalog.from_table(products)
+    version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ")
+    tmp = ws.artifacts_dir / f".building-{version}"
+    tmp.mkdir(parents=True)
+    timings: dict[str, float] = {}
+    components: dict[str, Any] = {}
+
+    def step(name: str, message: str) -> Callable[[], None]:
+        say(message)
+        t0 = time.perf_counter()
+        return lambda: timings.__setitem__(name, round(time.perf_counter() - t0, 2))
+
+    try:
+        pq.write_table(products, tmp / "products.parquet")
+        done = step("lexical", f"indexing {len(catalog):,} products with tantivy")
+        lex = BM25Source().fit(catalog, path=tmp / "lexical")
+        lex.save(tmp / "lexical")
+        components["lexical/bm25"] = {"path": "lexical", "config": lex.config.model_dump()}
+        done()
+        done = step("dense_text", f"embedding {len(catalog):,} product texts")
+        vecs, meta = _text_vectors(ws, catalog)
+        dense = DenseSource().fit(catalog, vectors=vecs)
+        dense.save(tmp / "dense_text")
+        components["dense/text"] = {
+            "path": "dense_text",
+            **meta,
+            "index": type(dense._index).__name__,
+        }
+        done()
+        done = step("visual_image", "embedding product images")
+        images = _image_vectors(ws, catalog)
+        if images is not None:
+            visual = DenseSource(name="visual/image").fit(catalog, vectors=images[0])
+            visual.save(tmp / "visual_image")
+            np.save(tmp / "visual_image" / "has_image.npy", images[1])
+            components["visual/image"] = {
+                "path": "visual_image",
+                "images": int(images[1].sum()),
+                "dim": int(images[0].shape[1]),
+            }
+        done()
+        done = step("popular", "computing popularity from the event log")
+        pop = PopularSource()
+        pop.fit(catalog, scores=_popularity(ws, catalog, pop))
+        pop.save(tmp / "popular")
+        components["popular/trending"] = {
+            "path": "popular",
+            "config": pop.config.model_dump(),
+            "items_with_engagement": int((pop.scores > 0).sum()),
+        }
+        done()
+        done = step("understand", "fitting query understanding")
+        queries = _search_queries(ws)
+        qu = QueryUnderstanding().fit(catalog_products(products), queries=queries)
+        qu.save(tmp / "understand")
+        components["understand"] = {"path": "understand", "queries": len(queries)}
+        done()
+        status = ws.status()
+        manifest = {
+            "version": version,
+            "moodboard": __version__,
+            "created_at": datetime.now(UTC).isoformat(),
+            "data": {
+                "products": status["products"],
+                "events": status["events"],
+                "events_total": status["events_total"],
+                "users": status["users"],
+            },
+            "components": components,
+            "timings_s": timings,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        final = ws.artifacts_dir / version
+        tmp.rename(final)
+        ws.set_current(version)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"built {version}")
+    return manifest
+
+
+def catalog_products(products: Any) -> list[Any]:
+    """``Product`` objects of a products table."""
+    from moodboard.ingest.workspace import product_from_row
+
+    return [product_from_row(r) for r in products.to_pylist()]

@@ -125,5 +125,10 @@ def test_validate_events_prints_pass_fail_with_examples(tmp_path: Path) -> None:
 
 
 def test_unbuilt_verbs_say_so(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["build", "-w", str(tmp_path)])
+    res = runner.invoke(app, ["serve", "-w", str(tmp_path)])
     assert res.exit_code == 2 and "not built yet" in res.output
+
+
+def test_build_of_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["build", "-w", str(tmp_path / "ws")])
+    assert res.exit_code == 2 and "ingest a catalog first" in res.output

@@ -402,7 +402,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
 ) -> None:
-    """Ingest the fashion catalog, simulate shoppers and print the workspace summary."""
+    """Ingest the fashion catalog, simulate shoppers, build, and print the workspace summary."""
     from moodboard.datasets import ingest_dataset
     from moodboard.simulate import run_simulation
 
@@ -422,6 +422,17 @@ def demo(
             out.print(result.summary(), highlight=False)
         else:
             out.print("events: already in the workspace", highlight=False)
+        if ws.current_artifact() is None:
+            from moodboard.serve.build import build as build_artifact
+
+            with err.status("building") as status:
+                manifest = build_artifact(ws, say=lambda m: status.update(m))
+            out.print(
+                f"built {manifest['version']} in {sum(manifest['timings_s'].values()):.0f} s",
+                highlight=False,
+            )
+        else:
+            out.print(f"artifact: {ws.current_artifact()} already live", highlight=False)
     print_status(ws.status())
     if not no_serve:
         err.print(

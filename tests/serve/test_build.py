@@ -1,0 +1,89 @@
+"""`moodboard build` makes a complete artifact live, or nothing at all."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from moodboard.config import SimulateSettings
+from moodboard.datasets import load_fashion
+from moodboard.ingest import Workspace, ingest_catalog
+from moodboard.serve.build import build
+from moodboard.serve.registry import Engine
+from moodboard.simulate import run_simulation
+
+
+@pytest.fixture(scope="module")
+def small_ws(datasets_root, tmp_path_factory) -> Workspace:
+    data = load_fashion()
+    t = data.products
+    keep = [
+        i
+        for i, a in enumerate(t.column("articleType").to_pylist())
+        if a in ("Shirts", "Tshirts", "Jeans", "Dresses", "Handbags", "Watches")
+    ][:600]
+    ws = Workspace(tmp_path_factory.mktemp("build") / "ws")
+    assert ingest_catalog(ws, [t.take(keep)]).quarantined == 0
+    run_simulation(ws, SimulateSettings(users=60, days=2))
+    return ws
+
+
+@pytest.fixture(scope="module")
+def engine(small_ws: Workspace) -> Engine:
+    manifest = build(small_ws)
+    assert small_ws.current_artifact() == manifest["version"]
+    return Engine.load(small_ws)
+
+
+def test_artifact_has_every_component_and_a_manifest(small_ws: Workspace, engine: Engine) -> None:
+    path = small_ws.artifacts_dir / engine.version
+    for part in (
+        "lexical",
+        "dense_text",
+        "visual_image",
+        "popular",
+        "understand",
+        "products.parquet",
+    ):
+        assert (path / part).exists(), part
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["data"]["products"] == len(engine.catalog) == 600
+    assert manifest["data"]["events_total"] > 0
+    assert manifest["components"]["visual/image"]["images"] == 600
+    assert manifest["components"]["popular/trending"]["items_with_engagement"] > 0
+    assert set(manifest["timings_s"]) >= {"lexical", "dense_text", "visual_image", "understand"}
+    assert not list(small_ws.artifacts_dir.glob(".building-*"))
+
+
+def test_search_understands_attributes_and_price(engine: Engine) -> None:
+    res = engine.search("navy blue shirt for men", k=10)
+    assert res.parsed.genders == ("men",) and "navy blue" in res.parsed.colours
+    top = [engine.catalog.attribute("articleType")[i] for i in res.candidates.items[:10]]
+    assert top.count("Shirts") >= 8
+    colours = [engine.catalog.attribute("baseColour")[i] for i in res.candidates.items[:5]]
+    assert colours.count("Navy Blue") >= 3
+    assert set(res.timings_ms) >= {"understand", "lexical/bm25", "dense/text", "total"}
+
+
+def test_typos_are_corrected_before_retrieval(engine: Engine) -> None:
+    res = engine.search("jeens", k=10)
+    assert res.parsed.corrections.get("jeens") == "jeans"
+    top = [engine.catalog.attribute("articleType")[i] for i in res.candidates.items[:10]]
+    assert top.count("Jeans") >= 8
+
+
+def test_a_failed_build_changes_nothing(
+    small_ws: Workspace, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moodboard.serve import build as build_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(build_module.QueryUnderstanding, "fit", boom)
+    before = small_ws.current_artifact()
+    with pytest.raises(RuntimeError, match="disk full"):
+        build(small_ws)
+    assert small_ws.current_artifact() == before
+    assert not list(small_ws.artifacts_dir.glob(".building-*"))

@@ -327,6 +327,7 @@ def evaluate_search_cmd(
     from moodboard.evaluate.search import (
         SearchEvalConfig,
         SearchEvaluation,
+        judged_catalog_rewriter,
         read_judgments,
         split_queries,
     )
@@ -345,7 +346,7 @@ def evaluate_search_cmd(
         cfg = SearchEvalConfig(seed=seed)
         if not finetune:
             cfg = cfg.model_copy(update={"finetune": None})
-        rewrite = _query_rewriter(tr, te) if understand else None
+        rewrite = judged_catalog_rewriter(tr, te) if understand else None
         with err.status("evaluating search") as status:
             report = SearchEvaluation(cfg, rewrite=rewrite, work_dir=work_dir).run(
                 tr, te, progress=lambda m: status.update(m) if not as_json else None
@@ -362,23 +363,6 @@ def evaluate_search_cmd(
     for m, r in report.methods.items():
         t.add_row(m, f"{r['ndcg@10']:.4f}", f"{r['mrr']:.4f}")
     out.print(t)
-
-
-def _query_rewriter(*frames: Any) -> Callable[[str], str]:
-    """Query understanding fitted on the judged products' titles: corrected text."""
-    import pandas as pd
-
-    from moodboard.data import Product
-    from moodboard.understand.query import QueryUnderstanding, QueryUnderstandingConfig
-
-    prods = pd.concat(frames).drop_duplicates("product_uid")
-    qu = QueryUnderstanding(QueryUnderstandingConfig(bare_price_ranges=False)).fit(
-        [
-            Product(id=str(u), title=str(t))
-            for u, t in zip(prods["product_uid"], prods["product_title"], strict=True)
-        ]
-    )
-    return lambda q: qu(q).text or q
 
 
 @app.command()

@@ -9,19 +9,22 @@ from __future__ import annotations
 import pytest
 
 from moodboard.datasets import load_home_depot
-from moodboard.evaluate.search import SearchEvalConfig, SearchEvaluation, split_queries
+from moodboard.evaluate.search import (
+    SearchEvalConfig,
+    SearchEvaluation,
+    judged_catalog_rewriter,
+    split_queries,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def report(datasets_root, tmp_path_factory):
-    from moodboard.cli import _query_rewriter
-
     train, test = split_queries(load_home_depot(), 0.2, 0)
     cfg = SearchEvalConfig(finetune=None)  # fine-tuning costs minutes on 2 cores: README run
     ev = SearchEvaluation(
-        cfg, rewrite=_query_rewriter(train, test), work_dir=tmp_path_factory.mktemp("eval")
+        cfg, rewrite=judged_catalog_rewriter(train, test), work_dir=tmp_path_factory.mktemp("eval")
     )
     return ev.run(train, test)
 

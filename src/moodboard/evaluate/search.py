@@ -61,7 +61,7 @@ class SearchEvalConfig(BaseModel):
     rrf_k: tuple[float, ...] = (10.0, 60.0)
     tune_queries: int = Field(default=2_000, ge=100, description="Train queries for fusion.")
     ltr: LambdaMARTConfig = LambdaMARTConfig()
-    finetune: FinetuneConfig | None = FinetuneConfig(max_pairs=9_600)
+    finetune: FinetuneConfig | None = FinetuneConfig(max_pairs=6_400)
     finetune_min_gain: float = Field(default=1.0, description="Pairs: judged gain >= this.")
     seed: int = 0
 
@@ -105,6 +105,24 @@ def qrels_of(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     for q, pid, gain in g.itertuples(index=False):
         out.setdefault(str(q), {})[pid] = float(gain)
     return out
+
+
+def judged_catalog_rewriter(*frames: pd.DataFrame) -> Callable[[str], str]:
+    """Query understanding fitted on the judged products' titles: query -> corrected text.
+
+    Bare number ranges ("10-32") stay model numbers, not prices, in a hardware catalog.
+    """
+    from moodboard.data import Product
+    from moodboard.understand.query import QueryUnderstanding, QueryUnderstandingConfig
+
+    prods = pd.concat(frames).drop_duplicates("product_uid")
+    qu = QueryUnderstanding(QueryUnderstandingConfig(bare_price_ranges=False)).fit(
+        [
+            Product(id=str(u), title=str(t))
+            for u, t in zip(prods["product_uid"], prods["product_title"], strict=True)
+        ]
+    )
+    return lambda q: qu(q).text or q
 
 
 @dataclass

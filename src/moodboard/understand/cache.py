@@ -270,15 +270,30 @@ class EmbeddingCache:
         _write_atomic(shard, lambda fh: np.savez(fh, keys=key_array, vectors=vectors))
 
     def _merge(self) -> None:
-        """Rewrite every shard as one (the caller holds the lock)."""
-        assert self._index is not None
-        matrix = self._all()
-        keys = [""] * len(matrix)
-        for k, row in self._index.items():
-            keys[row] = k
+        """Rewrite every shard but the largest as one (the caller holds the lock).
+
+        Leaving the largest alone keeps the cost of a merge proportional to what was added since
+        the previous one, not to the whole cache.
+        """
+        sizes = {p: p.stat().st_size if p.exists() else 0 for p in self._shards}
+        largest = max(self._shards, key=sizes.__getitem__)
+        small = [p for p in self._shards if p != largest]
+        keys, vectors = [], []
+        for shard in small:
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    keys.append(z["keys"])
+                    vectors.append(z["vectors"])
+            except FileNotFoundError:  # merged by another process meanwhile
+                continue
+        if not keys:
+            self._shards = [largest]
+            return
+        all_keys = np.concatenate(keys)
+        first = np.sort(np.unique(all_keys, return_index=True)[1])
         merged = self.path / f"shard-{os.getpid()}-{uuid.uuid4().hex[:12]}.npz"
-        self._write_shard(merged, keys, matrix)
-        for old in self._shards:
+        self._write_shard(merged, all_keys[first].tolist(), np.concatenate(vectors)[first])
+        for old in small:
             old.unlink(missing_ok=True)
-        self._shards = [merged]
-        _log.info("cache %s: merged into one shard of %d vectors", self.path, len(keys))
+        self._shards = [largest, merged]
+        _log.info("cache %s: merged %d shards (%d vectors)", self.path, len(small), len(first))

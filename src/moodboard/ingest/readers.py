@@ -141,20 +141,33 @@ def _json_cell(v: Any) -> str | None:
     return json.dumps(v)
 
 
-def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
-    def flush(rows: list[tuple[int, dict[str, Any]]], bad: list[BadLine]) -> Batch:
-        names: dict[str, None] = {}
-        for _, obj in rows:
-            names.update(dict.fromkeys(obj))
-        cols = {
-            n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string())
-            for n in names
-            if not n.startswith("_")
-        }
-        rownums = pa.array([r for r, _ in rows], type=pa.int64())
-        table = pa.Table.from_arrays([*cols.values(), rownums], names=[*cols, ROW])
-        return Batch(table, table, bad, [o for _, o in rows])
+def records_batch(
+    rows: list[tuple[int, dict[str, Any]]], bad: list[BadLine] | None = None
+) -> Batch:
+    """A batch of string columns from parsed JSON objects (as a JSONL file gives them).
 
+    Parameters
+    ----------
+    rows
+        ``(row number, object)`` pairs; values that are not strings become their JSON text,
+        keys starting with ``_`` are dropped.
+    bad
+        Lines that did not parse, kept for quarantine.
+    """
+    names: dict[str, None] = {}
+    for _, obj in rows:
+        names.update(dict.fromkeys(obj))
+    cols = {
+        n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string())
+        for n in names
+        if not n.startswith("_")
+    }
+    rownums = pa.array([r for r, _ in rows], type=pa.int64())
+    table = pa.Table.from_arrays([*cols.values(), rownums], names=[*cols, ROW])
+    return Batch(table, table, list(bad or []), [o for _, o in rows])
+
+
+def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadLine] = []
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -173,10 +186,10 @@ def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
                 continue
             rows.append((n, obj))
             if len(rows) >= chunk_rows:
-                yield flush(rows, bad)
+                yield records_batch(rows, bad)
                 rows, bad = [], []
     if rows or bad:
-        yield flush(rows, bad)
+        yield records_batch(rows, bad)
 
 
 def _csv_header(path: Path, delimiter: str, encoding: str) -> list[str]:

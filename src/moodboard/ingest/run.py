@@ -142,7 +142,8 @@ def _checked(con: duckdb.DuckDBPyConnection, table: pa.Table, kind: str) -> pa.T
         con.unregister("_batch")
 
 
-def _quarantine(q: Quarantine, batch: Batch, checked: pa.Table) -> None:
+def quarantine_checked(q: Quarantine, batch: Batch, checked: pa.Table) -> None:
+    """Quarantine a checked batch's failing rows (as the input had them) and its bad lines."""
     bad = checked.filter(pc.not_equal(checked.column("_reason"), ""))
     if bad.num_rows:
         originals = batch.original_rows(bad.column(POS).to_pylist())
@@ -230,7 +231,7 @@ def ingest_catalog(
                 )
                 checked = _checked(con, table, "catalog")
                 good = checked.filter(pc.equal(checked.column("_reason"), ""))
-                _quarantine(q, batch, checked)
+                quarantine_checked(q, batch, checked)
                 _store_catalog(ws, con, good, _extras(table, "catalog"), base)
                 read += batch.read
                 stored += good.num_rows
@@ -252,6 +253,28 @@ def _event_table(good: pa.Table, extras: list[str], con: duckdb.DuckDBPyConnecti
         con.unregister("_good")
     cols = [good.column(n) if n != C.PROPS else props for n in EVENT_SCHEMA.names]
     return pa.Table.from_arrays(cols, names=EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+
+
+def check_events(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    source: str = "<memory>",
+    mapping: Mapping[str, str] | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Run the named event checks over a batch; ``con`` must hold a ``_known_items`` table.
+
+    Returns every row with its ``_reason`` ('' when it passes), then the passing rows in
+    ``EVENT_SCHEMA``.
+
+    Raises
+    ------
+    InputError
+        If the batch lacks a required column.
+    """
+    table = _prepare(batch, "events", mapping or {}, source)
+    checked = _checked(con, table, "events")
+    good = checked.filter(pc.equal(checked.column("_reason"), ""))
+    return checked, _event_table(good, _extras(table, "events"), con)
 
 
 class EventWriter:
@@ -333,11 +356,9 @@ def ingest_events(
         writer = EventWriter(ws, con)
         try:
             for batch in batches:
-                table = _prepare(batch, "events", mapping or {}, name)
-                checked = _checked(con, table, "events")
-                good = checked.filter(pc.equal(checked.column("_reason"), ""))
-                _quarantine(q, batch, checked)
-                new += writer.write(_event_table(good, _extras(table, "events"), con))
+                checked, good = check_events(con, batch, name, mapping)
+                quarantine_checked(q, batch, checked)
+                new += writer.write(good)
                 read += batch.read
                 stored += good.num_rows
                 if progress:

@@ -7,6 +7,7 @@ whose columns are ``FEATURES``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ FEATURES: tuple[str, ...] = (
     "phrase",
     "numbers",
     "trigram",
+    "bigram",
+    "tail",
+    "compound",
+    "units",
     "query_len",
     "title_len",
     "attr_match",
@@ -41,6 +46,12 @@ FEATURES: tuple[str, ...] = (
     "popularity",
 )
 _NUM = re.compile(r"\d")
+#: Unit words folded to one spelling, so "6 feet" matches "6 ft." (stems, lowercased).
+UNITS = {
+    "inch": "in", "inches": "in", "feet": "ft", "foot": "ft", "gallon": "gal", "pound": "lb",
+    "lbs": "lb", "ounc": "oz", "ounce": "oz", "volt": "v", "watt": "w", "amp": "a", "amper": "a",
+    "squar": "sq", "cubic": "cu", "millimet": "mm", "centimet": "cm", "meter": "m", "yard": "yd",
+}  # fmt: skip
 
 _ANALYZER = (
     tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
@@ -53,6 +64,12 @@ _ANALYZER = (
 def stems(text: str | None) -> list[str]:
     """Lowercased English stems, the way ``lexical/bm25`` indexes text."""
     return _ANALYZER.analyze(text) if text else []
+
+
+def bigrams(words: Sequence[str]) -> set[str]:
+    """Adjacent word pairs, and each pair written as one word (for "door knob" ~ "doorknob")."""
+    pairs = list(itertools.pairwise(words))
+    return {f"{a} {b}" for a, b in pairs} | {a + b for a, b in pairs}
 
 
 def trigrams(text: str) -> set[str]:
@@ -71,15 +88,21 @@ class ItemTexts:
     length: np.ndarray
     idf: dict[str, float] = field(default_factory=dict)
     head: list[str] = field(default_factory=list)
+    bigrams: list[frozenset[str]] = field(default_factory=list)
+    tail: list[frozenset[str]] = field(default_factory=list)
+    units: list[frozenset[str]] = field(default_factory=list)
     _trigrams: dict[int, set[str]] = field(default_factory=dict)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> ItemTexts:
         """Analyze every title."""
-        st, nums, low = [], [], []
+        st, nums, low, bi, tail, units = [], [], [], [], [], []
         for t in catalog.title:
             s = stems(t)
             st.append(frozenset(s))
+            bi.append(frozenset(bigrams(s)))
+            tail.append(frozenset(s[-3:]))
+            units.append(frozenset(UNITS.get(w, w) for w in s))
             nums.append(frozenset(w for w in s if _NUM.search(w)))
             low.append(" ".join((t or "").lower().split()))
         df: dict[str, int] = {}
@@ -92,7 +115,8 @@ class ItemTexts:
             next(iter(stems(" ".join((t or "").split()[:1]))), "") if t else ""
             for t in catalog.title
         ]
-        return cls(st, nums, low, np.array([len(s) for s in st], dtype=np.float32), idf, head)
+        length = np.array([len(s) for s in st], dtype=np.float32)
+        return cls(st, nums, low, length, idf, head, bi, tail, units)
 
     def idf_of(self, word: str) -> float:
         """Inverse document frequency of a stem over the titles (unseen words: the maximum)."""
@@ -209,6 +233,9 @@ class SearchFeatures:
         qidf = {w: self.texts.idf_of(w) for w in qset}
         qidf_total = sum(qidf.values()) or 1.0
         last = q[-1] if q else None
+        qbi = {b for b in bigrams(q) if " " in b}
+        qjoined = {b for b in bigrams(q) if " " not in b}
+        qunits = {UNITS.get(w, w) for w in qset}
         X[:, col["query_len"]] = len(q)
         X[:, col["title_len"]] = self.texts.length[items]
         for r, i in enumerate(items.tolist()):
@@ -223,6 +250,11 @@ class SearchFeatures:
             X[r, col["numbers"]] = len(qnums & self.texts.numbers[i]) / len(qnums) if qnums else -1
             it = self.texts.trigrams(i)
             X[r, col["trigram"]] = len(qtri & it) / len(qtri | it) if qtri else 0.0
+            tb = self.texts.bigrams[i]
+            X[r, col["bigram"]] = len(qbi & tb) / len(qbi) if qbi else -1.0
+            X[r, col["tail"]] = len(qset & self.texts.tail[i]) / len(qset) if qset else 0.0
+            X[r, col["compound"]] = len(qjoined & ts) + len(qset & tb)
+            X[r, col["units"]] = len(qunits & self.texts.units[i]) / len(qunits) if qunits else 0
         X[:, col["attr_match"]] = self._attr_matches(ctx, items)
         if ctx.intent:
             cats = self.catalog.category[items]

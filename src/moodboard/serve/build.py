@@ -10,6 +10,7 @@ Layout of a version::
     dense_text/           FAISS index + vectors of text embeddings (dense/text)
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     popular/              time-decayed popularity (popular/trending)
+    related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
     manifest.json         what, from which data, with which parameters, and timings
 """
@@ -29,11 +30,14 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from moodboard import __version__
+from moodboard.config import ComplementsConfig, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.pipelines import connect, popularity_table
+from moodboard.pipelines.coengagement import GROUP, coengagement_table
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource
+from moodboard.surfaces.complements import COMPLEMENTS_FILE, Complements, learn_complements
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
@@ -75,6 +79,26 @@ def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource) -> np.nd
     return scores
 
 
+def _complements(ws: Workspace, catalog: Catalog, cfg: ComplementsConfig) -> Complements:
+    """Complementary categories from sessions and boards (saves and the boards table)."""
+    groups: list[str] = []
+    ids: list[str] = []
+    if ws.events.files():
+        t = coengagement_table(
+            connect("duckdb"), ws.events.glob(), cfg.actions, cfg.session_gap_minutes
+        )
+        groups += t.column(GROUP).to_pylist()
+        ids += t.column("item_id").to_pylist()
+    for board in ws.boards():
+        groups += [f"b:{board.id}"] * len(board.item_ids)
+        ids += list(board.item_ids)
+    idx = catalog.ids.indices(ids, missing=-1)
+    known = idx >= 0
+    return learn_complements(
+        catalog.category, np.asarray(groups, dtype=object)[known], idx[known], cfg
+    )
+
+
 def _search_queries(ws: Workspace) -> list[str]:
     if not ws.events.files():
         return []
@@ -84,8 +108,19 @@ def _search_queries(ws: Workspace) -> list[str]:
     return [r for r in q.to_pyarrow().column(0).to_pylist() if r]
 
 
-def build(ws: Workspace, say: Say | None = None) -> dict[str, Any]:
+def build(
+    ws: Workspace, say: Say | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
     """Build every component from the workspace and make the new version live.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    say
+        Receives a progress message per step (default: the log).
+    settings
+        Build parameters (``surfaces.related.complements``); default ``load_settings()``.
 
     Returns
     -------
@@ -98,6 +133,7 @@ def build(ws: Workspace, say: Say | None = None) -> dict[str, Any]:
         If the workspace has no products.
     """
     say = say or (lambda m: _log.info(m))
+    settings = settings or load_settings()
     products = ws.products_table()
     if products.num_rows == 0:
         raise InputError(f"The workspace {ws.root} has no products: ingest a catalog first.")
@@ -150,6 +186,17 @@ def build(ws: Workspace, say: Say | None = None) -> dict[str, Any]:
             "path": "popular",
             "config": pop.config.model_dump(),
             "items_with_engagement": int((pop.scores > 0).sum()),
+        }
+        done()
+        done = step("complements", "learning complementary categories from co-engagement")
+        comp = _complements(ws, catalog, settings.surfaces.related.complements)
+        comp.save(tmp / COMPLEMENTS_FILE)
+        components["related/complements"] = {
+            "path": COMPLEMENTS_FILE,
+            "groups": comp.groups,
+            "categories": len(comp.pairs),
+            "pairs": sum(len(v) for v in comp.pairs.values()),
+            "config": comp.config.model_dump(mode="json"),
         }
         done()
         done = step("understand", "fitting query understanding")

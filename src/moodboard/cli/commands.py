@@ -1,112 +1,33 @@
-"""The ``moodboard`` command: one verb per stage."""
+"""The ``moodboard`` verbs, one per stage: ingest, validate, status, simulate, build, serve,
+bench, experiment, demo."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from moodboard.config import Settings, load_settings
-from moodboard.errors import MoodboardError, NotBuiltError
-
-app = typer.Typer(
-    help="moodboard: a discovery engine for shopping catalogs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+from moodboard.cli.common import (
+    JsonOpt,
+    MapOpt,
+    WorkspaceOpt,
+    _errors,
+    _fail,
+    _report,
+    _settings,
+    _workspace,
+    app,
+    err,
+    ingest_app,
+    out,
+    progress_bar,
+    validate_app,
 )
-ingest_app = typer.Typer(
-    help="Store catalog and event files in the workspace.", no_args_is_help=True
-)
-validate_app = typer.Typer(
-    help="Run the named checks on a file without storing it.", no_args_is_help=True
-)
-app.add_typer(ingest_app, name="ingest")
-app.add_typer(validate_app, name="validate")
-
-out = Console()
-err = Console(stderr=True)
-
-WorkspaceOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace folder [default: $MOODBOARD_WORKSPACE or ./moodboard-workspace]",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-MapOpt = Annotated[list[str] | None, typer.Option("--map", help="COLUMN=field, repeatable.")]
-
-
-def _settings(workspace: Path | None) -> Settings:
-    return load_settings(workspace=workspace)
-
-
-def _workspace(workspace: Path | None):
-    from moodboard.ingest import Workspace
-
-    return Workspace(_settings(workspace).workspace)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except NotBuiltError as e:
-        _fail(str(e))
-    except MoodboardError as e:
-        _fail(str(e))
-
-
-@contextmanager
-def progress_bar(
-    label: str, total: int | None = None, quiet: bool = False
-) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n)``."""
-    if quiet:
-        yield lambda n: None
-        return
-    cols = [
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ]
-    with Progress(*cols, console=err, transient=True) as p:
-        task = p.add_task(label, total=total)
-        yield lambda n: p.advance(task, n)
-
-
-def _report(report: Any, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps(report.as_dict()))
-    else:
-        out.print(report.summary(), highlight=False)
-        if report.quarantine_file:
-            err.print(f"quarantined rows and reasons: {report.quarantine_file}", highlight=False)
 
 
 @ingest_app.command("catalog")
@@ -287,82 +208,25 @@ def build(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def serve(workspace: WorkspaceOpt = None, host: str | None = None, port: int | None = None) -> None:
-    """Serve the API and the web app."""
-    _not_built("serve", "it arrives with the HTTP API")
+    """Serve the API and the web app (loads the live artifact; swaps when a build flips it)."""
+    _serve(_settings(workspace), _workspace(workspace), host, port)
 
 
-evaluate_app = typer.Typer(
-    help="Offline evaluation of search and recommendations.", no_args_is_help=True
-)
-app.add_typer(evaluate_app, name="evaluate")
+def _serve(s: Any, ws: Any, host: str | None, port: int | None) -> None:
+    import uvicorn
 
+    from moodboard.serve.app import create_app
 
-@evaluate_app.command("search")
-def evaluate_search_cmd(
-    train: Annotated[Path | None, typer.Option(help="Judgments to learn from.")] = None,
-    test: Annotated[Path | None, typer.Option(help="Judgments to measure on.")] = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(help="Split a public dataset instead of --train/--test: home-depot."),
-    ] = None,
-    test_fraction: Annotated[float, typer.Option(help="Query share held out.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the learners.")] = 0,
-    finetune: Annotated[
-        bool, typer.Option(help="Fine-tune the text encoder on the training judgments.")
-    ] = True,
-    understand: Annotated[
-        bool,
-        typer.Option(help="Query understanding (spelling) before retrieval, for every method."),
-    ] = True,
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(help="Embedding cache and tuned model [default: a temporary folder]"),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """NDCG@10 and MRR of bm25, dense, hybrid and ltr on graded judgments (Home Depot layout).
+    host, port = host or s.serve.host, port or s.serve.port
+    import torch
 
-    Ranking is over all indexed products; learning uses --train only.
-    """
-    from moodboard.evaluate.search import (
-        SearchEvalConfig,
-        SearchEvaluation,
-        judged_catalog_rewriter,
-        read_judgments,
-        split_queries,
-    )
-
+    torch.set_num_threads(s.serve.torch_threads)
     with _errors():
-        if dataset is not None:
-            if dataset != "home-depot":
-                _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
-            from moodboard.datasets import load_home_depot
-
-            tr, te = split_queries(load_home_depot(), test_fraction, seed)
-        elif train is not None and test is not None:
-            tr, te = read_judgments(train), read_judgments(test)
-        else:
-            _fail("give --train and --test files, or --dataset home-depot")
-        cfg = SearchEvalConfig(seed=seed)
-        if not finetune:
-            cfg = cfg.model_copy(update={"finetune": None})
-        rewrite = judged_catalog_rewriter(tr, te) if understand else None
-        with err.status("evaluating search") as status:
-            report = SearchEvaluation(cfg, rewrite=rewrite, work_dir=work_dir).run(
-                tr, te, progress=lambda m: status.update(m) if not as_json else None
-            )
-    if as_json:
-        out.print_json(json.dumps(report.as_dict()))
-        return
-    t = Table(
-        title=f"search on {report.queries:,} test queries ({report.left_out} left out: "
-        "all judged gains 0)"
-    )
-    for c in ("method", "NDCG@10", "MRR"):
-        t.add_column(c)
-    for m, r in report.methods.items():
-        t.add_row(m, f"{r['ndcg@10']:.4f}", f"{r['mrr']:.4f}")
-    out.print(t)
+        if not ws.exists():
+            _fail(f"{ws.root} is not a workspace yet: run `moodboard ingest catalog` first.")
+        application = create_app(ws.root, s)
+    err.print(f"moodboard is serving {ws.root} at http://{host}:{port}", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
@@ -386,7 +250,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
 ) -> None:
-    """Ingest the fashion catalog, simulate shoppers, build, and print the workspace summary."""
+    """Ingest the fashion catalog, simulate shoppers, build, and serve (each step only once)."""
     from moodboard.datasets import ingest_dataset
     from moodboard.simulate import run_simulation
 
@@ -419,10 +283,7 @@ def demo(
             out.print(f"artifact: {ws.current_artifact()} already live", highlight=False)
     print_status(ws.status())
     if not no_serve:
-        err.print(
-            f"serving is not built yet in this version; the workspace is ready at {ws.root}",
-            highlight=False,
-        )
+        _serve(s, ws, None, None)
 
 
 def main() -> None:

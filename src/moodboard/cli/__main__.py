@@ -1,0 +1,5 @@
+"""``python -m moodboard.cli``."""
+
+from moodboard.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""Reading the event WAL: its pending events, and every event (the log plus the WAL)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from moodboard.data import columns as C
+from moodboard.ingest.eventlog import EVENT_SCHEMA
+from moodboard.ingest.readers import Batch, records_batch
+from moodboard.ingest.run import check_events
+from moodboard.ingest.segments import read_segment, segment_paths
+from moodboard.ingest.workspace import Workspace, connect_memory
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from moodboard.ingest.wal import EventWAL
+
+
+def events_of(records: list[dict[str, Any]], con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """WAL records as ``EVENT_SCHEMA`` rows: first copy per event_id, passing the checks."""
+    seen: set[str] = set()
+    rows = []
+    for rec in records:
+        eid = str(rec.get(C.EVENT_ID))
+        if eid not in seen:
+            seen.add(eid)
+            rows.append((len(rows) + 1, rec))
+    if not rows:
+        return EVENT_SCHEMA.empty_table()
+    return check_events(con, records_batch(rows), "events/wal")[1]
+
+
+def segment_batches(paths: list[Path], chunk_rows: int) -> Iterator[Batch]:
+    """The events of closed segments, in batches of string columns numbered from 1."""
+    rows: list[tuple[int, dict[str, Any]]] = []
+    n = 0
+    for path in paths:
+        for rec in read_segment(path, warn=True):
+            n += 1
+            rows.append((n, rec))
+            if len(rows) >= chunk_rows:
+                yield records_batch(rows)
+                rows = []
+    if rows:
+        yield records_batch(rows)
+
+
+def pending_on_disk(ws: Workspace) -> pa.Table:
+    """The events in a workspace's WAL segments, read from disk (no open ``EventWAL``).
+
+    Events are not checked against the catalog here (that happens when they are compacted).
+    """
+    records: list[dict[str, Any]] = []
+    for p in segment_paths(ws.root / "events" / "wal"):
+        records += read_segment(p, warn=False)
+    con = connect_memory()
+    try:
+        items = sorted({str(r[C.ITEM_ID]) for r in records if r.get(C.ITEM_ID) is not None})
+        con.register("_ids", pa.table({"id": pa.array(items, pa.string())}))
+        con.execute("CREATE TABLE _known_items AS SELECT id FROM _ids")
+        return events_of(records, con)
+    finally:
+        con.close()
+
+
+def all_events(ws: Workspace, wal: EventWAL | None = None) -> pa.Table:
+    """Every event: the Parquet log plus the WAL's pending events, each once, by time.
+
+    Parameters
+    ----------
+    wal
+        The open WAL of this process, whose buffered events are included; without it the
+        segments on disk are read.
+    """
+    pending = wal.pending_events() if wal is not None else pending_on_disk(ws)  # WAL first
+    files = ws.events.files()
+    if files:
+        con = connect_memory()
+        try:
+            stored = con.execute(
+                f"SELECT {', '.join(EVENT_SCHEMA.names)} FROM read_parquet(?, "
+                "hive_partitioning = false)",
+                [[str(f) for f in files]],
+            ).to_arrow_table()
+        finally:
+            con.close()
+        stored = stored.cast(EVENT_SCHEMA)
+    else:
+        stored = EVENT_SCHEMA.empty_table()
+    fresh = pending.filter(pc.invert(pc.is_in(pending.column(C.EVENT_ID), stored[C.EVENT_ID])))
+    return pa.concat_tables([stored, fresh]).sort_by(C.TS)

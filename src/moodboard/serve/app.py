@@ -1,0 +1,140 @@
+"""The FastAPI app factory: one router per surface, events, boards, ops and the web app.
+
+``create_app(workspace)`` opens the workspace, loads the live artifact (and keeps watching
+``CURRENT``), opens the event write-ahead log, and maps our errors to 4xx answers that say what
+to fix. CPU-heavy routes are plain ``def`` routes, so they run in the thread pool and never
+block the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from moodboard.config import Settings, load_settings
+from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
+from moodboard.ingest import EventWAL, Workspace
+from moodboard.serve.boards import BoardStore
+from moodboard.serve.live import LiveEngine
+from moodboard.serve.metrics import ServerMetrics
+from moodboard.serve.registry import Engine
+
+_log = logging.getLogger(__name__)
+
+#: Routes whose body is an upload, checked against ``serve.max_upload_mb`` before reading.
+UPLOAD_PATHS = ("/visual-search",)
+
+
+def _status_of(exc: MoodboardError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, NotBuiltError):
+        return 503
+    if isinstance(exc, InputError):
+        return 422
+    return 400
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(workspace: Path | str, settings: Settings | None = None) -> FastAPI:
+    """The moodboard HTTP app over a workspace.
+
+    Parameters
+    ----------
+    workspace
+        The workspace folder (``moodboard ingest`` and ``moodboard build`` fill it).
+    settings
+        Server settings (default: ``load_settings()``).
+    """
+    settings = settings or load_settings()
+    ws = Workspace(workspace)
+    metrics = ServerMetrics()
+
+    def load(w: Workspace, version: str) -> Engine:
+        engine = Engine.load(w, version, settings=settings)
+        metrics.set_version(engine.version)
+        metrics.reloads.inc()
+        return engine
+
+    live = LiveEngine(ws, load, settings.serve.watch_interval_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ws.init()
+        wal = EventWAL(ws)
+        wal.open()
+        app.state.wal = wal
+        app.state.boards = BoardStore(ws)
+        live.start()
+        _log.info("serving %s (artifact %s)", ws.root, live.version)
+        try:
+            yield
+        finally:
+            live.stop()
+            wal.close()
+
+    app = FastAPI(
+        title="moodboard",
+        version="0.1.0",
+        summary="Discovery for shopping catalogs: search, related, visual search, boards.",
+        lifespan=lifespan,
+    )
+    app.state.ws = ws
+    app.state.live = live
+    app.state.metrics = metrics
+    app.state.settings = settings
+
+    @app.exception_handler(MoodboardError)
+    async def _moodboard_error(request: Request, exc: MoodboardError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
+
+    limit = int(settings.serve.max_upload_mb * 1024 * 1024)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):
+        t0 = time.perf_counter()
+        if request.url.path in UPLOAD_PATHS and request.method == "POST":
+            size = request.headers.get("content-length")
+            if size is not None and size.isdigit() and int(size) > limit:
+                return JSONResponse(
+                    {
+                        "detail": f"The upload is {int(size) / 2**20:.1f} MB; the limit is "
+                        f"{settings.serve.max_upload_mb:g} MB (serve.max_upload_mb). Send a "
+                        "smaller image."
+                    },
+                    status_code=413,
+                )
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "name", None) or "unmatched"
+        metrics.observe(name, response.status_code, time.perf_counter() - t0)
+        return response
+
+    from moodboard.serve.routes import catalog, ops, surfaces
+
+    app.include_router(surfaces.router)
+    app.include_router(catalog.router)
+    app.include_router(ops.router)
+    from moodboard.serve import web
+
+    web.mount_static(app)
+    app.include_router(web.router)
+    return app

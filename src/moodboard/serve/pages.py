@@ -1,0 +1,139 @@
+"""Turning a surface's ranked candidates into the JSON page, and logging it as impressions.
+
+Every page served is logged as one ``impression`` event per item (surface, position, request
+id, propensity), so a later click or save that carries the ``request_id`` joins to it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moodboard.data import Candidates, Catalog
+from moodboard.data import columns as C
+
+#: Score columns, most final first: the page's ``score`` is the first one present.
+SCORE_ORDER = ("utility", "ltr", C.RETRIEVAL)
+
+
+def image_url(catalog: Catalog, i: int) -> str | None:
+    """Where the web app fetches item ``i``'s image: a local file is served by ``/images``."""
+    img = catalog.image[i]
+    if not img:
+        return None
+    if str(img).startswith(("http://", "https://")):
+        return str(img)
+    return f"/images/{catalog.ids.external([i])[0]}" if Path(img).is_file() else None
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) else round(x, 6)
+
+
+def item_json(catalog: Catalog, i: int) -> dict[str, Any]:
+    """The public fields of item ``i``."""
+    return {
+        "id": catalog.ids.external([i])[0],
+        "title": catalog.title[i],
+        "image_url": image_url(catalog, i),
+        "price": _num(catalog.price[i]),
+        "category": catalog.category[i],
+        "brand": catalog.brand[i],
+    }
+
+
+def _score(cand: Candidates) -> np.ndarray:
+    for name in SCORE_ORDER:
+        if name in cand.scores:
+            return cand.scores[name]
+    return np.zeros(len(cand), dtype=np.float32)
+
+
+def build_page(
+    catalog: Catalog,
+    cand: Candidates,
+    *,
+    surface: str,
+    request_id: str,
+    cursor: int,
+    k: int,
+    explain: bool = False,
+    timings_ms: Mapping[str, float] | None = None,
+    features: Callable[[Candidates], dict[str, np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """The page JSON of items ``cursor .. cursor + k`` of ``cand``.
+
+    Parameters
+    ----------
+    catalog
+        The items.
+    cand
+        The surface's ranked candidates (page order).
+    surface, request_id
+        Echoed on the page and on every impression.
+    cursor, k
+        Offset and page size.
+    explain
+        Add each item's sources, scores and features, and the stage timings.
+    timings_ms
+        Stage timings of the surface.
+    features
+        ``candidates -> {feature: values}`` for ``explain``.
+    """
+    page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
+    scores = _score(page)
+    items = []
+    feats = features(page) if explain and features is not None and len(page) else {}
+    for j, i in enumerate(page.items.tolist()):
+        row = item_json(catalog, i) | {"score": _num(scores[j]), "position": cursor + j + 1}
+        if explain:
+            src = page.sources[j] if len(page.sources) else ""
+            row["explain"] = {
+                "sources": [s for s in str(src or "").split("+") if s],
+                "scores": {n: _num(v[j]) for n, v in page.scores.items()},
+                "features": {n: _num(v[j]) for n, v in feats.items()},
+            }
+        items.append(row)
+    out: dict[str, Any] = {
+        "request_id": request_id,
+        "surface": surface,
+        "items": items,
+        "next_cursor": str(cursor + k) if len(cand) > cursor + k else None,
+    }
+    if explain:
+        out["timings_ms"] = {n: round(v, 3) for n, v in (timings_ms or {}).items()}
+    return out
+
+
+def impression_rows(
+    page: Mapping[str, Any], user_id: str, query: str | None = None
+) -> list[dict[str, Any]]:
+    """One ``impression`` event per item of a served page.
+
+    The ranking is deterministic given the request, so each item's propensity is 1.
+    """
+    ts = datetime.now(UTC).isoformat()
+    return [
+        {
+            "event_id": uuid.uuid4().hex,
+            "ts": ts,
+            "user_id": user_id,
+            "type": "impression",
+            "item_id": it["id"],
+            "query": query,
+            "surface": page["surface"],
+            "position": it["position"],
+            "request_id": page["request_id"],
+            "propensity": 1.0,
+        }
+        for it in page["items"]
+    ]

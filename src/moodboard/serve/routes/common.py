@@ -1,0 +1,170 @@
+"""What every route shares: the live engine, paging, filters, impressions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Query, Request
+
+from moodboard.data import Candidates, ItemFilter, new_request_id
+from moodboard.errors import InputError, NotFoundError
+from moodboard.serve.pages import build_page, impression_rows
+from moodboard.serve.registry import Engine
+
+ANONYMOUS = "anonymous"
+
+
+def engine_of(request: Request) -> Engine:
+    """The live engine (503 before the first build)."""
+    return request.app.state.live.engine
+
+
+def check_k(request: Request, k: int) -> int:
+    """``k`` within ``1..serve.max_k``.
+
+    Raises
+    ------
+    InputError
+        If it is out of range.
+    """
+    top = request.app.state.settings.serve.max_k
+    if not 1 <= k <= top:
+        raise InputError(f"The 'k' parameter must be an int in 1..{top}. Got {k} instead.")
+    return k
+
+
+def parse_cursor(cursor: str | None) -> int:
+    """The offset a ``next_cursor`` encodes.
+
+    Raises
+    ------
+    InputError
+        If it is not one we issued.
+    """
+    if cursor is None or cursor == "":
+        return 0
+    if not cursor.isdigit():
+        raise InputError(
+            f"The 'cursor' parameter must be a next_cursor value from a previous page (a "
+            f"non-negative integer). Got {cursor!r} instead."
+        )
+    return int(cursor)
+
+
+def item_index(engine: Engine, item_id: str) -> int:
+    """The internal index of an item id.
+
+    Raises
+    ------
+    NotFoundError
+        If the live catalog does not have it.
+    """
+    idx = engine.catalog.ids.indices([item_id], missing=-1)
+    if idx[0] < 0:
+        raise NotFoundError(f"No product with id {item_id!r} in the live catalog.")
+    return int(idx[0])
+
+
+def item_filter(
+    engine: Engine,
+    price_min: float | None = None,
+    price_max: float | None = None,
+    category: str | None = None,
+    filters: list[str] | None = None,
+) -> ItemFilter | None:
+    """An ``ItemFilter`` from query parameters (``filter=attribute:value`` may repeat).
+
+    Raises
+    ------
+    InputError
+        If a filter is malformed or names an attribute the catalog does not have.
+    """
+    attrs: dict[str, list[str]] = {}
+    if category:
+        attrs["category"] = [category]
+    for f in filters or []:
+        name, sep, value = f.partition(":")
+        if not sep or not name or not value:
+            raise InputError(
+                f"The 'filter' parameter must look like attribute:value (e.g. "
+                f"baseColour:Red). Got {f!r} instead."
+            )
+        if name != "category" and name not in engine.catalog.attributes:
+            known = ", ".join(["category", *sorted(engine.catalog.attributes)])
+            raise InputError(
+                f"The catalog has no attribute {name!r} to filter on. Attributes: {known}."
+            )
+        attrs.setdefault(name, []).append(value)
+    if price_min is not None and price_max is not None and price_min > price_max:
+        raise InputError(
+            f"price_min must be <= price_max. Got {price_min:g} > {price_max:g} instead."
+        )
+    f = ItemFilter(
+        price_min=price_min,
+        price_max=price_max,
+        attributes={a: tuple(v) for a, v in attrs.items()},
+    )
+    return None if f.is_empty() else f
+
+
+def respond(
+    request: Request,
+    engine: Engine,
+    cand: Candidates,
+    p: PageParams,
+    *,
+    surface: str,
+    timings_ms: dict[str, float] | None = None,
+    query: str | None = None,
+    features: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The page JSON, logged as impressions."""
+    page = build_page(
+        engine.catalog,
+        cand,
+        surface=surface,
+        request_id=new_request_id(),
+        cursor=p.start,
+        k=p.k,
+        explain=p.explain,
+        timings_ms=timings_ms,
+        features=features,
+    )
+    page["artifact"] = engine.version
+    if extra:
+        page.update(extra)
+    if page["items"]:
+        request.app.state.wal.log(impression_rows(page, p.user or ANONYMOUS, query))
+    return page
+
+
+def exclude_of(engine: Engine, ids: list[str]) -> np.ndarray:
+    """Internal indices of known ids (unknown ones are ignored)."""
+    idx = engine.catalog.ids.indices(ids, missing=-1)
+    return idx[idx >= 0].astype(np.int32)
+
+
+@dataclass(frozen=True)
+class PageParams:
+    """The paging parameters every surface takes, checked."""
+
+    k: int
+    start: int
+    user: str | None
+    explain: bool
+
+
+def page_params(
+    request: Request,
+    k: Annotated[int, Query(description="Items per page (1..serve.max_k).")] = 24,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    user: Annotated[
+        str | None, Query(description="The shopper's id (logged with the page).")
+    ] = None,
+    explain: Annotated[bool, Query(description="Add sources, scores, features, timings.")] = False,
+) -> PageParams:
+    """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request."""
+    return PageParams(check_k(request, k), parse_cursor(cursor), user, explain)

@@ -1,0 +1,79 @@
+"""The web app's HTML pages: server-rendered shells that ``static/app.js`` fills from the API.
+
+The JSON API's app factory includes ``router`` and calls ``mount_static(app)``; every asset is
+served from the package (no CDN).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from moodboard.ui import STATIC_DIR, TEMPLATES_DIR
+
+_log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def _asset_version() -> str:
+    """A short hash of the static files, appended to their URLs so browsers never mix versions."""
+    h = hashlib.sha256()
+    for path in sorted(STATIC_DIR.glob("*")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:10]
+
+
+templates.env.globals["asset_version"] = _asset_version()
+
+
+def mount_static(app: FastAPI) -> None:
+    """Serve ``ui/static`` at ``/static`` (named ``static`` for ``url_for``)."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, {"page": page, **context})
+
+
+@router.get("/")
+def home_page(request: Request) -> HTMLResponse:
+    """Search box and a grid of popular items."""
+    return _page(request, "home.html", "home")
+
+
+@router.get("/s")
+def search_page(request: Request, q: str = "") -> HTMLResponse:
+    """Search results for ``q``."""
+    return _page(request, "search.html", "search", q=q)
+
+
+@router.get("/p/{item_id}")
+def product_page(request: Request, item_id: str) -> HTMLResponse:
+    """One product, a Save control and related products."""
+    return _page(request, "product.html", "product", item_id=item_id)
+
+
+@router.get("/visual")
+def visual_page(request: Request) -> HTMLResponse:
+    """Photo upload with an optional crop, and visually similar products."""
+    return _page(request, "visual.html", "visual")
+
+
+@router.get("/boards")
+def boards_page(request: Request) -> HTMLResponse:
+    """The browser's user's boards."""
+    return _page(request, "boards.html", "boards")
+
+
+@router.get("/b/{board_id}")
+def board_page(request: Request, board_id: str) -> HTMLResponse:
+    """One board's items and more ideas for it."""
+    return _page(request, "board.html", "board", board_id=board_id)

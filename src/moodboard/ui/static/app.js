@@ -1,0 +1,438 @@
+// moodboard web app: fills the server-rendered page shells from the JSON API.
+// No dependencies. Every call carries the browser's anonymous user id as `user`.
+"use strict";
+
+(() => {
+  const app = document.getElementById("app");
+  const page = app.dataset.page;
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+
+  // ---- user id: "anon-<random>", created once and kept in localStorage ----
+  const user = (() => {
+    const key = "moodboard.user";
+    let id = null;
+    try {
+      id = localStorage.getItem(key);
+    } catch (e) { /* storage disabled: one id per page view */ }
+    if (!id) {
+      const bytes = crypto.getRandomValues(new Uint8Array(8));
+      id = "anon-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+      try {
+        localStorage.setItem(key, id);
+      } catch (e) { /* ignore */ }
+    }
+    return id;
+  })();
+
+  // ---- API ----
+  function apiUrl(path, params = {}) {
+    const u = new URL(path, location.origin);
+    for (const [k, v] of Object.entries(params)) {
+      if (v !== null && v !== undefined && v !== "") u.searchParams.set(k, v);
+    }
+    u.searchParams.set("user", user);
+    return u.pathname + u.search;
+  }
+
+  async function api(path, { params = {}, json = null, form = null } = {}) {
+    const opts = { method: json || form ? "POST" : "GET", headers: { Accept: "application/json" } };
+    if (json) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(json);
+    } else if (form) {
+      form.set("user", user);
+      opts.body = form;
+    }
+    const res = await fetch(apiUrl(path, params), opts);
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const d = body && body.detail;
+      const msg = typeof d === "string" ? d : d ? JSON.stringify(d) : "";
+      const err = new Error(msg || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      throw err;
+    }
+    return body;
+  }
+
+  function compact(obj) {
+    return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== null && v !== undefined));
+  }
+
+  // Fire-and-forget; keepalive lets the request finish while the browser navigates away.
+  function postEvent(event) {
+    const body = JSON.stringify({ events: [compact({ user_id: user, ...event })] });
+    const url = apiUrl("/events");
+    try {
+      fetch(url, {
+        method: "POST",
+        keepalive: true,
+        headers: { "Content-Type": "application/json" },
+        body,
+      })
+        .then((r) => r.ok || console.warn("event rejected", r.status))
+        .catch((e) => console.warn("event not sent", e));
+    } catch (e) {
+      navigator.sendBeacon(url, new Blob([body], { type: "application/json" }));
+    }
+  }
+
+  // ---- small DOM helpers ----
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) node.setAttribute(k, v);
+    node.append(...children.filter((c) => c !== null && c !== undefined));
+    return node;
+  }
+
+  function status(message, isError = true) {
+    const s = $("status");
+    s.textContent = message;
+    s.classList.toggle("error", isError);
+    s.hidden = !message;
+  }
+
+  const fail = (what) => (e) => status(`${what} failed: ${e.message}`);
+
+  // "baseColour" -> "Base colour"
+  const label = (key) => {
+    const words = key.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/_/g, " ").toLowerCase();
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  };
+
+  const money = (p) => (p === null || p === undefined ? "" : Number(p).toFixed(2));
+
+  function image(src, alt, lazy = true) {
+    if (!src) return el("div", { class: "noimg" }, "no image");
+    const img = el("img", { src, alt, loading: lazy ? "lazy" : null });
+    img.addEventListener("error", () => img.replaceWith(el("div", { class: "noimg" }, "no image")));
+    return img;
+  }
+
+  // One result. `served` is the page it came from ({request_id, surface}), used by the click event.
+  function pin(item, served, position) {
+    return el(
+      "a",
+      {
+        class: "pin",
+        href: "/p/" + enc(item.id),
+        "data-id": item.id,
+        "data-position": item.position ?? position,
+        "data-surface": served.surface || page,
+        "data-request-id": served.request_id,
+      },
+      image(item.image_url, item.title),
+      el("span", { class: "pin-title" }, item.title),
+      el("span", { class: "pin-price" }, money(item.price)),
+    );
+  }
+
+  // ---- clicks: post a click event and remember where the item was found (for a later save) ----
+  const ctxKey = (id) => "moodboard.ctx." + id;
+
+  function onPinClick(ev) {
+    const a = ev.target.closest && ev.target.closest("a.pin");
+    if (!a || (ev.type === "auxclick" && ev.button !== 1)) return;
+    const ctx = compact({
+      request_id: a.dataset.requestId || null,
+      position: a.dataset.position ? Number(a.dataset.position) : null,
+      surface: a.dataset.surface || page,
+    });
+    try {
+      sessionStorage.setItem(ctxKey(a.dataset.id), JSON.stringify(ctx));
+    } catch (e) { /* ignore */ }
+    const query = page === "search" ? $("grid").dataset.q : null;
+    postEvent({ type: "click", item_id: a.dataset.id, query, ...ctx });
+  }
+  document.addEventListener("click", onPinClick);
+  document.addEventListener("auxclick", onPinClick);
+
+  function recallContext(id) {
+    try {
+      return JSON.parse(sessionStorage.getItem(ctxKey(id))) || {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  // ---- a paged grid: "More" button, also pressed automatically when it scrolls into view ----
+  function feed(grid, params = {}) {
+    const more = $("more");
+    const seen = new Set();
+    let cursor = null;
+    let busy = false;
+    let done = false;
+    const observer = "IntersectionObserver" in window
+      ? new IntersectionObserver((es) => es.some((e) => e.isIntersecting) && next(), {
+        rootMargin: "400px",
+      })
+      : null;
+
+    async function next() {
+      if (busy || done) return;
+      busy = true;
+      more.disabled = true;
+      grid.setAttribute("aria-busy", "true");
+      try {
+        const served = await api(grid.dataset.endpoint, {
+          params: { ...params, k: grid.dataset.k, q: grid.dataset.q, cursor },
+        });
+        let added = 0;
+        for (const item of served.items) {
+          if (seen.has(item.id)) continue;
+          seen.add(item.id);
+          grid.append(pin(item, served, seen.size));
+          added++;
+        }
+        cursor = served.next_cursor;
+        done = !cursor || added === 0;
+        if ($("empty")) $("empty").hidden = seen.size > 0;
+      } catch (e) {
+        done = true;
+        if (e.status !== 404) fail("Loading results")(e); // a missing item/board: the page says so
+      } finally {
+        busy = false;
+        more.disabled = false;
+        more.hidden = done;
+        grid.setAttribute("aria-busy", "false");
+        if (observer && !done) {
+          observer.unobserve(more); // re-observing reports the current state again
+          observer.observe(more);
+        }
+      }
+    }
+
+    more.addEventListener("click", next);
+    next();
+  }
+
+  // ---- pages ----
+  async function productPage() {
+    const id = app.dataset.itemId;
+    feed($("grid"));
+    setupSave(id);
+    try {
+      const p = await api("/products/" + enc(id));
+      document.title = p.title + " · moodboard";
+      $("product-title").textContent = p.title;
+      $("product-price").textContent = money(p.price);
+      const facts = { Brand: p.brand, Category: p.category, ...(p.attributes || {}) };
+      $("product-facts").replaceChildren(
+        ...Object.entries(facts)
+          .filter(([, v]) => v !== null && v !== undefined && v !== "")
+          .flatMap(([k, v]) => [el("dt", {}, label(k)), el("dd", {}, String(v))]),
+      );
+      $("product-description").textContent = p.description || "";
+      if (p.image_url) {
+        const img = $("product-img");
+        img.src = p.image_url;
+        img.alt = p.title;
+        img.hidden = false;
+      }
+    } catch (e) {
+      $("product-title").textContent = e.status === 404 ? "Product not found" : "Error";
+      $("save-form").hidden = true;
+      if (e.status !== 404) fail("Loading the product")(e);
+    } finally {
+      $("product").setAttribute("aria-busy", "false");
+    }
+  }
+
+  function setupSave(id) {
+    const form = $("save-form");
+    const select = $("save-board");
+    const title = $("save-new-title");
+    const toggle = () => (title.hidden = select.value !== "__new__");
+    select.addEventListener("change", toggle);
+    api(`/users/${enc(user)}/boards`)
+      .then(({ boards }) => {
+        for (const b of boards) select.append(el("option", { value: b.id }, b.title || b.id));
+        if (boards.length) select.value = boards[boards.length - 1].id;
+        toggle();
+      })
+      .catch(fail("Loading your boards"));
+
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      $("save-button").disabled = true;
+      try {
+        let boardId = select.value;
+        if (boardId === "__new__") {
+          const board = await api("/boards", {
+            json: { user_id: user, title: title.value.trim() || "My board" },
+          });
+          boardId = board.id;
+          select.append(el("option", { value: board.id }, board.title || board.id));
+          select.value = board.id;
+          title.value = "";
+          toggle();
+        }
+        // The server records the membership and logs the save event itself.
+        const ctx = recallContext(id);
+        await api(`/boards/${enc(boardId)}/items`, {
+          json: compact({ item_id: id, user_id: user, surface: "product", ...ctx }),
+        });
+        const saved = $("saved");
+        const name = select.selectedOptions[0].textContent;
+        saved.replaceChildren("Saved to ", el("a", { href: "/b/" + enc(boardId), id: "saved-link" }, name));
+        saved.dataset.boardId = boardId;
+        saved.hidden = false;
+        status("", false);
+      } catch (e) {
+        fail("Saving")(e);
+      } finally {
+        $("save-button").disabled = false;
+      }
+    });
+  }
+
+  function visualPage() {
+    const preview = $("visual-preview");
+    const area = $("crop-area");
+    const box = $("crop-box");
+    let file = null;
+    let crop = null; // [x, y, w, h] in the original image's pixels
+    let start = null;
+
+    const clearCrop = () => {
+      crop = null;
+      box.hidden = true;
+      $("visual-clear").disabled = true;
+    };
+
+    $("visual-file").addEventListener("change", (ev) => {
+      file = ev.target.files[0] || null;
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.src = file ? URL.createObjectURL(file) : "";
+      area.hidden = !file;
+      $("visual-submit").disabled = !file;
+      clearCrop();
+    });
+
+    const point = (ev) => {
+      const r = preview.getBoundingClientRect();
+      return {
+        x: Math.min(Math.max(ev.clientX - r.left, 0), r.width),
+        y: Math.min(Math.max(ev.clientY - r.top, 0), r.height),
+        r,
+      };
+    };
+    area.addEventListener("pointerdown", (ev) => {
+      if (!file) return;
+      ev.preventDefault();
+      area.setPointerCapture(ev.pointerId);
+      start = point(ev);
+    });
+    area.addEventListener("pointermove", (ev) => {
+      if (!start) return;
+      const p = point(ev);
+      const [x, y] = [Math.min(start.x, p.x), Math.min(start.y, p.y)];
+      const [w, h] = [Math.abs(p.x - start.x), Math.abs(p.y - start.y)];
+      Object.assign(box.style, { left: x + "px", top: y + "px", width: w + "px", height: h + "px" });
+      box.hidden = false;
+      // Displayed pixels -> the original image's pixels.
+      const sx = preview.naturalWidth / p.r.width;
+      const sy = preview.naturalHeight / p.r.height;
+      crop = [Math.round(x * sx), Math.round(y * sy), Math.round(w * sx), Math.round(h * sy)];
+    });
+    const end = () => {
+      if (!start) return;
+      start = null;
+      if (!crop || crop[2] < 4 || crop[3] < 4) clearCrop();
+      else $("visual-clear").disabled = false;
+    };
+    area.addEventListener("pointerup", end);
+    area.addEventListener("pointercancel", end);
+    $("visual-clear").addEventListener("click", clearCrop);
+
+    $("visual-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!file) return;
+      const form = new FormData();
+      form.append("image", file);
+      form.append("k", "24");
+      if (crop) form.append("crop", crop.join(","));
+      const category = $("visual-category").value.trim();
+      if (category) form.append("category", category);
+      const grid = $("grid");
+      grid.setAttribute("aria-busy", "true");
+      $("visual-submit").disabled = true;
+      try {
+        const served = await api("/visual-search", { form });
+        grid.replaceChildren(...served.items.map((it, i) => pin(it, served, i + 1)));
+        status(served.items.length ? "" : "No similar products found.", false);
+      } catch (e) {
+        fail("Visual search")(e);
+      } finally {
+        grid.setAttribute("aria-busy", "false");
+        $("visual-submit").disabled = false;
+      }
+    });
+  }
+
+  function boardCard(b) {
+    const ids = b.item_ids || [];
+    const cover = ids.length ? image("/images/" + enc(ids[0]), "") : el("div", { class: "noimg" });
+    const count = `${ids.length} item${ids.length === 1 ? "" : "s"}`;
+    return el(
+      "a",
+      { class: "board-card", href: "/b/" + enc(b.id), "data-id": b.id },
+      cover,
+      el("span", { class: "pin-title" }, b.title || b.id),
+      el("span", { class: "pin-price" }, count),
+    );
+  }
+
+  async function boardsPage() {
+    $("new-board-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const b = await api("/boards", { json: { user_id: user, title: $("new-board-title").value.trim() } });
+        location.href = "/b/" + enc(b.id);
+      } catch (e) {
+        fail("Creating the board")(e);
+      }
+    });
+    try {
+      const { boards } = await api(`/users/${enc(user)}/boards`);
+      $("boards").replaceChildren(...boards.map(boardCard));
+      $("empty").hidden = boards.length > 0;
+    } catch (e) {
+      fail("Loading your boards")(e);
+    }
+  }
+
+  async function boardPage() {
+    const id = app.dataset.boardId;
+    feed($("grid"));
+    const list = $("board-items");
+    list.setAttribute("aria-busy", "true");
+    try {
+      const b = await api("/boards/" + enc(id));
+      $("board-title").textContent = b.title || b.id;
+      document.title = (b.title || b.id) + " · moodboard";
+      // The board holds ids only: fetch each product (boards are small; show the first 100).
+      const ids = (b.item_ids || []).slice(0, 100);
+      const products = await Promise.all(ids.map((i) => api("/products/" + enc(i)).catch(() => null)));
+      const shown = products.filter(Boolean);
+      list.replaceChildren(...shown.map((p, i) => pin(p, { surface: "board" }, i + 1)));
+      $("empty").hidden = shown.length > 0;
+    } catch (e) {
+      $("board-title").textContent = e.status === 404 ? "Board not found" : "Error";
+      if (e.status !== 404) fail("Loading the board")(e);
+    } finally {
+      list.setAttribute("aria-busy", "false");
+    }
+  }
+
+  const pages = {
+    home: () => feed($("grid")),
+    search: () => ($("grid").dataset.q.trim() ? feed($("grid")) : status("Type what you are looking for.", false)),
+    product: productPage,
+    visual: visualPage,
+    boards: boardsPage,
+    board: boardPage,
+  };
+  (pages[page] || (() => {}))();
+})();

@@ -1,0 +1,283 @@
+"""The web app in a real browser (Debian chromium) against `moodboard serve` on real products.
+
+A shopper searches, opens a result, sees related products and saves the product to a new
+board; the click and the save must reach the workspace's event log, joined to the search
+page by its request id. The browser waits only on selectors, URLs and page conditions (no
+fixed sleeps); the event log is polled until a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from moodboard.config import SimulateSettings
+from moodboard.datasets import load_fashion
+from moodboard.ingest import Workspace, all_events, ingest_catalog
+from moodboard.serve.build import build
+from moodboard.simulate import run_simulation
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IMAGES_LOADED = """n => {
+    const imgs = [...document.querySelectorAll('#grid .pin img')].slice(0, n);
+    return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0);
+}"""
+# Multipart bodies with a file are invisible to playwright's request events: record the form
+# fields (file fields by name) as the page hands them to fetch.
+RECORD_FORMS = """
+window.sentForms = [];
+const realFetch = window.fetch;
+window.fetch = (url, opts = {}) => {
+    if (opts.body instanceof FormData) {
+        window.sentForms.push(Object.fromEntries(
+            [...opts.body].map(([k, v]) => [k, typeof v === "string" ? v : v.name])));
+    }
+    return realFetch(url, opts);
+};
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout_s: float) -> None:
+    """Poll /healthz until 200; fail early with the server's output if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"moodboard serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):  # wakes at once if it dies
+            proc.wait(timeout=0.25)
+    pytest.fail(f"moodboard serve was not ready after {timeout_s:.0f} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def web_ws(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """About 300 real fashion products (every dress, red tops and shoes, some others), a few
+    simulated shoppers and one build: a private workspace this server may write to."""
+    t = load_fashion().products
+    kinds = t.column("articleType").to_pylist()
+    colours = t.column("baseColour").to_pylist()
+    dresses = [i for i, a in enumerate(kinds) if a == "Dresses"]
+    red = [i for i, (a, c) in enumerate(zip(kinds, colours, strict=True)) if c == "Red"]
+    others = [i for i, a in enumerate(kinds) if a in ("Tops", "Heels", "Handbags")]
+    keep = sorted(set(dresses) | set(red[:120]) | set(others[:150]))
+    ws = Workspace(tmp_path_factory.mktemp("web") / "ws")
+    assert ingest_catalog(ws, [t.take(keep)]).quarantined == 0
+    run_simulation(ws, SimulateSettings(users=30, days=1))
+    build(ws)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def server(web_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``moodboard serve`` as a subprocess; yields its base URL."""
+    exe = Path(sys.executable).with_name("moodboard")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("web-log") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.pop("MOODBOARD_WORKSPACE", None)
+    cmd = [str(exe), "serve", "--workspace", str(web_ws.root), "--host", "127.0.0.1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(proc, base, log, timeout_s=90)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} is missing: run `make chromium` (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page_errors() -> list[str]:
+    """Uncaught script errors of the page under test (must stay empty)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, server: str, page_errors: list[str]) -> Iterator[Any]:
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: page_errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def _logged(ws: Workspace) -> list[dict[str, Any]]:
+    """Every event of the workspace: the Parquet log plus the write-ahead log's segments."""
+    return all_events(ws).to_pylist()
+
+
+def _wait_for_event(ws: Workspace, timeout_s: float = 10, **match: Any) -> dict[str, Any]:
+    """The first logged event whose fields equal ``match``, polled until a deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = _logged(ws)
+        found = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"no event {match} among {len(rows)} logged events")
+        time.sleep(0.1)
+
+
+def test_search_open_related_and_save_to_a_new_board(
+    page: Any, page_errors: list[str], web_ws: Workspace
+) -> None:
+    page.goto("/")
+    page.wait_for_selector("#grid .pin")  # the popular grid
+    page.fill("header input[name=q]", "red dress")
+    page.press("header input[name=q]", "Enter")
+    page.wait_for_url(re.compile(r"/s\?q=red\+dress$"))
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+
+    pins = page.locator("#grid .pin")
+    assert pins.count() >= 8
+    titles = [t.lower() for t in page.locator("#grid .pin .pin-title").all_text_contents()[:8]]
+    assert all("dress" in t or "red" in t for t in titles), titles
+    assert any("dress" in t and "red" in t for t in titles[:3]), titles
+    page.wait_for_function(IMAGES_LOADED, arg=6)
+
+    first = pins.first
+    item_id = first.get_attribute("data-id")
+    search_request = first.get_attribute("data-request-id")
+    title = first.locator(".pin-title").text_content()
+    assert item_id and search_request and first.get_attribute("data-position") == "1"
+    first.click()
+
+    page.wait_for_url(f"**/p/{item_id}")
+    page.wait_for_selector("#product[aria-busy=false]")
+    assert page.text_content("#product-title") == title
+    page.wait_for_function("() => document.getElementById('product-img').naturalWidth > 0")
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    related = page.locator("#grid .pin")
+    assert related.count() >= 4
+    assert item_id not in [related.nth(i).get_attribute("data-id") for i in range(related.count())]
+    assert related.first.get_attribute("data-surface") == "related"
+    page.wait_for_function(IMAGES_LOADED, arg=4)
+
+    page.select_option("#save-board", "__new__")
+    page.fill("#save-new-title", "Red dresses")
+    page.click("#save-button")
+    page.wait_for_selector("#saved-link")
+    board_id = page.get_attribute("#saved", "data-board-id")
+    assert board_id
+
+    # The click carries the search page's request id; the server logged the save itself,
+    # attributed to the same page (the product page remembers where the shopper came from).
+    click = _wait_for_event(web_ws, type="click", item_id=item_id, request_id=search_request)
+    assert click["surface"] == "search" and click["position"] == 1
+    save = _wait_for_event(web_ws, type="save", item_id=item_id, board_id=board_id)
+    assert save["request_id"] == search_request
+    _wait_for_event(web_ws, type="impression", item_id=item_id, request_id=search_request)
+    saves = [e for e in _logged(web_ws) if e["type"] == "save" and e["item_id"] == item_id]
+    assert len(saves) == 1  # the UI leaves the save event to the server
+
+    page.click("#saved-link")
+    page.wait_for_url(f"**/b/{board_id}")
+    page.wait_for_selector(f"#board-items .pin[data-id='{item_id}']")
+    assert page.text_content("#board-title") == "Red dresses"
+    page.wait_for_selector("#grid[aria-busy=false] .pin")  # more ideas
+
+    page.click("#nav-boards")
+    page.wait_for_selector(f".board-card[data-id='{board_id}']")
+    assert not page_errors
+
+
+def test_visual_search_sends_the_crop_in_original_pixels(
+    page: Any, page_errors: list[str], server: str, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    item = httpx.get(f"{server}/search", params={"q": "red dress", "k": 1}).json()["items"][0]
+    raw = httpx.get(f"{server}{item['image_url']}").content
+    photo = tmp_path / "photo.png"  # upscaled 4x: the preview shows it smaller than it is
+    img = Image.open(io.BytesIO(raw)).convert("RGB")
+    img.resize((img.width * 4, img.height * 4)).save(photo)
+    width, height = img.width * 4, img.height * 4
+
+    page.add_init_script(RECORD_FORMS)
+    page.goto("/visual")
+    page.set_input_files("#visual-file", str(photo))
+    page.wait_for_function("() => document.getElementById('visual-preview').naturalWidth > 0")
+    box = page.locator("#visual-preview").bounding_box()
+    assert box["width"] < width  # displayed scaled down
+    page.mouse.move(box["x"] + 0.1 * box["width"], box["y"] + 0.2 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + 0.7 * box["height"], steps=5)
+    page.mouse.up()
+    page.wait_for_selector("#crop-box:not([hidden])")
+
+    page.click("#visual-submit")
+    page.wait_for_function("() => window.sentForms.length === 1")
+    sent = page.evaluate("() => window.sentForms[0]")
+    assert sent["image"] == "photo.png" and sent["user"].startswith("anon-")
+    x, y, w, h = map(int, sent["crop"].split(","))
+    tol = 2 * width / box["width"]
+    assert abs(x - 0.1 * width) <= tol and abs(w - 0.8 * width) <= tol, (x, w, width)
+    assert abs(y - 0.2 * height) <= tol and abs(h - 0.5 * height) <= tol, (y, h, height)
+
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert page.locator("#grid .pin").first.get_attribute("data-surface") == "visual"
+    page.wait_for_function(IMAGES_LOADED, arg=4)
+
+    page.click("#visual-clear")  # the whole photo: the product itself comes first
+    page.click("#visual-submit")
+    page.wait_for_function("() => window.sentForms.length === 2")
+    assert "crop" not in page.evaluate("() => window.sentForms[1]")
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert page.locator("#grid .pin").first.get_attribute("data-id") == item["id"]
+    assert not page_errors

@@ -1,0 +1,110 @@
+"""Board ideas: never what is on the board, in the board's own mix of categories, never empty."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from moodboard.config import BoardConfig
+from moodboard.errors import ConfigError, NotFoundError
+from moodboard.serve.registry import Engine
+from moodboard.surfaces import BoardChain
+from moodboard.surfaces.board import cluster_board, round_robin
+
+
+def _of(article: np.ndarray, name: str, n: int, skip: int = 0) -> np.ndarray:
+    return np.flatnonzero(article == name)[skip : skip + n]
+
+
+def _mix(article: np.ndarray, items: np.ndarray) -> dict[str, float]:
+    return {a: c / len(items) for a, c in Counter(article[items]).items()}
+
+
+def test_ideas_never_contain_board_items_and_follow_the_board_mix(
+    engine: Engine, article: np.ndarray
+) -> None:
+    board = np.concatenate([_of(article, "Shirts", 6), _of(article, "Handbags", 3)])
+    ideas = engine.board(board, k=24).candidates.items
+    assert len(ideas) == 24 and not np.isin(ideas, board).any()
+    mix = _mix(article, ideas)
+    assert 0.5 <= mix.get("Shirts", 0) <= 0.8 and 0.2 <= mix.get("Handbags", 0) <= 0.45
+    # one mean vector lands between the two and loses the minority category's share
+    mean_only = BoardChain(engine.catalog, engine.sources, BoardConfig(max_centroids=1))
+    mean_mix = _mix(article, mean_only(board, k=24).candidates.items)
+    tv = 0.5 * sum(abs(mix.get(a, 0) - w) for a, w in {"Shirts": 2 / 3, "Handbags": 1 / 3}.items())
+    tv_mean = 0.5 * sum(
+        abs(mean_mix.get(a, 0) - w) for a, w in {"Shirts": 2 / 3, "Handbags": 1 / 3}.items()
+    )
+    assert tv <= tv_mean
+
+
+def test_three_category_boards_get_all_three(engine: Engine, article: np.ndarray) -> None:
+    board = np.concatenate(
+        [_of(article, "Watches", 4), _of(article, "Heels", 4), _of(article, "Jeans", 4)]
+    )
+    res = engine.board(board, k=24)
+    mix = _mix(article, res.candidates.items)
+    assert all(mix.get(a, 0) >= 0.2 for a in ("Watches", "Heels", "Jeans")), mix
+    assert set(res.timings_ms) >= {"cluster", "dense/text", "visual/image", "total"}
+
+
+def test_a_single_category_board_gets_that_category(engine: Engine, article: np.ndarray) -> None:
+    shares = []
+    for name in ("Dresses", "Casual Shoes", "Watches", "Jeans", "Shirts"):
+        board = _of(article, name, 5, skip=3)
+        ideas = engine.board(board, k=12).candidates.items
+        shares.append(np.mean(article[ideas] == name))
+        assert shares[-1] >= 0.6, (name, _mix(article, ideas))  # dresses bring a few tops
+    assert np.mean(shares) >= 0.8
+
+
+def test_near_duplicates_of_board_items_are_not_ideas(
+    engine: Engine, image_vectors: np.ndarray
+) -> None:
+    sim = image_vectors @ image_vectors.T
+    np.fill_diagonal(sim, 0)
+    for i in np.flatnonzero((sim >= 0.999).any(1))[:6]:
+        ideas = engine.board(np.array([i]), k=24).candidates.items
+        assert (image_vectors[ideas] @ image_vectors[i] < 0.97).all()
+        s = image_vectors[ideas] @ image_vectors[ideas].T
+        assert (s[~np.eye(len(ideas), dtype=bool)] < 0.97).all()
+
+
+def test_empty_boards_get_popular_and_pages_are_never_short(engine: Engine) -> None:
+    popular = engine.popular(24).candidates.items
+    res = engine.board(np.array([], dtype=np.int64), k=24)
+    assert list(res.candidates.items) == list(popular)
+    n = len(engine.catalog)
+    almost_all = np.arange(n - 5)
+    ideas = engine.board(almost_all, k=24).candidates.items
+    assert sorted(ideas) == list(range(n - 5, n))  # only what is left, never board items
+    silent = BoardChain(engine.catalog, engine.sources, BoardConfig(sources=()))
+    res = silent(np.array([0, 1, 2]), k=24)
+    assert len(res.candidates) == 24 and set(res.candidates.sources) == {"popular/trending"}
+    assert not np.isin([0, 1, 2], res.candidates.items).any()
+
+
+def test_clustering_and_round_robin_by_hand() -> None:
+    x = np.array([[1, 0, 0], [0.99, 0.14, 0], [0, 1, 0], [0, 0.99, 0.14], [0, 0, 1.0]])
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    labels = cluster_board(x, max_centroids=3, cohesion=0.95)
+    assert labels[0] == labels[1] and labels[2] == labels[3] and len(set(labels)) == 3
+    assert set(cluster_board(x[:2], max_centroids=3, cohesion=0.9)) == {0}
+    from moodboard.data import Candidates
+
+    a = Candidates.from_scores([10, 11, 12, 13], np.array([0.9, 0.8, 0.7, 0.6]), "dense/text")
+    b = Candidates.from_scores([20, 21, 10], np.array([0.9, 0.8, 0.95]), "dense/text")
+    merged = round_robin([a, b], np.array([2 / 3, 1 / 3]))
+    assert list(merged.items) == [10, 11, 20, 12, 13, 21]
+    assert merged.score("retrieval")[0] == pytest.approx(0.95)
+
+
+def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
+    with pytest.raises(NotFoundError, match="'items' parameter names item index"):
+        engine.board(np.array([0, len(engine.catalog)]), k=5)
+    with pytest.raises(ConfigError, match="'k' parameter of BoardChain must be an int >= 1"):
+        engine.board(np.array([0]), k=-3)
+    with pytest.raises(ConfigError, match="integer item indices"):
+        engine.board(np.array(["123"]), k=5)

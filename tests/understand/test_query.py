@@ -368,3 +368,11 @@ def test_config_rejects_unknown_keys_and_round_trips() -> None:
         QueryUnderstandingConfig(intent_top_k=0)
     cfg = QueryUnderstandingConfig(intent_top_k=5, spelling=False)
     assert QueryUnderstandingConfig.model_validate_json(cfg.model_dump_json()) == cfg
+
+
+def test_one_query_fast_path_equals_the_batch_probabilities(
+    fashion_model: QueryUnderstanding,
+) -> None:
+    clf = fashion_model._check_fitted().classifier
+    for q in ("red dress", "blue jeans for men", "zzqx", "kurta women yellow", "Watch!!"):
+        assert np.allclose(clf._proba_one(q), clf.predict_proba([q])[0], atol=1e-5), q

@@ -85,6 +85,10 @@ class IntentClassifier:
         self.intercept = intercept
         self.temperature = temperature
         self._vectorizers = {k: _vectorizer(k, v) for k, v in vocabularies.items()}
+        self._index = {k: {g: j for j, g in enumerate(v)} for k, v in vocabularies.items()}
+        self._analyzers = {k: v.build_analyzer() for k, v in self._vectorizers.items()}
+        offsets = np.cumsum([0] + [len(v) for v in vocabularies.values()])
+        self._offset = dict(zip(vocabularies, offsets[:-1].tolist(), strict=True))
 
     @classmethod
     def train(
@@ -205,11 +209,25 @@ class IntentClassifier:
         logits = self.features(texts) @ self.coef.T + self.intercept
         return _softmax(np.asarray(logits) / self.temperature)
 
+    def _proba_one(self, text: str) -> np.ndarray:
+        """``predict_proba([text])[0]`` without sparse matrices: the serving path of one query."""
+        logits = self.intercept.astype(np.float64).copy()
+        for kind, analyze in self._analyzers.items():
+            index = self._index[kind]
+            cols = np.array([j for g in analyze(text) if (j := index.get(g)) is not None], int)
+            if not len(cols):
+                continue
+            cols, counts = np.unique(cols, return_counts=True)
+            w = counts * self.idf[kind][cols]
+            w = w / np.linalg.norm(w)
+            logits += self.coef[:, self._offset[kind] + cols] @ w
+        return _softmax(logits[None, :] / self.temperature)[0]
+
     def top(self, text: str, k: int = 3, min_probability: float = 0.0) -> list[tuple[str, float]]:
         """The ``k`` most probable categories of one text with their probabilities."""
         if not text.strip():
             return []
-        p = self.predict_proba([text])[0]
+        p = self._proba_one(text)
         order = np.argsort(-p, kind="stable")[:k]
         return [(self.labels[i], float(p[i])) for i in order if p[i] >= min_probability]
 

@@ -86,22 +86,26 @@ class DenseSource(Source):
         src._fitted = True
         return src
 
-    def _params(self, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
+    def search(
+        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Batch search: (scores, indices), -1 where fewer than k items pass.
+
+        Thread-safe: the filter bitmap lives in this call's frame until FAISS returns.
+        """
+        self._check_fitted()
         hnsw = isinstance(self._index, faiss.IndexHNSW)
         params = faiss.SearchParametersHNSW() if hnsw else faiss.SearchParameters()
         if hnsw:
             params.efSearch = self.config.ef_search
+        bits = sel = None
         if allowed is not None:
-            self._bits = np.packbits(allowed.astype(np.uint8), bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(self._bits))
-        return params
-
-    def search(
-        self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Batch search: (scores, indices), -1 where fewer than k items pass."""
-        self._check_fitted()
-        return self._index.search(_as_matrix(vectors), k, params=self._params(allowed))
+            bits = np.packbits(allowed.astype(np.uint8), bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+            params.sel = sel
+        out = self._index.search(_as_matrix(vectors), k, params=params)
+        del bits, sel  # both kept alive until FAISS returned, on purpose
+        return out
 
     def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
         if query.vector is None:

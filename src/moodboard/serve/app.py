@@ -74,18 +74,21 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ws.init()
-        wal = EventWAL(ws)
-        wal.open()
-        app.state.wal = wal
-        app.state.boards = BoardStore(ws)
-        live.start()
-        _log.info("serving %s (artifact %s)", ws.root, live.version)
+        # Nested starts of the same app (test clients) share one WAL and one watcher.
+        app.state.starts = getattr(app.state, "starts", 0) + 1
+        if app.state.starts == 1:
+            ws.init()
+            app.state.wal = EventWAL(ws).open()
+            app.state.boards = BoardStore(ws)
+            live.start()
+            _log.info("serving %s (artifact %s)", ws.root, live.version)
         try:
             yield
         finally:
-            live.stop()
-            wal.close()
+            app.state.starts -= 1
+            if app.state.starts == 0:
+                live.stop()
+                app.state.wal.close()
 
     app = FastAPI(
         title="moodboard",

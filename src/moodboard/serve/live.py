@@ -70,6 +70,7 @@ class LiveEngine:
 
     def start(self) -> LiveEngine:
         """Load the live version (if any) and start the watcher."""
+        self._stop.clear()
         if self.ws.current_artifact() is not None:
             self.reload()
         if self.watch_interval_s > 0:

@@ -71,10 +71,13 @@ class PopularChain:
         t0 = time.perf_counter()
         query = SourceQuery(item_filter=item_filter, exclude=skip)
         parts: dict[str, Candidates] = {}
+        many = len(self.config.sources) > 1  # fused lists need depth; one list needs k
         for name in self.config.sources:
             if name in self.sources:
                 t1 = time.perf_counter()
-                parts[name] = self.sources[name](query, k)
+                parts[name] = self.sources[name](
+                    query, max(k, self.config.per_source) if many else k
+                )
                 t[name] = (time.perf_counter() - t1) * 1e3
         cand = next(iter(parts.values())) if len(parts) == 1 else self.fuser(parts, k)
         page = fill_page(

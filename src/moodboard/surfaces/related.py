@@ -197,12 +197,11 @@ class RelatedChain:
         comp = Candidates.empty()
         if len(slots):
             comp = self._complementary(item, k, skip, t)
-            main = main.exclude(comp.items)
         t1 = time.perf_counter()
         dedup = item_vectors(self.sources, cfg.dedup_source)
-        anchor = np.array([item])
-        comp = dedup_images(comp, dedup, cfg.dedup_threshold, anchor, len(slots))
-        main = dedup_images(main, dedup, cfg.dedup_threshold, anchor, k)
+        comp = dedup_images(comp, dedup, cfg.dedup_threshold, np.array([item]), len(slots))
+        anchors = np.concatenate([[item], comp.items]).astype(np.int64)
+        main = dedup_images(main.exclude(comp.items), dedup, cfg.dedup_threshold, anchors, k)
         page = interleave(main, comp, k, slots)
         t["dedup"] = (time.perf_counter() - t1) * 1e3
         page = fill_page(page, k, self.catalog, self.sources, cfg.fallback, exclude=skip)

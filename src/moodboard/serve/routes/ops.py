@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 router = APIRouter(tags=["ops"])
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 #: Most events one POST may carry.
 MAX_EVENTS = 10_000
@@ -22,6 +25,18 @@ class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS)
+
+    @field_validator("events")
+    @classmethod
+    def _keys_are_names(cls, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, row in enumerate(events):
+            bad = [k for k in row if not _NAME.fullmatch(k)]
+            if bad:
+                raise ValueError(
+                    f"event {i} has the field name(s) {bad[:3]}: field names must be letters, "
+                    "digits and underscores, starting with a letter or underscore"
+                )
+        return events
 
 
 @router.post("/events", name="events")

@@ -64,7 +64,7 @@ class ServeSettings(_Section):
     max_upload_mb: float = Field(default=10.0, gt=0)
     max_k: int = Field(default=100, ge=1, le=500)
     watch_interval_s: float = Field(default=2.0, ge=0)
-    torch_threads: int = Field(default=1, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
 
 
 class _Frozen(BaseModel):

@@ -218,9 +218,10 @@ def _serve(s: Any, ws: Any, host: str | None, port: int | None) -> None:
     from moodboard.serve.app import create_app
 
     host, port = host or s.serve.host, port or s.serve.port
-    import torch
+    if s.serve.torch_threads is not None:
+        import torch
 
-    torch.set_num_threads(s.serve.torch_threads)
+        torch.set_num_threads(s.serve.torch_threads)
     with _errors():
         if not ws.exists():
             _fail(f"{ws.root} is not a workspace yet: run `moodboard ingest catalog` first.")

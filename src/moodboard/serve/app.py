@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
 from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
@@ -48,6 +49,55 @@ def _validation_message(exc: RequestValidationError) -> str:
         where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body", "path"))
         parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+class ObserveMiddleware:
+    """Pure ASGI middleware: refuses oversize uploads early, and times every request.
+
+    Parameters
+    ----------
+    app
+        The wrapped ASGI app.
+    metrics
+        Where request counts and latencies go (labelled by route name).
+    upload_limit
+        Largest body, in bytes, accepted on ``UPLOAD_PATHS`` (by ``Content-Length``).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics, upload_limit: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        if scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS:
+            size = dict(scope["headers"]).get(b"content-length", b"")
+            if size.isdigit() and int(size) > self.upload_limit:
+                mb = self.upload_limit / 2**20
+                detail = (
+                    f"The upload is {int(size) / 2**20:.1f} MB; the limit is {mb:g} MB "
+                    "(serve.max_upload_mb). Send a smaller image."
+                )
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                self.metrics.observe("upload_too_large", 413, time.perf_counter() - t0)
+                return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            name = getattr(scope.get("route"), "name", None) or "unmatched"
+            self.metrics.observe(name, status, time.perf_counter() - t0)
 
 
 def create_app(workspace: Path | str, settings: Settings | None = None) -> FastAPI:
@@ -109,27 +159,11 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=422)
 
-    limit = int(settings.serve.max_upload_mb * 1024 * 1024)
-
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        t0 = time.perf_counter()
-        if request.url.path in UPLOAD_PATHS and request.method == "POST":
-            size = request.headers.get("content-length")
-            if size is not None and size.isdigit() and int(size) > limit:
-                return JSONResponse(
-                    {
-                        "detail": f"The upload is {int(size) / 2**20:.1f} MB; the limit is "
-                        f"{settings.serve.max_upload_mb:g} MB (serve.max_upload_mb). Send a "
-                        "smaller image."
-                    },
-                    status_code=413,
-                )
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "name", None) or "unmatched"
-        metrics.observe(name, response.status_code, time.perf_counter() - t0)
-        return response
+    app.add_middleware(
+        ObserveMiddleware,
+        metrics=metrics,
+        upload_limit=int(settings.serve.max_upload_mb * 2**20),
+    )
 
     from moodboard.serve.routes import catalog, ops, surfaces
 

@@ -22,14 +22,15 @@ from moodboard.data import columns as C
 SCORE_ORDER = ("utility", "ltr", C.RETRIEVAL)
 
 
-def image_url(catalog: Catalog, i: int) -> str | None:
+def image_url(catalog: Catalog, i: int, item_id: str | None = None) -> str | None:
     """Where the web app fetches item ``i``'s image: a local file is served by ``/images``."""
     img = catalog.image[i]
     if not img:
         return None
     if str(img).startswith(("http://", "https://")):
         return str(img)
-    return f"/images/{catalog.ids.external([i])[0]}" if Path(img).is_file() else None
+    item_id = item_id if item_id is not None else catalog.ids.external([i])[0]
+    return f"/images/{item_id}" if Path(img).is_file() else None
 
 
 def _num(x: Any) -> float | None:
@@ -41,14 +42,36 @@ def _num(x: Any) -> float | None:
 
 def item_json(catalog: Catalog, i: int) -> dict[str, Any]:
     """The public fields of item ``i``."""
+    item_id = catalog.ids.external([i])[0]
     return {
-        "id": catalog.ids.external([i])[0],
+        "id": item_id,
         "title": catalog.title[i],
-        "image_url": image_url(catalog, i),
+        "image_url": image_url(catalog, i, item_id),
         "price": _num(catalog.price[i]),
         "category": catalog.category[i],
         "brand": catalog.brand[i],
     }
+
+
+class ItemCards:
+    """``item_json`` of a catalog, computed once per item (the page's hot path).
+
+    Parameters
+    ----------
+    catalog
+        The live catalog (immutable for the life of an artifact version).
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._memo: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, i: int) -> dict[str, Any]:
+        """The public fields of item ``i`` (do not mutate the result)."""
+        card = self._memo.get(i)
+        if card is None:
+            card = self._memo[i] = item_json(self.catalog, i)
+        return card
 
 
 def _score(cand: Candidates) -> np.ndarray:
@@ -59,7 +82,7 @@ def _score(cand: Candidates) -> np.ndarray:
 
 
 def build_page(
-    catalog: Catalog,
+    cards: Callable[[int], dict[str, Any]],
     cand: Candidates,
     *,
     surface: str,
@@ -74,8 +97,8 @@ def build_page(
 
     Parameters
     ----------
-    catalog
-        The items.
+    cards
+        Item index -> its public fields (``ItemCards``).
     cand
         The surface's ranked candidates (page order).
     surface, request_id
@@ -94,7 +117,7 @@ def build_page(
     items = []
     feats = features(page) if explain and features is not None and len(page) else {}
     for j, i in enumerate(page.items.tolist()):
-        row = item_json(catalog, i) | {"score": _num(scores[j]), "position": cursor + j + 1}
+        row = cards(i) | {"score": _num(scores[j]), "position": cursor + j + 1}
         if explain:
             src = page.sources[j] if len(page.sources) else ""
             row["explain"] = {

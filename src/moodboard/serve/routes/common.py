@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Query, Request
+from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates, ItemFilter, new_request_id
 from moodboard.errors import InputError, NotFoundError
-from moodboard.serve.pages import build_page, impression_rows
+from moodboard.serve.pages import ItemCards, build_page, impression_rows
 from moodboard.serve.registry import Engine
 
 ANONYMOUS = "anonymous"
@@ -120,10 +121,10 @@ def respond(
     query: str | None = None,
     features: Any = None,
     extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """The page JSON, logged as impressions."""
     page = build_page(
-        engine.catalog,
+        cards_of(engine),
         cand,
         surface=surface,
         request_id=new_request_id(),
@@ -138,7 +139,15 @@ def respond(
         page.update(extra)
     if page["items"]:
         request.app.state.wal.log(impression_rows(page, p.user or ANONYMOUS, query))
-    return page
+    return JSONResponse(page)
+
+
+def cards_of(engine: Engine) -> ItemCards:
+    """The engine's memo of item fields, made on first use."""
+    cards = engine.__dict__.get("_cards")
+    if cards is None:
+        cards = engine.__dict__["_cards"] = ItemCards(engine.catalog)
+    return cards
 
 
 def exclude_of(engine: Engine, ids: list[str]) -> np.ndarray:

@@ -6,10 +6,11 @@ searches never block the event loop.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
 from moodboard.errors import InputError, NotFoundError
@@ -53,7 +54,7 @@ def search(
     price_max: Annotated[float | None, Query(ge=0)] = None,
     category: str | None = None,
     filters: Filters = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Search the catalog: understand -> retrieve -> fuse -> boost."""
     engine = engine_of(request)
     if not q.strip():
@@ -101,7 +102,7 @@ def popular(
     p: Page,
     category: str | None = None,
     filters: Filters = None,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """What is popular now (the home page, and every surface's fallback)."""
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
@@ -114,7 +115,7 @@ def related(
     request: Request,
     item_id: str,
     p: Page,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Products related to one product (its detail page)."""
     engine = engine_of(request)
     res = engine.related(item_index(engine, item_id), p.start + p.k + 1)
@@ -146,7 +147,7 @@ def visual_search(
     k: Annotated[int, Form()] = 24,
     user: Annotated[str | None, Form()] = None,
     explain: Annotated[bool, Form()] = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Products that look like a photo (or the cropped part of it)."""
     engine = engine_of(request)
     k = check_k(request, k)
@@ -169,7 +170,7 @@ def board_ideas(
     request: Request,
     board_id: str,
     p: Page,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """More ideas for a board: neighbours of what is on it, minus what is on it."""
     engine = engine_of(request)
     board = request.app.state.boards.get(board_id)

@@ -153,6 +153,57 @@ class PopularChainConfig(_Chain):
     fallback: tuple[str, ...] = ()
 
 
+class TwoTowerConfig(_Frozen):
+    """The ``two_tower`` retrieval model: its towers, negatives and training loop.
+
+    The item tower embeds an item from its id (an out-of-vocabulary row for items never
+    engaged with, and for ``id_dropout`` of the training ids) plus its content (text and image
+    vectors, categorical attributes); the user tower pools the item-tower outputs of the user's
+    last ``max_history`` items (``pooling``) and adds a user id embedding (users unseen in
+    training hash into ``user_buckets`` shared rows, which ``user_dropout`` trains). Training
+    is next-item prediction with in-batch negatives corrected by the log of each item's
+    sampling frequency (``logq``) plus ``random_negatives`` uniform items per batch; logits are
+    cosines divided by ``temperature``.
+    """
+
+    dim: int = Field(default=64, ge=2)
+    hidden: int = Field(default=128, ge=2)
+    pooling: Literal["mean", "attention"] = "attention"
+    max_history: int = Field(default=30, ge=1)
+    user_buckets: int = Field(default=64, ge=1)
+    user_dropout: float = Field(default=0.5, ge=0, le=1)
+    id_dropout: float = Field(default=0.5, ge=0, le=1)
+    min_item_count: int = Field(default=1, ge=1)
+    temperature: float = Field(default=0.1, gt=0)
+    random_negatives: int = Field(default=128, ge=0)
+    logq: bool = True
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=256, ge=2)
+    lr: float = Field(default=3e-3, gt=0)
+    weight_decay: float = Field(default=1e-5, ge=0)
+    train_threads: int = Field(default=1, ge=1)
+    seed: int = 0
+
+
+class FeedConfig(_Chain):
+    """The home feed of a user: personalized sources fused, engaged items left out.
+
+    Users with a history get the fused ``sources`` (recommenders by name; missing ones are
+    skipped); users without one get ``cold_sources`` with ``explore_share`` of the page given
+    to a random slice of the catalog, seeded per (seed, user, request key). The build keeps
+    each user's last ``history_length`` interactions (``pipelines.sequences``) for serving and
+    trains ``two_tower`` on them.
+    """
+
+    sources: tuple[str, ...] = ("two_tower", "sequence", "graph/walks", "user_interests")
+    per_source: int = Field(default=200, ge=1)
+    cold_sources: tuple[str, ...] = ("popular/trending",)
+    explore_share: float = Field(default=0.25, ge=0, le=1)
+    explore_share_known: float = Field(default=0.0, ge=0, le=1)
+    history_length: int = Field(default=200, ge=1)
+    two_tower: TwoTowerConfig = TwoTowerConfig()
+
+
 class SurfacesSettings(_Section):
     """Each surface's chain, declared by component names."""
 
@@ -161,6 +212,7 @@ class SurfacesSettings(_Section):
     visual: VisualConfig = VisualConfig()
     board: BoardConfig = BoardConfig()
     popular: PopularChainConfig = PopularChainConfig()
+    feed: FeedConfig = FeedConfig()
 
 
 class Settings(BaseSettings):

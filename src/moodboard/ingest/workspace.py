@@ -117,7 +117,14 @@ class Workspace:
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection to the workspace database, in UTC."""
-        con = duckdb.connect(str(self.db_path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(self.db_path), read_only=read_only)
+        except duckdb.ConnectionException as e:
+            # This process already holds the file read-write (a server's compactor, a build
+            # inside it): DuckDB refuses a second configuration, so share the read-write one.
+            if not read_only or "different configuration" not in str(e):
+                raise
+            con = duckdb.connect(str(self.db_path))
         try:
             con.execute("SET TimeZone = 'UTC'")
             yield con

@@ -1,6 +1,55 @@
 """Batch jobs written once as Ibis expressions, run on DuckDB (default) or Spark."""
 
+from moodboard.pipelines.coengagement import (
+    GraphConfig,
+    coengagement,
+    coengagement_graph,
+    coengagement_graph_table,
+    coengagement_table,
+)
 from moodboard.pipelines.engine import Engine, connect
+from moodboard.pipelines.interactions import (
+    Interactions,
+    InteractionsConfig,
+    interactions,
+    interactions_table,
+    removed_users,
+)
 from moodboard.pipelines.popularity import popularity, popularity_table
+from moodboard.pipelines.run import OUTPUTS, PipelinesConfig, run_pipelines
+from moodboard.pipelines.sequences import SequencesConfig, sequences, sequences_table
+from moodboard.pipelines.splits import (
+    SplitsConfig,
+    leave_last_out,
+    leave_last_out_table,
+    time_split,
+    time_split_table,
+)
 
-__all__ = ["Engine", "connect", "popularity", "popularity_table"]
+__all__ = [
+    "OUTPUTS",
+    "Engine",
+    "GraphConfig",
+    "Interactions",
+    "InteractionsConfig",
+    "PipelinesConfig",
+    "SequencesConfig",
+    "SplitsConfig",
+    "coengagement",
+    "coengagement_graph",
+    "coengagement_graph_table",
+    "coengagement_table",
+    "connect",
+    "interactions",
+    "interactions_table",
+    "leave_last_out",
+    "leave_last_out_table",
+    "popularity",
+    "popularity_table",
+    "removed_users",
+    "run_pipelines",
+    "sequences",
+    "sequences_table",
+    "time_split",
+    "time_split_table",
+]

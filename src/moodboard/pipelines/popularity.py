@@ -10,20 +10,33 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from moodboard.data import columns as C
+from moodboard.pipelines.interactions import double, epoch_us
 
 
 def popularity(
     events: ir.Table, weights: Mapping[str, float], half_life_days: float = 7.0
 ) -> ir.Table:
     """``item_id, score``: sum of action weights, halved every ``half_life_days`` before the
-    newest event of the log."""
-    latest = events[C.TS].max()
-    w = ibis.cases(*((events[C.TYPE] == t, float(v)) for t, v in weights.items()), else_=0.0)
-    aged = events.filter(events[C.ITEM_ID].notnull()).mutate(
-        weight=w, age_days=(latest.epoch_seconds() - events[C.TS].epoch_seconds()) / 86_400.0
+    newest event of the log.
+
+    Exact on DuckDB and Spark alike: times are integer microseconds, constants are DOUBLEs, and
+    each contribution is rounded to 1e-9 and summed as an integer (a float sum's value would
+    depend on the order an engine adds in).
+    """
+    newest = events.aggregate(_newest=epoch_us(events[C.TS].max()))
+    w = ibis.cases(
+        *((events[C.TYPE] == t, double(v)) for t, v in weights.items()), else_=double(0.0)
     )
-    decay = (-(math.log(2) / half_life_days) * aged.age_days).exp()
-    return aged.group_by(C.ITEM_ID).aggregate(score=(aged.weight * decay).sum())
+    aged = (
+        events.filter(events[C.ITEM_ID].notnull())
+        .cross_join(newest)
+        .mutate(weight=w, age_us=lambda t: t._newest - epoch_us(t[C.TS]))
+    )
+    rate = double(math.log(2) / (half_life_days * 86_400e6))
+    nano = ((aged.weight * (-(rate * aged.age_us.cast("float64"))).exp()) * double(1e9)).round()
+    units = aged.mutate(units=nano.cast("int64"))
+    out = units.group_by(C.ITEM_ID).aggregate(units=units.units.sum())
+    return out.select(C.ITEM_ID, score=out.units.cast("float64") / double(1e9))
 
 
 def popularity_table(
@@ -34,4 +47,4 @@ def popularity_table(
 ) -> pa.Table:
     """Run ``popularity`` over Parquet event parts on a backend."""
     events = backend.read_parquet(events_glob)
-    return popularity(events, weights, half_life_days).to_pyarrow()
+    return popularity(events, weights, half_life_days).order_by(C.ITEM_ID).to_pyarrow()

@@ -165,9 +165,10 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         upload_limit=int(settings.serve.max_upload_mb * 2**20),
     )
 
-    from moodboard.serve.routes import catalog, ops, surfaces
+    from moodboard.serve.routes import catalog, feed, ops, surfaces
 
     app.include_router(surfaces.router)
+    app.include_router(feed.router)
     app.include_router(catalog.router)
     app.include_router(ops.router)
     from moodboard.serve import web

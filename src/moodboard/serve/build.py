@@ -10,6 +10,8 @@ Layout of a version::
     dense_text/           FAISS index + vectors of text embeddings (dense/text)
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     popular/              time-decayed popularity (popular/trending)
+    two_tower/            the two-tower feed model: state dict, item vectors, users (two_tower)
+    feed/histories.parquet  each user's recent interactions, for the feed
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
     manifest.json         what, from which data, with which parameters, and timings
@@ -30,14 +32,19 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from moodboard import __version__
-from moodboard.config import ComplementsConfig, Settings, load_settings
+from moodboard.config import ComplementsConfig, FeedConfig, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.pipelines import connect, popularity_table
 from moodboard.pipelines.coengagement import GROUP, coengagement_table
+from moodboard.pipelines.interactions import interactions
+from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource
+from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve.two_tower import TwoTower, attribute_codes
 from moodboard.surfaces.complements import COMPLEMENTS_FILE, Complements, learn_complements
+from moodboard.surfaces.feed import HISTORIES_FILE, UserHistories
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
@@ -97,6 +104,44 @@ def _complements(ws: Workspace, catalog: Catalog, cfg: ComplementsConfig) -> Com
     return learn_complements(
         catalog.category, np.asarray(groups, dtype=object)[known], idx[known], cfg
     )
+
+
+def _sequences(
+    ws: Workspace, catalog: Catalog, length: int
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Users, their last ``length`` interactions (item indices, oldest first) and weights.
+
+    Items no longer in the catalog are dropped; an item repeated right after itself (a click,
+    then a save of the same item) is one step, weighted by its strongest action.
+    """
+    if not ws.events.files():
+        return [], [], []
+    acts = interactions(connect("duckdb").read_parquet(ws.events.glob()), keep_us=True)
+    t = sequences_table(acts, SequencesConfig(max_length=length))
+    users, seqs, weights = [], [], []
+    for user, ids, w in zip(
+        t.column("user_id").to_pylist(),
+        t.column(ITEM_IDS).to_pylist(),
+        t.column(WEIGHTS).to_pylist(),
+        strict=True,
+    ):
+        idx = catalog.ids.indices(ids, missing=-1)
+        w = np.asarray(w, dtype=np.float32)[idx >= 0]
+        idx = idx[idx >= 0].astype(np.int64)
+        if not len(idx):
+            continue
+        start = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+        users.append(user)
+        seqs.append(idx[start])
+        weights.append(np.maximum.reduceat(w, start))
+    return users, seqs, weights
+
+
+def _two_tower(data: SequenceData, users: list[str], cfg: FeedConfig) -> TwoTower | None:
+    """The two-tower model of the sequences, or None when no user has two interactions."""
+    if not any(len(s) >= 2 for s in data.sequences):
+        return None
+    return TwoTower(cfg.two_tower).fit(data, users=users)
 
 
 def _search_queries(ws: Workspace) -> list[str]:
@@ -198,6 +243,28 @@ def build(
             "pairs": sum(len(v) for v in comp.pairs.values()),
             "config": comp.config.model_dump(mode="json"),
         }
+        done()
+        done = step("two_tower", "training the two-tower feed model on user sequences")
+        feed = settings.surfaces.feed
+        users, seqs, weights = _sequences(ws, catalog, feed.history_length)
+        UserHistories(dict(zip(users, seqs, strict=True))).save(tmp / HISTORIES_FILE)
+        components["feed/histories"] = {"path": HISTORIES_FILE, "users": len(users)}
+        features: dict[str, Any] = {
+            "text": vecs,
+            "attributes": attribute_codes([catalog.category, *catalog.attributes.values()]),
+        }
+        if images is not None:
+            features["image"] = images[0]
+        data = SequenceData(len(catalog), seqs, features, weights)
+        tt = _two_tower(data, users, feed)
+        if tt is not None:
+            tt.save(tmp / "two_tower")
+            components["two_tower"] = {
+                "path": "two_tower",
+                **tt.stats,
+                "features": {k: list(np.shape(v)) for k, v in features.items()},
+                "config": tt.config.model_dump(mode="json"),
+            }
         done()
         done = step("understand", "fitting query understanding")
         queries = _search_queries(ws)

@@ -17,6 +17,8 @@ from moodboard.data import Catalog
 from moodboard.errors import NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource, Source
+from moodboard.retrieve.recs import Recommender
+from moodboard.retrieve.two_tower import TwoTower
 from moodboard.surfaces import (
     BoardChain,
     Complements,
@@ -26,6 +28,7 @@ from moodboard.surfaces import (
     VisualChain,
 )
 from moodboard.surfaces.complements import COMPLEMENTS_FILE
+from moodboard.surfaces.feed import HISTORIES_FILE, FeedChain, UserHistories
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -71,8 +74,16 @@ class Engine:
     visual: VisualChain
     board: BoardChain
     popular: PopularChain
+    feed: FeedChain
     settings: Settings = field(default_factory=Settings)
     images: SharedImageEncoder = field(default_factory=SharedImageEncoder, repr=False)
+    recommenders: dict[str, Recommender] = field(default_factory=dict)
+    histories: UserHistories = field(default_factory=UserHistories, repr=False)
+
+    def history(self, user_id: str | None) -> np.ndarray:
+        """The user's recent interactions as of the build (item indices, oldest first);
+        empty for a user the build did not see."""
+        return self.histories(user_id)
 
     @property
     def image_encoder(self) -> ImageEncoder:
@@ -135,6 +146,14 @@ class Engine:
             if (path / COMPLEMENTS_FILE).is_file()
             else Complements()
         )
+        recommenders: dict[str, Recommender] = {}
+        if (path / "two_tower").is_dir():
+            recommenders["two_tower"] = TwoTower.load(path / "two_tower")
+        histories = (
+            UserHistories.load(path / HISTORIES_FILE)
+            if (path / HISTORIES_FILE).is_file()
+            else UserHistories()
+        )
         images = SharedImageEncoder()
         _log.info("loaded artifact %s", version)
         return cls(
@@ -150,8 +169,11 @@ class Engine:
             visual=VisualChain(catalog, sources, images.encode_upload, surfaces.visual),
             board=BoardChain(catalog, sources, surfaces.board),
             popular=PopularChain(catalog, sources, surfaces.popular),
+            feed=FeedChain(catalog, sources, recommenders, surfaces.feed, settings.seed),
             settings=settings,
             images=images,
+            recommenders=recommenders,
+            histories=histories,
         )
 
     def has_images(self) -> np.ndarray:

@@ -1,0 +1,322 @@
+"""The engagement pipelines give exactly the same tables on DuckDB and on Spark.
+
+The event log is hand-made and seeded: about 3,000 events of 280 users over 120 items and three
+UTC days (with sessions across midnight), sub-second timestamps, ties on ``ts`` inside a user,
+exact duplicates of event ids across part files, conflicting duplicates, impressions, hides and
+searches, a user clicking 150 times within two minutes and one clicking all day long. Every job
+runs on both engines and the tables are compared with ``pa.Table.equals``: same schema, same
+rows, same order, floats bit for bit (graph scores are integer sums of contributions rounded to
+1e-9, so Spark's summation order cannot change them). One Spark session serves the whole module.
+On DuckDB the outputs are also checked against their definitions (a plain-Python graph oracle).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from moodboard.data import columns as C
+from moodboard.ingest import EVENT_SCHEMA, Workspace
+from moodboard.pipelines import (
+    OUTPUTS,
+    GraphConfig,
+    InteractionsConfig,
+    PipelinesConfig,
+    SequencesConfig,
+    SplitsConfig,
+    coengagement,
+    coengagement_graph_table,
+    connect,
+    interactions,
+    run_pipelines,
+    time_split_table,
+)
+from moodboard.pipelines.interactions import datetime_us
+
+pytestmark = pytest.mark.spark
+
+START = datetime(2026, 1, 5, 20, 0, 0)
+KEPT = ("click", "save", "add_to_cart", "purchase")
+CONFIG = PipelinesConfig(
+    interactions=InteractionsConfig(max_per_minute=40, max_per_day=300),
+    sequences=SequencesConfig(max_length=8),
+    graph=GraphConfig(session_gap_minutes=20, half_life_days=1.5, top_n=5),
+    splits=SplitsConfig(test_days=0.75, min_interactions=3),
+)
+TIME_GRAPH = GraphConfig(window="time", window_minutes=90, reference_time=START + timedelta(days=1))
+
+
+def _event_log(seed: int = 5) -> pa.Table:
+    """About 2,900 events with every awkward case the jobs must agree on."""
+    rng = np.random.default_rng(seed)
+    types = np.array(["impression", "click", "save", "add_to_cart", "purchase", "hide", "search"])
+    p = np.array([0.35, 0.3, 0.12, 0.07, 0.04, 0.04, 0.08])
+    rows: list[dict] = []
+    for u in range(280):
+        ts = START + timedelta(seconds=float(rng.uniform(0, 2 * 86_400)))
+        for _ in range(int(rng.integers(1, 4))):  # sessions
+            for _ in range(int(rng.integers(1, 9))):
+                if rng.random() > 0.12:  # else: a tie with the previous event
+                    ts += timedelta(microseconds=int(rng.integers(1_000_000, 300_000_000)))
+                kind = str(rng.choice(types, p=p))
+                rows.append(
+                    {
+                        C.EVENT_ID: f"e{len(rows):05d}-{rng.integers(0, 1000):03d}",
+                        C.TS: ts,
+                        C.USER_ID: f"u{u:03d}",
+                        C.TYPE: kind,
+                        C.ITEM_ID: None if kind == "search" else f"i{rng.zipf(1.4) % 120:03d}",
+                        C.BOARD_ID: f"b{u % 40}" if kind == "save" else None,
+                    }
+                )
+            ts += timedelta(hours=float(rng.uniform(1, 20)))
+    for n in range(150):  # a bot: 150 clicks in two minutes
+        rows.append(_row(f"fast{n:03d}", START + timedelta(milliseconds=800 * n), "bot-fast", n))
+    day = START.replace(hour=4)
+    for n in range(320):  # an abuser: a click every 2 minutes for 10 hours of one day
+        rows.append(_row(f"slow{n:03d}", day + timedelta(minutes=2 * n), "bot-slow", n))
+    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+
+
+def _row(eid: str, ts: datetime, user: str, n: int) -> dict:
+    return {C.EVENT_ID: eid, C.TS: ts, C.USER_ID: user, C.TYPE: "click", C.ITEM_ID: f"i{n % 7:03d}"}
+
+
+@pytest.fixture(scope="module")
+def log() -> pa.Table:
+    return _event_log()
+
+
+@pytest.fixture(scope="module")
+def ws(log: pa.Table, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    ws = Workspace(tmp_path_factory.mktemp("engines") / "ws")
+    ws.events.root.mkdir(parents=True)
+    ws.events.append(log)
+    replays = log.take(np.arange(0, log.num_rows, 29))  # exact duplicates, in another part file
+    clash = log.filter(pc.is_in(log[C.TYPE], pa.array(KEPT))).slice(0, 20)
+    clash = clash.set_column(1, C.TS, pc.add(clash[C.TS], pa.scalar(timedelta(seconds=1))))
+    ws.events.append(pa.concat_tables([replays, clash]))  # conflicting copies: later, kept out
+    return ws
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[ibis.BaseBackend]:
+    """One local[2] session for the module, started with the JVM's quick JIT only.
+
+    ``-XX:TieredStopAtLevel=1`` halves the JVM's CPU time on jobs this short (measured here:
+    31 s -> 15 s for the session plus every pipeline). ``connect("spark")`` then reuses the session
+    and sets the rest of the recipe (UTC session time zone, shuffle partitions).
+    """
+    SparkSession = pytest.importorskip("pyspark.sql").SparkSession
+
+    clock = time.perf_counter()
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp())
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    con = connect("spark")
+    print(f"spark session in {time.perf_counter() - clock:.1f} s")
+    yield con
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def outputs(ws: Workspace, spark: ibis.BaseBackend) -> dict[str, dict[str, pa.Table]]:
+    out = {}
+    for name, engine in (("duckdb", "duckdb"), ("spark", "spark")):  # the names the CLI passes
+        clock = time.perf_counter()
+        out[name] = run_pipelines(ws, engine, CONFIG)
+        print(f"{name}: all pipelines in {time.perf_counter() - clock:.1f} s")
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["interactions", "removed_users", "sequences", "graph", "split_time", "split_leave_last_out"],
+)
+def test_every_pipeline_is_exactly_equal_on_duckdb_and_spark(outputs: dict, name: str) -> None:
+    duck, spark = outputs["duckdb"][name], outputs["spark"][name]
+    assert duck.num_rows > 0
+    assert duck.schema.equals(spark.schema)
+    assert duck.equals(spark), _first_difference(duck, spark)
+
+
+def _first_difference(a: pa.Table, b: pa.Table) -> str:
+    ra, rb = a.to_pylist(), b.to_pylist()
+    for i, (x, y) in enumerate(zip(ra, rb, strict=False)):
+        if x != y:
+            return f"row {i}: duckdb {x} != spark {y}"
+    return f"{len(ra)} rows != {len(rb)} rows"
+
+
+def test_time_window_graph_fixed_times_and_session_groups_are_equal_too(
+    ws: Workspace, spark: ibis.BaseBackend
+) -> None:
+    graph = TIME_GRAPH
+    splits = SplitsConfig(cutoff=START + timedelta(hours=30, microseconds=7))
+    group_schema = pa.schema([("group", pa.string()), (C.ITEM_ID, pa.string())])
+    tables = []
+    for con in (connect("duckdb"), spark):
+        events = con.read_parquet(ws.events.glob())
+        kept = interactions(events, CONFIG.interactions).cache()
+        groups = coengagement(events, KEPT, 20.0).to_pyarrow().select(group_schema.names)
+        tables.append(
+            (
+                coengagement_graph_table(kept, graph),
+                time_split_table(kept, splits),
+                groups.cast(group_schema).sort_by([(n, "ascending") for n in group_schema.names]),
+            )
+        )
+        kept.release()
+    for duck, spk in zip(*tables, strict=True):
+        assert duck.num_rows > 0
+        assert duck.equals(spk), _first_difference(duck, spk)
+
+
+def test_bots_are_removed_and_reported(outputs: dict) -> None:
+    out = outputs["duckdb"]
+    removed = out["removed_users"].to_pylist()
+    assert [(r[C.USER_ID], r["reason"]) for r in removed] == [
+        ("bot-fast", "per_minute"),
+        ("bot-slow", "per_day"),
+    ]
+    assert removed[0]["peak_per_minute"] == 75  # 0.8 s apart: 75 clicks within any 60 s
+    assert removed[1]["n_actions"] == 320
+    assert not {"bot-fast", "bot-slow"} & set(out["interactions"][C.USER_ID].to_pylist())
+
+
+def test_interactions_are_deduplicated_weighted_human_actions(log: pa.Table, outputs: dict) -> None:
+    got = outputs["duckdb"]["interactions"]
+    rows = [r for r in log.to_pylist() if r[C.TYPE] in KEPT and not r[C.USER_ID].startswith("bot")]
+    assert got.num_rows == len(rows)  # every duplicate dropped, the first copy kept
+    assert sorted(got[C.EVENT_ID].to_pylist()) == sorted(r[C.EVENT_ID] for r in rows)
+    first = {r[C.EVENT_ID]: r[C.TS] for r in rows}
+    kept = zip(got[C.EVENT_ID].to_pylist(), got[C.TS].to_pylist(), strict=True)
+    assert all(first[e] == t for e, t in kept)
+    weights = dict(zip(got[C.TYPE].to_pylist(), got["weight"].to_pylist(), strict=True))
+    assert weights == CONFIG.interactions.weights
+
+
+def test_sequences_are_the_last_interactions_in_time_then_event_id_order(outputs: dict) -> None:
+    out = outputs["duckdb"]
+    by_user: dict[str, list[tuple]] = {}
+    for r in out["interactions"].to_pylist():
+        by_user.setdefault(r[C.USER_ID], []).append((r[C.TS], r[C.EVENT_ID], r[C.ITEM_ID]))
+    seqs = out["sequences"].to_pylist()
+    assert len(seqs) == len(by_user)
+    ties = 0
+    for s in seqs:
+        want = sorted(by_user[s[C.USER_ID]])[-8:]
+        assert s["item_ids"] == [w[2] for w in want]
+        assert s["ts"] == [w[0] for w in want]
+        ties += len(want) - len({w[0] for w in want})
+    assert ties > 0  # the tie-break was exercised
+
+
+def test_splits_follow_their_definitions(outputs: dict) -> None:
+    out = outputs["duckdb"]
+    by_user: dict[str, list[tuple]] = {}
+    for r in out["split_leave_last_out"].to_pylist():  # sorted by user, ts, event_id
+        by_user.setdefault(r[C.USER_ID], []).append(r["split"])
+    for splits in by_user.values():
+        want = ["train"] * len(splits)
+        if len(splits) >= 3:
+            want[-2:] = ["validation", "test"]
+        assert splits == want
+    assert sum(len(s) >= 3 for s in by_user.values()) > 50
+    rows = out["split_time"].to_pylist()
+    cutoff = max(r[C.TS] for r in rows) - timedelta(days=0.75)
+    assert all((r["split"] == "test") == (r[C.TS] >= cutoff) for r in rows)
+    assert {r["split"] for r in rows} == {"train", "test"}
+
+
+@pytest.mark.parametrize("config", [CONFIG.graph, TIME_GRAPH], ids=["session", "time"])
+def test_graph_matches_a_python_oracle(ws: Workspace, outputs: dict, config: GraphConfig) -> None:
+    kept = outputs["duckdb"]["interactions"]
+    got = coengagement_graph_table(
+        interactions(connect("duckdb").read_parquet(ws.events.glob()), CONFIG.interactions), config
+    )
+    assert got.to_pylist() == _graph_oracle(kept.to_pylist(), config)
+    assert max(got["rank"].to_pylist()) == config.top_n
+
+
+def _graph_oracle(rows: list[dict], cfg: GraphConfig) -> list[dict]:
+    """The graph's definition, pair by pair in plain Python."""
+    ref = datetime_us(cfg.reference_time) if cfg.reference_time else None
+    ref = ref or max(datetime_us(r[C.TS]) for r in rows)
+    gap, window = round(cfg.session_gap_minutes * 6e7), round(cfg.window_minutes * 6e7)
+    by_user: dict[str, list[tuple]] = {}
+    for r in rows:
+        if (t := datetime_us(r[C.TS])) <= ref:
+            by_user.setdefault(r[C.USER_ID], []).append(
+                (t, r[C.EVENT_ID], r[C.ITEM_ID], r["weight"])
+            )
+    q: dict[tuple, int] = {}
+    users: dict[tuple, set] = {}
+    for u, evs in by_user.items():
+        evs.sort()
+        session, n = [], 0
+        for k, e in enumerate(evs):
+            n += k == 0 or e[0] - evs[k - 1][0] > gap
+            session.append(n)
+        for i, j in itertools.permutations(range(len(evs)), 2):
+            (ti, _, a, wa), (tj, _, b, wb) = evs[i], evs[j]
+            near = session[i] == session[j] if cfg.window == "session" else abs(ti - tj) <= window
+            if near and a != b:
+                decay = 0.5 ** ((ref - max(ti, tj)) / 86_400e6 / cfg.half_life_days)
+                q[(a, b)] = q.get((a, b), 0) + math.floor(wa * wb * decay * 1e9 + 0.5)
+                users.setdefault((a, b), set()).add(u)
+    out = []
+    for a in sorted({a for a, _ in q}):
+        best = sorted((-v, b) for (x, b), v in q.items() if x == a)[: cfg.top_n]
+        out += [
+            {
+                C.ITEM_ID: a,
+                "rank": r,
+                "neighbor_id": b,
+                "score": -v / 1e9,
+                "n_users": len(users[(a, b)]),
+            }
+            for r, (v, b) in enumerate(best, 1)
+        ]
+    return out
+
+
+def test_an_empty_log_gives_empty_tables_with_their_schemas(tmp_path) -> None:
+    out = run_pipelines(Workspace(tmp_path / "ws").init(), "duckdb", CONFIG)
+    assert set(out) == set(OUTPUTS)
+    assert all(t.num_rows == 0 for t in out.values())
+    assert out["sequences"].schema.field("item_ids").type == pa.list_(pa.string())
+
+
+def test_popularity_is_exactly_equal_on_duckdb_and_spark(
+    ws: Workspace, spark: ibis.BaseBackend
+) -> None:
+    from moodboard.pipelines.popularity import popularity_table
+    from moodboard.retrieve.popular import ACTION_WEIGHTS
+
+    duck, spk = (
+        popularity_table(con, ws.events.glob(), ACTION_WEIGHTS, 7.0)
+        for con in (connect("duckdb"), spark)
+    )
+    assert duck.num_rows > 0 and max(duck.column("score").to_pylist()) > 0
+    assert duck.equals(spk), _first_difference(duck, spk)

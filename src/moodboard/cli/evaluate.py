@@ -83,3 +83,84 @@ def evaluate_search_cmd(
     for m, r in report.methods.items():
         t.add_row(m, f"{r['ndcg@10']:.4f}", f"{r['mrr']:.4f}")
     out.print(t)
+
+
+def _names(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@evaluate_app.command("recs")
+def evaluate_recs_cmd(
+    dataset: Annotated[
+        str,
+        typer.Option(help="amazon-beauty, amazon-sports, amazon-toys or online-retail."),
+    ],
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated methods: popularity, als, ease, itemknn, the learned sources "
+            "that exist (sequence, graph/walks, two_tower, user_interests) and fused "
+            "[default: all, fused when it has 2 members]"
+        ),
+    ] = None,
+    fuse: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated members of fused [default: the learned sources]"),
+    ] = None,
+    max_users: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random sample of this many users.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and of every model.")] = 0,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Leave-one-out: fit the chosen configuration again on seq[:-1] before the "
+            "test step (not the S3-Rec protocol, which tests the model fitted on seq[:-2])."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """HR@10 and NDCG@10 (and Recall@20, NDCG@20 on online-retail) of recommenders.
+
+    Amazon: the S3-Rec leave-one-out protocol (tune on the second-to-last item, test once on
+    the last, full ranking over all items without the history). online-retail: fit on
+    purchases before 2011-11-01, rank each customer's new items after it.
+    """
+    from moodboard.evaluate.rec_protocol import load_split
+    from moodboard.evaluate.recs import (
+        FUSED,
+        RecEvaluation,
+        baseline_factories,
+        learned_factories,
+    )
+
+    with _errors():
+        learned = learned_factories(seed)
+        factories = {**baseline_factories(seed), **learned}
+        members = _names(fuse) if fuse is not None else list(learned)
+        wanted = _names(methods)
+        if wanted is None:
+            wanted = [*factories] + ([FUSED] if len(members) >= 2 else [])
+        split = load_split(dataset, max_users=max_users, seed=seed, refit=refit)
+        with err.status(f"evaluating recommendations on {dataset}") as status:
+            report = RecEvaluation(factories, fuse=members).run(
+                split, wanted, progress=lambda m: status.update(m)
+            )
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    names = report.metric_names()
+    t = Table(title=f"{dataset}: {report.notes.get('users', 0):,} test users")
+    for c in ("method", *names, "valid ndcg@10", "train s", "test s", "chosen"):
+        t.add_column(c)
+    for m, r in report.methods.items():
+        chosen = " ".join(f"{k}={v}" for k, v in r.params.items() if k != "seed")
+        t.add_row(
+            m,
+            *(f"{r.test[n]:.4f}" for n in names),
+            f"{r.valid['ndcg@10']:.4f}" if "ndcg@10" in r.valid else "-",
+            f"{r.train_s:.1f}",
+            f"{r.eval_s:.1f}",
+            chosen,
+        )
+    out.print(t)

@@ -137,3 +137,8 @@ def test_serve_on_a_folder_that_is_no_workspace_says_what_to_do(tmp_path: Path) 
 def test_build_of_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
     res = runner.invoke(app, ["build", "-w", str(tmp_path / "ws")])
     assert res.exit_code == 2 and "ingest a catalog first" in res.output
+
+
+def test_build_engine_must_be_duckdb_or_spark(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["build", "-w", str(tmp_path / "ws"), "--engine", "presto"])
+    assert res.exit_code == 2 and "duckdb or spark" in res.output

@@ -189,13 +189,21 @@ def _not_built(verb: str, issue: str) -> None:
 
 
 @app.command()
-def build(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+def build(
+    workspace: WorkspaceOpt = None,
+    engine: Annotated[
+        str, typer.Option(help="Where the engagement pipelines run: duckdb or spark.")
+    ] = "duckdb",
+    as_json: JsonOpt = False,
+) -> None:
     """Build a new artifact version (indexes, models, manifest) and make it live."""
     from moodboard.serve.build import build as build_artifact
 
+    if engine not in ("duckdb", "spark"):
+        _fail(f"--engine must be duckdb or spark. Got {engine!r} instead.")
     ws = _workspace(workspace)
     with _errors(), err.status("building") as status:
-        manifest = build_artifact(ws, say=lambda m: status.update(m))
+        manifest = build_artifact(ws, say=lambda m: status.update(m), engine=engine)
     if as_json:
         out.print_json(json.dumps(manifest))
     else:

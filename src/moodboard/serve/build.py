@@ -73,12 +73,12 @@ def _image_vectors(ws: Workspace, catalog: Catalog) -> tuple[np.ndarray, np.ndar
     return vecs, has
 
 
-def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource) -> np.ndarray:
+def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource, engine: str) -> np.ndarray:
     scores = np.zeros(len(catalog))
     if not ws.events.files():
         return scores
     t = popularity_table(
-        connect("duckdb"), ws.events.glob(), source.config.weights, source.config.half_life_days
+        connect(engine), ws.events.glob(), source.config.weights, source.config.half_life_days
     )
     idx = catalog.ids.indices(t.column("item_id").to_pylist(), missing=-1)
     ok = idx >= 0
@@ -86,13 +86,15 @@ def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource) -> np.nd
     return scores
 
 
-def _complements(ws: Workspace, catalog: Catalog, cfg: ComplementsConfig) -> Complements:
+def _complements(
+    ws: Workspace, catalog: Catalog, cfg: ComplementsConfig, engine: str
+) -> Complements:
     """Complementary categories from sessions and boards (saves and the boards table)."""
     groups: list[str] = []
     ids: list[str] = []
     if ws.events.files():
         t = coengagement_table(
-            connect("duckdb"), ws.events.glob(), cfg.actions, cfg.session_gap_minutes
+            connect(engine), ws.events.glob(), cfg.actions, cfg.session_gap_minutes
         )
         groups += t.column(GROUP).to_pylist()
         ids += t.column("item_id").to_pylist()
@@ -107,7 +109,7 @@ def _complements(ws: Workspace, catalog: Catalog, cfg: ComplementsConfig) -> Com
 
 
 def _sequences(
-    ws: Workspace, catalog: Catalog, length: int
+    ws: Workspace, catalog: Catalog, length: int, engine: str
 ) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
     """Users, their last ``length`` interactions (item indices, oldest first) and weights.
 
@@ -116,7 +118,7 @@ def _sequences(
     """
     if not ws.events.files():
         return [], [], []
-    acts = interactions(connect("duckdb").read_parquet(ws.events.glob()), keep_us=True)
+    acts = interactions(connect(engine).read_parquet(ws.events.glob()), keep_us=True)
     t = sequences_table(acts, SequencesConfig(max_length=length))
     users, seqs, weights = [], [], []
     for user, ids, w in zip(
@@ -144,17 +146,20 @@ def _two_tower(data: SequenceData, users: list[str], cfg: FeedConfig) -> TwoTowe
     return TwoTower(cfg.two_tower).fit(data, users=users)
 
 
-def _search_queries(ws: Workspace) -> list[str]:
+def _search_queries(ws: Workspace, engine: str) -> list[str]:
     if not ws.events.files():
         return []
-    con = connect("duckdb")
+    con = connect(engine)
     t = con.read_parquet(ws.events.glob())
     q = t.filter((t.type == "search") & t.query.notnull()).select("query")
     return [r for r in q.to_pyarrow().column(0).to_pylist() if r]
 
 
 def build(
-    ws: Workspace, say: Say | None = None, settings: Settings | None = None
+    ws: Workspace,
+    say: Say | None = None,
+    settings: Settings | None = None,
+    engine: str = "duckdb",
 ) -> dict[str, Any]:
     """Build every component from the workspace and make the new version live.
 
@@ -166,6 +171,9 @@ def build(
         Receives a progress message per step (default: the log).
     settings
         Build parameters (``surfaces.related.complements``); default ``load_settings()``.
+    engine
+        Where the engagement pipelines run: ``duckdb`` (embedded, the default) or ``spark``
+        (the active Spark session, or a local one).
 
     Returns
     -------
@@ -225,7 +233,7 @@ def build(
         done()
         done = step("popular", "computing popularity from the event log")
         pop = PopularSource()
-        pop.fit(catalog, scores=_popularity(ws, catalog, pop))
+        pop.fit(catalog, scores=_popularity(ws, catalog, pop, engine))
         pop.save(tmp / "popular")
         components["popular/trending"] = {
             "path": "popular",
@@ -234,7 +242,7 @@ def build(
         }
         done()
         done = step("complements", "learning complementary categories from co-engagement")
-        comp = _complements(ws, catalog, settings.surfaces.related.complements)
+        comp = _complements(ws, catalog, settings.surfaces.related.complements, engine)
         comp.save(tmp / COMPLEMENTS_FILE)
         components["related/complements"] = {
             "path": COMPLEMENTS_FILE,
@@ -246,7 +254,7 @@ def build(
         done()
         done = step("two_tower", "training the two-tower feed model on user sequences")
         feed = settings.surfaces.feed
-        users, seqs, weights = _sequences(ws, catalog, feed.history_length)
+        users, seqs, weights = _sequences(ws, catalog, feed.history_length, engine)
         UserHistories(dict(zip(users, seqs, strict=True))).save(tmp / HISTORIES_FILE)
         components["feed/histories"] = {"path": HISTORIES_FILE, "users": len(users)}
         features: dict[str, Any] = {
@@ -267,7 +275,7 @@ def build(
             }
         done()
         done = step("understand", "fitting query understanding")
-        queries = _search_queries(ws)
+        queries = _search_queries(ws, engine)
         qu = QueryUnderstanding().fit(catalog_products(products), queries=queries)
         qu.save(tmp / "understand")
         components["understand"] = {"path": "understand", "queries": len(queries)}

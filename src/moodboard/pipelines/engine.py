@@ -47,6 +47,7 @@ def connect(engine: Engine = "duckdb", **options: Any) -> ibis.BaseBackend:
             .config("spark.sql.warehouse.dir", tempfile.mkdtemp())
             .getOrCreate()
         )
+        spark.sparkContext.setLogLevel(options.get("log_level", "ERROR"))  # Spark's WARNs are noise
         return ibis.pyspark.connect(spark)
     raise ValueError(
         f"The 'engine' parameter of connect must be one of 'duckdb', 'spark'. "

@@ -147,3 +147,13 @@ def test_quality_floor_on_beauty(datasets_root: Path) -> None:
     hr, ndcg = hr_ndcg_at_10(model, [data.sequences[u] for u in users])
     # measured on these 5000 users: HR@10 0.0710, NDCG@10 0.0416 (all 22,363: 0.0677 / 0.0393)
     assert hr > 0.063 and ndcg > 0.037, (hr, ndcg)
+
+
+def test_from_items_gives_neighbours_of_a_boards_interests_only() -> None:
+    model = _given()
+    got = model.from_items(np.array([0, 5]), k=10, exclude=np.array([1]))
+    assert set(got.items.tolist()) == {2, 3, 4, 6, 7, 8, 9}  # both interests, no prior-only item
+    # cold items (no embedding) reach nothing, where recommend falls back to popularity
+    cold = UserInterests(InterestsConfig(dim=4)).fit(checkerboard(n_items=12))
+    assert len(cold.from_items(np.array([10, 11]), 5)) == 0
+    assert len(cold.recommend(np.array([10, 11]), 5)) == 5

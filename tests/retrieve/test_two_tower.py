@@ -15,7 +15,7 @@ import pytest
 from moodboard.config import TwoTowerConfig
 from moodboard.errors import ConfigError, NotFittedError
 from moodboard.retrieve.recs import Recommender, SequenceData
-from moodboard.retrieve.two_tower import TwoTower, attribute_codes
+from moodboard.retrieve.two_tower import TwoTower, attribute_codes, split_features
 
 GROUP = 20
 N_USERS = 30  # per community
@@ -160,3 +160,20 @@ def test_attribute_codes_skip_constant_columns_and_mark_missing() -> None:
     codes = attribute_codes(cols)
     assert codes.shape == (4, 1)
     assert codes[:, 0].tolist() == [0, 1, -1, 0]
+
+
+def test_attribute_bags_become_mean_vectors_and_train() -> None:
+    bags = [np.array([7, 9]), np.array([9]), np.array([], dtype=np.int64), np.array([3, 7, 9])]
+    dense, codes = split_features({"attributes": bags}, 4)
+    assert codes is None
+    np.testing.assert_allclose(
+        dense["attributes"],  # vocabulary 3, 7, 9
+        [[0, 0.5, 0.5], [0, 0, 1], [0, 0, 0], [1 / 3, 1 / 3, 1 / 3]],
+        rtol=1e-6,
+    )
+    rng = np.random.default_rng(0)
+    seqs = [rng.permutation(2) + (2 if u % 2 else 0) for u in range(40)]
+    tags = [np.array([1, 5]), np.array([1]), np.array([2, 6, 8]), np.array([2])]
+    data = SequenceData(4, seqs, item_features={"attributes": tags})
+    model = TwoTower(TwoTowerConfig(epochs=2, dim=8, hidden=16)).fit(data)
+    assert model.score([np.array([0])]).shape == (1, 4)

@@ -189,3 +189,15 @@ def test_quality_floor_on_beauty(datasets_root: Path) -> None:
     # measured on these 5000 users: HR@10 0.0770, NDCG@10 0.0454 (all 22,363: 0.0733 / 0.0434;
     # EASE 0.0418, SASRec 0.0318 as published)
     assert hr > 0.069 and ndcg > 0.041, (hr, ndcg)
+
+
+def test_from_items_returns_visited_items_only() -> None:
+    walks = GraphWalks(WalksConfig(board_size=None)).fit(checkerboard())
+    got = walks.from_items(np.array([0, 1]), k=10, exclude=np.array([2]))
+    assert set(got.items.tolist()) == {3, 4}  # the community, minus query and exclusions
+    assert set(got.sources) == {"graph/walks"} and (np.diff(got.score("retrieval")) <= 0).all()
+    # an item nobody engaged with reaches nothing (related/score would give popular items)
+    cold = GraphWalks().fit(SequenceData(n_items=12, sequences=checkerboard().sequences))
+    assert len(cold.from_items(np.array([11]), 5)) == 0 and len(cold.related(11, 5)) == 5
+    with pytest.raises(ConfigError, match="'k' parameter"):
+        walks.from_items(np.array([0]), k=0)

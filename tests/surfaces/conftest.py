@@ -20,6 +20,8 @@ import pytest
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog, ingest_events
+from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
@@ -115,3 +117,19 @@ def article(engine: Engine) -> np.ndarray:
 def image_vectors(engine: Engine) -> np.ndarray:
     """Each item's image embedding (unit rows)."""
     return engine.sources["visual/image"].vectors
+
+
+@pytest.fixture(scope="session")
+def paired_walks(engine: Engine, article: np.ndarray) -> tuple[GraphWalks, dict[int, int]]:
+    """graph/walks on sessions that always pair a watch with one particular pair of heels."""
+    watches = np.flatnonzero(article == "Watches")[:10]
+    heels = np.flatnonzero(article == "Heels")[:10]
+    pairs = dict(zip(watches.tolist(), heels.tolist(), strict=True))
+    seqs = [np.array([w, h]) for w, h in pairs.items() for _ in range(5)]
+    return GraphWalks().fit(SequenceData(len(engine.catalog), seqs)), pairs
+
+
+@pytest.fixture(scope="session")
+def text_vectors(engine: Engine) -> np.ndarray:
+    """Each item's text embedding (unit rows)."""
+    return engine.sources["dense/text"].vectors

@@ -9,6 +9,7 @@ import pytest
 
 from moodboard.config import BoardConfig
 from moodboard.errors import ConfigError, NotFoundError
+from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import BoardChain
 from moodboard.surfaces.board import cluster_board, round_robin
@@ -26,7 +27,8 @@ def test_ideas_never_contain_board_items_and_follow_the_board_mix(
     engine: Engine, article: np.ndarray
 ) -> None:
     board = np.concatenate([_of(article, "Shirts", 6), _of(article, "Handbags", 3)])
-    ideas = engine.board(board, k=24).candidates.items
+    content = BoardChain(engine.catalog, engine.sources)  # co-engagement would add its own mix
+    ideas = content(board, k=24).candidates.items
     assert len(ideas) == 24 and not np.isin(ideas, board).any()
     mix = _mix(article, ideas)
     assert 0.5 <= mix.get("Shirts", 0) <= 0.8 and 0.2 <= mix.get("Handbags", 0) <= 0.45
@@ -56,8 +58,9 @@ def test_a_single_category_board_gets_that_category(engine: Engine, article: np.
         board = _of(article, name, 5, skip=3)
         ideas = engine.board(board, k=12).candidates.items
         shares.append(np.mean(article[ideas] == name))
-        assert shares[-1] >= 0.6, (name, _mix(article, ideas))  # dresses bring a few tops
-    assert np.mean(shares) >= 0.8
+        # dresses bring a few tops; jeans the shirts that people click before them
+        assert shares[-1] >= 0.5, (name, _mix(article, ideas))
+    assert np.mean(shares) >= 0.75
 
 
 def test_near_duplicates_of_board_items_are_not_ideas(
@@ -108,3 +111,17 @@ def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
         engine.board(np.array([0]), k=-3)
     with pytest.raises(ConfigError, match="integer item indices"):
         engine.board(np.array(["123"]), k=5)
+
+
+def test_board_ideas_gain_what_people_engage_with_together(
+    engine: Engine, article: np.ndarray, paired_walks: tuple[GraphWalks, dict[int, int]]
+) -> None:
+    walks, pairs = paired_walks
+    board = np.array(list(pairs)[:4])  # four watches, each always engaged with one heel
+    heels = [pairs[w] for w in board]
+    chain = BoardChain(engine.catalog, engine.sources, BoardConfig(), {"graph/walks": walks})
+    page = chain(board, k=60).candidates
+    content = BoardChain(engine.catalog, engine.sources)(board, k=60).candidates
+    assert np.isin(heels, page.items).all() and not np.isin(heels, content.items).any()
+    assert all("graph/walks" in page.sources[list(page.items).index(h)] for h in heels)
+    assert np.mean(article[page.items[:24]] == "Watches") >= 0.6  # content still leads

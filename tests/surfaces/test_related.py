@@ -10,6 +10,8 @@ import pytest
 from moodboard.config import RelatedConfig
 from moodboard.errors import ConfigError, NotFoundError
 from moodboard.ingest import Workspace
+from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import Complements, RelatedChain
 from moodboard.surfaces.complements import COMPLEMENTS_FILE
@@ -132,3 +134,39 @@ def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
         engine.related(0, k=0)
     with pytest.raises(NotFoundError, match="'exclude' parameter names item index -1"):
         engine.related(0, k=5, exclude=np.array([-1]))
+
+
+def test_related_gains_what_people_engage_with_together(
+    engine: Engine, article: np.ndarray, text_vectors: np.ndarray
+) -> None:
+    # each watch is always engaged with the watch that looks least like it
+    watches = np.flatnonzero(article == "Watches")[:10]
+    all_watches = np.flatnonzero(article == "Watches")
+    far = {
+        int(w): int(all_watches[np.argmin(text_vectors[all_watches] @ text_vectors[w])])
+        for w in watches
+    }
+    seqs = [np.array([w, f]) for w, f in far.items() for _ in range(5)]
+    walks = GraphWalks().fit(SequenceData(len(engine.catalog), seqs))
+    cfg = RelatedConfig(complement_share=0)
+    with_walks = RelatedChain(engine.catalog, engine.sources, None, cfg, {"graph/walks": walks})
+    content = RelatedChain(engine.catalog, engine.sources, None, cfg)
+    for watch, other in far.items():
+        page = with_walks(watch, k=12).candidates
+        assert other in page.items and other not in content(watch, k=12).candidates.items
+        assert "graph/walks" in page.sources[list(page.items).index(other)]
+        skip = with_walks(watch, k=12, exclude=np.array([other])).candidates.items
+        assert other not in skip
+    cold = int(np.flatnonzero(article == "Jeans")[0])  # no engagement: walks reach nothing
+    assert len(walks.from_items(np.array([cold]), 10)) == 0
+    assert "graph/walks" not in "+".join(with_walks(cold, k=12).candidates.sources)
+
+
+def test_the_served_related_and_board_chains_use_the_built_co_engagement_sources(
+    engine: Engine,
+) -> None:
+    assert set(engine.recommenders) == {"two_tower", "sequence", "graph/walks", "user_interests"}
+    assert set(engine.related.neighbours) == {"graph/walks", "user_interests"}
+    assert "graph/walks" in engine.related.config.sources
+    assert {"graph/walks", "user_interests"} <= set(engine.board.config.sources)
+    assert engine.board.neighbours.keys() == engine.related.neighbours.keys()

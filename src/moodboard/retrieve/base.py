@@ -117,3 +117,26 @@ def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.n
     k = min(k, n)
     part = np.argpartition(-s, k - 1)[:k]
     return part[np.argsort(-s[part], kind="stable")]
+
+
+def check_k(k: object, owner: str) -> int:
+    """``k`` if it is an int >= 1.
+
+    Raises
+    ------
+    ConfigError
+        If it is not.
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ConfigError(f"The 'k' parameter of {owner} must be an int >= 1. Got {k!r} instead.")
+    return int(k)
+
+
+def allowed_except(n: int, *drops: np.ndarray | None) -> np.ndarray:
+    """A mask of ``n`` items, False at every index in ``drops`` (out-of-range ones ignored)."""
+    allowed = np.ones(n, dtype=bool)
+    for drop in drops:
+        if drop is not None:
+            d = np.asarray(drop, dtype=np.int64).ravel()
+            allowed[d[(d >= 0) & (d < n)]] = False
+    return allowed

@@ -20,47 +20,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Self
 
 import faiss
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
 from scipy.cluster.hierarchy import linkage
 from scipy.cluster.vq import kmeans2
 from sklearn.utils.extmath import randomized_svd
 
+from moodboard.config import InterestsConfig
 from moodboard.data import Candidates
+from moodboard.data import columns as C
 from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.base import SourceConfig, top_k
+from moodboard.retrieve.base import allowed_except, check_k, top_k
 from moodboard.retrieve.recs import SequenceData
 
 _log = logging.getLogger(__name__)
 
 #: Weight of the popularity prior added to every score (ties, and users with no known item).
 PRIOR = 1e-9
-
-
-class InterestsConfig(SourceConfig):
-    """Parameters of ``user_interests`` (defaults tuned on the Amazon validation targets).
-
-    ``weighted_medoid`` picks the member closest to the others weighted by recency, so a
-    cluster's query leans to what the user engaged with last (PinnerSage: unweighted).
-    """
-
-    embedding_feature: str = "embeddings"
-    dim: int = Field(default=256, ge=2)
-    window: int = Field(default=5, ge=1)
-    eigen_power: float = Field(default=1.0, ge=0, le=1)
-    max_history: int = Field(default=50, ge=1)
-    max_interests: int = Field(default=5, ge=1)
-    clustering: Literal["ward", "kmeans"] = "ward"
-    distance_threshold: float = Field(default=1.0, gt=0)
-    recency_decay: float = Field(default=0.3, gt=0, le=1)
-    weighted_medoid: bool = True
-    n_candidates: int = Field(default=200, ge=1)
-    batch_size: int = Field(default=512, ge=1)
-    seed: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -304,9 +283,14 @@ class UserInterests:
 
     # ---------------------------------------------------------------- serving
     def recommend(
-        self, history: np.ndarray, k: int = 100, weights: np.ndarray | None = None
+        self,
+        history: np.ndarray,
+        k: int = 100,
+        weights: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
     ) -> Candidates:
-        """The ``k`` best items for one user, the history's items left out.
+        """The ``k`` best items for one user (or a board's items), the history's items and
+        ``exclude`` left out.
 
         Raises
         ------
@@ -316,15 +300,29 @@ class UserInterests:
             If ``k`` is not a positive int.
         """
         self._check_fitted()
-        if not isinstance(k, int) or k < 1:
-            raise ConfigError(f"The 'k' parameter of {self.name} must be an int >= 1. Got {k!r}.")
-        w = None if weights is None else [weights]
-        scores = self.score([np.asarray(history, dtype=np.int64)], w)[0]
-        allowed = np.ones(self.n_items_, dtype=bool)
+        k = check_k(k, self.name)
         h = np.asarray(history, dtype=np.int64)
-        allowed[h[(h >= 0) & (h < self.n_items_)]] = False
-        idx = top_k(scores, k, allowed)
+        scores = self.score([h], None if weights is None else [weights])[0]
+        idx = top_k(scores, k, allowed_except(self.n_items_, h, exclude))
         return Candidates.from_scores(idx, scores[idx], self.name)
+
+    def from_items(
+        self, items: np.ndarray, k: int = 100, exclude: np.ndarray | None = None
+    ) -> Candidates:
+        """Neighbours of the interests of a set of items (a board, latest added last).
+
+        Like :meth:`recommend`, without the popularity prior: only items near an interest
+        come back, so the list is empty when no item has an embedding.
+
+        Raises
+        ------
+        NotFittedError
+            If the model was not fitted or loaded.
+        ConfigError
+            If ``k`` is not a positive int.
+        """
+        cand = self.recommend(np.asarray(items, dtype=np.int64).ravel(), k, exclude=exclude)
+        return cand.take(np.flatnonzero(cand.score(C.RETRIEVAL) > PRIOR))
 
     def score(
         self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None

@@ -14,6 +14,8 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from moodboard.data import Candidates
+
 
 @dataclass(frozen=True)
 class SequenceData:
@@ -55,4 +57,19 @@ class Recommender(Protocol):
         one seen in ``fit`` (e.g. the validation item appended for the test step). Items in the
         history are NOT masked here: the caller excludes them.
         """
+        ...
+
+
+@runtime_checkable
+class ItemNeighbours(Protocol):
+    """A co-engagement source a surface can query with a set of items (a product, a board):
+    ``graph/walks`` and ``user_interests``."""
+
+    name: str
+
+    def from_items(
+        self, items: np.ndarray, k: int = 100, exclude: np.ndarray | None = None
+    ) -> Candidates:
+        """Up to ``k`` items engaged with like ``items``, best first; ``items`` and
+        ``exclude`` left out, empty when no item is known."""
         ...

@@ -66,11 +66,31 @@ def attribute_codes(columns: Sequence[np.ndarray], max_vocab: int = 1000) -> np.
     return np.stack(out, axis=1) if out else np.empty((n, 0), dtype=np.int32)
 
 
+def _is_bag(value: object, n: int) -> bool:
+    """A list of ``n`` int sequences of varying lengths (per-item attribute ids)."""
+    if not isinstance(value, list | tuple) or len(value) != n or n == 0:
+        return False
+    lengths = {len(v) for v in value if hasattr(v, "__len__")}
+    return len(lengths) > 1 and all(np.asarray(v).dtype.kind in "iu" for v in value if len(v))
+
+
+def bag_vectors(bags: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per-item bags of attribute ids (any ints) as ``(n, vocab)`` float32 rows that average
+    the item's ids (a linear layer over them is a mean of attribute embeddings)."""
+    vocab = {a: j for j, a in enumerate(sorted({int(a) for b in bags for a in b}))}
+    out = np.zeros((len(bags), max(len(vocab), 1)), dtype=np.float32)
+    for i, b in enumerate(bags):
+        if len(b):
+            out[i, [vocab[int(a)] for a in b]] = 1.0 / len(b)
+    return out
+
+
 def split_features(
     features: Mapping[str, object], n: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Dense features (2-D float) by name and the attribute codes ``(n, m)`` (all integer
-    features side by side), each checked to have ``n`` rows.
+    features side by side), each checked to have ``n`` rows. A list of per-item attribute-id
+    bags of varying lengths becomes a dense feature (``bag_vectors``).
 
     Raises
     ------
@@ -80,6 +100,9 @@ def split_features(
     dense: dict[str, np.ndarray] = {}
     codes: list[np.ndarray] = []
     for name, value in features.items():
+        if _is_bag(value, n):
+            dense[name] = bag_vectors(value)  # type: ignore[arg-type]
+            continue
         parts = list(value) if isinstance(value, list | tuple) else [value]
         for part in parts:
             arr = np.asarray(part)

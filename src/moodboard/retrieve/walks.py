@@ -29,15 +29,15 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
 
+from moodboard.config import WalksConfig
 from moodboard.data import Candidates
 from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.base import SourceConfig, top_k
+from moodboard.retrieve.base import allowed_except, check_k, top_k
 from moodboard.retrieve.recs import SequenceData
 
 _log = logging.getLogger(__name__)
@@ -59,33 +59,6 @@ def mix64(x: np.ndarray) -> np.ndarray:
     z = (z ^ (z >> _U64(30))) * _M1
     z = (z ^ (z >> _U64(27))) * _M2
     return z ^ (z >> _U64(31))
-
-
-class WalksConfig(SourceConfig):
-    """Parameters of ``graph/walks`` (defaults tuned on the Amazon validation targets).
-
-    ``n_steps`` is the step budget of one query (a user or an item), shared by its query items
-    in proportion to their weights; ``n_walkers`` walkers split it, each walking
-    ``n_steps // n_walkers`` steps. ``time_budget_ms`` stops the walkers of a ``related`` call
-    or of a ``score`` batch early (then the answer depends on the machine's speed).
-    ``popularity_penalty`` divides scores by ``popularity ** penalty`` (RP3beta's beta).
-    """
-
-    method: Literal["exact", "walk"] = "exact"
-    n_steps: int = Field(default=20_000, ge=1)
-    n_walkers: int = Field(default=1_000, ge=1)
-    restart: float = Field(default=0.5, gt=0, le=1)
-    time_budget_ms: float | None = Field(default=None, gt=0)
-    exact_steps: int = Field(default=2, ge=1, le=10)
-    board_size: int | None = Field(default=5, ge=1)
-    max_board_degree: int | None = Field(default=500, ge=1)
-    max_item_degree: int | None = Field(default=2_000, ge=1)
-    n_query_items: int = Field(default=10, ge=1)
-    recency_decay: float = Field(default=0.3, gt=0, le=1)
-    boost: bool = True
-    popularity_penalty: float = Field(default=0.0, ge=0, le=1)
-    batch_size: int = Field(default=512, ge=1)
-    seed: int = Field(default=0, ge=0)
 
 
 def query_items(
@@ -249,14 +222,43 @@ class GraphWalks:
             If ``item`` is not an item index or ``k`` is not a positive int.
         """
         self._check_fitted()
-        if not isinstance(k, int) or k < 1:
-            raise ConfigError(f"The 'k' parameter of {self.name} must be an int >= 1. Got {k!r}.")
+        k = check_k(k, self.name)
         if not 0 <= int(item) < self.n_items_:
             raise ConfigError(f"{self.name}: item {item} is not in 0 .. {self.n_items_ - 1}.")
         q = (np.array([item]), np.array([0]), np.ones(1))
         scores = self._scores(*q, n_rows=1, salt=int(request))[0]
         allowed = np.ones(self.n_items_, dtype=bool)
         allowed[int(item)] = False
+        idx = top_k(scores, k, allowed)
+        return Candidates.from_scores(idx, scores[idx], self.name)
+
+    def from_items(
+        self,
+        items: np.ndarray,
+        k: int = 100,
+        exclude: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        request: int = 0,
+    ) -> Candidates:
+        """Items the walks from a set of items (a product, a board) visit, best first.
+
+        Unlike :meth:`related` and :meth:`score` there is no popularity fill: only visited
+        items come back, so the list is empty when no query item has an edge. ``items`` and
+        ``exclude`` are left out; ``weights`` (default equal) share the step budget.
+
+        Raises
+        ------
+        NotFittedError
+            If the model was not fitted or loaded.
+        ConfigError
+            If ``k`` is not a positive int.
+        """
+        self._check_fitted()
+        k = check_k(k, self.name)
+        q = np.asarray(items, dtype=np.int64).ravel()
+        w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
+        scores = self._scores(q, np.zeros(len(q), np.int64), w, 1, int(request), fill=False)[0]
+        allowed = (scores > 0) & allowed_except(self.n_items_, q, exclude)
         idx = top_k(scores, k, allowed)
         return Candidates.from_scores(idx, scores[idx], self.name)
 
@@ -295,9 +297,16 @@ class GraphWalks:
         return out
 
     def _scores(
-        self, items: np.ndarray, rows: np.ndarray, w: np.ndarray, n_rows: int, salt: int
+        self,
+        items: np.ndarray,
+        rows: np.ndarray,
+        w: np.ndarray,
+        n_rows: int,
+        salt: int,
+        fill: bool = True,
     ) -> np.ndarray:
-        """Combine per-query-item visit estimates into one score row per query."""
+        """Combine per-query-item visit estimates into one score row per query (``fill``:
+        unvisited items get the popularity prior below every visited one; else 0)."""
         cfg = self.config
         items = np.asarray(items, dtype=np.int64)
         known = (items >= 0) & (items < self.n_items_)
@@ -321,6 +330,8 @@ class GraphWalks:
         # relative TIE, which survives float32; unvisited items rank below every visited one
         pop = np.log1p(self.popularity_) / max(np.log1p(self.popularity_.max()), 1.0)
         s *= 1.0 + TIE * pop
+        if not fill:
+            return s
         low = np.where(s > 0, s, np.inf).min(axis=1, keepdims=True)
         s += (s == 0) * (0.5 * np.where(np.isfinite(low), low, 1.0) * pop)
         return s

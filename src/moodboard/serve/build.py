@@ -11,6 +11,8 @@ Layout of a version::
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     popular/              time-decayed popularity (popular/trending)
     two_tower/            the two-tower feed model: state dict, item vectors, users (two_tower)
+    sequence/ walks/ interests/  the sequence, graph/walks and user_interests recommenders
+    feed/fusion.json      the feed's fusion weights, tuned on held-out interactions
     feed/histories.parquet  each user's recent interactions, for the feed
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
@@ -32,7 +34,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from moodboard import __version__
-from moodboard.config import ComplementsConfig, FeedConfig, Settings, load_settings
+from moodboard.config import ComplementsConfig, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
@@ -42,7 +44,8 @@ from moodboard.pipelines.interactions import interactions
 from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource
 from moodboard.retrieve.recs import SequenceData
-from moodboard.retrieve.two_tower import TwoTower, attribute_codes
+from moodboard.retrieve.two_tower import attribute_codes
+from moodboard.serve.build_feed import train_feed
 from moodboard.surfaces.complements import COMPLEMENTS_FILE, Complements, learn_complements
 from moodboard.surfaces.feed import HISTORIES_FILE, UserHistories
 from moodboard.understand.cache import EmbeddingCache
@@ -137,13 +140,6 @@ def _sequences(
         seqs.append(idx[start])
         weights.append(np.maximum.reduceat(w, start))
     return users, seqs, weights
-
-
-def _two_tower(data: SequenceData, users: list[str], cfg: FeedConfig) -> TwoTower | None:
-    """The two-tower model of the sequences, or None when no user has two interactions."""
-    if not any(len(s) >= 2 for s in data.sequences):
-        return None
-    return TwoTower(cfg.two_tower).fit(data, users=users)
 
 
 def _search_queries(ws: Workspace, engine: str) -> list[str]:
@@ -252,10 +248,12 @@ def build(
             "config": comp.config.model_dump(mode="json"),
         }
         done()
-        done = step("two_tower", "training the two-tower feed model on user sequences")
+        done = step("feed", "training the feed's recommenders on user sequences")
         feed = settings.surfaces.feed
         users, seqs, weights = _sequences(ws, catalog, feed.history_length, engine)
-        UserHistories(dict(zip(users, seqs, strict=True))).save(tmp / HISTORIES_FILE)
+        UserHistories(
+            dict(zip(users, seqs, strict=True)), dict(zip(users, weights, strict=True))
+        ).save(tmp / HISTORIES_FILE)
         components["feed/histories"] = {"path": HISTORIES_FILE, "users": len(users)}
         features: dict[str, Any] = {
             "text": vecs,
@@ -264,14 +262,10 @@ def build(
         if images is not None:
             features["image"] = images[0]
         data = SequenceData(len(catalog), seqs, features, weights)
-        tt = _two_tower(data, users, feed)
-        if tt is not None:
-            tt.save(tmp / "two_tower")
-            components["two_tower"] = {
-                "path": "two_tower",
-                **tt.stats,
-                "features": {k: list(np.shape(v)) for k, v in features.items()},
-                "config": tt.config.model_dump(mode="json"),
+        components |= train_feed(data, users, feed, tmp)
+        if "two_tower" in components:
+            components["two_tower"]["features"] = {
+                k: list(np.shape(v)) for k, v in features.items()
             }
         done()
         done = step("understand", "fitting query understanding")

@@ -12,13 +12,17 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from moodboard.config import Settings, load_settings
+from moodboard.config import FuseSettings, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource, Source
-from moodboard.retrieve.recs import Recommender
+from moodboard.retrieve.interests import UserInterests
+from moodboard.retrieve.recs import ItemNeighbours, Recommender
+from moodboard.retrieve.sequence import SequenceRecommender
 from moodboard.retrieve.two_tower import TwoTower
+from moodboard.retrieve.walks import GraphWalks
+from moodboard.serve.build_feed import FUSION_FILE
 from moodboard.surfaces import (
     BoardChain,
     Complements,
@@ -147,8 +151,21 @@ class Engine:
             else Complements()
         )
         recommenders: dict[str, Recommender] = {}
-        if (path / "two_tower").is_dir():
-            recommenders["two_tower"] = TwoTower.load(path / "two_tower")
+        for folder, kind in (
+            ("two_tower", TwoTower),
+            ("sequence", SequenceRecommender),
+            ("walks", GraphWalks),
+            ("interests", UserInterests),
+        ):
+            if (path / folder).is_dir():
+                rec = kind.load(path / folder)
+                recommenders[rec.name] = rec
+        neighbours = {n: r for n, r in recommenders.items() if isinstance(r, ItemNeighbours)}
+        feed_config = surfaces.feed
+        if feed_config.tune_fusion and (path / FUSION_FILE).is_file():
+            tuned = json.loads((path / FUSION_FILE).read_text())
+            fuse = FuseSettings(method="rrf", k=tuned["k"], weights=tuned["weights"])
+            feed_config = feed_config.model_copy(update={"fuse": fuse})
         histories = (
             UserHistories.load(path / HISTORIES_FILE)
             if (path / HISTORIES_FILE).is_file()
@@ -165,11 +182,11 @@ class Engine:
             understand,
             chain,
             enc,
-            related=RelatedChain(catalog, sources, complements, surfaces.related),
+            related=RelatedChain(catalog, sources, complements, surfaces.related, neighbours),
             visual=VisualChain(catalog, sources, images.encode_upload, surfaces.visual),
-            board=BoardChain(catalog, sources, surfaces.board),
+            board=BoardChain(catalog, sources, surfaces.board, neighbours),
             popular=PopularChain(catalog, sources, surfaces.popular),
-            feed=FeedChain(catalog, sources, recommenders, surfaces.feed, settings.seed),
+            feed=FeedChain(catalog, sources, recommenders, feed_config, settings.seed),
             settings=settings,
             images=images,
             recommenders=recommenders,

@@ -9,6 +9,7 @@ filter and exclusions. So a page is short only when the filter and exclusions le
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from moodboard.data import Candidates, Catalog, ItemFilter
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError, NotFoundError
 from moodboard.retrieve import FuseConfig, Source, SourceQuery
+from moodboard.retrieve.base import check_k as check_k  # re-exported for the surfaces
+from moodboard.retrieve.recs import ItemNeighbours
 
 _log = logging.getLogger(__name__)
 
@@ -45,17 +48,23 @@ def item_vectors(sources: Mapping[str, Source], name: str) -> np.ndarray | None:
     return None if vectors is None else np.asarray(vectors)
 
 
-def check_k(k: object, owner: str) -> int:
-    """``k`` if it is an int >= 1.
-
-    Raises
-    ------
-    ConfigError
-        If it is not.
-    """
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ConfigError(f"The 'k' parameter of {owner} must be an int >= 1. Got {k!r} instead.")
-    return int(k)
+def co_engaged(
+    neighbours: Mapping[str, ItemNeighbours],
+    names: Sequence[str],
+    items: np.ndarray,
+    k: int,
+    exclude: np.ndarray,
+    t: dict[str, float],
+) -> dict[str, Candidates]:
+    """The lists of the co-engagement sources among ``names`` that are loaded, queried with
+    ``items`` (``ItemNeighbours.from_items``), with their times in ``t`` (ms)."""
+    parts = {}
+    for name in names:
+        if name in neighbours:
+            t1 = time.perf_counter()
+            parts[name] = neighbours[name].from_items(items, k, exclude=exclude)
+            t[name] = t.get(name, 0.0) + (time.perf_counter() - t1) * 1e3
+    return parts
 
 
 def check_items(items: object, n: int, what: str) -> np.ndarray:

@@ -5,8 +5,10 @@ farthest-point seeds): one cluster while the items sit close to their mean (mean
 ``cohesion``), more, up to ``max_centroids``, while they do not. Each cluster's mean vector in
 each source's space (text, image) queries that source; a source's lists are merged by weighted
 round robin, so a cluster holding two thirds of the board gets two thirds of the top slots.
-The sources are fused with provenance, near-identical images are dropped (also against the
-board's items), and the fallback sources fill the page. Items on the board never appear; an
+The co-engagement sources (``graph/walks``, ``user_interests``) are queried with the board's
+items as a whole (what people who engaged with them also engaged with). The sources are
+fused with provenance, near-identical images are dropped (also against the board's items),
+and the fallback sources fill the page. Items on the board never appear; an
 empty board gets popular items.
 """
 
@@ -23,10 +25,12 @@ from moodboard.config import BoardConfig
 from moodboard.data import Candidates, Catalog
 from moodboard.data import columns as C
 from moodboard.retrieve import DenseSource, Fuser, Source, SourceQuery
+from moodboard.retrieve.recs import ItemNeighbours
 from moodboard.surfaces.base import (
     SurfaceResult,
     check_items,
     check_k,
+    co_engaged,
     dedup_images,
     fill_page,
     fuse_config,
@@ -113,6 +117,9 @@ class BoardChain:
         Fitted sources by name; ``config.sources`` must hold item vectors (``DenseSource``).
     config
         Source names, clustering, fusion, deduplication and fallback.
+    neighbours
+        Fitted co-engagement sources by name (``graph/walks``, ``user_interests``), used when
+        ``config.sources`` names them.
     """
 
     def __init__(
@@ -120,9 +127,11 @@ class BoardChain:
         catalog: Catalog,
         sources: Mapping[str, Source],
         config: BoardConfig | None = None,
+        neighbours: Mapping[str, ItemNeighbours] | None = None,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
+        self.neighbours = dict(neighbours or {})
         self.config = config or BoardConfig()
         self.fuser = Fuser(fuse_config(self.config.fuse))
 
@@ -201,6 +210,8 @@ class BoardChain:
                 if lists:
                     parts[name] = round_robin(lists, weights)
                 t[name] = (time.perf_counter() - t1) * 1e3
+            n = max(cfg.per_source, k)
+            parts |= co_engaged(self.neighbours, cfg.sources, board, n, board, t)
         t1 = time.perf_counter()
         fused = self.fuser(parts)
         dedup = item_vectors(self.sources, cfg.dedup_source)

@@ -16,6 +16,7 @@ The page order is computed over ``max(k, per_source)`` items and then cut, so a 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 
 from moodboard.config import FeedConfig
 from moodboard.data import Candidates, Catalog, ItemFilter
+from moodboard.errors import ConfigError
 from moodboard.retrieve import Fuser, Source, SourceQuery, top_k
 from moodboard.retrieve.recs import Recommender
 from moodboard.retrieve.two_tower import user_hash
@@ -42,16 +44,27 @@ HISTORIES_FILE = "feed/histories.parquet"
 
 
 class UserHistories:
-    """Each user's recent engaged items (internal indices, oldest first), saved by the build.
+    """Each user's recent engaged items (internal indices, oldest first) and the weights of
+    their actions, saved by the build.
 
     Parameters
     ----------
     histories
         User id -> item indices; unknown users have an empty history.
+    weights
+        User id -> one action weight per item (a save weighs more than a click); default 1.
     """
 
-    def __init__(self, histories: Mapping[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        histories: Mapping[str, np.ndarray] | None = None,
+        weights: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         self._by_user = {u: np.asarray(h, dtype=np.int64) for u, h in (histories or {}).items()}
+        self._weights = {u: np.asarray(w, dtype=np.float32) for u, w in (weights or {}).items()}
+        for u, w in self._weights.items():
+            if len(w) != len(self._by_user.get(u, ())):
+                raise ValueError(f"The weights of user {u!r} must align with the user's items.")
 
     def __len__(self) -> int:
         return len(self._by_user)
@@ -61,20 +74,30 @@ class UserHistories:
         h = self._by_user.get(user) if user is not None else None
         return h if h is not None else np.empty(0, dtype=np.int64)
 
+    def weights(self, user: str | None) -> np.ndarray:
+        """The weights of the user's actions, aligned with ``self(user)`` (ones by default)."""
+        w = self._weights.get(user) if user is not None else None
+        return w if w is not None else np.ones(len(self(user)), dtype=np.float32)
+
     def save(self, path: Path) -> None:
-        """Write ``user_id, items`` as Parquet (creating the folder)."""
+        """Write ``user_id, items, weights`` as Parquet (creating the folder)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         users = list(self._by_user)
         items = pa.array([self._by_user[u].tolist() for u in users], type=pa.list_(pa.int32()))
-        pq.write_table(pa.table({"user_id": pa.array(users, pa.string()), "items": items}), path)
+        weights = pa.array([self.weights(u).tolist() for u in users], pa.list_(pa.float32()))
+        table = {"user_id": pa.array(users, pa.string()), "items": items, "weights": weights}
+        pq.write_table(pa.table(table), path)
 
     @classmethod
     def load(cls, path: Path) -> UserHistories:
-        """Read a saved file."""
+        """Read a saved file (one without weights gives weights of 1)."""
         t = pq.read_table(path)
-        items = t.column("items").to_pylist()
-        return cls(dict(zip(t.column("user_id").to_pylist(), items, strict=True)))
+        users = t.column("user_id").to_pylist()
+        items = dict(zip(users, t.column("items").to_pylist(), strict=True))
+        if "weights" not in t.column_names:
+            return cls(items)
+        return cls(items, dict(zip(users, t.column("weights").to_pylist(), strict=True)))
 
 
 class FeedChain:
@@ -112,8 +135,10 @@ class FeedChain:
 
     @property
     def personalized(self) -> list[str]:
-        """The configured recommenders that are loaded, in config order."""
-        return [n for n in self.config.sources if n in self.recommenders]
+        """The configured recommenders that are loaded and weigh more than 0 in the fusion,
+        in config order."""
+        w = self.config.fuse.weights
+        return [n for n in self.config.sources if n in self.recommenders and w.get(n, 1.0) > 0]
 
     def _recommend(
         self,
@@ -122,13 +147,18 @@ class FeedChain:
         k: int,
         allowed: np.ndarray,
         user: str | None,
+        weights: np.ndarray | None = None,
     ) -> Candidates:
         rec = self.recommenders[name]
         top = getattr(rec, "top_items", None)
         if callable(top):
             cand = top(history, k, allowed, user=user)
             return Candidates(cand.items, cand.scores, np.full(len(cand), name, dtype=object))
-        scores = np.asarray(rec.score([history])[0], dtype=np.float64)
+        if weights is not None and "weights" in inspect.signature(rec.score).parameters:
+            raw = rec.score([history], weights=[weights])  # type: ignore[call-arg]
+        else:
+            raw = rec.score([history])
+        scores = np.asarray(raw[0], dtype=np.float64)
         if len(scores) != len(self.catalog):
             _log.warning(
                 "%s scores %d items but the catalog has %d; skipped",
@@ -167,6 +197,7 @@ class FeedChain:
         nonce: str | int = 0,
         item_filter: ItemFilter | None = None,
         exclude: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
     ) -> SurfaceResult:
         """The feed of a user whose engaged items are ``history`` (oldest first).
 
@@ -183,6 +214,9 @@ class FeedChain:
             The request key that seeds exploration with the user (e.g. a session or a day).
         item_filter, exclude
             The request's hard constraints.
+        weights
+            The weight of each history action (a save more than a click), for the
+            recommenders that take them (``graph/walks``, ``user_interests``).
 
         Returns
         -------
@@ -201,6 +235,12 @@ class FeedChain:
         n = len(self.catalog)
         cfg = self.config
         hist = np.asarray([] if history is None else history).astype(np.int64).ravel()
+        w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+        if w is not None and len(w) != len(hist):
+            raise ConfigError(
+                f"The 'weights' parameter of FeedChain must have one weight per history item "
+                f"({len(hist)}). Got {len(w)} instead."
+            )
         seen = check_items(hist, n, "history")
         skip = np.unique(np.concatenate([seen, check_items(exclude, n, "exclude")]))
         horizon = max(k, cfg.per_source)
@@ -214,7 +254,7 @@ class FeedChain:
         parts: dict[str, Candidates] = {}
         for name in names:
             t1 = time.perf_counter()
-            parts[name] = self._recommend(name, hist, horizon, allowed, user)
+            parts[name] = self._recommend(name, hist, horizon, allowed, user, w)
             t[name] = (time.perf_counter() - t1) * 1e3
         if any(len(c) for c in parts.values()):
             main, share = self.fuser(parts, horizon), cfg.explore_share_known

@@ -1,7 +1,9 @@
 """Related products of one item (the product page): content neighbours and complements.
 
 The chain: the item's own text and image vectors query the ``dense/*`` and ``visual/*``
-sources; their lists are fused with provenance; items of the item's own category get a boost
+sources, and the item itself queries the co-engagement sources (``graph/walks``: items reached
+by walks from it, i.e. engaged with by the same people around the same time); their lists are
+fused with provenance; items of the item's own category get a boost
 (``same_category_boost``); a share of the page (``complement_share``) goes to the item's
 complementary categories, learned at build time from co-engagement (``complements.py``), whose
 best content neighbours fill evenly spaced slots; near-identical images (cosine >=
@@ -22,10 +24,12 @@ from moodboard.data import Candidates, Catalog
 from moodboard.data import columns as C
 from moodboard.errors import NotFoundError
 from moodboard.retrieve import Fuser, Source, SourceQuery
+from moodboard.retrieve.recs import ItemNeighbours
 from moodboard.surfaces.base import (
     SurfaceResult,
     check_items,
     check_k,
+    co_engaged,
     concat,
     dedup_images,
     fill_page,
@@ -92,6 +96,9 @@ class RelatedChain:
         Complementary categories learned at build time (None: no complementary slots).
     config
         Source names, fusion, boosts, complement share and deduplication.
+    neighbours
+        Fitted co-engagement sources by name (``graph/walks``), used when ``config.sources``
+        names them.
     """
 
     def __init__(
@@ -100,9 +107,11 @@ class RelatedChain:
         sources: Mapping[str, Source],
         complements: Complements | None = None,
         config: RelatedConfig | None = None,
+        neighbours: Mapping[str, ItemNeighbours] | None = None,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
+        self.neighbours = dict(neighbours or {})
         self.complements = complements or Complements()
         self.config = config or RelatedConfig()
         self.fuser = Fuser(fuse_config(self.config.fuse))
@@ -125,6 +134,8 @@ class RelatedChain:
             query = SourceQuery(vector=vectors[item], items=np.array([item]), exclude=exclude)
             parts[name] = self.sources[name](query, max(self.config.per_source, k))
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t1) * 1e3
+        k = max(self.config.per_source, k)
+        parts |= co_engaged(self.neighbours, self.config.sources, np.array([item]), k, exclude, t)
         return self.fuser(parts)
 
     def _same_category_boost(self, item: int, cand: Candidates) -> Candidates:

@@ -46,7 +46,10 @@ def feed(
     f = item_filter(engine, category=category, filters=filters)
     history = engine.history(user_id)
     nonce = session or datetime.now(UTC).date().isoformat()
-    res = engine.feed(history, p.start + p.k + 1, user=user_id, nonce=nonce, item_filter=f)
+    weights = engine.histories.weights(user_id)
+    res = engine.feed(
+        history, p.start + p.k + 1, user=user_id, nonce=nonce, item_filter=f, weights=weights
+    )
     p = PageParams(p.k, p.start, user_id, p.explain)
     extra = {"user_id": user_id, "personalized": bool(len(history) and engine.feed.personalized)}
     return respond(

@@ -1,0 +1,141 @@
+"""The build's feed step: train the personalized recommenders and tune how the feed fuses them.
+
+The last item of up to ``FeedConfig.valid_users`` users with three or more interactions is
+held out; ``two_tower``, ``sequence``, ``graph/walks`` and ``user_interests`` are trained on the
+rest (``sequence`` also stops early on those held-out items). Each then ranks every item for
+the held-out users (their own items excluded), and the weights of the feed's reciprocal-rank
+fusion and its ``k`` are tuned on those lists (coordinate ascent on NDCG@10, as ``moodboard
+evaluate recs`` tunes ``fused``). The models are served as trained: there is no refit, so the
+held-out interactions are missing from training but present in the histories the feed reads.
+The tuned fusion is written to ``feed/fusion.json`` with every member's validation NDCG@10.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moodboard.config import FeedConfig
+from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
+from moodboard.evaluate.rec_protocol import exclude_histories, rank_metrics
+from moodboard.retrieve.interests import UserInterests
+from moodboard.retrieve.recs import Recommender, SequenceData
+from moodboard.retrieve.sequence import SequenceRecommender, attribute_lists
+from moodboard.retrieve.two_tower import TwoTower
+from moodboard.retrieve.walks import GraphWalks
+
+_log = logging.getLogger(__name__)
+
+#: Where the build writes the tuned fusion, relative to an artifact version's folder.
+FUSION_FILE = "feed/fusion.json"
+#: The candidate weights and RRF ``k`` values of the tuning.
+WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+RRF_KS = (60.0, 10.0)
+#: Folder of each recommender inside a version.
+FOLDERS = {"two_tower": "two_tower", "sequence": "sequence", "graph/walks": "walks"}
+FOLDERS["user_interests"] = "interests"
+
+
+def holdout(
+    data: SequenceData, n_users: int, seed: int
+) -> tuple[SequenceData, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Training data without the last item of up to ``n_users`` users with 3+ items; those
+    users, their histories and their held-out items."""
+    eligible = np.flatnonzero([len(s) >= 3 for s in data.sequences])
+    held = np.sort(np.random.default_rng(seed).permutation(eligible)[:n_users])
+    seqs = [np.asarray(s, dtype=np.int64) for s in data.sequences]
+    weights = None if data.weights is None else [np.asarray(w) for w in data.weights]
+    for u in held:
+        seqs[u] = seqs[u][:-1]
+        if weights is not None:
+            weights[u] = weights[u][:-1]
+    train = SequenceData(data.n_items, seqs, data.item_features, weights)
+    targets = np.array([data.sequences[u][-1] for u in held], dtype=np.int64)
+    return train, held, [seqs[u] for u in held], targets
+
+
+def _fit_all(
+    train: SequenceData, users: list[str], cfg: FeedConfig, valid: tuple[Any, Any] | None
+) -> dict[str, Recommender]:
+    """The four recommenders fitted on ``train`` (sequence with early stopping on ``valid``)."""
+    codes = train.item_features.get("attributes")
+    plain = SequenceData(
+        train.n_items,
+        train.sequences,
+        {} if codes is None else {"attributes": attribute_lists(codes)},  # type: ignore[arg-type]
+        train.weights,
+    )
+    seq = SequenceRecommender(cfg.sequence)
+    return {
+        "two_tower": TwoTower(cfg.two_tower).fit(train, users=users),
+        "sequence": seq.fit(plain, validation=valid) if valid else seq.fit(plain),
+        "graph/walks": GraphWalks(cfg.walks).fit(plain),
+        "user_interests": UserInterests(cfg.interests).fit(plain),
+    }
+
+
+def _top(model: Recommender, hist: list[np.ndarray], users: list[str], k: int) -> np.ndarray:
+    out = []
+    for lo in range(0, len(hist), 512):
+        part = hist[lo : lo + 512]
+        if isinstance(model, TwoTower):
+            s = model.score(part, users[lo : lo + 512])
+        else:
+            s = model.score(part)
+        out.append(top_lists(exclude_histories(np.array(s, dtype=np.float32), part), k))
+    return np.concatenate(out) if out else np.empty((0, k), dtype=np.int32)
+
+
+def train_feed(
+    data: SequenceData, users: list[str], cfg: FeedConfig, folder: Path
+) -> dict[str, Any]:
+    """Fit, save and measure the recommenders, tune and save the fusion; manifest entries.
+
+    Nothing is trained (``{}``) when no user has two interactions; without held-out users
+    the fusion keeps ``cfg.fuse``.
+    """
+    if not any(len(s) >= 2 for s in data.sequences):
+        return {}
+    train, held, hist, targets = holdout(data, cfg.valid_users, cfg.sequence.seed)
+    valid = (hist, targets) if len(held) else None
+    models = _fit_all(train, users, cfg, valid)
+    out: dict[str, Any] = {}
+    lists: dict[str, np.ndarray] = {}
+    held_users = [users[u] for u in held]
+    for name, model in models.items():
+        model.save(folder / FOLDERS[name])  # type: ignore[attr-defined]
+        entry: dict[str, Any] = {"path": FOLDERS[name]}
+        if isinstance(model, TwoTower):
+            entry |= model.stats
+        if isinstance(model, SequenceRecommender):
+            entry |= {"epochs": len(model.history_), "minutes": round(model.fit_minutes_, 2)}
+        if valid is not None:
+            lists[name] = _top(model, hist, held_users, cfg.per_source)
+            ranks = FusionTable.build([lists[name]], [[t] for t in targets], data.n_items)
+            nd = rank_metrics(ranks.ranks([1.0], 60.0, data.n_items), (10,))["ndcg@10"]
+            entry["valid_ndcg@10"] = round(float(nd.mean()), 4)
+        entry["config"] = model.config.model_dump(mode="json")  # type: ignore[attr-defined]
+        out[name] = entry
+    if valid is not None:
+        table = FusionTable.build(list(lists.values()), [[t] for t in targets], data.n_items)
+        choice = tune_fusion(table, data.n_items, WEIGHTS, RRF_KS)
+        alone = [out[n]["valid_ndcg@10"] for n in lists]
+        weights = list(choice.weights)
+        if max(alone) > choice.valid_ndcg:  # the ascent missed it: one member alone is better
+            weights = [float(j == int(np.argmax(alone))) for j in range(len(alone))]
+        fusion = {
+            "method": "rrf",
+            "k": choice.rrf_k,
+            "weights": dict(zip(lists, weights, strict=True)),
+            "valid_ndcg@10": round(max(choice.valid_ndcg, *alone), 4),
+            "valid_users": len(held),
+        }
+        (folder / FUSION_FILE).parent.mkdir(parents=True, exist_ok=True)
+        (folder / FUSION_FILE).write_text(json.dumps(fusion, indent=2))
+        out["feed/fusion"] = {"path": FUSION_FILE, **fusion}
+        _log.info("feed fusion %s", fusion)
+    return out

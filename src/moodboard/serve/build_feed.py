@@ -105,6 +105,7 @@ def train_feed(
     models = _fit_all(train, users, cfg, valid)
     out: dict[str, Any] = {}
     lists: dict[str, np.ndarray] = {}
+    alone: list[float] = []  # each member's validation NDCG@10
     held_users = [users[u] for u in held]
     for name, model in models.items():
         model.save(folder / FOLDERS[name])  # type: ignore[attr-defined]
@@ -117,13 +118,13 @@ def train_feed(
             lists[name] = _top(model, hist, held_users, cfg.per_source)
             ranks = FusionTable.build([lists[name]], [[t] for t in targets], data.n_items)
             nd = rank_metrics(ranks.ranks([1.0], 60.0, data.n_items), (10,))["ndcg@10"]
-            entry["valid_ndcg@10"] = round(float(nd.mean()), 4)
+            alone.append(float(nd.mean()))
+            entry["valid_ndcg@10"] = round(alone[-1], 4)
         entry["config"] = model.config.model_dump(mode="json")  # type: ignore[attr-defined]
         out[name] = entry
     if valid is not None:
         table = FusionTable.build(list(lists.values()), [[t] for t in targets], data.n_items)
         choice = tune_fusion(table, data.n_items, WEIGHTS, RRF_KS)
-        alone = [out[n]["valid_ndcg@10"] for n in lists]
         weights = list(choice.weights)
         if max(alone) > choice.valid_ndcg:  # the ascent missed it: one member alone is better
             weights = [float(j == int(np.argmax(alone))) for j in range(len(alone))]

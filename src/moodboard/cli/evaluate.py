@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -89,6 +89,22 @@ def _names(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _chosen(method: str, params: dict[str, Any]) -> str:
+    """What validation chose: a baseline's grid point, the fusion's weights, else defaults."""
+    from moodboard.evaluate.recs import BASELINE_GRIDS
+
+    if method == "fused":
+        w = " ".join(
+            f"{m}={x:g}" for m, x in zip(params["members"], params["weights"], strict=True)
+        )
+        return f"{w} rrf_k={params['rrf_k']:g}"
+    grid = BASELINE_GRIDS.get(method)
+    if grid is None:
+        return "defaults"
+    keys = sorted({k for point in grid for k in point})
+    return " ".join(f"{k}={params[k]}" for k in keys if k in params)
+
+
 @evaluate_app.command("recs")
 def evaluate_recs_cmd(
     dataset: Annotated[
@@ -154,7 +170,7 @@ def evaluate_recs_cmd(
     for c in ("method", *names, "valid ndcg@10", "train s", "test s", "chosen"):
         t.add_column(c)
     for m, r in report.methods.items():
-        chosen = " ".join(f"{k}={v}" for k, v in r.params.items() if k != "seed")
+        chosen = _chosen(m, r.params)
         t.add_row(
             m,
             *(f"{r.test[n]:.4f}" for n in names),

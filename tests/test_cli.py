@@ -69,6 +69,7 @@ def test_ingest_catalog_with_map_prints_summary_and_json(tmp_path: Path) -> None
         "users": 0,
         "events": {},
         "events_total": 0,
+        "events_pending": 0,
         "artifact": None,
     }
 

@@ -375,3 +375,25 @@ def test_flush_makes_logged_rows_durable_and_read_all_works_without_opening(
         assert sorted(_ids(reader.read_all())) == sorted(ids)
         assert sorted(_ids(wal.read_all())) == sorted(ids)
     assert sorted(_ids(EventWAL(ws).read_all())) == sorted(ids)
+
+
+def test_status_counts_the_events_still_in_the_wal(ws: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from moodboard.cli import app
+    from moodboard.ingest.walread import pending_count
+
+    def status() -> dict[str, Any]:
+        res = CliRunner().invoke(app, ["status", "--workspace", str(ws.root), "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    with EventWAL(ws, MANUAL) as wal:
+        wal.accept(_clicks(7, "a"))
+        assert pending_count(ws) == 7
+        st = status()
+        assert st["events_pending"] == 7 and st["events_total"] == 0
+        wal.compact()
+        wal.accept(_clicks(3, "b") + _clicks(2, "a"))  # two replays of stored events
+        st = status()
+        assert st["events_total"] == 7 and st["events_pending"] == 3

@@ -144,15 +144,22 @@ def print_status(status: dict[str, Any]) -> None:
     for typ, n in status["events"].items():
         t.add_row(f"events: {typ}", f"{n:,}")
     t.add_row("events total", f"{status['events_total']:,}")
+    if status.get("events_pending"):
+        t.add_row("events in the WAL, not compacted yet", f"{status['events_pending']:,}")
     t.add_row("artifact", str(status["artifact"]))
     out.print(t)
 
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Counts of products, users, boards and events by type, and the live artifact."""
+    """Counts of products, users, boards and events by type (``events_pending``: accepted by
+    a server, still in its WAL), and the live artifact."""
+    from moodboard.ingest.walread import pending_count
+
     with _errors():
-        st = _workspace(workspace).status()
+        ws = _workspace(workspace)
+        st = ws.status()
+        st["events_pending"] = pending_count(ws) if ws.exists() else 0
     if as_json:
         out.print_json(json.dumps(st))
     else:

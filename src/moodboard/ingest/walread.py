@@ -69,6 +69,30 @@ def pending_on_disk(ws: Workspace) -> pa.Table:
         con.close()
 
 
+def pending_count(ws: Workspace) -> int:
+    """How many events sit in the WAL segments on disk and not yet in the Parquet log (the
+    events a running server accepted since its last compaction)."""
+    pending = pending_on_disk(ws)
+    if pending.num_rows == 0:
+        return 0
+    ids = pa.table({"event_id": pending.column(C.EVENT_ID)})
+    files = ws.events.files()
+    if not files:
+        return len(set(ids.column(0).to_pylist()))
+    con = connect_memory()
+    try:
+        con.register("_pending", ids)
+        return int(
+            con.execute(
+                "SELECT count(DISTINCT event_id) FROM _pending WHERE event_id NOT IN "
+                "(SELECT event_id FROM read_parquet(?, hive_partitioning = false))",
+                [[str(f) for f in files]],
+            ).fetchone()[0]
+        )
+    finally:
+        con.close()
+
+
 def all_events(ws: Workspace, wal: EventWAL | None = None) -> pa.Table:
     """Every event: the Parquet log plus the WAL's pending events, each once, by time.
 

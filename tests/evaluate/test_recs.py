@@ -294,3 +294,20 @@ def test_cli_evaluate_recs_explains_a_bad_dataset() -> None:
     res = CliRunner().invoke(app, ["evaluate", "recs", "--dataset", "amazon-books"])
     assert res.exit_code == 2
     assert "amazon-beauty" in res.output
+
+
+def test_cli_evaluate_recs_runs_every_learned_source_and_their_fusion(datasets_root: Path) -> None:
+    members = "sequence,two_tower,graph/walks,user_interests"
+    args = ["evaluate", "recs", "--dataset", "amazon-toys", "--max-users", "400", "--json"]
+    res = CliRunner().invoke(app, [*args, "--methods", f"{members},fused", "--fuse", members])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["dataset"] == "amazon-toys"
+    assert list(out["methods"]) == [*members.split(","), "fused"]
+    for name, m in out["methods"].items():
+        assert set(m) == {"hr@10", "ndcg@10", "train_s"}, name
+        assert 0 <= m["ndcg@10"] <= m["hr@10"] <= 1 and m["train_s"] >= 0, name
+    # the fusion's training time is its members' plus the tuning
+    assert out["methods"]["fused"]["train_s"] >= sum(
+        out["methods"][n]["train_s"] for n in members.split(",")
+    )

@@ -64,7 +64,9 @@ class ServeSettings(_Section):
     max_upload_mb: float = Field(default=10.0, gt=0)
     max_k: int = Field(default=100, ge=1, le=500)
     watch_interval_s: float = Field(default=2.0, ge=0)
-    torch_threads: int | None = Field(default=None, ge=1)
+    #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
+    #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
+    torch_threads: int | None = Field(default=1, ge=1)
 
 
 class _Frozen(BaseModel):

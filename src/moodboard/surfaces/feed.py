@@ -129,6 +129,12 @@ class FeedChain:
         self.catalog = catalog
         self.sources = dict(sources)
         self.recommenders = dict(recommenders or {})
+        #: the recommenders whose ``score`` takes action weights (walks, interests)
+        self._weighted = {
+            n
+            for n, r in self.recommenders.items()
+            if "weights" in inspect.signature(r.score).parameters
+        }
         self.config = config or FeedConfig()
         self.seed = seed
         self.fuser = Fuser(fuse_config(self.config.fuse))
@@ -154,7 +160,7 @@ class FeedChain:
         if callable(top):
             cand = top(history, k, allowed, user=user)
             return Candidates(cand.items, cand.scores, np.full(len(cand), name, dtype=object))
-        if weights is not None and "weights" in inspect.signature(rec.score).parameters:
+        if weights is not None and name in self._weighted:
             raw = rec.score([history], weights=[weights])  # type: ignore[call-arg]
         else:
             raw = rec.score([history])

@@ -9,20 +9,16 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from serving import api_client, serve_settings
 
-from moodboard.config import load_settings
 from moodboard.ingest import Workspace, all_events
 from moodboard.rank import FEATURES
-from moodboard.serve.app import create_app
 from moodboard.serve.build import build
 
 
 @pytest.fixture(scope="module")
 def client(served_ws: Workspace) -> Iterator[TestClient]:
-    settings = load_settings().model_copy(deep=True)
-    settings.serve.max_upload_mb = 1.0
-    settings.serve.watch_interval_s = 0
-    with TestClient(create_app(served_ws.root, settings)) as c:
+    with api_client(served_ws.root, serve_settings(max_upload_mb=1.0)) as c:
         yield c
 
 
@@ -39,7 +35,7 @@ def test_health_names_the_live_artifact(client: TestClient, served_ws: Workspace
 
 def test_health_is_503_before_the_first_build(tmp_path) -> None:
     ws = Workspace(tmp_path / "empty").init()
-    with TestClient(create_app(ws.root)) as c:
+    with api_client(ws.root) as c:
         assert c.get("/healthz").status_code == 503
         r = c.get("/search", params={"q": "red dress"})
         assert r.status_code == 503 and "moodboard build" in r.json()["detail"]

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from serving import api_client
 
-from moodboard.config import FuseSettings, load_settings
+from moodboard.config import FuseSettings
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, all_events
 from moodboard.retrieve.two_tower import TwoTower
-from moodboard.serve.app import create_app
 from moodboard.simulate import load_tastes
 from moodboard.surfaces.feed import EXPLORE
 
@@ -25,9 +25,7 @@ K = 24
 
 @pytest.fixture(scope="module")
 def client(served_ws: Workspace) -> Iterator[TestClient]:
-    settings = load_settings().model_copy(deep=True)
-    settings.serve.watch_interval_s = 0
-    with TestClient(create_app(served_ws.root, settings)) as c:
+    with api_client(served_ws.root) as c:
         yield c
 
 

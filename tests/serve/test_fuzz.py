@@ -6,19 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from serving import api_client
 
-from moodboard.config import load_settings
 from moodboard.ingest import Workspace
-from moodboard.serve.app import create_app
 
 
 @pytest.fixture(scope="module")
 def api_schema(served_ws: Workspace) -> Iterator[schemathesis.BaseSchema]:
-    s = load_settings().model_copy(deep=True)
-    s.serve.watch_interval_s = 0
-    with TestClient(create_app(served_ws.root, s)) as client:
+    with api_client(served_ws.root) as client:
         yield schemathesis.openapi.from_asgi("/openapi.json", client.app)
 
 

@@ -94,7 +94,12 @@ class ObserveMiddleware:
             limit = f"{self.body_limit // 1024} KB (serve.max_body_kb)"
             what = "Send a smaller body (e.g. fewer events a request), or raise serve.max_body_kb."
         got = f"is {size / 2**20:.1f} MB" if size is not None else "went over it"
-        return BodyTooLargeError(413, f"The request body {got}; the limit is {limit}. {what}")
+        # Closing the connection stops the client sending the rest (else the server drains it).
+        return BodyTooLargeError(
+            413,
+            f"The request body {got}; the limit is {limit}. {what}",
+            headers={"Connection": "close"},
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +111,8 @@ class ObserveMiddleware:
         size = dict(scope["headers"]).get(b"content-length", b"")
         if size.isdigit() and int(size) > limit:
             exc = self._too_large(path, int(size))
-            await JSONResponse({"detail": exc.detail}, status_code=413)(scope, receive, send)
+            response = JSONResponse({"detail": exc.detail}, 413, headers=exc.headers)
+            await response(scope, receive, send)
             self.metrics.observe("body_too_large", 413, time.perf_counter() - t0)
             return
         received = 0
@@ -133,7 +139,8 @@ class ObserveMiddleware:
         except BodyTooLargeError as exc:  # the app did not answer it (e.g. a mounted app)
             if started:
                 raise
-            await JSONResponse({"detail": exc.detail}, status_code=413)(scope, receive, send)
+            response = JSONResponse({"detail": exc.detail}, 413, headers=exc.headers)
+            await response(scope, receive, send)
             status = 413
         finally:
             name = getattr(scope.get("route"), "name", None) or "unmatched"

@@ -245,7 +245,8 @@ def _serve(s: Any, ws: Any, host: str | None, port: int | None) -> None:
     keys_file = application.state.guard.keys.file
     if keys_file is not None:
         err.print(
-            f"keys not set in serve.* (admin, write, public) are in {keys_file}", highlight=False
+            f"the server keys not set in serve.* (admin, write, public) are in {keys_file}",
+            highlight=False,
         )
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 

@@ -52,6 +52,7 @@ def _page(request: Request, template: str, page: str, **context: object) -> HTML
     response = templates.TemplateResponse(
         request, template, {"page": page, "user": user, "public_key": public_key, **context}
     )
+    response.headers["Cache-Control"] = "no-store"  # it names the shopper
     if cookie is not None:
         response.set_cookie(
             SESSION_COOKIE,

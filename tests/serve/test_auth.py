@@ -17,7 +17,8 @@ from PIL import Image
 from serving import KEYS, api_client, auth_headers, serve_settings
 
 from moodboard.ingest import Workspace, ingest_catalog
-from moodboard.serve.auth import KEYS_FILE, SESSION_COOKIE
+from moodboard.serve.auth import SESSION_COOKIE
+from moodboard.serve.keys import KEYS_FILE
 
 ITEMS = [f"p{i}" for i in range(5)]
 NO_KEYS = {"admin_key": None, "write_key": None, "public_key": None, "session_secret": None}

@@ -24,8 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moodboard.config import Settings, load_settings
 from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
 from moodboard.ingest import EventWAL, Workspace
-from moodboard.serve.auth import Guard, load_keys
+from moodboard.serve.auth import Guard
 from moodboard.serve.boards import BoardStore
+from moodboard.serve.keys import load_keys
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
 from moodboard.serve.registry import Engine

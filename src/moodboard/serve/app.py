@@ -55,6 +55,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _human(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB"
+
+
 class BodyTooLargeError(HTTPException):
     """A request body went over its route's limit (raised from ``receive`` as bytes arrive)."""
 
@@ -89,16 +93,20 @@ class ObserveMiddleware:
 
     def _too_large(self, path: str, size: int | None) -> BodyTooLargeError:
         if path in UPLOAD_PATHS:
-            limit = f"{self.upload_limit / 2**20:g} MB (serve.max_upload_mb)"
+            limit = f"{_human(self.upload_limit)} (serve.max_upload_mb)"
             what = "Send a smaller image, or raise serve.max_upload_mb."
         else:
-            limit = f"{self.body_limit // 1024} KB (serve.max_body_kb)"
+            limit = f"{_human(self.body_limit)} (serve.max_body_kb)"
             what = "Send a smaller body (e.g. fewer events a request), or raise serve.max_body_kb."
-        got = f"is {size / 2**20:.1f} MB" if size is not None else "went over it"
+        got = (
+            f"is over the limit of {limit}"
+            if size is None
+            else f"is {_human(size)}; the limit is {limit}"
+        )
         # Closing the connection stops the client sending the rest (else the server drains it).
         return BodyTooLargeError(
             413,
-            f"The request body {got}; the limit is {limit}. {what}",
+            f"The request body {got}. {what}",
             headers={"Connection": "close"},
         )
 

@@ -111,7 +111,8 @@ def _unb64(text: str) -> bytes:
 
 
 def load_keys(workspace: Path | str, serve: ServeSettings) -> Keys:
-    """The configured keys, the others from the workspace's keys file (generated when absent).
+    """The configured keys, the others (unset or empty) from the workspace's keys file, generated
+    when absent.
 
     Parameters
     ----------
@@ -126,7 +127,7 @@ def load_keys(workspace: Path | str, serve: ServeSettings) -> Keys:
         If the keys file exists but is not a JSON object of strings.
     """
     values: dict[str, SecretStr | None] = {n: getattr(serve, n) for n in _NAMES}
-    missing = [n for n, v in values.items() if v is None]
+    missing = [n for n, v in values.items() if v is None or not v.get_secret_value()]
     path: Path | None = None
     if missing:
         path = Path(workspace) / KEYS_FILE

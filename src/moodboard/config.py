@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,6 +67,21 @@ class ServeSettings(_Section):
     #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
     #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
     torch_threads: int | None = Field(default=1, ge=1)
+    #: Largest body of a non-upload request (JSON routes), in KiB: 10,000 events take ~3 MB.
+    max_body_kb: int = Field(default=4096, ge=1)
+    #: Keys sent as ``Authorization: Bearer <key>`` (None: generated into the workspace).
+    admin_key: SecretStr | None = None
+    write_key: SecretStr | None = None
+    public_key: SecretStr | None = None
+    #: Signs the web app's shopper cookie (None: generated into the workspace).
+    session_secret: SecretStr | None = None
+    #: The public key's limits: events per request, requests per minute per client address.
+    public_max_events: int = Field(default=100, ge=1)
+    public_rate_per_min: int = Field(default=300, ge=1)
+    #: Serve /metrics without a key.
+    public_metrics: bool = False
+    #: Origins allowed to call the API from a browser (CORS); empty: none.
+    cors_origins: tuple[str, ...] = ()
 
 
 class _Frozen(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from moodboard.ingest import Workspace, ingest_catalog
 
 ITEMS = [f"p{i}" for i in range(50)]
+WRITE_KEY = "durability-write-key"
 N_EVENTS, BATCH, THREADS = 5_000, 100, 4
 
 
@@ -31,7 +33,8 @@ def _free_port() -> int:
 def _start(ws: Workspace, log: IO[bytes], cwd: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "moodboard.cli", "serve", "--workspace", str(ws.root)]
-    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=log, stderr=log, cwd=cwd)
+    env = {**os.environ, "MOODBOARD_SERVE__WRITE_KEY": WRITE_KEY}
+    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=log, stderr=log, cwd=cwd, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -52,7 +55,8 @@ def _post_all(url: str) -> list[str]:
     lock = threading.Lock()
 
     def work(t: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        auth = {"Authorization": f"Bearer {WRITE_KEY}"}
+        with httpx.Client(base_url=url, timeout=60, headers=auth) as client:
             for b in range(t, N_EVENTS // BATCH, THREADS):
                 events = [
                     {

@@ -1,4 +1,7 @@
-"""Schemathesis fuzzes every API operation from the OpenAPI schema: bad input is never a 500."""
+"""Schemathesis fuzzes every API operation from the OpenAPI schema: bad input is never a 500.
+
+It sends the admin key, so the protected routes are fuzzed past their auth checks too.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from serving import api_client
+from serving import api_client, auth_headers
 
 from moodboard.ingest import Workspace
 
@@ -37,7 +40,7 @@ def test_no_input_makes_a_server_error(api_schema: schemathesis.BaseSchema) -> N
             database=None,
         )
         def check(case: schemathesis.Case) -> None:
-            response = case.call()
+            response = case.call(headers=auth_headers("admin"))
             assert response.status_code < 500, (case.method, case.path, response.text[:300])
             if response.status_code >= 400 and "json" in response.headers.get("content-type", ""):
                 assert response.json().get("detail"), response.text[:300]

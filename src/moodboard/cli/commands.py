@@ -242,6 +242,12 @@ def _serve(s: Any, ws: Any, host: str | None, port: int | None) -> None:
             _fail(f"{ws.root} is not a workspace yet: run `moodboard ingest catalog` first.")
         application = create_app(ws.root, s)
     err.print(f"moodboard is serving {ws.root} at http://{host}:{port}", highlight=False)
+    keys_file = application.state.guard.keys.file
+    if keys_file is not None:
+        err.print(
+            f"the server keys not set in serve.* (admin, write, public) are in {keys_file}",
+            highlight=False,
+        )
     uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
 
 

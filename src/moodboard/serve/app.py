@@ -16,20 +16,24 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
 from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
 from moodboard.ingest import EventWAL, Workspace
+from moodboard.serve.auth import Guard
 from moodboard.serve.boards import BoardStore
+from moodboard.serve.keys import load_keys
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
 from moodboard.serve.registry import Engine
 
 _log = logging.getLogger(__name__)
 
-#: Routes whose body is an upload, checked against ``serve.max_upload_mb`` before reading.
+#: Routes whose body is an upload, bounded by ``serve.max_upload_mb`` (others: ``max_body_kb``).
 UPLOAD_PATHS = ("/visual-search",)
 
 
@@ -51,8 +55,21 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _human(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB"
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body went over its route's limit (raised from ``receive`` as bytes arrive)."""
+
+
 class ObserveMiddleware:
-    """Pure ASGI middleware: refuses oversize uploads early, and times every request.
+    """Pure ASGI middleware: bounds every request body, and times every request.
+
+    A body is refused with 413 before the app runs when its ``Content-Length`` is over the
+    route's limit, and otherwise as soon as the bytes received (chunked bodies included) go
+    over it: the app's ``receive`` counts them and raises ``BodyTooLargeError``, which the
+    app answers (or this middleware, when the app let it through).
 
     Parameters
     ----------
@@ -61,40 +78,79 @@ class ObserveMiddleware:
     metrics
         Where request counts and latencies go (labelled by route name).
     upload_limit
-        Largest body, in bytes, accepted on ``UPLOAD_PATHS`` (by ``Content-Length``).
+        Largest body, in bytes, of ``UPLOAD_PATHS`` (``serve.max_upload_mb``).
+    body_limit
+        Largest body, in bytes, of every other route (``serve.max_body_kb``).
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServerMetrics, upload_limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ServerMetrics, upload_limit: int, body_limit: int
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.upload_limit = upload_limit
+        self.body_limit = body_limit
+
+    def _too_large(self, path: str, size: int | None) -> BodyTooLargeError:
+        if path in UPLOAD_PATHS:
+            limit = f"{_human(self.upload_limit)} (serve.max_upload_mb)"
+            what = "Send a smaller image, or raise serve.max_upload_mb."
+        else:
+            limit = f"{_human(self.body_limit)} (serve.max_body_kb)"
+            what = "Send a smaller body (e.g. fewer events a request), or raise serve.max_body_kb."
+        got = (
+            f"is over the limit of {limit}"
+            if size is None
+            else f"is {_human(size)}; the limit is {limit}"
+        )
+        # Closing the connection stops the client sending the rest (else the server drains it).
+        return BodyTooLargeError(
+            413,
+            f"The request body {got}. {what}",
+            headers={"Connection": "close"},
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        if scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS:
-            size = dict(scope["headers"]).get(b"content-length", b"")
-            if size.isdigit() and int(size) > self.upload_limit:
-                mb = self.upload_limit / 2**20
-                detail = (
-                    f"The upload is {int(size) / 2**20:.1f} MB; the limit is {mb:g} MB "
-                    "(serve.max_upload_mb). Send a smaller image."
-                )
-                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
-                self.metrics.observe("upload_too_large", 413, time.perf_counter() - t0)
-                return
+        path = scope["path"]
+        limit = self.upload_limit if path in UPLOAD_PATHS else self.body_limit
+        size = dict(scope["headers"]).get(b"content-length", b"")
+        if size.isdigit() and int(size) > limit:
+            exc = self._too_large(path, int(size))
+            response = JSONResponse({"detail": exc.detail}, 413, headers=exc.headers)
+            await response(scope, receive, send)
+            self.metrics.observe("body_too_large", 413, time.perf_counter() - t0)
+            return
+        received = 0
         status = 500
+        started = False
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise self._too_large(path, None)
+            return message
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_limited, send_status)
+        except BodyTooLargeError as exc:  # the app did not answer it (e.g. a mounted app)
+            if started:
+                raise
+            response = JSONResponse({"detail": exc.detail}, 413, headers=exc.headers)
+            await response(scope, receive, send)
+            status = 413
         finally:
             name = getattr(scope.get("route"), "name", None) or "unmatched"
             self.metrics.observe(name, status, time.perf_counter() - t0)
@@ -109,9 +165,15 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         The workspace folder (``moodboard ingest`` and ``moodboard build`` fill it).
     settings
         Server settings (default: ``load_settings()``).
+
+    Raises
+    ------
+    ConfigError
+        If the workspace's keys file is unreadable (the message says how to fix it).
     """
     settings = settings or load_settings()
     ws = Workspace(workspace)
+    guard = Guard(load_keys(ws.root, settings.serve), settings.serve)
     metrics = ServerMetrics()
 
     def load(w: Workspace, version: str) -> Engine:
@@ -150,6 +212,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.state.live = live
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.guard = guard
 
     @app.exception_handler(MoodboardError)
     async def _moodboard_error(request: Request, exc: MoodboardError) -> JSONResponse:
@@ -163,7 +226,15 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         ObserveMiddleware,
         metrics=metrics,
         upload_limit=int(settings.serve.max_upload_mb * 2**20),
+        body_limit=settings.serve.max_body_kb * 1024,
     )
+    if settings.serve.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.serve.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     from moodboard.serve.routes import catalog, feed, ops, surfaces
 

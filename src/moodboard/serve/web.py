@@ -1,7 +1,9 @@
 """The web app's HTML pages: server-rendered shells that ``static/app.js`` fills from the API.
 
 The JSON API's app factory includes ``router`` and calls ``mount_static(app)``; every asset is
-served from the package (no CDN).
+served from the package (no CDN). Each page names its shopper: a signed session cookie (set on
+the first visit, ``anon-<hex>``) lets the shopper write their own boards, and the page carries
+the server's public key, with which ``app.js`` posts the shopper's events.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from moodboard.serve.auth import SESSION_COOKIE, guard_of, shopper_of
 from moodboard.ui import STATIC_DIR, TEMPLATES_DIR
 
 _log = logging.getLogger(__name__)
@@ -39,8 +42,27 @@ def mount_static(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
+#: How long the shopper's session cookie lasts (a year from the first visit).
+SESSION_MAX_AGE_S = 365 * 24 * 3600
+
+
 def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"page": page, **context})
+    user, cookie = shopper_of(request)
+    public_key = guard_of(request).keys.public.get_secret_value()
+    response = templates.TemplateResponse(
+        request, template, {"page": page, "user": user, "public_key": public_key, **context}
+    )
+    response.headers["Cache-Control"] = "no-store"  # it names the shopper
+    if cookie is not None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=SESSION_MAX_AGE_S,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
+    return response
 
 
 @router.get("/")

@@ -7,18 +7,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.data import Board
-from moodboard.errors import NotFoundError
+from moodboard.errors import InputError, NotFoundError
+from moodboard.serve.auth import Caller, require_board_writer, require_json
 from moodboard.serve.pages import item_json
 from moodboard.serve.routes.common import engine_of, item_index
 
 router = APIRouter(tags=["catalog"])
 
 UserId = Annotated[str, Field(min_length=1, max_length=200)]
+BoardWriter = Annotated[Caller, Depends(require_board_writer)]
 
 
 @router.get("/products/{item_id}", name="product")
@@ -45,11 +47,11 @@ def image(request: Request, item_id: str) -> FileResponse:
 
 
 class NewBoard(BaseModel):
-    """``POST /boards``."""
+    """``POST /boards``: ``user_id`` names the owner (a shopper's session implies their own)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: UserId
+    user_id: UserId | None = None
     title: str | None = Field(default=None, max_length=200)
 
 
@@ -74,10 +76,13 @@ def _board_json(board: Board) -> dict[str, Any]:
     }
 
 
-@router.post("/boards", name="board_create", status_code=201)
-def create_board(request: Request, body: NewBoard) -> dict[str, Any]:
-    """A new, empty board."""
-    return _board_json(request.app.state.boards.create(body.user_id, body.title))
+@router.post("/boards", name="board_create", status_code=201, dependencies=[Depends(require_json)])
+def create_board(request: Request, caller: BoardWriter, body: NewBoard) -> dict[str, Any]:
+    """A new, empty board, owned by the session's shopper or, with a key, by ``user_id``."""
+    owner = caller.user_for(body.user_id)
+    if owner is None:
+        raise InputError("The 'user_id' field is required with a key: name the board's owner.")
+    return _board_json(request.app.state.boards.create(owner, body.title))
 
 
 @router.get("/boards/{board_id}", name="board")
@@ -95,18 +100,27 @@ def user_boards(request: Request, user_id: str) -> dict[str, Any]:
     return {"boards": [_board_json(b) for b in request.app.state.boards.of_user(user_id)]}
 
 
-@router.post("/boards/{board_id}/items", name="board_add", status_code=201)
-def add_to_board(request: Request, board_id: str, body: NewBoardItem) -> dict[str, Any]:
+@router.post(
+    "/boards/{board_id}/items",
+    name="board_add",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+)
+def add_to_board(
+    request: Request, caller: BoardWriter, board_id: str, body: NewBoardItem
+) -> dict[str, Any]:
     """Save a product to a board; logged durably as a ``save`` event before the answer."""
     store = request.app.state.boards
     board = store.get(board_id)
     if board is None:
         raise NotFoundError(f"No board with id {board_id!r}: create it with POST /boards.")
+    caller.check_owner(board.user_id, board_id)
+    user_id = caller.user_for(body.user_id)
     item_index(engine_of(request), body.item_id)
     event = {
         "event_id": uuid.uuid4().hex,
         "ts": datetime.now(UTC).isoformat(),
-        "user_id": body.user_id or board.user_id,
+        "user_id": user_id or board.user_id,
         "type": "save",
         "item_id": body.item_id,
         "surface": body.surface,

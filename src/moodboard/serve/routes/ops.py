@@ -5,10 +5,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from moodboard.serve.auth import (
+    require_admin,
+    require_event_writer,
+    require_json,
+    require_metrics_reader,
+)
 
 router = APIRouter(tags=["ops"])
 
@@ -39,7 +46,9 @@ class EventBatch(BaseModel):
         return events
 
 
-@router.post("/events", name="events")
+@router.post(
+    "/events", name="events", dependencies=[Depends(require_event_writer), Depends(require_json)]
+)
 def post_events(request: Request, batch: EventBatch) -> JSONResponse:
     """Validate a batch like file ingestion and append it durably before answering.
 
@@ -71,7 +80,12 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", name="metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    name="metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_metrics_reader)],
+)
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus text: requests, latency per surface, events, artifact version."""
     m = request.app.state.metrics
@@ -79,7 +93,7 @@ async def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(m.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/admin/reload", name="reload")
+@router.post("/admin/reload", name="reload", dependencies=[Depends(require_admin)])
 def reload(request: Request) -> dict[str, Any]:
     """Swap to the version ``CURRENT`` names now (the server also polls it)."""
     live = request.app.state.live

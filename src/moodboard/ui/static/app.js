@@ -1,5 +1,5 @@
 // moodboard web app: fills the server-rendered page shells from the JSON API.
-// No dependencies. Every call carries the browser's anonymous user id as `user`.
+// No dependencies. Every call carries the shopper's id (named by the server) as `user`.
 "use strict";
 
 (() => {
@@ -8,22 +8,10 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  // ---- user id: "anon-<random>", created once and kept in localStorage ----
-  const user = (() => {
-    const key = "moodboard.user";
-    let id = null;
-    try {
-      id = localStorage.getItem(key);
-    } catch (e) { /* storage disabled: one id per page view */ }
-    if (!id) {
-      const bytes = crypto.getRandomValues(new Uint8Array(8));
-      id = "anon-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-      try {
-        localStorage.setItem(key, id);
-      } catch (e) { /* ignore */ }
-    }
-    return id;
-  })();
+  // ---- the shopper: the server names them ("anon-<random>") in a signed session cookie, which
+  // lets them write their own boards, and renders the public key their events are posted with.
+  const user = app.dataset.user;
+  const publicKey = app.dataset.key;
 
   // ---- API ----
   function apiUrl(path, params = {}) {
@@ -63,18 +51,17 @@
   // Fire-and-forget; keepalive lets the request finish while the browser navigates away.
   function postEvent(event) {
     const body = JSON.stringify({ events: [compact({ user_id: user, ...event })] });
-    const url = apiUrl("/events");
     try {
-      fetch(url, {
+      fetch(apiUrl("/events"), {
         method: "POST",
         keepalive: true,
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", Authorization: "Bearer " + publicKey },
         body,
       })
         .then((r) => r.ok || console.warn("event rejected", r.status))
         .catch((e) => console.warn("event not sent", e));
     } catch (e) {
-      navigator.sendBeacon(url, new Blob([body], { type: "application/json" }));
+      console.warn("event not sent", e);
     }
   }
 

@@ -1,9 +1,10 @@
 """The FastAPI app factory: one router per surface, events, boards, ops and the web app.
 
 ``create_app(workspace)`` opens the workspace, loads the live artifact (and keeps watching
-``CURRENT``), opens the event write-ahead log, and maps our errors to 4xx answers that say what
-to fix. CPU-heavy routes are plain ``def`` routes, so they run in the thread pool and never
-block the event loop.
+``CURRENT``), opens the event write-ahead log, and maps errors to answers (``serve.faults``):
+client mistakes to 4xx that say what to fix, server faults to 503/507 with ``Retry-After``.
+CPU-heavy routes are plain ``def`` routes, so they run in the thread pool and never block the
+event loop.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
-from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
 from moodboard.ingest import EventWAL, Workspace
+from moodboard.serve import faults
 from moodboard.serve.boards import BoardStore
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
@@ -31,16 +32,6 @@ _log = logging.getLogger(__name__)
 
 #: Routes whose body is an upload, checked against ``serve.max_upload_mb`` before reading.
 UPLOAD_PATHS = ("/visual-search",)
-
-
-def _status_of(exc: MoodboardError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, NotBuiltError):
-        return 503
-    if isinstance(exc, InputError):
-        return 422
-    return 400
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -111,16 +102,22 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         Server settings (default: ``load_settings()``).
     """
     settings = settings or load_settings()
-    ws = Workspace(workspace)
+    ws = Workspace(workspace, db_wait_s=settings.serve.db_wait_s)
     metrics = ServerMetrics()
 
     def load(w: Workspace, version: str) -> Engine:
-        engine = Engine.load(w, version, settings=settings)
+        try:
+            engine = Engine.load(w, version, settings=settings)
+        except Exception:
+            metrics.load_failures.inc()
+            raise
         metrics.set_version(engine.version)
         metrics.reloads.inc()
         return engine
 
-    live = LiveEngine(ws, load, settings.serve.watch_interval_s)
+    live = LiveEngine(
+        ws, load, settings.serve.watch_interval_s, backoff_s=settings.serve.reload_backoff_s
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -151,9 +148,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.state.metrics = metrics
     app.state.settings = settings
 
-    @app.exception_handler(MoodboardError)
-    async def _moodboard_error(request: Request, exc: MoodboardError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+    faults.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,14 +8,12 @@ working and makes writes 503 after a bounded wait; a retry after the fault clear
 from __future__ import annotations
 
 import errno
-import shutil
 import subprocess
 import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from serving import api_client, serve_settings
@@ -63,19 +61,6 @@ def held(ws: Workspace, mode: str, new_product: str | None = None) -> Iterator[N
             pytest.fail("the process holding the database failed")
 
 
-@pytest.fixture
-def ws_copy(served_ws: Workspace, tmp_path: Path) -> Workspace:
-    """A private copy of the served workspace (its database and live artifact)."""
-    ws = Workspace(tmp_path / "ws")
-    version = served_ws.current_artifact()
-    assert version is not None
-    ws.artifacts_dir.mkdir(parents=True)
-    shutil.copytree(served_ws.artifacts_dir / version, ws.artifacts_dir / version)
-    shutil.copy2(served_ws.db_path, ws.db_path)
-    shutil.copy2(served_ws.root / "CURRENT", ws.root / "CURRENT")
-    return ws.init()
-
-
 def _busy(r) -> None:
     assert r.status_code == 503, r.text
     assert int(r.headers["Retry-After"]) >= 1
@@ -114,32 +99,32 @@ def test_a_full_disk_is_507_with_retry_after_and_the_retry_is_stored(
 def test_reads_share_the_database_with_a_reader_process_and_writes_wait_then_503(
     ws_copy: Workspace,
 ) -> None:
-    served_ws = ws_copy
-    with api_client(served_ws.root, serve_settings(db_wait_s=0.3)) as c:
+    ws = ws_copy  # the writer adds a product: not the shared workspace
+    with api_client(ws.root, serve_settings(db_wait_s=0.3)) as c:
         board = c.post("/boards", json={"user_id": "u-held", "title": "held"}).json()
-        with held(served_ws, "ro"):  # a `moodboard status` run
+        with held(ws, "ro"):  # a `moodboard status` run
             assert c.get(f"/boards/{board['id']}").json()["title"] == "held"
             assert [b["id"] for b in c.get("/users/u-held/boards").json()["boards"]] == [
                 board["id"]
             ]
             _busy(c.post("/boards", json={"user_id": "u-held", "title": "second"}))
-            _busy(c.post(f"/boards/{board['id']}/items", json={"item_id": _item(served_ws)}))
-        retried = c.post(f"/boards/{board['id']}/items", json={"item_id": _item(served_ws)})
+            _busy(c.post(f"/boards/{board['id']}/items", json={"item_id": _item(ws)}))
+        retried = c.post(f"/boards/{board['id']}/items", json={"item_id": _item(ws)})
         assert retried.status_code == 201, retried.text
-        assert c.get(f"/boards/{board['id']}").json()["item_ids"] == [_item(served_ws)]
+        assert c.get(f"/boards/{board['id']}").json()["item_ids"] == [_item(ws)]
 
 
 def test_a_writer_process_makes_board_reads_and_new_item_events_503_not_500(
     ws_copy: Workspace,
 ) -> None:
-    served_ws = ws_copy
+    ws = ws_copy  # the writer adds a product: not the shared workspace
     new_item = f"new-{uuid.uuid4().hex[:8]}"
     event = {"event_id": uuid.uuid4().hex, "user_id": "u-new", "type": "click", "item_id": new_item}
-    with api_client(served_ws.root, serve_settings(db_wait_s=0.3)) as c:
+    with api_client(ws.root, serve_settings(db_wait_s=0.3)) as c:
         wal = c.app.state.wal
         wal.config = wal.config.model_copy(update={"catalog_refresh_s": 0.0})
         board = c.post("/boards", json={"user_id": "u-writer"}).json()
-        with held(served_ws, "rw", new_product=new_item):  # a `moodboard ingest` run
+        with held(ws, "rw", new_product=new_item):  # a `moodboard ingest` run
             _busy(c.get(f"/boards/{board['id']}"))
             _busy(c.post("/events", json={"events": [event]}))
         assert c.get(f"/boards/{board['id']}").status_code == 200

@@ -19,6 +19,7 @@ from serving import api_client, serve_settings
 
 from moodboard.ingest import Workspace
 from moodboard.ingest.workspace import VERSION_FORMAT
+from moodboard.serve.artifacts import prune_versions
 from moodboard.serve.metrics import ServerMetrics
 from moodboard.serve.registry import Engine
 
@@ -100,6 +101,23 @@ def test_current_must_name_a_version_inside_artifacts(ws_copy: Workspace, tmp_pa
     with api_client(ws.root) as c:  # a server starts with a bad CURRENT, and says so
         assert c.get("/healthz").status_code == 503
         assert "not an artifact version name" in c.post("/admin/reload").json()["detail"]
+
+
+def test_pruning_never_deletes_the_version_a_server_serves(ws_copy: Workspace) -> None:
+    ws, served = ws_copy, ws_copy.current_artifact()
+    newer = []
+    for later_s in (1, 2, 3):  # three builds the server has not picked up (it does not poll)
+        name = (datetime.now(UTC) + timedelta(seconds=later_s)).strftime(VERSION_FORMAT)
+        (ws.artifacts_dir / name).mkdir()
+        (ws.artifacts_dir / name / "manifest.json").write_text("{}")
+        newer.append(name)
+    with api_client(ws.root) as c:
+        ws.set_current(newer[-1])
+        assert prune_versions(ws, keep=1) == newer[:2]
+        assert c.get("/healthz").json()["artifact"] == served
+        assert c.get("/search", params={"q": "shirt", "k": 3}).status_code == 200
+    assert prune_versions(ws, keep=1) == [served]  # the server stopped
+    assert sorted(p.name for p in ws.artifacts_dir.iterdir()) == [newer[-1]]
 
 
 def test_the_version_metric_names_one_version_under_concurrent_swaps() -> None:

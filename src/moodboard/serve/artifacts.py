@@ -3,12 +3,15 @@
 ``publish`` fsyncs every file and folder of the finished build, renames it into
 ``artifacts/``, fsyncs that folder, and only then flips ``CURRENT``: after a power cut,
 ``CURRENT`` never names a version whose files are not on disk. It then keeps the newest
-``keep`` versions, never deleting the version going live nor the one that was live before
-it (a running server serves it until it notices the flip).
+``keep`` versions, never deleting the version going live, the one that was live before it,
+nor any version a server is serving: a server holds a shared ``flock`` on the ``manifest.json``
+of the version it serves (``hold_version``), and pruning skips a version whose lock it cannot
+take (``in_use``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -50,6 +53,38 @@ def fsync_tree(folder: Path) -> int:
     return files
 
 
+def hold_version(folder: Path) -> int:
+    """Mark a version as served by this process until the returned fd is closed.
+
+    Raises
+    ------
+    OSError
+        If the version has no readable ``manifest.json``.
+    """
+    fd = os.open(folder / "manifest.json", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a process serves this version (holds its ``hold_version`` lock)."""
+    try:
+        fd = os.open(folder / "manifest.json", os.O_RDONLY)
+    except OSError:
+        return False  # no manifest: nobody can be serving it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock just taken
+    return False
+
+
 def versions(ws: Workspace) -> list[str]:
     """The built versions in ``artifacts/``, oldest first (their names sort by build time)."""
     if not ws.artifacts_dir.is_dir():
@@ -62,7 +97,8 @@ def versions(ws: Workspace) -> list[str]:
 
 
 def prune_versions(ws: Workspace, keep: int, protect: frozenset[str] = frozenset()) -> list[str]:
-    """Delete all but the newest ``keep`` versions; ``CURRENT``'s and ``protect`` stay.
+    """Delete all but the newest ``keep`` versions; ``CURRENT``'s, ``protect`` and every
+    version a server serves stay.
 
     Returns
     -------
@@ -73,7 +109,7 @@ def prune_versions(ws: Workspace, keep: int, protect: frozenset[str] = frozenset
     old = versions(ws)[:-keep] if keep > 0 else versions(ws)
     deleted = []
     for v in old:
-        if v in protect:
+        if v in protect or in_use(ws.artifacts_dir / v):
             continue
         shutil.rmtree(ws.artifacts_dir / v, ignore_errors=True)
         deleted.append(v)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from moodboard.errors import ArtifactLoadError, MoodboardError, NotBuiltError
 from moodboard.ingest import Workspace
+from moodboard.serve.artifacts import hold_version
 from moodboard.serve.registry import Engine
 
 _log = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class LiveEngine:
         self._engine: Engine | None = None
         self._load_lock = threading.Lock()
         self._failed: _Failure | None = None
+        self._held: int | None = None  # fd whose lock keeps builds from pruning our version
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.reloads = 0
@@ -134,10 +137,23 @@ class LiveEngine:
         return self
 
     def stop(self) -> None:
-        """Stop the watcher."""
+        """Stop the watcher and let builds prune the served version."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
+        with self._load_lock:
+            self._hold(None)
+
+    def _hold(self, engine: Engine | None) -> None:
+        """Hold the served version's lock (``serve.artifacts.hold_version``), drop the old one."""
+        old, self._held = self._held, None
+        if engine is not None:
+            try:
+                self._held = hold_version(engine.path)
+            except OSError as e:
+                _log.warning("cannot mark %s as served (a build may prune it): %s", engine.path, e)
+        if old is not None:
+            os.close(old)
 
     def reload(self) -> Swap:
         """Load the version ``CURRENT`` names, if it is not live yet.
@@ -181,6 +197,7 @@ class LiveEngine:
                     self._failure_message(failed, before), retry_after_s=self.backoff_s
                 ) from e
             self._engine, self._failed = engine, None
+            self._hold(engine)
             self.reloads += 1
             _log.info("artifact %s is live (was %s)", name, before)
             return Swap(before, name)

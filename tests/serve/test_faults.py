@@ -99,7 +99,7 @@ def test_a_full_disk_is_507_with_retry_after_and_the_retry_is_stored(
 def test_reads_share_the_database_with_a_reader_process_and_writes_wait_then_503(
     ws_copy: Workspace,
 ) -> None:
-    ws = ws_copy  # the writer adds a product: not the shared workspace
+    ws = ws_copy
     with api_client(ws.root, serve_settings(db_wait_s=0.3)) as c:
         board = c.post("/boards", json={"user_id": "u-held", "title": "held"}).json()
         with held(ws, "ro"):  # a `moodboard status` run
@@ -112,6 +112,9 @@ def test_reads_share_the_database_with_a_reader_process_and_writes_wait_then_503
         retried = c.post(f"/boards/{board['id']}/items", json={"item_id": _item(ws)})
         assert retried.status_code == 201, retried.text
         assert c.get(f"/boards/{board['id']}").json()["item_ids"] == [_item(ws)]
+        events = c.app.state.wal.read_all().to_pylist()
+        saves = [e for e in events if e["type"] == "save" and e["board_id"] == board["id"]]
+        assert len(saves) == 1  # the refused add logged nothing; its retry logged one save
 
 
 def test_a_writer_process_makes_board_reads_and_new_item_events_503_not_500(

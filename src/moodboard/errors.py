@@ -55,14 +55,20 @@ class ServerFaultError(MoodboardError):
             self.retry_after_s = max(1, round(retry_after_s))
 
 
-class ServerBusyError(ServerFaultError):
+class ServerBusyError(ServerFaultError, OSError):
     """A transient fault: a resource is held elsewhere (the workspace database by another
-    process) or the server is starting or stopping. HTTP 503 with ``Retry-After``."""
+    process) or the server is starting or stopping. HTTP 503 with ``Retry-After``.
+
+    Also an ``OSError``, so code that retries I/O faults (WAL compaction) retries it.
+    """
 
 
-class StorageFullError(ServerFaultError):
+class StorageFullError(ServerFaultError, OSError):
     """Data could not be written to disk (disk full, quota, I/O error); nothing was stored.
-    HTTP 507 with ``Retry-After``."""
+    HTTP 507 with ``Retry-After``.
+
+    Also an ``OSError``, so code that retries I/O faults (WAL compaction) retries it.
+    """
 
     retry_after_s = 30
 

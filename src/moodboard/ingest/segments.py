@@ -29,7 +29,7 @@ _MAX_FAILURES = 64
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
-class WALWriteError(StorageFullError, OSError):
+class WALWriteError(StorageFullError):
     """Events could not be made durable (disk full, I/O error); nothing was acknowledged.
 
     The server answers it 507 with ``Retry-After``: the client sends the batch again later.

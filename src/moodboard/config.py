@@ -64,6 +64,8 @@ class ServeSettings(_Section):
     max_upload_mb: float = Field(default=10.0, gt=0)
     max_k: int = Field(default=100, ge=1, le=500)
     watch_interval_s: float = Field(default=2.0, ge=0)
+    reload_backoff_s: float = Field(default=60.0, gt=0)
+    db_wait_s: float = Field(default=1.0, ge=0, le=30)
     #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
     #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
     torch_threads: int | None = Field(default=1, ge=1)
@@ -82,6 +84,12 @@ class ServeSettings(_Section):
     public_metrics: bool = False
     #: Origins allowed to call the API from a browser (CORS); empty: none.
     cors_origins: tuple[str, ...] = ()
+
+
+class BuildSettings(_Section):
+    """How ``moodboard build`` publishes artifact versions."""
+
+    keep_versions: int = Field(default=3, ge=1)
 
 
 class _Frozen(BaseModel):
@@ -383,6 +391,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     simulate: SimulateSettings = SimulateSettings()
     serve: ServeSettings = ServeSettings()
+    build: BuildSettings = BuildSettings()
     surfaces: SurfacesSettings = SurfacesSettings()
 
     @classmethod

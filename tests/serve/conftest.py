@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from moodboard.config import SimulateSettings
@@ -28,3 +30,17 @@ def served_ws(datasets_root, tmp_path_factory) -> Workspace:
     run_simulation(ws, SimulateSettings(users=80, days=2))
     build(ws)
     return ws
+
+
+@pytest.fixture
+def ws_copy(served_ws: Workspace, tmp_path) -> Workspace:
+    """A private copy of ``served_ws`` (its database and live artifact), for tests that
+    change it."""
+    ws = Workspace(tmp_path / "ws")
+    version = served_ws.current_artifact()
+    assert version is not None
+    ws.artifacts_dir.mkdir(parents=True)
+    shutil.copytree(served_ws.artifacts_dir / version, ws.artifacts_dir / version)
+    shutil.copy2(served_ws.db_path, ws.db_path)
+    shutil.copy2(served_ws.root / "CURRENT", ws.root / "CURRENT")
+    return ws.init()

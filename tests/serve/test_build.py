@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from moodboard.config import SimulateSettings
+from moodboard.config import SimulateSettings, load_settings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog
+from moodboard.ingest.workspace import VERSION_FORMAT
 from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
@@ -87,3 +91,36 @@ def test_a_failed_build_changes_nothing(
         build(small_ws)
     assert small_ws.current_artifact() == before
     assert not list(small_ws.artifacts_dir.glob(".building-*"))
+
+
+def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
+    small_ws: Workspace, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws, live = small_ws, small_ws.current_artifact()
+    older = [(datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=d)).strftime(VERSION_FORMAT)
+             for d in range(3)]  # fmt: skip
+    for v in older:  # what earlier builds left
+        (ws.artifacts_dir / v).mkdir()
+        (ws.artifacts_dir / v / "manifest.json").write_text("{}")
+    current_when_synced: dict[Path, str | None] = {}
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        current_when_synced.setdefault(path, ws.current_artifact())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    settings = load_settings().model_copy(deep=True)
+    settings.build.keep_versions = 2
+    version = build(ws, settings=settings)["version"]
+    artifacts = ws.artifacts_dir.resolve()
+    final, building = artifacts / version, artifacts / f".building-{version}"
+    files = [p for p in final.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for p in [*files, final]:  # fsynced (under the build's name) while CURRENT named the old one
+        assert current_when_synced.get(building / p.relative_to(final)) == live, p
+    assert current_when_synced[artifacts] == live  # the rename, too
+    assert ws.current_artifact() == version
+    kept = sorted(p.name for p in ws.artifacts_dir.iterdir())
+    assert kept == [live, version]  # the newest two; the three older ones are gone

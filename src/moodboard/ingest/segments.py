@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from moodboard.errors import MoodboardError
+from moodboard.errors import MoodboardError, StorageFullError
 from moodboard.ingest.eventlog import fsync_dir
 
 _log = logging.getLogger(__name__)
@@ -29,8 +29,11 @@ _MAX_FAILURES = 64
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
-class WALWriteError(MoodboardError, OSError):
-    """Events could not be made durable (disk full, I/O error); nothing was acknowledged."""
+class WALWriteError(StorageFullError):
+    """Events could not be made durable (disk full, I/O error); nothing was acknowledged.
+
+    The server answers it 507 with ``Retry-After``: the client sends the batch again later.
+    """
 
 
 def lock_folder(folder: Path) -> int:
@@ -178,8 +181,9 @@ class SegmentWriter:
             for lo, hi, err in self._failures:
                 if lo < ticket <= hi:
                     raise WALWriteError(
-                        f"Could not write the event log in {self.folder}: {err}. Free disk "
-                        "space or fix the folder's permissions, then send the events again."
+                        f"Could not write the event log ({err.strerror or err}); nothing was "
+                        "stored. Send the events again later; the operator frees disk space or "
+                        "fixes the permissions of the workspace's events/wal folder."
                     ) from err
 
     def has_data(self) -> bool:
@@ -257,5 +261,8 @@ class SegmentWriter:
         fsync_dir(self.folder)  # the new name survives a crash before its first fsync
         old, self._fh, self._path, self._size, self._broken = self._fh, fh, path, 0, False
         if old is not None:
-            old.close()
+            try:
+                old.close()  # after a failed write, its buffer may fail to flush again
+            except OSError as e:
+                _log.warning("closing the failed event log segment: %s", e)
         _log.debug("event log segment %s", path.name)

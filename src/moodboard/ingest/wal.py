@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from moodboard.data import columns as C
-from moodboard.errors import InputError, MoodboardError
+from moodboard.errors import InputError, ServerBusyError
 from moodboard.ingest.eventlog import fsync_dir
 from moodboard.ingest.quarantine import Quarantine
 from moodboard.ingest.readers import ROW, BadLine, Batch, records_batch
@@ -282,6 +282,8 @@ class EventWAL:
             If the WAL is not open.
         duckdb.Error
             If the database cannot be written; the segments stay for the next try.
+        ServerBusyError
+            If another process holds the database; the segments stay for the next try.
         """
         self._require_open()
         return self._compact(retries=0)
@@ -297,7 +299,7 @@ class EventWAL:
                 try:
                     new = self._store(closed)
                     break
-                except duckdb.Error as e:
+                except (duckdb.Error, ServerBusyError) as e:
                     if attempt == retries:
                         raise
                     _log.warning("compaction failed (%s); retrying in %.2fs", e, delay)
@@ -350,7 +352,7 @@ class EventWAL:
     # -- helpers --------------------------------------------------------------------------------
     def _require_open(self) -> SegmentWriter:
         if self._seg is None:
-            raise MoodboardError("The event WAL is not open: call open() (or use it in a with).")
+            raise ServerBusyError("The event WAL is not open: call open() (or use it in a with).")
         return self._seg
 
     def _check(self, batch: Batch) -> pa.Table:
@@ -362,7 +364,7 @@ class EventWAL:
         with self._catalog_lock:
             if not force and time.monotonic() - self._catalog_at < self.config.catalog_refresh_s:
                 return False
-            with self.ws.connect() as con:
+            with self.ws.connect(read_only=True) as con:
                 ids = con.execute(f"SELECT {C.ID} AS id FROM products").to_arrow_table()
             assert self._mem is not None
             with self._mem.cursor() as cur:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+import re
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import pyarrow as pa
 
 from moodboard.data import Board, Product
 from moodboard.data import columns as C
-from moodboard.errors import NotFoundError
+from moodboard.errors import InputError, NotFoundError
+from moodboard.ingest.dbconnect import connect_db
 from moodboard.ingest.eventlog import EventLog, atomic_write_bytes
 
 _log = logging.getLogger(__name__)
@@ -46,6 +48,11 @@ CREATE TABLE IF NOT EXISTS board_items (
     PRIMARY KEY (board_id, item_id)
 );
 """
+
+#: The artifact version names ``moodboard build`` gives: ``v`` + UTC time to the microsecond.
+VERSION_PATTERN = re.compile(r"v[0-9]{8}T[0-9]{12}Z")
+#: The ``strftime`` format of those names.
+VERSION_FORMAT = "v%Y%m%dT%H%M%S%fZ"
 
 PRODUCT_FIELDS = (
     C.ID,
@@ -75,10 +82,14 @@ class Workspace:
     ----------
     root
         The folder; created on first write.
+    db_wait_s
+        How long a connection waits for the database while another process holds it
+        (``serve.db_wait_s`` in the server).
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, db_wait_s: float = 1.0) -> None:
         self.root = Path(root)
+        self.db_wait_s = db_wait_s
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -114,22 +125,21 @@ class Workspace:
         self.events.clean_temporary()
         return self
 
-    @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection to the workspace database, in UTC."""
-        try:
-            con = duckdb.connect(str(self.db_path), read_only=read_only)
-        except duckdb.ConnectionException as e:
-            # This process already holds the file read-write (a server's compactor, a build
-            # inside it): DuckDB refuses a second configuration, so share the read-write one.
-            if not read_only or "different configuration" not in str(e):
-                raise
-            con = duckdb.connect(str(self.db_path))
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
+    def connect(self, read_only: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A short-lived connection to the workspace database, in UTC (see ``connect_db``).
+
+        Reads should pass ``read_only=True``: they then share the file with other processes
+        that only read (a ``moodboard status``), and wait for a writer for at most
+        ``db_wait_s``.
+
+        Raises
+        ------
+        ServerBusyError
+            If another process still holds the database after ``db_wait_s``.
+        StorageFullError
+            If a write fails because the disk is full.
+        """
+        return connect_db(self.db_path, read_only=read_only, wait_s=self.db_wait_s)
 
     # -- catalog -----------------------------------------------------------------------------
     def upsert_products(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
@@ -219,18 +229,42 @@ class Workspace:
         p = self.root / "CURRENT"
         if not p.exists():
             return None
-        v = p.read_text().strip()
+        v = p.read_bytes()[:256].decode(errors="replace").strip()
         return v or None
+
+    def version_path(self, version: str) -> Path:
+        """The folder of an artifact version, which must lie in ``artifacts/``.
+
+        Raises
+        ------
+        InputError
+            If ``version`` is not a version name ``moodboard build`` gives (``VERSION_PATTERN``)
+            or its folder resolves outside ``artifacts/`` (a symlink).
+        """
+        if not VERSION_PATTERN.fullmatch(version):
+            raise InputError(
+                f"{version[:80]!r} is not an artifact version name: versions look like "
+                "v20260101T120000000000Z (what `moodboard build` writes). Fix CURRENT."
+            )
+        path = self.artifacts_dir / version
+        if path.resolve().parent != self.artifacts_dir.resolve():
+            raise InputError(
+                f"Artifact {version!r} resolves outside {self.artifacts_dir}: remove the link "
+                "and build again."
+            )
+        return path
 
     def set_current(self, version: str) -> None:
         """Make a built version live, atomically.
 
         Raises
         ------
+        InputError
+            If ``version`` is not a version name.
         NotFoundError
             If the version has no manifest (an unfinished build never goes live).
         """
-        if not (self.artifacts_dir / version / "manifest.json").is_file():
+        if not (self.version_path(version) / "manifest.json").is_file():
             raise NotFoundError(f"Artifact {version!r} has no manifest.json; it cannot go live.")
         atomic_write_bytes(self.root / "CURRENT", (version + "\n").encode())
 

@@ -1,9 +1,10 @@
 """The FastAPI app factory: one router per surface, events, boards, ops and the web app.
 
 ``create_app(workspace)`` opens the workspace, loads the live artifact (and keeps watching
-``CURRENT``), opens the event write-ahead log, and maps our errors to 4xx answers that say what
-to fix. CPU-heavy routes are plain ``def`` routes, so they run in the thread pool and never
-block the event loop.
+``CURRENT``), opens the event write-ahead log, and maps errors to answers (``serve.faults``):
+client mistakes to 4xx that say what to fix, server faults to 503/507 with ``Retry-After``.
+CPU-heavy routes are plain ``def`` routes, so they run in the thread pool and never block the
+event loop.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
-from moodboard.errors import InputError, MoodboardError, NotBuiltError, NotFoundError
 from moodboard.ingest import EventWAL, Workspace
+from moodboard.serve import faults
 from moodboard.serve.auth import Guard
 from moodboard.serve.boards import BoardStore
 from moodboard.serve.keys import load_keys
@@ -35,16 +36,6 @@ _log = logging.getLogger(__name__)
 
 #: Routes whose body is an upload, bounded by ``serve.max_upload_mb`` (others: ``max_body_kb``).
 UPLOAD_PATHS = ("/visual-search",)
-
-
-def _status_of(exc: MoodboardError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, NotBuiltError):
-        return 503
-    if isinstance(exc, InputError):
-        return 422
-    return 400
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -172,17 +163,23 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         If the workspace's keys file is unreadable (the message says how to fix it).
     """
     settings = settings or load_settings()
-    ws = Workspace(workspace)
+    ws = Workspace(workspace, db_wait_s=settings.serve.db_wait_s)
     guard = Guard(load_keys(ws.root, settings.serve), settings.serve)
     metrics = ServerMetrics()
 
     def load(w: Workspace, version: str) -> Engine:
-        engine = Engine.load(w, version, settings=settings)
+        try:
+            engine = Engine.load(w, version, settings=settings)
+        except Exception:
+            metrics.load_failures.inc()
+            raise
         metrics.set_version(engine.version)
         metrics.reloads.inc()
         return engine
 
-    live = LiveEngine(ws, load, settings.serve.watch_interval_s)
+    live = LiveEngine(
+        ws, load, settings.serve.watch_interval_s, backoff_s=settings.serve.reload_backoff_s
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -214,9 +211,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.state.settings = settings
     app.state.guard = guard
 
-    @app.exception_handler(MoodboardError)
-    async def _moodboard_error(request: Request, exc: MoodboardError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+    faults.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,7 +28,7 @@ class BoardStore:
 
     def get(self, board_id: str) -> Board | None:
         """A board with its items in the order they were added, or None."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             row = con.execute(
                 "SELECT b.id, b.user_id, b.title, list(i.item_id ORDER BY i.added_at, i.item_id) "
                 "FILTER (WHERE i.item_id IS NOT NULL) FROM boards b LEFT JOIN board_items i "
@@ -41,7 +41,7 @@ class BoardStore:
 
     def of_user(self, user_id: str) -> list[Board]:
         """A user's boards."""
-        with self.ws.connect() as con:
+        with self.ws.connect(read_only=True) as con:
             ids = con.execute(
                 "SELECT id FROM boards WHERE user_id = ? ORDER BY created_at, id", [user_id]
             ).fetchall()

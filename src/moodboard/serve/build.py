@@ -1,7 +1,8 @@
 """``moodboard build``: a new artifact version from the workspace, made live only if whole.
 
-The version is built in ``artifacts/.building-<version>``, renamed into place, and only then
-named by ``CURRENT``; a failed build leaves the live version untouched.
+The version is built in ``artifacts/.building-<version>``, fsynced, renamed into place, and only
+then named by ``CURRENT`` (``serve.artifacts.publish``); a failed build leaves the live version
+untouched. The newest ``build.keep_versions`` versions are kept, older ones deleted.
 
 Layout of a version::
 
@@ -38,6 +39,7 @@ from moodboard.config import ComplementsConfig, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
+from moodboard.ingest.workspace import VERSION_FORMAT
 from moodboard.pipelines import connect, popularity_table
 from moodboard.pipelines.coengagement import GROUP, coengagement_table
 from moodboard.pipelines.interactions import interactions
@@ -45,6 +47,7 @@ from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, se
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource
 from moodboard.retrieve.recs import SequenceData
 from moodboard.retrieve.two_tower import attribute_codes
+from moodboard.serve.artifacts import publish
 from moodboard.serve.build_feed import train_feed
 from moodboard.surfaces.complements import COMPLEMENTS_FILE, Complements, learn_complements
 from moodboard.surfaces.feed import HISTORIES_FILE, UserHistories
@@ -187,7 +190,7 @@ def build(
     if products.num_rows == 0:
         raise InputError(f"The workspace {ws.root} has no products: ingest a catalog first.")
     catalog = Catalog.from_table(products)
-    version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S%fZ")
+    version = datetime.now(UTC).strftime(VERSION_FORMAT)
     tmp = ws.artifacts_dir / f".building-{version}"
     tmp.mkdir(parents=True)
     timings: dict[str, float] = {}
@@ -289,9 +292,7 @@ def build(
             "timings_s": timings,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        final = ws.artifacts_dir / version
-        tmp.rename(final)
-        ws.set_current(version)
+        publish(ws, tmp, version, settings.build.keep_versions)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

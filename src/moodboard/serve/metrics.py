@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 #: Latency buckets in seconds, dense where the targets are (5-50 ms).
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25,
            0.5, 1.0, 2.5, 5.0)  # fmt: skip
+
+
+class _VersionInfo(Collector):
+    """``moodboard_artifact_info{version=...} 1`` read from one attribute at scrape time.
+
+    Setting the version is one attribute assignment, so the loader thread and ``/metrics``
+    never race: a scrape sees the old version or the new one, never both or neither.
+    """
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        version = self.version
+        info = GaugeMetricFamily(
+            "moodboard_artifact_info",
+            "The live artifact version (value 1 on the live version's label).",
+            labels=["version"],
+        )
+        if version is not None:
+            info.add_metric([version], 1.0)
+        yield info
 
 
 class ServerMetrics:
@@ -33,16 +59,16 @@ class ServerMetrics:
             ["origin"],
             registry=self.registry,
         )
-        self.artifact = Gauge(
-            "moodboard_artifact_info",
-            "The live artifact version (value 1 on the live version's label).",
-            ["version"],
-            registry=self.registry,
-        )
+        self._artifact = _VersionInfo()
+        self.registry.register(self._artifact)
         self.reloads = Counter(
             "moodboard_artifact_reloads", "Artifact swaps since start.", registry=self.registry
         )
-        self._version: str | None = None
+        self.load_failures = Counter(
+            "moodboard_artifact_load_failures",
+            "Artifact versions that failed to load (the old version kept serving).",
+            registry=self.registry,
+        )
 
     def observe(self, surface: str, status: int, seconds: float) -> None:
         """Count one request."""
@@ -50,14 +76,8 @@ class ServerMetrics:
         self.latency.labels(surface).observe(seconds)
 
     def set_version(self, version: str | None) -> None:
-        """Mark the live artifact version."""
-        if version == self._version:
-            return
-        if self._version is not None:
-            self.artifact.remove(self._version)
-        if version is not None:
-            self.artifact.labels(version).set(1)
-        self._version = version
+        """Mark the live artifact version (thread-safe: one atomic assignment)."""
+        self._artifact.version = version
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -115,14 +115,15 @@ class Engine:
         NotFoundError
             If nothing was built yet or the version does not exist.
         InputError
-            If the version's complements file is unreadable.
+            If ``version`` is not a version name in ``artifacts/``, or the version's
+            complements file is unreadable.
         """
         settings = settings or load_settings()
         surfaces = settings.surfaces
         version = version or ws.current_artifact()
         if version is None:
             raise NotFoundError(f"No artifact is live in {ws.root}: run `moodboard build`.")
-        path = ws.artifacts_dir / version
+        path = ws.version_path(version)
         if not (path / "manifest.json").is_file():
             raise NotFoundError(f"Artifact {version!r} does not exist in {ws.artifacts_dir}.")
         manifest = json.loads((path / "manifest.json").read_text())

@@ -128,7 +128,9 @@ def add_to_board(
         "request_id": body.request_id,
         "board_id": board_id,
     }
+    # The board first: when the database is busy (503), nothing is logged and the client's
+    # retry does both; adding an item twice is a no-op.
+    board = store.add(board_id, body.item_id)
     report = request.app.state.wal.accept([event])
     request.app.state.metrics.events.labels("save").inc(report.accepted)
-    board = store.add(board_id, body.item_id)
     return _board_json(board) | {"event_id": event["event_id"]}

@@ -95,8 +95,10 @@ async def metrics(request: Request) -> PlainTextResponse:
 
 @router.post("/admin/reload", name="reload", dependencies=[Depends(require_admin)])
 def reload(request: Request) -> dict[str, Any]:
-    """Swap to the version ``CURRENT`` names now (the server also polls it)."""
-    live = request.app.state.live
-    before = live.version
-    after = live.reload()
-    return {"artifact": after, "previous": before, "swapped": after != before}
+    """Swap to the version ``CURRENT`` names now (the server also polls it).
+
+    503 with ``Retry-After`` when that version fails to load (or failed recently and is
+    backing off): the answer says which version and why, and the old version keeps serving.
+    """
+    swap = request.app.state.live.reload()
+    return {"artifact": swap.version, "previous": swap.previous, "swapped": swap.swapped}

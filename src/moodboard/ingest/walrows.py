@@ -12,7 +12,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,11 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.data import columns as C
 from moodboard.ingest.checks import EVENT_CHECKS, EVENT_TYPES, ITEM_EVENT_TYPES
+from moodboard.ingest.fields import FIELD_CHECKS
 
 _TYPES = frozenset(EVENT_TYPES)
 _ITEM_TYPES = frozenset(ITEM_EVENT_TYPES)
 _PLAIN = (str, int, float, bool, type(None))
-_NAMES = [*(c.name for c in EVENT_CHECKS), "parses"]
+_NAMES = [*(c.name for c in EVENT_CHECKS), *FIELD_CHECKS, "parses"]
+_CORE = frozenset((*C.EVENT_COLUMNS, C.PROPS))
 _SPLIT = re.compile("; (?=(?:" + "|".join(map(re.escape, _NAMES)) + "): )")
 
 
@@ -156,6 +158,32 @@ def fast_reasons(rec: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def extra_key_count(rows: Sequence[Any]) -> int:
+    """How many distinct extra field names (top-level extras and ``props`` keys) a batch has."""
+    names: set[str] = set()
+    for row in rows:
+        if isinstance(row, Mapping):
+            names.update(k for k in row if k not in _CORE)
+            props = row.get(C.PROPS)
+            if isinstance(props, Mapping):
+                names.update(props)
+    return len(names)
+
+
+def unicode_problem(row: Mapping[str, Any]) -> str | None:
+    """Why an event's text cannot be stored (a lone UTF-16 surrogate), or None."""
+    try:
+        json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (
+            f"the event holds text that is not valid Unicode ({e.object[e.start : e.end]!a}, "
+            "a lone surrogate): send UTF-8 text"
+        )
+    except (TypeError, ValueError, RecursionError) as e:
+        return f"the event cannot be written as JSON ({type(e).__name__}): send plain JSON values"
+    return None
+
+
 def split_reasons(reason: str) -> list[str]:
     """A ``_reason`` of the checks (``'a: ...; b: ...'``) as one string per failed check."""
     return _SPLIT.split(reason)
@@ -173,20 +201,23 @@ class AcceptReport:
     Attributes
     ----------
     accepted
-        How many events were stored (the whole batch, or 0).
+        How many distinct events were stored (the whole batch, or 0).
     event_ids
-        Their ids, in the batch's order (generated ones included).
+        Their ids, in the batch's order (generated ones included), each once.
     errors
         ``{"row": i, "reasons": ["check_name: what to fix", ...]}`` per failing row, ``i``
         being its 0-based index in the batch.
     quarantine_file
         Where the failing rows were written, with their reasons.
+    duplicates
+        The ids that the batch repeats (each stored and counted once).
     """
 
     accepted: int
     event_ids: tuple[str, ...] = ()
     errors: list[dict[str, Any]] = field(default_factory=list)
     quarantine_file: str | None = None
+    duplicates: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -211,4 +242,5 @@ class AcceptReport:
             "event_ids": list(self.event_ids),
             "errors": self.errors,
             "quarantine_file": self.quarantine_file,
+            "duplicates": list(self.duplicates),
         }

@@ -1,0 +1,247 @@
+"""Extra fields: every field that is not a core column is kept verbatim in one JSON object.
+
+An event's extras go to its ``props``, a product's to its ``attributes``: one JSON text per
+row, built from that row's own fields only (a client's ``props`` object merged with its other
+top-level extras), so no key of one row reaches another and no field name ever becomes a SQL
+identifier. The names and sizes are checked here, per row, with named checks whose reasons
+say what to fix:
+
+- ``field_names_distinct``: two names of a row equal after casefold (``Color`` and ``color``,
+  ``TYPE`` and the core ``type``), or a key both at the top level and in ``props``;
+- ``field_names_allowed``: an empty name, one with control characters, or (in ``props``) one
+  starting with ``_`` (moodboard's own prefix);
+- ``field_limits`` (events): more fields than ``ingest.max_keys_per_event``, a value longer
+  than ``ingest.max_value_chars``, a name longer than ``ingest.max_name_chars``;
+- ``props_is_object`` / ``attributes_is_object``: the client's object is not a JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from moodboard.config import IngestSettings
+from moodboard.data import columns as C
+from moodboard.ingest.readers import EXTRA
+
+#: The per-row reasons of the field checks ('' when a row passes), read by the named checks.
+FIELDS = "_fields"
+
+FIELD_CHECKS = (
+    "field_names_distinct",
+    "field_names_allowed",
+    "field_limits",
+    "props_is_object",
+    "attributes_is_object",
+)
+
+
+def core_columns(kind: str) -> tuple[str, ...]:
+    """The core columns of a kind (``"catalog"`` or ``"events"``), without its object column."""
+    return C.CATALOG_COLUMNS if kind == "catalog" else C.EVENT_COLUMNS
+
+
+def object_column(kind: str) -> str:
+    """The JSON column a kind keeps its extra fields in: ``attributes`` or ``props``."""
+    return C.ATTRIBUTES if kind == "catalog" else C.PROPS
+
+
+def extra_names(names: Iterable[str], kind: str) -> list[str]:
+    """The extra columns among ``names``: neither core, nor the object column, nor ``_*``."""
+    core = {*core_columns(kind), object_column(kind)}
+    return [n for n in names if n not in core and not n.startswith("_")]
+
+
+def _bad_name(name: str) -> str | None:
+    if not name.strip():
+        return f"the field name {name!r} is blank: name every field"
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        return f"the field name {name!r} holds control characters: use printable text"
+    return None
+
+
+def _size(v: Any) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, str):
+        return len(v)
+    return len(json.dumps(v, ensure_ascii=False, default=str))
+
+
+class _RowRules:
+    """The checks of one row's fields, with the settings they read."""
+
+    def __init__(self, kind: str, limits: IngestSettings) -> None:
+        self.kind = kind
+        self.target = object_column(kind)
+        self.limits = limits
+        self.sized = kind == "events"
+        self.core = {c.casefold(): c for c in (*core_columns(kind), self.target)}
+
+    def fold(
+        self, client: str | None, extras: list[tuple[str, Any]], n_core: int
+    ) -> tuple[str | None, list[str]]:
+        """The row's JSON object text and the reasons it fails ([] when it passes)."""
+        problems: list[str] = []
+        merged: dict[str, Any] = {}
+        seen: dict[str, str] = {}
+        if client is not None:
+            try:
+                obj = json.loads(client)
+            except json.JSONDecodeError:
+                obj = None
+            if not isinstance(obj, dict):
+                problems.append(
+                    f"{self.target}_is_object: {self.target} {client[:80]!r} must be a JSON "
+                    'object like {"color": "red"}'
+                )
+                obj = {}
+            for k, v in obj.items():
+                self._add(k, v, merged, seen, problems, f"{self.target} key")
+        for k, v in extras:
+            if k in merged:
+                problems.append(
+                    f"field_names_distinct: {k!r} is both a top-level field and a {self.target} "
+                    f"key: keep one"
+                )
+                continue
+            self._add(k, v, merged, seen, problems, "field")
+        if self.sized:
+            n = n_core + len(merged)
+            cap = self.limits.max_keys_per_event
+            if n > cap:
+                problems.append(
+                    f"field_limits: the event has {n} fields; the limit is {cap} "
+                    "(ingest.max_keys_per_event): send fewer"
+                )
+        if not self.sized:  # a product's attributes are text (``Product.attributes``)
+            merged = {
+                k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                for k, v in merged.items()
+                if v not in (None, "")
+            }
+        text = json.dumps(merged, ensure_ascii=False) if merged else None
+        return text, problems
+
+    def _add(
+        self,
+        name: str,
+        value: Any,
+        merged: dict[str, Any],
+        seen: dict[str, str],
+        problems: list[str],
+        what: str,
+    ) -> None:
+        bad = _bad_name(name)
+        if bad:
+            problems.append(f"field_names_allowed: {bad}")
+        elif name.startswith("_"):
+            problems.append(
+                f"field_names_allowed: the {what} {name!r} starts with '_', which moodboard "
+                "reserves: rename it"
+            )
+        folded = name.casefold()
+        if folded in self.core:
+            problems.append(
+                f"field_names_distinct: the {what} {name!r} is the core field "
+                f"{self.core[folded]!r} in another case: rename it, or send it as "
+                f"{self.core[folded]!r}"
+            )
+        elif folded in seen and seen[folded] != name:
+            problems.append(
+                f"field_names_distinct: the fields {seen[folded]!r} and {name!r} differ only in "
+                "case: keep one"
+            )
+        seen.setdefault(folded, name)
+        if self.sized:
+            cap = self.limits.max_name_chars
+            if len(name) > cap:
+                problems.append(
+                    f"field_limits: the field name {name[:40]!r}... has {len(name)} characters; "
+                    f"the limit is {cap} (ingest.max_name_chars)"
+                )
+            size, vcap = _size(value), self.limits.max_value_chars
+            if size > vcap:
+                problems.append(
+                    f"field_limits: the value of {name[:64]!r} has {size} characters; the limit "
+                    f"is {vcap} (ingest.max_value_chars): shorten it"
+                )
+        merged[name] = value
+
+
+def _core_sizes(table: pa.Table, cols: list[str], cap: int) -> list[list[str]]:
+    out: list[list[str]] = [[] for _ in range(table.num_rows)]
+    for c in cols:
+        lengths = pc.utf8_length(table.column(c))
+        over = pc.greater(lengths, cap)
+        if not pc.any(over).as_py():
+            continue
+        for i in pc.indices_nonzero(pc.fill_null(over, False)).to_pylist():
+            out[i].append(
+                f"field_limits: the value of {c!r} has {lengths[i].as_py()} characters; the "
+                f"limit is {cap} (ingest.max_value_chars): shorten it"
+            )
+    return out
+
+
+def fold_extras(table: pa.Table, kind: str, limits: IngestSettings | None = None) -> pa.Table:
+    """Replace a batch's extra fields by its JSON object column, and add ``_fields``.
+
+    Parameters
+    ----------
+    table
+        A batch after ``--map``: core columns (strings), maybe the object column (the client's
+        JSON text), extra columns, maybe ``_extra`` (a records batch's other keys), ``_*``.
+    kind
+        ``"catalog"`` or ``"events"``.
+    limits
+        The caps (default ``IngestSettings()``).
+
+    Returns
+    -------
+    pa.Table
+        The core columns, the object column (JSON text or null per row), ``_fields`` (the
+        reasons, '' when the row passes) and the ``_*`` columns it had but ``_extra``.
+    """
+    limits = limits if limits is not None else IngestSettings()
+    rules = _RowRules(kind, limits)
+    names = table.column_names
+    extras = extra_names(names, kind)
+    core = [c for c in core_columns(kind) if c in names]
+    n = table.num_rows
+    if kind == "events":
+        problems = _core_sizes(table, core, limits.max_value_chars)
+    else:
+        problems = [[] for _ in range(n)]
+    target = rules.target
+    has_obj = target in names
+    texts: list[str | None] = [None] * n
+    if extras or has_obj or EXTRA in names:
+        client = table.column(target).to_pylist() if has_obj else [None] * n
+        packed = table.column(EXTRA).to_pylist() if EXTRA in names else [None] * n
+        columns = [table.column(e).to_pylist() for e in extras]
+        if kind == "events" and core:
+            valid = [pc.is_valid(table.column(c)).to_numpy(zero_copy_only=False) for c in core]
+            n_core = np.sum(valid, axis=0).tolist()
+        else:
+            n_core = [0] * n
+        for i in range(n):
+            row: list[tuple[str, Any]] = []
+            if packed[i]:
+                row.extend(json.loads(packed[i]).items())
+            row.extend((e, col[i]) for e, col in zip(extras, columns, strict=True) if col[i])
+            texts[i], why = rules.fold(client[i], row, n_core[i])
+            problems[i].extend(why)
+    keep = [c for c in names if c in core or (c.startswith("_") and c != EXTRA)]
+    out = table.select(keep)
+    for c in core_columns(kind):
+        if c not in names:
+            out = out.append_column(c, pa.nulls(n, pa.string()))
+    out = out.append_column(target, pa.array(texts, pa.string()))
+    return out.append_column(FIELDS, pa.array(["; ".join(p) for p in problems], pa.string()))

@@ -12,7 +12,6 @@ returned: the next ``open`` stores whatever the last one left.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -33,7 +32,7 @@ from moodboard.errors import InputError, MoodboardError
 from moodboard.ingest.events import check_events
 from moodboard.ingest.prepare import keep_keys, quarantine_checked
 from moodboard.ingest.quarantine import Quarantine
-from moodboard.ingest.readers import ROW, BadLine, Batch, records_batch
+from moodboard.ingest.readers import ROW, Batch, records_batch
 from moodboard.ingest.segments import (
     SegmentWriter,
     lock_folder,
@@ -41,17 +40,17 @@ from moodboard.ingest.segments import (
     read_segment,
     segment_paths,
 )
-from moodboard.ingest.walcompact import compact_closed
+from moodboard.ingest.walcompact import compact_closed, workspace_write_lock
 from moodboard.ingest.walread import all_events, events_of
 from moodboard.ingest.walrows import (
     AcceptReport,
     WALConfig,
     encode,
-    extra_key_count,
     fast_reasons,
+    first_copies,
+    incoming,
     normalized,
     split_reasons,
-    unicode_problem,
 )
 from moodboard.ingest.workspace import Workspace, connect_memory
 
@@ -59,15 +58,7 @@ _log = logging.getLogger(__name__)
 
 API_SOURCE = "<api>"
 _EVENT_KEYS = keep_keys("events")
-_DB_LOCKS: dict[Path, threading.Lock] = {}
-_DB_LOCKS_GUARD = threading.Lock()
-
-
-def workspace_write_lock(ws: Workspace) -> threading.Lock:
-    """The lock this process takes around writes to a workspace's database."""
-    key = ws.db_path.resolve()
-    with _DB_LOCKS_GUARD:
-        return _DB_LOCKS.setdefault(key, threading.Lock())
+__all__ = ["API_SOURCE", "EventWAL", "workspace_write_lock"]
 
 
 class EventWAL:
@@ -196,24 +187,7 @@ class EventWAL:
             If the batch could not be written to disk (nothing was acknowledged).
         """
         seg = self._require_open()
-        cap = self.limits.max_extra_keys_per_batch
-        n_keys = extra_key_count(rows)
-        if n_keys > cap:
-            raise InputError(
-                f"The batch holds {n_keys} distinct extra field names; the limit is {cap} "
-                "(ingest.max_extra_keys_per_batch). Send fewer distinct names, or split the batch."
-            )
-        now = datetime.now(UTC).isoformat()
-        records: list[tuple[int, dict[str, Any]]] = []
-        bad: list[BadLine] = []
-        for i, row in enumerate(rows):
-            if not isinstance(row, Mapping):
-                text = json.dumps(row, default=str)
-                bad.append(BadLine(i, text, "the event is not a JSON object: send {...} each"))
-            elif why := unicode_problem(row):
-                bad.append(BadLine(i, json.dumps(row, default=str), why))
-            else:
-                records.append((i, normalized(row, now)))
+        records, bad = incoming(rows, self.limits.max_extra_keys_per_batch)
         batch = records_batch(records, bad, _EVENT_KEYS, drop_private=False)
         checked = self._check(batch)
         failing = checked.filter(pc.not_equal(checked.column("_reason"), ""))
@@ -230,14 +204,7 @@ class EventWAL:
             return AcceptReport(
                 0, (), sorted(errors, key=lambda e: e["row"]), self._quarantine_rows(batch, checked)
             )
-        first: dict[str, dict[str, Any]] = {}
-        repeated: dict[str, None] = {}
-        for _, rec in records:
-            eid = str(rec[C.EVENT_ID])
-            if eid in first:
-                repeated[eid] = None
-            else:
-                first[eid] = rec
+        first, repeated = first_copies(rec for _, rec in records)
         if first:
             seg.sync(seg.append([encode(rec) for rec in first.values()]))
         return AcceptReport(len(first), tuple(first), duplicates=tuple(repeated))

@@ -31,6 +31,8 @@ from moodboard.ingest.walread import segment_batches
 from moodboard.ingest.workspace import Workspace
 
 _log = logging.getLogger(__name__)
+_DB_LOCKS: dict[Path, threading.Lock] = {}
+_DB_LOCKS_GUARD = threading.Lock()
 
 #: Failures that may pass by themselves: retried, and the segments stay for the next try.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -39,6 +41,13 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     duckdb.TransactionException,
     duckdb.ConnectionException,
 )
+
+
+def workspace_write_lock(ws: Workspace) -> threading.Lock:
+    """The lock this process takes around writes to a workspace's database."""
+    key = ws.db_path.resolve()
+    with _DB_LOCKS_GUARD:
+        return _DB_LOCKS.setdefault(key, threading.Lock())
 
 
 def _retrying(step: Callable[[], int], retries: int) -> int:

@@ -12,16 +12,18 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.data import columns as C
+from moodboard.errors import InputError
 from moodboard.ingest.checks import EVENT_CHECKS, EVENT_TYPES, ITEM_EVENT_TYPES
 from moodboard.ingest.fields import FIELD_CHECKS
+from moodboard.ingest.readers import BadLine
 
 _TYPES = frozenset(EVENT_TYPES)
 _ITEM_TYPES = frozenset(ITEM_EVENT_TYPES)
@@ -182,6 +184,52 @@ def unicode_problem(row: Mapping[str, Any]) -> str | None:
     except (TypeError, ValueError, RecursionError) as e:
         return f"the event cannot be written as JSON ({type(e).__name__}): send plain JSON values"
     return None
+
+
+def incoming(
+    rows: Sequence[Any], max_extra_keys: int
+) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
+    """A posted batch as ``(index, normalized event)`` pairs and the rows that cannot be
+    events (not objects, or text no UTF-8 holds), numbered from 0.
+
+    Raises
+    ------
+    InputError
+        If the batch holds more distinct extra field names than ``max_extra_keys``.
+    """
+    n_keys = extra_key_count(rows)
+    if n_keys > max_extra_keys:
+        raise InputError(
+            f"The batch holds {n_keys} distinct extra field names; the limit is {max_extra_keys} "
+            "(ingest.max_extra_keys_per_batch). Send fewer distinct names, or split the batch."
+        )
+    now = datetime.now(UTC).isoformat()
+    records: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadLine] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            text = json.dumps(row, default=str)
+            bad.append(BadLine(i, text, "the event is not a JSON object: send {...} each"))
+        elif why := unicode_problem(row):
+            bad.append(BadLine(i, json.dumps(row, default=str), why))
+        else:
+            records.append((i, normalized(row, now)))
+    return records, bad
+
+
+def first_copies(
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, Mapping[str, Any]], tuple[str, ...]]:
+    """The first event of each ``event_id`` (in order), and the ids that repeat."""
+    first: dict[str, Mapping[str, Any]] = {}
+    repeated: dict[str, None] = {}
+    for rec in records:
+        eid = str(rec[C.EVENT_ID])
+        if eid in first:
+            repeated[eid] = None
+        else:
+            first[eid] = rec
+    return first, tuple(repeated)
 
 
 def split_reasons(reason: str) -> list[str]:

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,11 +84,25 @@ class _RowRules:
         self.limits = limits
         self.sized = kind == "events"
         self.core = {c.casefold(): c for c in (*core_columns(kind), self.target)}
+        self._names: dict[tuple[str, str], tuple[str, list[str]]] = {}
 
     def fold(
-        self, client: str | None, extras: list[tuple[str, Any]], n_core: int
+        self,
+        client: str | None,
+        extras: list[tuple[str, Any]],
+        n_core: int,
+        static_only: list[str] | None = None,
     ) -> tuple[str | None, list[str]]:
-        """The row's JSON object text and the reasons it fails ([] when it passes)."""
+        """The row's JSON object text and the reasons it fails ([] when it passes).
+
+        With ``static_only``, only the checks of the names are run, into that list.
+        """
+        if static_only is not None:
+            merged_: dict[str, Any] = {}
+            seen_: dict[str, str] = {}
+            for k, _ in extras:
+                self._add(k, None, merged_, seen_, static_only, "field")
+            return None, static_only
         problems: list[str] = []
         merged: dict[str, Any] = {}
         seen: dict[str, str] = {}
@@ -138,6 +153,29 @@ class _RowRules:
         problems: list[str],
         what: str,
     ) -> None:
+        folded, static = self._name(name, what)
+        problems.extend(static)
+        if folded in seen and seen[folded] != name:
+            problems.append(
+                f"field_names_distinct: the fields {seen[folded]!r} and {name!r} differ only in "
+                "case: keep one"
+            )
+        seen.setdefault(folded, name)
+        if self.sized:
+            size, cap = _size(value), self.limits.max_value_chars
+            if size > cap:
+                problems.append(
+                    f"field_limits: the value of {name[:64]!r} has {size} characters; the limit "
+                    f"is {cap} (ingest.max_value_chars): shorten it"
+                )
+        merged[name] = value
+
+    def _name(self, name: str, what: str) -> tuple[str, list[str]]:
+        """A name's casefold and the reasons it fails whatever row it is in (memoized)."""
+        hit = self._names.get((name, what))
+        if hit is not None:
+            return hit
+        problems = []
         bad = _bad_name(name)
         if bad:
             problems.append(f"field_names_allowed: {bad}")
@@ -148,31 +186,19 @@ class _RowRules:
             )
         folded = name.casefold()
         if folded in self.core:
+            core = self.core[folded]
             problems.append(
-                f"field_names_distinct: the {what} {name!r} is the core field "
-                f"{self.core[folded]!r} in another case: rename it, or send it as "
-                f"{self.core[folded]!r}"
+                f"field_names_distinct: the {what} {name!r} is the core field {core!r} in "
+                f"another case: rename it, or send it as {core!r}"
             )
-        elif folded in seen and seen[folded] != name:
+        cap = self.limits.max_name_chars
+        if self.sized and len(name) > cap:
             problems.append(
-                f"field_names_distinct: the fields {seen[folded]!r} and {name!r} differ only in "
-                "case: keep one"
+                f"field_limits: the field name {name[:40]!r}... has {len(name)} characters; "
+                f"the limit is {cap} (ingest.max_name_chars)"
             )
-        seen.setdefault(folded, name)
-        if self.sized:
-            cap = self.limits.max_name_chars
-            if len(name) > cap:
-                problems.append(
-                    f"field_limits: the field name {name[:40]!r}... has {len(name)} characters; "
-                    f"the limit is {cap} (ingest.max_name_chars)"
-                )
-            size, vcap = _size(value), self.limits.max_value_chars
-            if size > vcap:
-                problems.append(
-                    f"field_limits: the value of {name[:64]!r} has {size} characters; the limit "
-                    f"is {vcap} (ingest.max_value_chars): shorten it"
-                )
-        merged[name] = value
+        self._names[(name, what)] = (folded, problems)
+        return folded, problems
 
 
 def _core_sizes(table: pa.Table, cols: list[str], cap: int) -> list[list[str]]:
@@ -188,6 +214,49 @@ def _core_sizes(table: pa.Table, cols: list[str], cap: int) -> list[list[str]]:
                 f"limit is {cap} (ingest.max_value_chars): shorten it"
             )
     return out
+
+
+def _fixed_columns(
+    table: pa.Table, extras: list[str], rules: _RowRules, core: list[str], problems: list[list[str]]
+) -> list[str | None]:
+    """The object texts of a batch whose extras are columns (CSV, Parquet, tables): the names
+    are checked once, the sizes and counts column by column, empty cells are left out."""
+    static: list[str] = []
+    rules.fold(None, [(e, None) for e in extras], 0, static_only=static)
+    if rules.sized:
+        cap = rules.limits.max_keys_per_event
+        present = [
+            pc.is_valid(pc.if_else(pc.equal(table.column(c), ""), None, table.column(c)))
+            for c in (*core, *extras)
+        ]
+        counts = np.sum([p.to_numpy(zero_copy_only=False) for p in present], axis=0)
+        for i in np.flatnonzero(counts > cap).tolist():
+            problems[i].append(
+                f"field_limits: the event has {int(counts[i])} fields; the limit is {cap} "
+                "(ingest.max_keys_per_event): send fewer"
+            )
+        for i, why in enumerate(_core_sizes(table, extras, rules.limits.max_value_chars)):
+            problems[i].extend(why)
+    if static:
+        for p in problems:
+            p.extend(static)
+    return _json_objects(table, extras)
+
+
+def _json_objects(table: pa.Table, extras: list[str]) -> list[str | None]:
+    """Per row, the JSON object of its non-empty extra cells (names go in as parameters,
+    columns under positional names: no field name becomes SQL)."""
+    cols = pa.table({f"_x{i}": table.column(e) for i, e in enumerate(extras)})
+    args = ", ".join(f"$k{i}, nullif(_x{i}, '')" for i in range(len(extras)))
+    con = duckdb.connect()
+    try:
+        con.register("_cols", cols)
+        obj = f"json_merge_patch('{{}}', json_object({args}))::VARCHAR"
+        sql = f"SELECT nullif({obj}, '{{}}') FROM _cols"
+        out = con.execute(sql, {f"k{i}": e for i, e in enumerate(extras)}).to_arrow_table()
+    finally:
+        con.close()
+    return out.column(0).to_pylist()
 
 
 def fold_extras(table: pa.Table, kind: str, limits: IngestSettings | None = None) -> pa.Table:
@@ -222,7 +291,9 @@ def fold_extras(table: pa.Table, kind: str, limits: IngestSettings | None = None
     target = rules.target
     has_obj = target in names
     texts: list[str | None] = [None] * n
-    if extras or has_obj or EXTRA in names:
+    if extras and not has_obj and EXTRA not in names:
+        texts = _fixed_columns(table, extras, rules, core, problems)
+    elif extras or has_obj or EXTRA in names:
         client = table.column(target).to_pylist() if has_obj else [None] * n
         packed = table.column(EXTRA).to_pylist() if EXTRA in names else [None] * n
         columns = [table.column(e).to_pylist() for e in extras]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from moodboard.data import columns as C
 from moodboard.data.records import EventType
-from moodboard.ingest.fields import FIELD_CHECKS, FIELDS
+from moodboard.ingest.fields import FIELDS, field_checks
 
 ITEM_EVENT_TYPES = tuple(t.value for t in EventType if t.needs_item)
 TS_MIN = "_ts_min"  # helper columns of the allowed event time range (see ts_bounds_sql)
@@ -273,7 +273,6 @@ def check_counts_sql(kind: str, relation: str) -> str:
         f"SELECT {_lit(name)}, count(*) FILTER (WHERE contains({FIELDS}, {_lit(name + ': ')})), "
         f"list(_row ORDER BY _row) FILTER (WHERE contains({FIELDS}, {_lit(name + ': ')}))[1:5] "
         f"FROM {relation}"
-        for name in FIELD_CHECKS
-        if name != ("props_is_object" if kind == "catalog" else "attributes_is_object")
+        for name in field_checks(kind)
     ]
     return " UNION ALL ".join([*parts, *fields])

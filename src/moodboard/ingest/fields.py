@@ -43,6 +43,13 @@ FIELD_CHECKS = (
 )
 
 
+def field_checks(kind: str) -> tuple[str, ...]:
+    """The names of the field checks that apply to a kind."""
+    if kind == "catalog":
+        return ("field_names_distinct", "field_names_allowed", "attributes_is_object")
+    return tuple(c for c in FIELD_CHECKS if c != "attributes_is_object")
+
+
 def core_columns(kind: str) -> tuple[str, ...]:
     """The core columns of a kind (``"catalog"`` or ``"events"``), without its object column."""
     return C.CATALOG_COLUMNS if kind == "catalog" else C.EVENT_COLUMNS

@@ -7,7 +7,9 @@ flusher fsyncs them within ``flush_interval_ms``. ``compact`` moves the closed s
 the Parquet event log through ``EventWriter``, which deduplicates by ``event_id`` (so a segment
 stored twice after a crash adds nothing twice), then deletes them; a background thread runs it
 every ``compact_interval_s``. A process killed at any moment loses no event whose ``accept``
-returned: the next ``open`` stores whatever the last one left.
+returned: the next ``open`` stores whatever the last one left. A segment that cannot be stored
+is set aside in ``quarantine/`` with its error (``walcompact``); ``open`` and ``close`` never
+fail because of compaction.
 """
 
 from __future__ import annotations

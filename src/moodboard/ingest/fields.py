@@ -89,27 +89,23 @@ class _RowRules:
         self.kind = kind
         self.target = object_column(kind)
         self.limits = limits
-        self.sized = kind == "events"
+        self.events = kind == "events"
         self.core = {c.casefold(): c for c in (*core_columns(kind), self.target)}
         self._names: dict[tuple[str, str], tuple[str, list[str]]] = {}
 
-    def fold(
-        self,
-        client: str | None,
-        extras: list[tuple[str, Any]],
-        n_core: int,
-        static_only: list[str] | None = None,
-    ) -> tuple[str | None, list[str]]:
-        """The row's JSON object text and the reasons it fails ([] when it passes).
+    def names(self, names: list[str]) -> list[str]:
+        """The reasons a set of top-level extra names fails, whatever their values."""
+        problems: list[str] = []
+        merged: dict[str, Any] = {}
+        seen: dict[str, str] = {}
+        for k in names:
+            self._add(k, None, merged, seen, problems, "field")
+        return problems
 
-        With ``static_only``, only the checks of the names are run, into that list.
-        """
-        if static_only is not None:
-            merged_: dict[str, Any] = {}
-            seen_: dict[str, str] = {}
-            for k, _ in extras:
-                self._add(k, None, merged_, seen_, static_only, "field")
-            return None, static_only
+    def fold(
+        self, client: str | None, extras: list[tuple[str, Any]], n_core: int
+    ) -> tuple[str | None, list[str]]:
+        """The row's JSON object text and the reasons it fails ([] when it passes)."""
         problems: list[str] = []
         merged: dict[str, Any] = {}
         seen: dict[str, str] = {}
@@ -134,7 +130,7 @@ class _RowRules:
                 )
                 continue
             self._add(k, v, merged, seen, problems, "field")
-        if self.sized:
+        if self.events:
             n = n_core + len(merged)
             cap = self.limits.max_keys_per_event
             if n > cap:
@@ -142,7 +138,7 @@ class _RowRules:
                     f"field_limits: the event has {n} fields; the limit is {cap} "
                     "(ingest.max_keys_per_event): send fewer"
                 )
-        if not self.sized:  # a product's attributes are text (``Product.attributes``)
+        if not self.events:  # a product's attributes are text (``Product.attributes``)
             merged = {
                 k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
                 for k, v in merged.items()
@@ -168,7 +164,7 @@ class _RowRules:
                 "case: keep one"
             )
         seen.setdefault(folded, name)
-        if self.sized:
+        if self.events:
             size, cap = _size(value), self.limits.max_value_chars
             if size > cap:
                 problems.append(
@@ -199,7 +195,7 @@ class _RowRules:
                 f"another case: rename it, or send it as {core!r}"
             )
         cap = self.limits.max_name_chars
-        if self.sized and len(name) > cap:
+        if self.events and len(name) > cap:
             problems.append(
                 f"field_limits: the field name {name[:40]!r}... has {len(name)} characters; "
                 f"the limit is {cap} (ingest.max_name_chars)"
@@ -228,9 +224,8 @@ def _fixed_columns(
 ) -> list[str | None]:
     """The object texts of a batch whose extras are columns (CSV, Parquet, tables): the names
     are checked once, the sizes and counts column by column, empty cells are left out."""
-    static: list[str] = []
-    rules.fold(None, [(e, None) for e in extras], 0, static_only=static)
-    if rules.sized:
+    static = rules.names(extras)
+    if rules.events:
         cap = rules.limits.max_keys_per_event
         present = [
             pc.is_valid(pc.if_else(pc.equal(table.column(c), ""), None, table.column(c)))

@@ -8,10 +8,11 @@ exists. Nested keys are set from the environment with a double underscore, e.g.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +30,28 @@ class IngestSettings(_Section):
 
     chunk_rows: int = Field(default=100_000, ge=1_000)
     check_images: bool = True
+    #: Events dated later than now + this many seconds are refused (a clock off by a day
+    #: passes; a year-99999 date that would outweigh every real event does not).
+    max_clock_skew_s: float = Field(default=86_400.0, ge=0)
+    #: Events dated before this instant are refused (ISO 8601, UTC when no offset is given).
+    min_event_ts: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    #: Fields one event may have: its core columns plus the keys of its ``props``.
+    max_keys_per_event: int = Field(default=64, ge=1)
+    #: Distinct extra field names in one ``POST /events`` batch.
+    max_extra_keys_per_batch: int = Field(default=256, ge=1)
+    #: Characters in one field value (objects and lists count their JSON text).
+    max_value_chars: int = Field(default=4_096, ge=1)
+    #: Characters in one field name.
+    max_name_chars: int = Field(default=64, ge=1)
+    #: The quarantine file of events refused by the API starts afresh past this size (MB) ...
+    api_quarantine_max_mb: float = Field(default=64.0, gt=0)
+    #: ... keeping at most this many earlier files (the oldest is deleted).
+    api_quarantine_files: int = Field(default=4, ge=0)
+
+    @field_validator("min_event_ts")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
 
 
 class ClickModelSettings(_Section):

@@ -20,7 +20,7 @@ TYPES = ["impression", "click", "save", "add_to_cart", "purchase", "hide"]
 text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12
 ).filter(lambda s: s.strip() == s and s != "")
-stamp = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)).map(
+stamp = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2026, 1, 1)).map(
     lambda d: d.replace(microsecond=0)
 )
 

@@ -69,6 +69,7 @@ def ingest_events_cmd(
             parse_mapping(map_ or []),
             chunk_rows=chunk_rows or s.ingest.chunk_rows,
             progress=adv,
+            limits=s.ingest,
         )
     _report(report, as_json)
 
@@ -93,7 +94,13 @@ def _validate(
     from moodboard.ingest import parse_mapping, validate
 
     with _errors():
-        read, results = validate(_workspace(workspace), kind, path, parse_mapping(map_ or []))
+        read, results = validate(
+            _workspace(workspace),
+            kind,
+            path,
+            parse_mapping(map_ or []),
+            limits=_settings(workspace).ingest,
+        )
     if as_json:
         out.print_json(
             json.dumps(

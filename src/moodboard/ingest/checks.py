@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 from moodboard.data import columns as C
 from moodboard.data.records import EventType
+from moodboard.ingest.fields import FIELDS, field_checks
 
 ITEM_EVENT_TYPES = tuple(t.value for t in EventType if t.needs_item)
+TS_MIN = "_ts_min"  # helper columns of the allowed event time range (see ts_bounds_sql)
+TS_MAX = "_ts_max"
 EVENT_TYPES = tuple(t.value for t in EventType)
 
 
@@ -39,25 +42,30 @@ def _quoted(col: str) -> str:
     return '"' + col.replace('"', '""') + '"'
 
 
+#: Text made of whitespace alone (tabs, newlines, no-break spaces included) is no text.
+_BLANK = r"'[[:space:]\p{Z}]*'"
+
+
 def _blank_null(col: str) -> str:
     q = _quoted(col)
-    return f"CASE WHEN trim({q}) = '' THEN NULL ELSE {q} END"
+    return f"CASE WHEN regexp_full_match({q}, {_BLANK}) THEN NULL ELSE {q} END"
 
 
 def _ts(col: str) -> str:
     q = _quoted(col)
     num = f"TRY_CAST(trim({q}) AS DOUBLE)"
     return (
-        f"CASE WHEN {q} IS NULL OR trim({q}) = '' THEN NULL "
+        f"CASE WHEN {q} IS NULL OR regexp_full_match({q}, {_BLANK}) THEN NULL "
         f"WHEN regexp_full_match(trim({q}), '-?[0-9]+(\\.[0-9]+)?') THEN "
-        f"  CASE WHEN abs({num}) > 1e11 THEN make_timestamp(CAST({num} * 1000 AS BIGINT)) "
-        f"  ELSE make_timestamp(CAST({num} * 1000000 AS BIGINT)) END "
+        f"  CASE WHEN abs({num}) > 1e15 THEN NULL "
+        f"  WHEN abs({num}) > 1e11 THEN make_timestamp(TRY_CAST({num} * 1000 AS BIGINT)) "
+        f"  ELSE make_timestamp(TRY_CAST({num} * 1000000 AS BIGINT)) END "
         f"ELSE timezone('UTC', TRY_CAST(trim({q}) AS TIMESTAMPTZ)) END"
     )
 
 
 def _raw(col: str) -> str:
-    return f"raw_{col}"
+    return f"_raw_{col}"
 
 
 def _show(col: str) -> str:
@@ -65,9 +73,13 @@ def _show(col: str) -> str:
 
 
 CATALOG_CHECKS: tuple[Check, ...] = (
-    Check("id_required", f"{C.ID} IS NULL", _lit("id is missing: give every product an id")),
     Check(
-        "title_required", f"{C.TITLE} IS NULL", _lit("title is missing: give every product a title")
+        "id_required", f"{C.ID} IS NULL", _lit("id is missing or blank: give every product an id")
+    ),
+    Check(
+        "title_required",
+        f"{C.TITLE} IS NULL",
+        _lit("title is missing or blank: give every product a title"),
     ),
     Check(
         "price_is_number",
@@ -102,23 +114,39 @@ EVENT_CHECKS: tuple[Check, ...] = (
     Check(
         "event_id_required",
         f"{C.EVENT_ID} IS NULL",
-        _lit("event_id is missing: give every event a unique id"),
+        _lit("event_id is missing or blank: give every event a unique id"),
     ),
     Check(
         "ts_required",
-        f"{_raw(C.TS)} IS NULL OR trim({_raw(C.TS)}) = ''",
+        f"{_raw(C.TS)} IS NULL OR regexp_full_match({_raw(C.TS)}, {_BLANK})",
         _lit("ts is missing: give every event a timestamp"),
     ),
     Check(
         "ts_is_timestamp",
-        f"{_raw(C.TS)} IS NOT NULL AND trim({_raw(C.TS)}) <> '' AND {C.TS} IS NULL",
+        f"{_raw(C.TS)} IS NOT NULL AND NOT regexp_full_match({_raw(C.TS)}, {_BLANK}) "
+        f"AND {C.TS} IS NULL",
         f"'ts ' || {_show(C.TS)} || ' is not a timestamp: use ISO 8601 "
         "(2026-01-05T10:00:00Z) or epoch seconds'",
     ),
     Check(
+        "ts_not_in_future",
+        f"{C.TS} > {TS_MAX}",
+        f"'ts ' || {_show(C.TS)} || ' is later than ' || strftime({TS_MAX}, '%Y-%m-%dT%H:%M:%SZ')"
+        " || ' (now + ingest.max_clock_skew_s): fix the clock or the date'",
+    ),
+    Check(
+        "ts_not_before_min",
+        f"{C.TS} < {TS_MIN}",
+        f"'ts ' || {_show(C.TS)} || ' is earlier than ' || strftime({TS_MIN}, "
+        "'%Y-%m-%dT%H:%M:%SZ') || ' (ingest.min_event_ts): fix the date'",
+    ),
+    Check(
         "user_id_required",
         f"{C.USER_ID} IS NULL",
-        _lit("user_id is missing: use an anonymous id such as a session id if you have no user"),
+        _lit(
+            "user_id is missing or blank: use an anonymous id such as a session id if you have "
+            "no user"
+        ),
     ),
     Check(
         "type_known",
@@ -167,6 +195,12 @@ EVENT_CHECKS: tuple[Check, ...] = (
 CHECKS: dict[str, tuple[Check, ...]] = {"catalog": CATALOG_CHECKS, "events": EVENT_CHECKS}
 
 
+def ts_bounds_sql() -> list[str]:
+    """The helper columns of the event time bounds, from the parameters ``$ts_min`` and
+    ``$ts_max`` (naive UTC timestamps)."""
+    return [f"CAST($ts_min AS TIMESTAMP) AS {TS_MIN}", f"CAST($ts_max AS TIMESTAMP) AS {TS_MAX}"]
+
+
 def _normalized_columns(kind: str) -> dict[str, str]:
     if kind == "catalog":
         return {
@@ -206,9 +240,10 @@ def checked_sql(kind: str, source: str, extras: list[str], helper_columns: list[
     source
         The relation holding the batch (all canonical columns present, as strings).
     extras
-        Further columns to carry through untouched.
+        Further columns to carry through untouched (the object column; ``_fields``, the
+        reasons of the field checks, is always carried and joins ``_reason``).
     helper_columns
-        Columns computed before the checks (``_image_ok``, ``_item_known``).
+        Columns computed before the checks (``_image_ok``, ``_item_known``, the ts bounds).
     """
     norm = _normalized_columns(kind)
     raws = [f"{_quoted(c)} AS {_raw(c)}" for c in norm]
@@ -218,10 +253,11 @@ def checked_sql(kind: str, source: str, extras: list[str], helper_columns: list[
             *(f"{e} AS {c}" for c, e in norm.items()),
             *raws,
             *(_quoted(x) for x in extras),
+            FIELDS,
             *helper_columns,
         ]
     )
-    reasons = ", ".join(ch.reason_sql() for ch in CHECKS[kind])
+    reasons = ", ".join([f"nullif({FIELDS}, '')", *(ch.reason_sql() for ch in CHECKS[kind])])
     return f"SELECT *, concat_ws('; ', {reasons}) AS _reason FROM (SELECT {inner} FROM {source})"
 
 
@@ -233,4 +269,10 @@ def check_counts_sql(kind: str, relation: str) -> str:
         f"false))[1:5] AS examples FROM {relation}"
         for ch in CHECKS[kind]
     ]
-    return " UNION ALL ".join(parts)
+    fields = [
+        f"SELECT {_lit(name)}, count(*) FILTER (WHERE contains({FIELDS}, {_lit(name + ': ')})), "
+        f"list(_row ORDER BY _row) FILTER (WHERE contains({FIELDS}, {_lit(name + ': ')}))[1:5] "
+        f"FROM {relation}"
+        for name in field_checks(kind)
+    ]
+    return " UNION ALL ".join([*parts, *fields])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from moodboard.errors import InputError
 
 ROW: str = "_row"  # the 1-based row number within the file, added to every batch
+EXTRA: str = "_extra"  # a records batch's keys that are not columns, as JSON text per row
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -142,7 +143,10 @@ def _json_cell(v: Any) -> str | None:
 
 
 def records_batch(
-    rows: list[tuple[int, dict[str, Any]]], bad: list[BadLine] | None = None
+    rows: list[tuple[int, dict[str, Any]]],
+    bad: list[BadLine] | None = None,
+    keep: Collection[str] | None = None,
+    drop_private: bool = True,
 ) -> Batch:
     """A batch of string columns from parsed JSON objects (as a JSONL file gives them).
 
@@ -153,21 +157,39 @@ def records_batch(
         keys starting with ``_`` are dropped.
     bad
         Lines that did not parse, kept for quarantine.
+    keep
+        The keys that become columns; every other key of a row goes, verbatim, into that
+        row's ``_extra`` (a JSON object text, null when it has none). Default: every key
+        becomes a column. Only keys some row has become columns.
+    drop_private
+        Drop the keys starting with ``_`` (moodboard's own, as in quarantine files); when
+        False they go to ``_extra``, where the field checks refuse them.
     """
     names: dict[str, None] = {}
     for _, obj in rows:
         names.update(dict.fromkeys(obj))
-    cols = {
-        n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string())
-        for n in names
-        if not n.startswith("_")
-    }
+    wanted = set(names if keep is None else keep)
+    kept = [n for n in names if n in wanted and not n.startswith("_")]
+    cols = {n: pa.array([_json_cell(o.get(n)) for _, o in rows], type=pa.string()) for n in kept}
+    wanted = set(kept)
+    extra: list[str | None] = []
+    for _, o in rows:
+        other = {
+            k: v
+            for k, v in o.items()
+            if k not in wanted and not (drop_private and k.startswith("_"))
+        }
+        extra.append(json.dumps(other, ensure_ascii=False) if other else None)
+    if any(e is not None for e in extra):
+        cols[EXTRA] = pa.array(extra, type=pa.string())
     rownums = pa.array([r for r, _ in rows], type=pa.int64())
     table = pa.Table.from_arrays([*cols.values(), rownums], names=[*cols, ROW])
     return Batch(table, table, list(bad or []), [o for _, o in rows])
 
 
-def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
+def _read_jsonl(
+    path: Path, chunk_rows: int, keep: Collection[str] | None = None
+) -> Iterator[Batch]:
     rows: list[tuple[int, dict[str, Any]]] = []
     bad: list[BadLine] = []
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -186,10 +208,10 @@ def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[Batch]:
                 continue
             rows.append((n, obj))
             if len(rows) >= chunk_rows:
-                yield records_batch(rows, bad)
+                yield records_batch(rows, bad, keep)
                 rows, bad = [], []
     if rows or bad:
-        yield records_batch(rows, bad)
+        yield records_batch(rows, bad, keep)
 
 
 def _csv_header(path: Path, delimiter: str, encoding: str) -> list[str]:
@@ -271,7 +293,12 @@ def _read_csv(path: Path, chunk_rows: int, encoding: str) -> Iterator[Batch]:
         yield Batch(numbered(table), table, list(bad))
 
 
-def read_batches(path: Path, chunk_rows: int = 100_000, encoding: str = "utf-8") -> Iterator[Batch]:
+def read_batches(
+    path: Path,
+    chunk_rows: int = 100_000,
+    encoding: str = "utf-8",
+    keep: Collection[str] | None = None,
+) -> Iterator[Batch]:
     """Read a CSV, JSONL or Parquet file in batches of string columns.
 
     Parameters
@@ -282,6 +309,9 @@ def read_batches(path: Path, chunk_rows: int = 100_000, encoding: str = "utf-8")
         Rows per batch (each batch is committed on its own by ingestion).
     encoding
         Text encoding of CSV files.
+    keep
+        For JSONL, the keys that become columns (the rest go to ``_extra``, see
+        ``records_batch``); default every key.
 
     Raises
     ------
@@ -297,5 +327,5 @@ def read_batches(path: Path, chunk_rows: int = 100_000, encoding: str = "utf-8")
     if fmt == "parquet":
         return _read_parquet(path, chunk_rows)
     if fmt == "jsonl":
-        return _read_jsonl(path, chunk_rows)
+        return _read_jsonl(path, chunk_rows, keep)
     return _read_csv(path, chunk_rows, encoding)

@@ -86,7 +86,7 @@ def parse_lines(data: bytes, source: str, warn: bool) -> list[dict[str, Any]]:
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             obj = None
         if not isinstance(obj, dict):
             torn = n == len(lines)  # no newline after it: a write cut short

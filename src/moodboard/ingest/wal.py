@@ -7,12 +7,13 @@ flusher fsyncs them within ``flush_interval_ms``. ``compact`` moves the closed s
 the Parquet event log through ``EventWriter``, which deduplicates by ``event_id`` (so a segment
 stored twice after a crash adds nothing twice), then deletes them; a background thread runs it
 every ``compact_interval_s``. A process killed at any moment loses no event whose ``accept``
-returned: the next ``open`` stores whatever the last one left.
+returned: the next ``open`` stores whatever the last one left. A segment that cannot be stored
+is set aside in ``quarantine/`` with its error (``walcompact``); ``open`` and ``close`` never
+fail because of compaction.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -27,12 +28,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from moodboard.config import IngestSettings
 from moodboard.data import columns as C
 from moodboard.errors import InputError, ServerBusyError
-from moodboard.ingest.eventlog import fsync_dir
+from moodboard.ingest.events import check_events
+from moodboard.ingest.prepare import keep_keys, quarantine_checked
 from moodboard.ingest.quarantine import Quarantine
-from moodboard.ingest.readers import ROW, BadLine, Batch, records_batch
-from moodboard.ingest.run import EventWriter, check_events, quarantine_checked
+from moodboard.ingest.readers import ROW, Batch, records_batch
 from moodboard.ingest.segments import (
     SegmentWriter,
     lock_folder,
@@ -40,12 +42,15 @@ from moodboard.ingest.segments import (
     read_segment,
     segment_paths,
 )
-from moodboard.ingest.walread import all_events, events_of, segment_batches
+from moodboard.ingest.walcompact import compact_closed, workspace_write_lock
+from moodboard.ingest.walread import all_events, events_of
 from moodboard.ingest.walrows import (
     AcceptReport,
     WALConfig,
     encode,
     fast_reasons,
+    first_copies,
+    incoming,
     normalized,
     split_reasons,
 )
@@ -54,15 +59,8 @@ from moodboard.ingest.workspace import Workspace, connect_memory
 _log = logging.getLogger(__name__)
 
 API_SOURCE = "<api>"
-_DB_LOCKS: dict[Path, threading.Lock] = {}
-_DB_LOCKS_GUARD = threading.Lock()
-
-
-def workspace_write_lock(ws: Workspace) -> threading.Lock:
-    """The lock this process takes around writes to a workspace's database."""
-    key = ws.db_path.resolve()
-    with _DB_LOCKS_GUARD:
-        return _DB_LOCKS.setdefault(key, threading.Lock())
+_EVENT_KEYS = keep_keys("events")
+__all__ = ["API_SOURCE", "EventWAL", "workspace_write_lock"]
 
 
 class EventWAL:
@@ -74,6 +72,9 @@ class EventWAL:
         The workspace; its ``events/wal/`` folder holds the segments.
     config
         Flush and compaction settings (default ``WALConfig()``).
+    limits
+        The bounds events must keep (timestamps, field counts and sizes) and the rotation of
+        the API's quarantine file (default ``IngestSettings()``).
 
     Examples
     --------
@@ -81,9 +82,12 @@ class EventWAL:
     ...     report = wal.accept([{"user_id": "u1", "type": "click", "item_id": "p1"}])
     """
 
-    def __init__(self, ws: Workspace, config: WALConfig | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, config: WALConfig | None = None, limits: IngestSettings | None = None
+    ) -> None:
         self.ws = ws
         self.config = config if config is not None else WALConfig()
+        self.limits = limits if limits is not None else IngestSettings()
         self._seg: SegmentWriter | None = None
         self._mem: duckdb.DuckDBPyConnection | None = None
         self._lock_fd: int | None = None
@@ -104,6 +108,9 @@ class EventWAL:
     def open(self) -> EventWAL:
         """Take the folder, store what a previous process left, start the background threads.
 
+        A failure to store what was left is logged, never raised: the segments stay in the
+        WAL for the compactor (a segment that cannot be stored is moved to the quarantine).
+
         Raises
         ------
         MoodboardError
@@ -123,7 +130,7 @@ class EventWAL:
             left = len(segment_paths(self.folder)) - 1
             if left:
                 _log.info("event WAL: storing %d segments left by a previous process", left)
-                self._compact(retries=5)
+                self._compact_logged(retries=5)
         except BaseException:
             self._release()
             raise
@@ -140,10 +147,8 @@ class EventWAL:
     def close(self) -> None:
         """Stop the threads, store every event in the Parquet log and release the folder.
 
-        Raises
-        ------
-        duckdb.Error
-            If the database stays unusable; the events stay in the WAL for the next ``open``.
+        A failure to store them is logged, never raised: the events stay in the WAL for the
+        next ``open``.
         """
         if self._seg is None:
             return
@@ -152,7 +157,7 @@ class EventWAL:
             t.join()
         self._threads = []
         try:
-            self._compact(retries=5)
+            self._compact_logged(retries=5)
         finally:
             self._release()
 
@@ -170,26 +175,22 @@ class EventWAL:
 
         Missing (absent, null or blank) ``event_id`` get a fresh uuid4 hex and missing ``ts``
         the current UTC time before the checks. Failing rows are quarantined with their
-        reasons; when every row passes, the batch is fsynced before this returns.
+        reasons; when every row passes, the batch is fsynced before this returns. An
+        ``event_id`` repeated in the batch is stored (and counted) once, its first copy.
 
         Raises
         ------
         MoodboardError
             If the WAL is not open.
+        InputError
+            If the batch holds more distinct extra field names than
+            ``ingest.max_extra_keys_per_batch`` (nothing is stored).
         WALWriteError
             If the batch could not be written to disk (nothing was acknowledged).
         """
         seg = self._require_open()
-        now = datetime.now(UTC).isoformat()
-        records: list[tuple[int, dict[str, Any]]] = []
-        bad: list[BadLine] = []
-        for i, row in enumerate(rows):
-            if isinstance(row, Mapping):
-                records.append((i, normalized(row, now)))
-            else:
-                text = json.dumps(row, default=str)
-                bad.append(BadLine(i, text, "the event is not a JSON object: send {...} each"))
-        batch = records_batch(records, bad)
+        records, bad = incoming(rows, self.limits.max_extra_keys_per_batch)
+        batch = records_batch(records, bad, _EVENT_KEYS, drop_private=False)
         checked = self._check(batch)
         failing = checked.filter(pc.not_equal(checked.column("_reason"), ""))
         reasons = failing.column("_reason").to_pylist()
@@ -205,10 +206,10 @@ class EventWAL:
             return AcceptReport(
                 0, (), sorted(errors, key=lambda e: e["row"]), self._quarantine_rows(batch, checked)
             )
-        ids = tuple(str(rec[C.EVENT_ID]) for _, rec in records)
-        if records:
-            seg.sync(seg.append([encode(rec) for _, rec in records]))
-        return AcceptReport(len(ids), ids)
+        first, repeated = first_copies(rec for _, rec in records)
+        if first:
+            seg.sync(seg.append([encode(rec) for rec in first.values()]))
+        return AcceptReport(len(first), tuple(first), duplicates=tuple(repeated))
 
     def log(self, rows: Sequence[Mapping[str, Any]], durable: bool = False) -> list[str]:
         """Buffer server-generated events; the flusher fsyncs them within the flush interval.
@@ -276,14 +277,15 @@ class EventWAL:
         int
             How many events were new to the log.
 
+        A segment that cannot be stored for a reason of its own is moved to the quarantine
+        folder with its error (see ``walcompact``), and the others are stored.
+
         Raises
         ------
         MoodboardError
             If the WAL is not open.
-        duckdb.Error
-            If the database cannot be written; the segments stay for the next try.
-        ServerBusyError
-            If another process holds the database; the segments stay for the next try.
+        OSError, duckdb.Error
+            If the database cannot be written now; the segments stay for the next try.
         """
         self._require_open()
         return self._compact(retries=0)
@@ -292,41 +294,23 @@ class EventWAL:
         assert self._seg is not None
         with self._compact_lock:
             closed = self._seg.rotate()
-            if not closed:
-                return 0
-            delay = 0.05
-            for attempt in range(retries + 1):
-                try:
-                    new = self._store(closed)
-                    break
-                except (duckdb.Error, ServerBusyError) as e:
-                    if attempt == retries:
-                        raise
-                    _log.warning("compaction failed (%s); retrying in %.2fs", e, delay)
-                    time.sleep(delay)
-                    delay *= 2
-            for p in closed:
-                p.unlink(missing_ok=True)
-            fsync_dir(self.folder)
-            _log.debug("compacted %d segments: %d new events", len(closed), new)
+            new = compact_closed(
+                self.ws,
+                closed,
+                workspace_write_lock(self.ws),
+                self.config.chunk_rows,
+                self.limits,
+                retries,
+            )
+            if closed:
+                _log.debug("compacted %d segments: %d new events", len(closed), new)
             return new
 
-    def _store(self, paths: list[Path]) -> int:
-        name = f"events/wal/{paths[0].name}" + (f"..{paths[-1].name}" if len(paths) > 1 else "")
-        q = Quarantine(self.ws.quarantine_dir, "events", name)
-        new = 0
-        with workspace_write_lock(self.ws), self.ws.connect() as con:
-            writer = EventWriter(self.ws, con)
-            try:
-                for batch in segment_batches(paths, self.config.chunk_rows):
-                    checked, good = check_events(con, batch, name)
-                    quarantine_checked(q, batch, checked)
-                    new += writer.write(good)
-            finally:
-                q.close()
-        if q.count:
-            _log.warning("%s: %d events failed the checks, see %s", name, q.count, q.path)
-        return new
+    def _compact_logged(self, retries: int) -> None:
+        try:
+            self._compact(retries)
+        except Exception:
+            _log.exception("event WAL compaction failed; the events stay in the WAL")
 
     # -- reading --------------------------------------------------------------------------------
     def pending_events(self) -> pa.Table:
@@ -343,7 +327,7 @@ class EventWAL:
             records += read_segment(p, warn=False)
         assert self._mem is not None
         with self._mem.cursor() as cur:
-            return events_of(records, cur)
+            return events_of(records, cur, self.limits)
 
     def read_all(self) -> pa.Table:
         """Every event: the Parquet log plus the WAL (read from disk when this one is closed)."""
@@ -358,7 +342,7 @@ class EventWAL:
     def _check(self, batch: Batch) -> pa.Table:
         assert self._mem is not None
         with self._mem.cursor() as cur:
-            return check_events(cur, batch, API_SOURCE)[0]
+            return check_events(cur, batch, API_SOURCE, limits=self.limits)[0]
 
     def _refresh_catalog(self, force: bool = False) -> bool:
         with self._catalog_lock:
@@ -377,7 +361,14 @@ class EventWAL:
     def _quarantine_rows(self, batch: Batch, checked: pa.Table) -> str | None:
         with self._q_lock:
             if self._quarantine is None:
-                self._quarantine = Quarantine(self.ws.quarantine_dir, "events", API_SOURCE)
+                self._quarantine = Quarantine(
+                    self.ws.quarantine_dir,
+                    "events",
+                    API_SOURCE,
+                    name="events-api",
+                    max_bytes=int(self.limits.api_quarantine_max_mb * 2**20),
+                    keep=self.limits.api_quarantine_files,
+                )
             quarantine_checked(self._quarantine, batch, checked)
             return str(self._quarantine.path) if self._quarantine.path else None
 
@@ -411,7 +402,4 @@ class EventWAL:
             seg = self._seg
             if seg is None or not (seg.has_data() or len(segment_paths(self.folder)) > 1):
                 continue
-            try:
-                self._compact(retries=0)
-            except Exception:
-                _log.exception("event WAL compaction failed; the events stay in the WAL")
+            self._compact_logged(retries=0)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from moodboard.config import IngestSettings
 from moodboard.data import columns as C
 from moodboard.ingest.eventlog import EVENT_SCHEMA
+from moodboard.ingest.events import check_events
+from moodboard.ingest.prepare import keep_keys
 from moodboard.ingest.readers import Batch, records_batch
-from moodboard.ingest.run import check_events
 from moodboard.ingest.segments import read_segment, segment_paths
 from moodboard.ingest.workspace import Workspace, connect_memory
 
@@ -21,8 +24,15 @@ if TYPE_CHECKING:
 
     from moodboard.ingest.wal import EventWAL
 
+_log = logging.getLogger(__name__)
+_KEYS = keep_keys("events")
 
-def events_of(records: list[dict[str, Any]], con: duckdb.DuckDBPyConnection) -> pa.Table:
+
+def events_of(
+    records: list[dict[str, Any]],
+    con: duckdb.DuckDBPyConnection,
+    limits: IngestSettings | None = None,
+) -> pa.Table:
     """WAL records as ``EVENT_SCHEMA`` rows: first copy per event_id, passing the checks."""
     seen: set[str] = set()
     rows = []
@@ -33,7 +43,7 @@ def events_of(records: list[dict[str, Any]], con: duckdb.DuckDBPyConnection) -> 
             rows.append((len(rows) + 1, rec))
     if not rows:
         return EVENT_SCHEMA.empty_table()
-    return check_events(con, records_batch(rows), "events/wal")[1]
+    return check_events(con, records_batch(rows, keep=_KEYS), "events/wal", limits=limits)[1]
 
 
 def segment_batches(paths: list[Path], chunk_rows: int) -> Iterator[Batch]:
@@ -45,28 +55,43 @@ def segment_batches(paths: list[Path], chunk_rows: int) -> Iterator[Batch]:
             n += 1
             rows.append((n, rec))
             if len(rows) >= chunk_rows:
-                yield records_batch(rows)
+                yield records_batch(rows, keep=_KEYS)
                 rows = []
     if rows:
-        yield records_batch(rows)
+        yield records_batch(rows, keep=_KEYS)
 
 
 def pending_on_disk(ws: Workspace) -> pa.Table:
     """The events in a workspace's WAL segments, read from disk (no open ``EventWAL``).
 
     Events are not checked against the catalog here (that happens when they are compacted).
+    A segment that cannot be read (one the next compaction will set aside) is skipped with a
+    warning.
     """
-    records: list[dict[str, Any]] = []
-    for p in segment_paths(ws.root / "events" / "wal"):
-        records += read_segment(p, warn=False)
     con = connect_memory()
+    parts = []
     try:
-        items = sorted({str(r[C.ITEM_ID]) for r in records if r.get(C.ITEM_ID) is not None})
-        con.register("_ids", pa.table({"id": pa.array(items, pa.string())}))
-        con.execute("CREATE TABLE _known_items AS SELECT id FROM _ids")
-        return events_of(records, con)
+        for p in segment_paths(ws.root / "events" / "wal"):
+            try:
+                records = read_segment(p, warn=False)
+                items = {str(r[C.ITEM_ID]) for r in records if r.get(C.ITEM_ID) is not None}
+                con.register("_ids", pa.table({"id": pa.array(sorted(items), pa.string())}))
+                con.execute("CREATE OR REPLACE TABLE _known_items AS SELECT id FROM _ids")
+                con.unregister("_ids")
+                parts.append(events_of(records, con))
+            except Exception as e:  # a poisoned segment must not stop status or reads
+                _log.warning("skipped the WAL segment %s, which cannot be read: %s", p, e)
     finally:
         con.close()
+    if not parts:
+        return EVENT_SCHEMA.empty_table()
+    t = pa.concat_tables(parts)
+    seen: set[Any] = set()
+    first = []
+    for eid in t.column(C.EVENT_ID).to_pylist():
+        first.append(eid not in seen)
+        seen.add(eid)
+    return t.filter(pa.array(first, pa.bool_()))
 
 
 def pending_count(ws: Workspace) -> int:

@@ -12,20 +12,24 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.data import columns as C
+from moodboard.errors import InputError
 from moodboard.ingest.checks import EVENT_CHECKS, EVENT_TYPES, ITEM_EVENT_TYPES
+from moodboard.ingest.fields import FIELD_CHECKS
+from moodboard.ingest.readers import BadLine
 
 _TYPES = frozenset(EVENT_TYPES)
 _ITEM_TYPES = frozenset(ITEM_EVENT_TYPES)
 _PLAIN = (str, int, float, bool, type(None))
-_NAMES = [*(c.name for c in EVENT_CHECKS), "parses"]
+_NAMES = [*(c.name for c in EVENT_CHECKS), *FIELD_CHECKS, "parses"]
+_CORE = frozenset((*C.EVENT_COLUMNS, C.PROPS))
 _SPLIT = re.compile("; (?=(?:" + "|".join(map(re.escape, _NAMES)) + "): )")
 
 
@@ -156,6 +160,78 @@ def fast_reasons(rec: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def extra_key_count(rows: Sequence[Any]) -> int:
+    """How many distinct extra field names (top-level extras and ``props`` keys) a batch has."""
+    names: set[str] = set()
+    for row in rows:
+        if isinstance(row, Mapping):
+            names.update(k for k in row if k not in _CORE)
+            props = row.get(C.PROPS)
+            if isinstance(props, Mapping):
+                names.update(props)
+    return len(names)
+
+
+def unicode_problem(row: Mapping[str, Any]) -> str | None:
+    """Why an event's text cannot be stored (a lone UTF-16 surrogate), or None."""
+    try:
+        json.dumps(row, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (
+            f"the event holds text that is not valid Unicode ({e.object[e.start : e.end]!a}, "
+            "a lone surrogate): send UTF-8 text"
+        )
+    except (TypeError, ValueError, RecursionError) as e:
+        return f"the event cannot be written as JSON ({type(e).__name__}): send plain JSON values"
+    return None
+
+
+def incoming(
+    rows: Sequence[Any], max_extra_keys: int
+) -> tuple[list[tuple[int, dict[str, Any]]], list[BadLine]]:
+    """A posted batch as ``(index, normalized event)`` pairs and the rows that cannot be
+    events (not objects, or text no UTF-8 holds), numbered from 0.
+
+    Raises
+    ------
+    InputError
+        If the batch holds more distinct extra field names than ``max_extra_keys``.
+    """
+    n_keys = extra_key_count(rows)
+    if n_keys > max_extra_keys:
+        raise InputError(
+            f"The batch holds {n_keys} distinct extra field names; the limit is {max_extra_keys} "
+            "(ingest.max_extra_keys_per_batch). Send fewer distinct names, or split the batch."
+        )
+    now = datetime.now(UTC).isoformat()
+    records: list[tuple[int, dict[str, Any]]] = []
+    bad: list[BadLine] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            text = json.dumps(row, default=str)
+            bad.append(BadLine(i, text, "the event is not a JSON object: send {...} each"))
+        elif why := unicode_problem(row):
+            bad.append(BadLine(i, json.dumps(row, default=str), why))
+        else:
+            records.append((i, normalized(row, now)))
+    return records, bad
+
+
+def first_copies(
+    records: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, Mapping[str, Any]], tuple[str, ...]]:
+    """The first event of each ``event_id`` (in order), and the ids that repeat."""
+    first: dict[str, Mapping[str, Any]] = {}
+    repeated: dict[str, None] = {}
+    for rec in records:
+        eid = str(rec[C.EVENT_ID])
+        if eid in first:
+            repeated[eid] = None
+        else:
+            first[eid] = rec
+    return first, tuple(repeated)
+
+
 def split_reasons(reason: str) -> list[str]:
     """A ``_reason`` of the checks (``'a: ...; b: ...'``) as one string per failed check."""
     return _SPLIT.split(reason)
@@ -173,20 +249,23 @@ class AcceptReport:
     Attributes
     ----------
     accepted
-        How many events were stored (the whole batch, or 0).
+        How many distinct events were stored (the whole batch, or 0).
     event_ids
-        Their ids, in the batch's order (generated ones included).
+        Their ids, in the batch's order (generated ones included), each once.
     errors
         ``{"row": i, "reasons": ["check_name: what to fix", ...]}`` per failing row, ``i``
         being its 0-based index in the batch.
     quarantine_file
         Where the failing rows were written, with their reasons.
+    duplicates
+        The ids that the batch repeats (each stored and counted once).
     """
 
     accepted: int
     event_ids: tuple[str, ...] = ()
     errors: list[dict[str, Any]] = field(default_factory=list)
     quarantine_file: str | None = None
+    duplicates: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -211,4 +290,5 @@ class AcceptReport:
             "event_ids": list(self.event_ids),
             "errors": self.errors,
             "quarantine_file": self.quarantine_file,
+            "duplicates": list(self.duplicates),
         }

@@ -284,10 +284,12 @@ class Workspace:
         with self.connect(read_only=True) as con:
             for t in ("products", "boards", "users"):
                 out[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            if self.events.files():
+            files = [str(f) for f in self.events.files()]
+            if files:
                 rows = con.execute(
-                    f"SELECT type, count(*) FROM read_parquet('{self.events.glob()}') "
-                    "GROUP BY type ORDER BY type"
+                    "SELECT type, count(*) FROM read_parquet(?, hive_partitioning = false) "
+                    "GROUP BY type ORDER BY type",
+                    [files],
                 ).fetchall()
                 out["events"] = {t: int(n) for t, n in rows}
                 out["events_total"] = int(sum(n for _, n in rows))

@@ -15,7 +15,7 @@ they decide) are exactly the same whatever order an engine adds them in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 import ibis
@@ -64,7 +64,8 @@ class GraphConfig(BaseModel):
         A contribution halves for every ``half_life_days`` it is older than the reference time.
     reference_time
         UTC "now" of the graph; interactions after it are ignored. Default: the newest
-        interaction.
+        interaction, or the current time if that is earlier (interactions dated later then
+        count as of age 0, so one future date cannot age every real pair away).
     top_n
         Neighbours kept per item.
     min_users
@@ -151,7 +152,8 @@ def coengagement_graph(interactions: ir.Table, config: GraphConfig | None = None
     if cfg.reference_time is not None:
         t = t.filter(t[US] <= datetime_us(cfg.reference_time))
     else:  # a one-row table: a bare max() would become a window over the pairs
-        newest = t.aggregate(_ref=t[US].max())
+        limit = ibis.literal(datetime_us(datetime.now(UTC)), "int64")
+        newest = t.aggregate(_ref=ibis.least(t[US].max(), limit))
     if cfg.window == "session":
         t = sessionize(t, cfg.session_gap_minutes)
     else:
@@ -168,7 +170,8 @@ def coengagement_graph(interactions: ir.Table, config: GraphConfig | None = None
         ref = p._ref
     else:
         ref = ibis.literal(datetime_us(cfg.reference_time), "int64")
-    age_days = (ref - ibis.greatest(p.a_t, p.b_t)).cast("float64") / double(_DAY_US)
+    age_us = ibis.greatest(ref - ibis.greatest(p.a_t, p.b_t), 0)
+    age_days = age_us.cast("float64") / double(_DAY_US)
     decay = double(0.5) ** (age_days / double(cfg.half_life_days))
     p = p.mutate(_q=(p.a_w * p.b_w * decay * double(_SCALE)).round().cast("int64"))
     g = p.group_by(p.a_i, p.b_i).aggregate(_q=p._q.sum().cast("int64"), _n=p.a_u.nunique())

@@ -187,7 +187,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         app.state.starts = getattr(app.state, "starts", 0) + 1
         if app.state.starts == 1:
             ws.init()
-            app.state.wal = EventWAL(ws).open()
+            app.state.wal = EventWAL(ws, limits=settings.ingest).open()
             app.state.boards = BoardStore(ws)
             live.start()
             _log.info("serving %s (artifact %s)", ws.root, live.version)

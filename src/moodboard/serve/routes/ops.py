@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.serve.auth import (
     require_admin,
@@ -19,31 +18,20 @@ from moodboard.serve.auth import (
 
 router = APIRouter(tags=["ops"])
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-
 #: Most events one POST may carry.
 MAX_EVENTS = 10_000
 
 
 class EventBatch(BaseModel):
     """``POST /events``: a batch of events in the event-file layout (``event_id`` and ``ts``
-    are filled in when missing)."""
+    are filled in when missing). Fields other than the core columns are kept verbatim in the
+    event's ``props`` (merged with a ``props`` object it sends); their names and sizes are
+    checked with the other named checks (``field_names_distinct``, ``field_names_allowed``,
+    ``field_limits``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_EVENTS)
-
-    @field_validator("events")
-    @classmethod
-    def _keys_are_names(cls, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for i, row in enumerate(events):
-            bad = [k for k in row if not _NAME.fullmatch(k)]
-            if bad:
-                raise ValueError(
-                    f"event {i} has the field name(s) {bad[:3]}: field names must be letters, "
-                    "digits and underscores, starting with a letter or underscore"
-                )
-        return events
 
 
 @router.post(
@@ -53,7 +41,8 @@ def post_events(request: Request, batch: EventBatch) -> JSONResponse:
     """Validate a batch like file ingestion and append it durably before answering.
 
     All or nothing: when a row fails a check, nothing is stored, the bad rows are quarantined
-    with their reasons, and the 422 lists them so the client can fix and resend.
+    with their reasons, and the 422 lists them so the client can fix and resend. An
+    ``event_id`` the batch repeats is stored and counted once and listed under ``duplicates``.
     """
     report = request.app.state.wal.accept(batch.events)
     if report.errors:
@@ -66,7 +55,13 @@ def post_events(request: Request, batch: EventBatch) -> JSONResponse:
             status_code=422,
         )
     request.app.state.metrics.events.labels("api").inc(report.accepted)
-    return JSONResponse({"accepted": report.accepted, "event_ids": list(report.event_ids)})
+    return JSONResponse(
+        {
+            "accepted": report.accepted,
+            "event_ids": list(report.event_ids),
+            "duplicates": list(report.duplicates),
+        }
+    )
 
 
 @router.get("/healthz", name="healthz")

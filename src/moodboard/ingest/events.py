@@ -1,0 +1,158 @@
+"""Event ingestion: check event batches, deduplicate them by ``event_id`` and store them.
+
+Every event keeps its extra fields verbatim in its own ``props`` (one JSON text per row, see
+``fields``), so the Parquet log has one schema, ``EVENT_SCHEMA``, whatever the clients send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from moodboard.config import IngestSettings
+from moodboard.data import columns as C
+from moodboard.ingest.eventlog import EVENT_SCHEMA
+from moodboard.ingest.prepare import (
+    IngestReport,
+    Progress,
+    checked,
+    prepare,
+    quarantine_checked,
+    source_batches,
+)
+from moodboard.ingest.quarantine import Quarantine
+from moodboard.ingest.readers import Batch
+from moodboard.ingest.workspace import Workspace
+
+_log = logging.getLogger(__name__)
+
+
+def check_events(
+    con: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    source: str = "<memory>",
+    mapping: Mapping[str, str] | None = None,
+    limits: IngestSettings | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Run the named event checks over a batch; ``con`` must hold a ``_known_items`` table.
+
+    Returns every row with its ``_reason`` ('' when it passes), then the passing rows in
+    ``EVENT_SCHEMA``.
+
+    Raises
+    ------
+    InputError
+        If the batch lacks a required column.
+    """
+    table = prepare(batch, "events", mapping or {}, source, limits)
+    rows = checked(con, table, "events", limits)
+    good = rows.filter(pc.equal(rows.column("_reason"), ""))
+    return rows, good.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+
+
+class EventWriter:
+    """Stores checked event batches: dedup by event_id, users, board items, then the log.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    con
+        An open connection to the workspace database, held for the whole ingestion.
+    """
+
+    def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+        self.ws = ws
+        self.con = con
+        con.execute("CREATE OR REPLACE TEMP TABLE _known_items AS SELECT id FROM products")
+        files = [str(f) for f in ws.events.files()]
+        if files:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _seen AS SELECT event_id FROM "
+                "read_parquet(?, hive_partitioning = false)",
+                [files],
+            )
+        else:
+            con.execute("CREATE OR REPLACE TEMP TABLE _seen (event_id VARCHAR)")
+
+    def write(self, events: pa.Table) -> int:
+        """Store events in ``EVENT_SCHEMA``; returns how many were new."""
+        con = self.con
+        con.register("_valid", events)
+        try:
+            con.execute("BEGIN")
+            con.execute(
+                "INSERT INTO users SELECT user_id, min(ts) FROM _valid GROUP BY user_id "
+                "ON CONFLICT (id) DO UPDATE SET first_seen = least(first_seen, excluded.first_seen)"
+            )
+            con.execute(
+                "INSERT INTO boards SELECT board_id, arg_min(user_id, ts), NULL, min(ts) "
+                "FROM _valid WHERE type = 'save' AND board_id IS NOT NULL GROUP BY board_id "
+                "ON CONFLICT (id) DO NOTHING"
+            )
+            con.execute(
+                "INSERT OR IGNORE INTO board_items SELECT board_id, item_id, min(ts) FROM _valid "
+                "WHERE type = 'save' AND board_id IS NOT NULL GROUP BY ALL"
+            )
+            con.execute("COMMIT")
+            fresh = con.execute(
+                "SELECT * FROM _valid v WHERE NOT EXISTS (SELECT 1 FROM _seen s WHERE "
+                "s.event_id = v.event_id) QUALIFY row_number() OVER (PARTITION BY event_id) = 1"
+            ).to_arrow_table()
+        finally:
+            con.unregister("_valid")
+        n = self.ws.events.append(fresh)
+        con.register("_fresh", fresh.select([C.EVENT_ID]))
+        con.execute("INSERT INTO _seen SELECT event_id FROM _fresh")
+        con.unregister("_fresh")
+        return n
+
+
+def ingest_events(
+    ws: Workspace,
+    source: Path | str | Iterable[pa.Table],
+    mapping: Mapping[str, str] | None = None,
+    *,
+    chunk_rows: int = 100_000,
+    encoding: str = "utf-8",
+    progress: Progress | None = None,
+    limits: IngestSettings | None = None,
+) -> IngestReport:
+    """Ingest events from a file, or from tables of string columns (the simulator's path).
+
+    Parameters
+    ----------
+    limits
+        The bounds the events must keep (timestamps, field counts and sizes); default
+        ``IngestSettings()``.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read or lacks a required column.
+    """
+    name, batches = source_batches(source, "events", mapping, chunk_rows, encoding)
+    ws.init()
+    q = Quarantine(ws.quarantine_dir, "events", name)
+    read = stored = new = 0
+    with ws.connect() as con:
+        writer = EventWriter(ws, con)
+        try:
+            for batch in batches:
+                rows, good = check_events(con, batch, name, mapping, limits)
+                quarantine_checked(q, batch, rows)
+                new += writer.write(good)
+                read += batch.read
+                stored += good.num_rows
+                if progress:
+                    progress(batch.read)
+        finally:
+            q.close()
+    report = IngestReport(read, stored, q.count, str(q.path) if q.path else None, new)
+    _log.info("events %s: %s (%d new)", name, report.summary(), new)
+    return report

@@ -29,6 +29,8 @@ class IngestSettings(_Section):
 
     chunk_rows: int = Field(default=100_000, ge=1_000)
     check_images: bool = True
+    #: Folders an absolute catalog image path must lie under (empty: anywhere).
+    media_roots: tuple[str, ...] = ()
 
 
 class ClickModelSettings(_Section):
@@ -67,6 +69,15 @@ class ServeSettings(_Section):
     #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
     #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
     torch_threads: int | None = Field(default=1, ge=1)
+    #: Largest page offset a ``cursor`` may ask for (deeper pages are refused with a 422).
+    max_offset: int = Field(default=1_000, ge=0, le=100_000)
+    #: Largest uploaded image, in pixels (width x height), checked before decoding.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    #: Uploads decoded at once; more wait up to ``decode_wait_s`` then get a 503.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
+    decode_wait_s: float = Field(default=2.0, ge=0)
+    #: Most boards one user may own (POST /boards beyond it is a 422).
+    max_boards_per_user: int = Field(default=500, ge=1)
 
 
 class _Frozen(BaseModel):

@@ -8,7 +8,7 @@ ingestion adds nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from moodboard.data import columns as C
 from moodboard.errors import InputError
 from moodboard.ingest import checks
 from moodboard.ingest.eventlog import EVENT_SCHEMA
+from moodboard.ingest.media import image_problems, stored_images
 from moodboard.ingest.quarantine import Quarantine
 from moodboard.ingest.readers import ROW, Batch, read_batches
 from moodboard.ingest.workspace import PRODUCT_FIELDS, Workspace
@@ -116,21 +117,9 @@ def _extras(table: pa.Table, kind: str) -> list[str]:
     ]
 
 
-def _image_ok(images: pa.ChunkedArray, base: Path, check: bool) -> pa.Array:
-    ok = []
-    for v in images.to_pylist():
-        s = (v or "").strip()
-        if not s or s.lower().startswith(("http://", "https://")):
-            ok.append(True)
-        else:
-            p = Path(s) if Path(s).is_absolute() else base / s
-            ok.append(not check or p.is_file())
-    return pa.array(ok, type=pa.bool_())
-
-
 def _checked(con: duckdb.DuckDBPyConnection, table: pa.Table, kind: str) -> pa.Table:
     helper = (
-        ["_image_ok"]
+        ["_image_problem"]
         if kind == "catalog"
         else [f'coalesce("{C.ITEM_ID}" IN (SELECT id FROM _known_items), false) AS _item_known']
     )
@@ -170,11 +159,7 @@ def _store_catalog(
         json.dumps({k: v[i] for k, v in ext.items() if v[i] not in (None, "")}, ensure_ascii=False)
         for i in range(good.num_rows)
     ]
-    images = []
-    for v in good.column(C.IMAGE).to_pylist():
-        if v and not v.lower().startswith(("http://", "https://")) and not Path(v).is_absolute():
-            v = str((base / v).resolve())
-        images.append(v)
+    images = stored_images(ws.root, good.column(C.IMAGE).to_pylist(), base)
     cols = {f: good.column(f) for f in PRODUCT_FIELDS if f not in (C.ATTRIBUTES, C.IMAGE)}
     table = pa.table(
         {**cols, C.IMAGE: pa.array(images, pa.string()), C.ATTRIBUTES: pa.array(attrs, pa.string())}
@@ -200,6 +185,7 @@ def ingest_catalog(
     base: Path | None = None,
     chunk_rows: int = 100_000,
     check_images: bool = True,
+    media_roots: Sequence[Path | str] = (),
     encoding: str = "utf-8",
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -208,8 +194,13 @@ def ingest_catalog(
     Parameters
     ----------
     base
-        The folder relative image paths are resolved against; default the file's folder
-        (or the working directory for tables).
+        The folder relative image paths are resolved against, and must stay inside (symlinks
+        resolved); default the file's folder (or the working directory for tables).
+    check_images
+        Decode every local image (a row whose image is not a whole JPEG, PNG or WebP is
+        quarantined with the reason).
+    media_roots
+        Folders an absolute image path must lie under (``ingest.media_roots``); empty: any.
 
     Raises
     ------
@@ -219,6 +210,8 @@ def ingest_catalog(
     path, batches = _source(source, chunk_rows, encoding)
     if base is None:
         base = Path(path).resolve().parent if isinstance(source, (str, Path)) else Path.cwd()
+    base = Path(base).resolve()
+    roots = [Path(r).resolve() for r in media_roots]
     ws.init()
     q = Quarantine(ws.quarantine_dir, "catalog", path)
     read = stored = 0
@@ -227,7 +220,8 @@ def ingest_catalog(
             for batch in batches:
                 table = _prepare(batch, "catalog", mapping or {}, path)
                 table = table.append_column(
-                    "_image_ok", _image_ok(table.column(C.IMAGE), base, check_images)
+                    "_image_problem",
+                    image_problems(table.column(C.IMAGE), base, check_images, roots),
                 )
                 checked = _checked(con, table, "catalog")
                 good = checked.filter(pc.equal(checked.column("_reason"), ""))
@@ -414,7 +408,7 @@ def validate(
         table = _prepare(batch, kind, mapping or {}, str(path))
         if kind == "catalog":
             table = table.append_column(
-                "_image_ok", _image_ok(table.column(C.IMAGE), path.resolve().parent, True)
+                "_image_problem", image_problems(table.column(C.IMAGE), path.resolve().parent, True)
             )
         checked = _checked(con, table, kind)
         con.register("_checked", checked)

@@ -39,6 +39,11 @@ class ServerMetrics:
             ["version"],
             registry=self.registry,
         )
+        self.impressions_dropped = Counter(
+            "moodboard_impressions_dropped",
+            "Impression events of served pages that could not be logged.",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "moodboard_artifact_reloads", "Artifact swaps since start.", registry=self.registry
         )

@@ -55,7 +55,7 @@ def search_page(request: Request, q: str = "") -> HTMLResponse:
     return _page(request, "search.html", "search", q=q)
 
 
-@router.get("/p/{item_id}")
+@router.get("/p/{item_id:path}")
 def product_page(request: Request, item_id: str) -> HTMLResponse:
     """One product, a Save control and related products."""
     return _page(request, "product.html", "product", item_id=item_id)

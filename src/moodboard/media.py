@@ -74,7 +74,9 @@ def open_image(
             "EPS are refused, and so is a corrupt header). Send a JPEG, PNG or WebP."
         ) from exc
     except OSError as exc:
-        raise ImageRefused(f"{what} cannot be read ({type(exc).__name__}).") from exc
+        raise ImageRefused(
+            f"{what} cannot be read: it is truncated or corrupt ({type(exc).__name__})."
+        ) from exc
     w, h = im.size
     if w * h > max_pixels:
         im.close()

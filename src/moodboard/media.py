@@ -70,12 +70,13 @@ def open_image(
                 "Send a smaller image."
             ) from exc
         raise ImageRefused(
-            f"{what} is not a {ALLOWED_NAMES} image (other formats such as GIF, TIFF, BMP or "
-            "EPS are refused, and so is a corrupt header). Send a JPEG, PNG or WebP."
+            f"could not decode {what} as an image: send a {ALLOWED_NAMES} (other formats such "
+            "as GIF, TIFF, BMP or EPS are refused, and so is a corrupt header)"
         ) from exc
     except OSError as exc:
         raise ImageRefused(
-            f"{what} cannot be read: it is truncated or corrupt ({type(exc).__name__})."
+            f"could not decode {what} as an image: send a whole {ALLOWED_NAMES} (it is "
+            f"truncated or corrupt: {type(exc).__name__})"
         ) from exc
     w, h = im.size
     if w * h > max_pixels:

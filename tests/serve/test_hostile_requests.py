@@ -93,6 +93,10 @@ def test_a_whitespace_user_is_anonymous_on_every_route(
         assert r.status_code == 200, (path, r.text)
     r = client.get("/feed/%20%20", params={"k": 2})
     assert r.status_code == 200 and r.json()["user_id"] == "anonymous", r.text
+    saved = client.post(f"/boards/{board_id}/items", json={"item_id": item_id, "user_id": "  "})
+    assert saved.status_code == 201, saved.text  # saved as the board's owner
+    blank = client.post("/boards", json={"user_id": " \t "})
+    assert blank.status_code == 422 and "user_id" in blank.json()["detail"]
 
 
 def test_a_page_is_served_when_its_impressions_cannot_be_logged(

@@ -9,23 +9,35 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from moodboard.data import Board
 from moodboard.errors import NotFoundError
 from moodboard.serve.images import served_image
 from moodboard.serve.pages import item_json
-from moodboard.serve.routes.common import check_k, engine_of, item_index, parse_cursor
+from moodboard.serve.routes.common import ItemId, check_k, engine_of, item_index, parse_cursor
 
 router = APIRouter(tags=["catalog"])
 
-UserId = Annotated[str, Field(min_length=1, max_length=200)]
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain a character other than spaces")
+    return value
+
+
+UserId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+#: An optional user id: only spaces is no user (the board's owner is used).
+OptionalUserId = Annotated[
+    Annotated[str, Field(max_length=200)] | None,
+    BeforeValidator(lambda v: None if isinstance(v, str) and not v.strip() else v),
+]
 #: A board id in a path (ours look like ``b-0123456789abcdef``).
 BoardId = Annotated[str, PathParam(min_length=1, max_length=100)]
 
 
 @router.get("/products/{item_id:path}", name="product")
-def product(request: Request, item_id: str) -> dict[str, Any]:
+def product(request: Request, item_id: ItemId) -> dict[str, Any]:
     """One product of the live catalog."""
     engine = engine_of(request)
     i = item_index(engine, item_id)
@@ -37,7 +49,7 @@ def product(request: Request, item_id: str) -> dict[str, Any]:
 
 
 @router.get("/images/{item_id:path}", name="image", response_class=FileResponse)
-def image(request: Request, item_id: str) -> FileResponse:
+def image(request: Request, item_id: ItemId) -> FileResponse:
     """A product's image file (JPEG, PNG or WebP inside the folders ingestion accepted)."""
     engine = engine_of(request)
     i = item_index(engine, item_id)
@@ -64,7 +76,7 @@ class NewBoardItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_id: str = Field(min_length=1, max_length=500)
-    user_id: UserId | None = None
+    user_id: OptionalUserId = None
     request_id: str | None = Field(default=None, max_length=100)
     position: int | None = Field(default=None, ge=1, le=1_000_000)
     surface: str | None = Field(default=None, max_length=50)

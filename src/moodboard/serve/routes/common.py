@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates, ItemFilter, new_request_id
@@ -20,6 +20,16 @@ from moodboard.serve.registry import Engine
 _log = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"
+
+#: A product id in a path (may hold "/": routes declare it ``{item_id:path}``).
+ItemId = Annotated[str, Path(min_length=1, max_length=500, description="A product id.")]
+#: A category in a query.
+Category = Annotated[str | None, Query(max_length=300, description="A category to keep.")]
+#: ``filter=attribute:value``, repeatable.
+Filters = Annotated[
+    list[str] | None,
+    Query(alias="filter", max_length=20, description="attribute:value, may repeat (<= 20)."),
+]
 
 
 def engine_of(request: Request) -> Engine:
@@ -131,6 +141,10 @@ def item_filter(
     if category:
         attrs["category"] = [category]
     for f in filters or []:
+        if len(f) > 300:
+            raise InputError(
+                f"The 'filter' parameter must be at most 300 characters. Got {len(f)} instead."
+            )
         name, sep, value = f.partition(":")
         if not sep or not name or not value:
             raise InputError(

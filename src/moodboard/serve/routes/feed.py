@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 
 from moodboard.serve.routes.common import (
     ANONYMOUS,
+    Category,
+    Filters,
     PageParams,
     engine_of,
     item_filter,
@@ -38,10 +40,8 @@ def feed(
         str | None,
         Query(max_length=200, description="Request key of the exploration slice (default: day)."),
     ] = None,
-    category: str | None = None,
-    filters: Annotated[
-        list[str] | None, Query(alias="filter", description="attribute:value, may repeat.")
-    ] = None,
+    category: Category = None,
+    filters: Filters = None,
 ) -> JSONResponse:
     """The home feed of a user: personalized for known users, popular + explore otherwise."""
     engine = engine_of(request)

@@ -19,6 +19,9 @@ from moodboard.errors import InputError, NotFoundError
 from moodboard.rank import FEATURES, ItemTexts, QueryContext, SearchFeatures
 from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
+    Category,
+    Filters,
+    ItemId,
     PageParams,
     check_k,
     engine_of,
@@ -34,9 +37,6 @@ from moodboard.serve.routes.common import (
 router = APIRouter(tags=["surfaces"])
 
 Page = Annotated[PageParams, Depends(page_params)]
-Filters = Annotated[
-    list[str] | None, Query(alias="filter", description="attribute:value, may repeat.")
-]
 
 
 def _search_features(engine: Engine) -> SearchFeatures:
@@ -56,7 +56,7 @@ def search(
     p: Page,
     price_min: Annotated[float | None, Query(ge=0)] = None,
     price_max: Annotated[float | None, Query(ge=0)] = None,
-    category: str | None = None,
+    category: Category = None,
     filters: Filters = None,
 ) -> JSONResponse:
     """Search the catalog: understand -> retrieve -> fuse -> boost."""
@@ -104,7 +104,7 @@ def search(
 def popular(
     request: Request,
     p: Page,
-    category: str | None = None,
+    category: Category = None,
     filters: Filters = None,
 ) -> JSONResponse:
     """What is popular now (the home page, and every surface's fallback)."""
@@ -117,7 +117,7 @@ def popular(
 @router.get("/related/{item_id:path}", name="related")
 def related(
     request: Request,
-    item_id: str,
+    item_id: ItemId,
     p: Page,
 ) -> JSONResponse:
     """Products related to one product (its detail page)."""

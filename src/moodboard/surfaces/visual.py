@@ -72,7 +72,7 @@ class VisualChain:
         Parameters
         ----------
         image
-            The uploaded file's bytes (JPEG, PNG, WebP, ...).
+            The uploaded file's bytes (JPEG, PNG or WebP; other formats are refused).
         k
             The page size.
         crop

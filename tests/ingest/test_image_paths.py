@@ -100,3 +100,16 @@ def test_absolute_paths_must_lie_under_the_media_roots_when_set(
     assert "outside ingest.media_roots" in reasons["abs2"]
     _, reasons = _ingest(catalog, {"abs3": outside}, media_roots=[tmp_path / "elsewhere"])
     assert reasons == {}
+
+
+def test_a_workspace_from_before_the_record_keeps_its_images(catalog: Path, tmp_path: Path) -> None:
+    ws, _ = _ingest(catalog, {"good": "img/good.png"})
+    (ws.root / "image_roots.json").unlink()  # as an older version left it
+    other = tmp_path / "other"
+    _image(other / "pics" / "b.png")
+    table = pa.table({"id": ["b"], "title": ["item b"], "image": ["pics/b.png"]})
+    pcsv.write_csv(table, other / "catalog.csv")
+    assert ingest_catalog(ws, other / "catalog.csv").quarantined == 0
+    roots = image_roots(ws.root)
+    assert roots is not None
+    assert set(roots) == {(catalog / "img").resolve(), (other / "pics").resolve()}

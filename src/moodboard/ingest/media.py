@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
 from moodboard.errors import InputError
-from moodboard.media import check_image_file, inside
+from moodboard.media import check_image_file, inside, open_image
 
 #: The recorded image folders, in the workspace folder.
 ROOTS_FILE = "image_roots.json"
@@ -89,11 +89,26 @@ def image_problems(
     return pa.array(why, type=pa.string())
 
 
-def stored_images(root: Path | str, images: Sequence[str | None], base: Path) -> list[str | None]:
+def stored_images(
+    root: Path | str,
+    images: Sequence[str | None],
+    base: Path,
+    earlier: Callable[[], Iterable[str]] = tuple,
+) -> list[str | None]:
     """The image values to store for checked rows: local paths resolved (symlinks included);
-    their folders are recorded in the workspace for ``/images``."""
+    their folders are recorded in the workspace for ``/images``.
+
+    Parameters
+    ----------
+    earlier
+        The image values already stored; read once, when the workspace has no record yet (it
+        was ingested by an older version): the folders of those that are still JPEG, PNG or
+        WebP files are recorded too, so their products keep their images.
+    """
     out: list[str | None] = []
     folders: set[Path] = set()
+    if image_roots(root) is None:
+        folders |= {Path(p).parent for p in earlier() if _still_an_image(p)}
     for v in images:
         if v and v.strip() and not is_url(v.strip()):
             real = (base / v.strip()).resolve()
@@ -103,6 +118,16 @@ def stored_images(root: Path | str, images: Sequence[str | None], base: Path) ->
     if folders:
         record_image_roots(root, sorted(folders))
     return out
+
+
+def _still_an_image(value: str) -> bool:
+    if not value or is_url(value):
+        return False
+    try:
+        with open_image(value, 1 << 31):
+            return True
+    except InputError:
+        return False
 
 
 def image_roots(root: Path | str) -> list[Path] | None:

@@ -159,7 +159,12 @@ def _store_catalog(
         json.dumps({k: v[i] for k, v in ext.items() if v[i] not in (None, "")}, ensure_ascii=False)
         for i in range(good.num_rows)
     ]
-    images = stored_images(ws.root, good.column(C.IMAGE).to_pylist(), base)
+
+    def earlier() -> list[str]:
+        rows = con.execute("SELECT DISTINCT image FROM products WHERE image IS NOT NULL")
+        return [str(p) for (p,) in rows.fetchall()]
+
+    images = stored_images(ws.root, good.column(C.IMAGE).to_pylist(), base, earlier)
     cols = {f: good.column(f) for f in PRODUCT_FIELDS if f not in (C.ATTRIBUTES, C.IMAGE)}
     table = pa.table(
         {**cols, C.IMAGE: pa.array(images, pa.string()), C.ATTRIBUTES: pa.array(attrs, pa.string())}

@@ -72,7 +72,8 @@ def decode_upload(
     The format (JPEG, PNG or WebP) and the size (at most ``max_pixels``) are checked from the
     header before anything is decoded; a JPEG is decoded at the smallest DCT scale that keeps
     the cropped part at least ``min_side`` px (what the model needs), so a large photo costs a
-    fraction of its full size in memory and time.
+    fraction of its full size in memory and time; the (cropped) image is then reduced by a
+    whole factor to no less than ``min_side`` px, without intermediate copies.
 
     Parameters
     ----------
@@ -99,27 +100,27 @@ def decode_upload(
     if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) == 0:
         what = "it is empty" if isinstance(blob, bytes | bytearray | memoryview) else type(blob)
         raise InputError(f"{_BAD} ({what})")
-    with open_image(blob, max_pixels, "the upload") as im:
-        width, height = _upright_size(im)
-        box = None if crop is None else check_crop(crop, width, height)
-        cw, ch = (width, height) if box is None else (box[2], box[3])
-        scale = max(1, min(cw, ch) // min_side)
-        if scale > 1:
-            im.draft(None, (im.width // scale, im.height // scale))  # JPEG only: DCT scaling
-        try:
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-        except Exception as exc:  # Pillow raises many types for bad data
-            raise InputError(f"{_BAD} ({type(exc).__name__}: {exc}; {len(blob):,} bytes)") from exc
-    if box is None:
-        return upright
-    sx, sy = upright.width / width, upright.height / height
-    x, y, w, h = box
-    return upright.crop(
-        (
-            int(x * sx),
-            int(y * sy),
-            max(int(x * sx) + 1, round((x + w) * sx)),
-            max(int(y * sy) + 1, round((y + h) * sy)),
-        )
+    im = open_image(blob, max_pixels, "the upload")  # format and size, from the header
+    width, height = _upright_size(im)
+    box = None if crop is None else check_crop(crop, width, height)
+    cw, ch = (width, height) if box is None else (box[2], box[3])
+    scale = max(1, min(cw, ch) // min_side)
+    if scale > 1:
+        im.draft(None, (im.width // scale, im.height // scale))  # JPEG only: DCT scaling
+    try:
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # no copy unless it is rotated
+    except Exception as exc:  # Pillow raises many types for bad data
+        raise InputError(f"{_BAD} ({type(exc).__name__}: {exc}; {len(blob):,} bytes)") from exc
+    sx, sy = im.width / width, im.height / height  # < 1 after a DCT-scaled decode
+    x, y, w, h = box if box is not None else (0, 0, width, height)
+    region = (
+        int(x * sx),
+        int(y * sy),
+        max(int(x * sx) + 1, round((x + w) * sx)),
+        max(int(y * sy) + 1, round((y + h) * sy)),
     )
+    factor = max(1, min(region[2] - region[0], region[3] - region[1]) // min_side)
+    if factor > 1:  # PNG, WebP: shrink by whole factors (box averaging) before converting
+        return im.reduce(factor, box=region)
+    return im if box is None else im.crop(region)

@@ -70,6 +70,7 @@ def test_ingest_catalog_with_map_prints_summary_and_json(tmp_path: Path) -> None
         "events": {},
         "events_total": 0,
         "events_pending": 0,
+        "impressions_dropped": 0,
         "artifact": None,
     }
 

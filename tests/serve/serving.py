@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -45,3 +54,53 @@ def api_client(
     """
     app = create_app(ws_root, settings or serve_settings())
     return TestClient(app, headers=auth_headers(auth))
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout_s: float) -> None:
+    """Poll /healthz until 200; fail early with the server's output if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"moodboard serve exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):  # wakes at once if it dies
+            proc.wait(timeout=0.25)
+    pytest.fail(f"moodboard serve was not ready after {timeout_s:.0f} s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def serve_process(ws_root: Path, log: Path, timeout_s: float = 90) -> Iterator[tuple[str, int]]:
+    """``moodboard serve`` over a workspace as a subprocess, configured with the test keys
+    (``KEYS``, send them with ``auth_headers``): yields (base URL, pid)."""
+    exe = Path(sys.executable).with_name("moodboard")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env.update({f"MOODBOARD_SERVE__{role.upper()}_KEY": key for role, key in KEYS.items()})
+    env.pop("MOODBOARD_WORKSPACE", None)
+    cmd = [str(exe), "serve", "--workspace", str(ws_root), "--host", "127.0.0.1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(proc, base, log, timeout_s)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -8,11 +8,9 @@ fixed sleeps); the event log is polled until a deadline.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from serving import free_port as _free_port
+from serving import wait_until_ready as _wait_until_ready
 
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
@@ -58,28 +58,6 @@ window.fetch = (url, opts = {}) => {
     return realFetch(url, opts);
 };
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout_s: float) -> None:
-    """Poll /healthz until 200; fail early with the server's output if it exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"moodboard serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):  # wakes at once if it dies
-            proc.wait(timeout=0.25)
-    pytest.fail(f"moodboard serve was not ready after {timeout_s:.0f} s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ def ingest_catalog_cmd(
             parse_mapping(map_ or []),
             chunk_rows=s.ingest.chunk_rows,
             check_images=s.ingest.check_images,
+            media_roots=s.ingest.media_roots,
             progress=adv,
         )
     _report(report, as_json)
@@ -153,6 +154,8 @@ def print_status(status: dict[str, Any]) -> None:
     t.add_row("events total", f"{status['events_total']:,}")
     if status.get("events_pending"):
         t.add_row("events in the WAL, not compacted yet", f"{status['events_pending']:,}")
+    if status.get("impressions_dropped"):
+        t.add_row("impressions a server failed to log", f"{status['impressions_dropped']:,}")
     t.add_row("artifact", str(status["artifact"]))
     out.print(t)
 
@@ -162,11 +165,13 @@ def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Counts of products, users, boards and events by type (``events_pending``: accepted by
     a server, still in its WAL), and the live artifact."""
     from moodboard.ingest.walread import pending_count
+    from moodboard.serve.dropped import dropped_impressions
 
     with _errors():
         ws = _workspace(workspace)
         st = ws.status()
         st["events_pending"] = pending_count(ws) if ws.exists() else 0
+        st["impressions_dropped"] = dropped_impressions(ws.root)
     if as_json:
         out.print_json(json.dumps(st))
     else:

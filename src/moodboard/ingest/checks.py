@@ -104,9 +104,8 @@ CATALOG_CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "image_readable",
-        f"{C.IMAGE} IS NOT NULL AND NOT _image_ok",
-        f"'image ' || {_show(C.IMAGE)} || ' is not a readable file (relative to the catalog "
-        "file''s folder) nor an http(s) URL'",
+        f"{C.IMAGE} IS NOT NULL AND _image_problem IS NOT NULL",
+        f"'image ' || {_show(C.IMAGE)} || ' ' || _image_problem",
     ),
 )
 
@@ -243,7 +242,7 @@ def checked_sql(kind: str, source: str, extras: list[str], helper_columns: list[
         Further columns to carry through untouched (the object column; ``_fields``, the
         reasons of the field checks, is always carried and joins ``_reason``).
     helper_columns
-        Columns computed before the checks (``_image_ok``, ``_item_known``, the ts bounds).
+        Columns computed before the checks (``_image_problem``, ``_item_known``, the ts bounds).
     """
     norm = _normalized_columns(kind)
     raws = [f"{_quoted(c)} AS {_raw(c)}" for c in norm]

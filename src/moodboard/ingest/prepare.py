@@ -130,7 +130,7 @@ def checked(
     """
     target = object_column(kind)
     if kind == "catalog":
-        helper, params = ["_image_ok"], None
+        helper, params = ["_image_problem"], None
     else:
         helper = [
             f'coalesce("{C.ITEM_ID}" IN (SELECT id FROM _known_items), false) AS _item_known',

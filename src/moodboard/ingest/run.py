@@ -8,7 +8,7 @@ ingestion adds nothing twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from moodboard.config import IngestSettings
 from moodboard.data import columns as C
 from moodboard.ingest import checks
 from moodboard.ingest.events import EventWriter, check_events, ingest_events
+from moodboard.ingest.media import image_problems, stored_images
 from moodboard.ingest.prepare import (
     POS,
     IngestReport,
@@ -67,27 +68,16 @@ class CheckResult:
         return self.failed == 0
 
 
-def _image_ok(images: pa.ChunkedArray, base: Path, check: bool) -> pa.Array:
-    ok = []
-    for v in images.to_pylist():
-        s = (v or "").strip()
-        if not s or s.lower().startswith(("http://", "https://")):
-            ok.append(True)
-        else:
-            p = Path(s) if Path(s).is_absolute() else base / s
-            ok.append(not check or p.is_file())
-    return pa.array(ok, type=pa.bool_())
-
-
 def _store_catalog(
     ws: Workspace, con: duckdb.DuckDBPyConnection, good: pa.Table, base: Path
 ) -> None:
     attrs = [a if a is not None else "{}" for a in good.column(C.ATTRIBUTES).to_pylist()]
-    images = []
-    for v in good.column(C.IMAGE).to_pylist():
-        if v and not v.lower().startswith(("http://", "https://")) and not Path(v).is_absolute():
-            v = str((base / v).resolve())
-        images.append(v)
+
+    def earlier() -> list[str]:
+        rows = con.execute("SELECT DISTINCT image FROM products WHERE image IS NOT NULL")
+        return [str(p) for (p,) in rows.fetchall()]
+
+    images = stored_images(ws.root, good.column(C.IMAGE).to_pylist(), base, earlier)
     cols = {f: good.column(f) for f in PRODUCT_FIELDS if f not in (C.ATTRIBUTES, C.IMAGE)}
     table = pa.table(
         {**cols, C.IMAGE: pa.array(images, pa.string()), C.ATTRIBUTES: pa.array(attrs, pa.string())}
@@ -105,6 +95,7 @@ def ingest_catalog(
     base: Path | None = None,
     chunk_rows: int = 100_000,
     check_images: bool = True,
+    media_roots: Sequence[Path | str] = (),
     encoding: str = "utf-8",
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -113,8 +104,13 @@ def ingest_catalog(
     Parameters
     ----------
     base
-        The folder relative image paths are resolved against; default the file's folder
-        (or the working directory for tables).
+        The folder relative image paths are resolved against, and must stay inside (symlinks
+        resolved); default the file's folder (or the working directory for tables).
+    check_images
+        Decode every local image (a row whose image is not a whole JPEG, PNG or WebP is
+        quarantined with the reason).
+    media_roots
+        Folders an absolute image path must lie under (``ingest.media_roots``); empty: any.
 
     Raises
     ------
@@ -124,6 +120,8 @@ def ingest_catalog(
     path, batches = source_batches(source, "catalog", mapping, chunk_rows, encoding)
     if base is None:
         base = Path(path).resolve().parent if isinstance(source, (str, Path)) else Path.cwd()
+    base = Path(base).resolve()
+    roots = [Path(r).resolve() for r in media_roots]
     ws.init()
     q = Quarantine(ws.quarantine_dir, "catalog", path)
     read = stored = 0
@@ -132,7 +130,8 @@ def ingest_catalog(
             for batch in batches:
                 table = prepare(batch, "catalog", mapping or {}, path)
                 table = table.append_column(
-                    "_image_ok", _image_ok(table.column(C.IMAGE), base, check_images)
+                    "_image_problem",
+                    image_problems(table.column(C.IMAGE), base, check_images, roots),
                 )
                 rows = checked(con, table, "catalog")
                 good = rows.filter(pc.equal(rows.column("_reason"), ""))
@@ -187,7 +186,7 @@ def validate(
         table = prepare(batch, kind, mapping or {}, str(path), limits)
         if kind == "catalog":
             table = table.append_column(
-                "_image_ok", _image_ok(table.column(C.IMAGE), path.resolve().parent, True)
+                "_image_problem", image_problems(table.column(C.IMAGE), path.resolve().parent, True)
             )
         rows = checked(con, table, kind, limits)
         con.register("_checked", rows)

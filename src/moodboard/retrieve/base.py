@@ -99,6 +99,7 @@ class Source(ABC):
                 f"The 'k' parameter of {type(self).__name__} must be an int >= 1. "
                 f"Got {k!r} instead."
             )
+        k = min(k, max(1, len(self.catalog)))  # a source never has more items than its catalog
         return self._retrieve(query, k, self.allowed(query))
 
     @abstractmethod

@@ -94,6 +94,7 @@ class DenseSource(Source):
         Thread-safe: the filter bitmap lives in this call's frame until FAISS returns.
         """
         self._check_fitted()
+        k = max(1, min(int(k), self._index.ntotal))  # FAISS allocates n x k: never past the index
         hnsw = isinstance(self._index, faiss.IndexHNSW)
         params = faiss.SearchParametersHNSW() if hnsw else faiss.SearchParameters()
         if hnsw:

@@ -364,6 +364,7 @@ class TwoTower:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS inner-product search: ``(scores, indices)``, -1 where fewer than k pass."""
         self._check_fitted()
+        k = max(1, min(int(k), self._index.ntotal))  # FAISS allocates n x k: never past the index
         params = faiss.SearchParameters()
         bits = sel = None
         if allowed is not None:

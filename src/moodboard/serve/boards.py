@@ -10,8 +10,16 @@ from __future__ import annotations
 import uuid
 
 from moodboard.data import Board
-from moodboard.errors import NotFoundError
+from moodboard.errors import InputError, NotFoundError
 from moodboard.ingest import Workspace, workspace_write_lock
+
+#: Boards with their items in the order they were added; ``where`` and ``page`` filled in.
+_BOARDS_SQL = (
+    "SELECT b.id, b.user_id, b.title, list(i.item_id ORDER BY i.added_at, i.item_id) "
+    "FILTER (WHERE i.item_id IS NOT NULL) FROM boards b LEFT JOIN board_items i "
+    "ON i.board_id = b.id WHERE {where} GROUP BY b.id, b.user_id, b.title, b.created_at "
+    "ORDER BY b.created_at, b.id{page}"
+)
 
 
 class BoardStore:
@@ -29,28 +37,42 @@ class BoardStore:
     def get(self, board_id: str) -> Board | None:
         """A board with its items in the order they were added, or None."""
         with self.ws.connect(read_only=True) as con:
-            row = con.execute(
-                "SELECT b.id, b.user_id, b.title, list(i.item_id ORDER BY i.added_at, i.item_id) "
-                "FILTER (WHERE i.item_id IS NOT NULL) FROM boards b LEFT JOIN board_items i "
-                "ON i.board_id = b.id WHERE b.id = ? GROUP BY ALL",
-                [board_id],
-            ).fetchone()
+            row = con.execute(_BOARDS_SQL.format(where="b.id = ?", page=""), [board_id]).fetchone()
         if row is None:
             return None
         return Board(id=row[0], user_id=row[1], title=row[2], item_ids=tuple(row[3] or ()))
 
-    def of_user(self, user_id: str) -> list[Board]:
-        """A user's boards."""
+    def of_user(self, user_id: str, offset: int = 0, limit: int | None = None) -> list[Board]:
+        """A user's boards, oldest first, ``limit`` of them from ``offset`` (one query)."""
+        page = " LIMIT ? OFFSET ?" if limit is not None else ""
+        args: list[object] = [user_id] + ([limit, offset] if limit is not None else [])
         with self.ws.connect(read_only=True) as con:
-            ids = con.execute(
-                "SELECT id FROM boards WHERE user_id = ? ORDER BY created_at, id", [user_id]
+            rows = con.execute(
+                _BOARDS_SQL.format(where="b.user_id = ?", page=page), args
             ).fetchall()
-        return [b for (i,) in ids if (b := self.get(i)) is not None]
+        return [Board(id=r[0], user_id=r[1], title=r[2], item_ids=tuple(r[3] or ())) for r in rows]
 
-    def create(self, user_id: str, title: str | None) -> Board:
-        """A new empty board with a fresh id."""
+    def create(self, user_id: str, title: str | None, max_boards: int | None = None) -> Board:
+        """A new empty board with a fresh id.
+
+        Raises
+        ------
+        InputError
+            If the user already owns ``max_boards`` boards.
+        """
         board = Board(id=f"b-{uuid.uuid4().hex[:16]}", user_id=user_id, title=title)
         with workspace_write_lock(self.ws):
+            if max_boards is not None:
+                with self.ws.connect() as con:
+                    (n,) = con.execute(
+                        "SELECT count(*) FROM boards WHERE user_id = ?", [user_id]
+                    ).fetchone()
+                if n >= max_boards:
+                    raise InputError(
+                        f"User {user_id!r} already has {n} boards, the most one user may have "
+                        f"(serve.max_boards_per_user = {max_boards}): add items to an existing "
+                        "board instead."
+                    )
             self.ws.upsert_boards([board])
         return board
 

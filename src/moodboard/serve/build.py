@@ -75,7 +75,10 @@ def _image_vectors(ws: Workspace, catalog: Catalog) -> tuple[np.ndarray, np.ndar
     cache = EmbeddingCache(ws.root / "cache" / "embeddings", enc.dim, enc.cache_name)
     vecs = np.zeros((len(catalog), enc.dim), dtype=np.float32)
     idx = np.flatnonzero(has)
-    vecs[idx] = enc.encode_paths([catalog.image[i] for i in idx], cache=cache)
+    vecs[idx] = enc.encode_paths([catalog.image[i] for i in idx], cache=cache, skip_bad=True)
+    has[idx] = np.any(vecs[idx], axis=1)  # undecodable images were skipped with a warning
+    if not has.any():
+        return None
     return vecs, has
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from moodboard.config import FeedConfig
+from moodboard.config import FeedConfig, InterestsConfig
 from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
 from moodboard.evaluate.rec_protocol import exclude_histories, rank_metrics
 from moodboard.retrieve.interests import UserInterests
@@ -70,12 +70,30 @@ def _fit_all(
         train.weights,
     )
     seq = SequenceRecommender(cfg.sequence)
-    return {
+    models: dict[str, Recommender] = {
         "two_tower": TwoTower(cfg.two_tower).fit(train, users=users),
         "sequence": seq.fit(plain, validation=valid) if valid else seq.fit(plain),
         "graph/walks": GraphWalks(cfg.walks).fit(plain),
-        "user_interests": UserInterests(cfg.interests).fit(plain),
     }
+    if train.n_items >= 3:  # its embeddings need dim >= 2 below the item count
+        models["user_interests"] = UserInterests(_interests_config(cfg, train.n_items)).fit(plain)
+    else:
+        _log.warning("user_interests: skipped, the catalog has %d items", train.n_items)
+    return models
+
+
+def _interests_config(cfg: FeedConfig, n_items: int) -> InterestsConfig:
+    """``cfg.interests`` with its embedding ``dim`` below the item count (a tiny catalog)."""
+    top = max(2, n_items - 1)
+    if cfg.interests.dim <= top:
+        return cfg.interests
+    _log.warning(
+        "user_interests: dim %d is not below the %d items of this catalog; using %d",
+        cfg.interests.dim,
+        n_items,
+        top,
+    )
+    return cfg.interests.model_copy(update={"dim": top})
 
 
 def _top(model: Recommender, hist: list[np.ndarray], users: list[str], k: int) -> np.ndarray:

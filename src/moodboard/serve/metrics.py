@@ -61,6 +61,11 @@ class ServerMetrics:
         )
         self._artifact = _VersionInfo()
         self.registry.register(self._artifact)
+        self.impressions_dropped = Counter(
+            "moodboard_impressions_dropped",
+            "Impression events of served pages that could not be logged.",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "moodboard_artifact_reloads", "Artifact swaps since start.", registry=self.registry
         )

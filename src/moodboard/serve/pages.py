@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -30,7 +31,7 @@ def image_url(catalog: Catalog, i: int, item_id: str | None = None) -> str | Non
     if str(img).startswith(("http://", "https://")):
         return str(img)
     item_id = item_id if item_id is not None else catalog.ids.external([i])[0]
-    return f"/images/{item_id}" if Path(img).is_file() else None
+    return f"/images/{quote(item_id, safe='')}" if Path(img).is_file() else None
 
 
 def _num(x: Any) -> float | None:

@@ -16,6 +16,7 @@ from moodboard.config import FuseSettings, Settings, load_settings
 from moodboard.data import Catalog
 from moodboard.errors import NotFoundError
 from moodboard.ingest import Workspace
+from moodboard.media import MAX_PIXELS
 from moodboard.retrieve import BM25Source, DenseSource, PopularSource, Source
 from moodboard.retrieve.interests import UserInterests
 from moodboard.retrieve.recs import ItemNeighbours, Recommender
@@ -39,9 +40,16 @@ from moodboard.understand.text import TextEncoder
 
 
 class SharedImageEncoder:
-    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe)."""
+    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe).
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    max_pixels
+        Most pixels of an uploaded image, checked before decoding (``serve.max_image_pixels``).
+    """
+
+    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels
         self._lock = threading.Lock()
         self._encoder: ImageEncoder | None = None
 
@@ -56,7 +64,7 @@ class SharedImageEncoder:
         self, blob: bytes, crop: tuple[int, int, int, int] | None = None
     ) -> np.ndarray:
         """``ImageEncoder.encode_upload`` of the shared encoder (raises ``InputError``)."""
-        return self.get().encode_upload(blob, crop)
+        return self.get().encode_upload(blob, crop, self.max_pixels)
 
 
 _log = logging.getLogger(__name__)
@@ -172,7 +180,7 @@ class Engine:
             if (path / HISTORIES_FILE).is_file()
             else UserHistories()
         )
-        images = SharedImageEncoder()
+        images = SharedImageEncoder(settings.serve.max_image_pixels)
         _log.info("loaded artifact %s", version)
         return cls(
             version,

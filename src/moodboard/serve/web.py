@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -72,13 +73,15 @@ def home_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/s")
-def search_page(request: Request, q: str = "") -> HTMLResponse:
+def search_page(request: Request, q: Annotated[str, Query(max_length=500)] = "") -> HTMLResponse:
     """Search results for ``q``."""
     return _page(request, "search.html", "search", q=q)
 
 
-@router.get("/p/{item_id}")
-def product_page(request: Request, item_id: str) -> HTMLResponse:
+@router.get("/p/{item_id:path}")
+def product_page(
+    request: Request, item_id: Annotated[str, Path(min_length=1, max_length=500)]
+) -> HTMLResponse:
     """One product, a Save control and related products."""
     return _page(request, "product.html", "product", item_id=item_id)
 
@@ -96,6 +99,8 @@ def boards_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/b/{board_id}")
-def board_page(request: Request, board_id: str) -> HTMLResponse:
+def board_page(
+    request: Request, board_id: Annotated[str, Path(min_length=1, max_length=100)]
+) -> HTMLResponse:
     """One board's items and more ideas for it."""
     return _page(request, "board.html", "board", board_id=board_id)

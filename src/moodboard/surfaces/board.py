@@ -192,7 +192,7 @@ class BoardChain:
         ConfigError
             If ``k`` is not an int >= 1.
         """
-        k = check_k(k, "BoardChain")
+        k = min(check_k(k, "BoardChain"), max(1, len(self.catalog)))  # never past the catalog
         board = check_items(items, len(self.catalog), "items")
         cfg = self.config
         t: dict[str, float] = {}

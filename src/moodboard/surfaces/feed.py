@@ -237,7 +237,7 @@ class FeedChain:
         ConfigError
             If ``k`` is not an int >= 1.
         """
-        k = check_k(k, "FeedChain")
+        k = min(check_k(k, "FeedChain"), max(1, len(self.catalog)))  # never past the catalog
         n = len(self.catalog)
         cfg = self.config
         hist = np.asarray([] if history is None else history).astype(np.int64).ravel()

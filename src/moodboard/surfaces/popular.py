@@ -65,7 +65,7 @@ class PopularChain:
         ConfigError
             If ``k`` is not an int >= 1.
         """
-        k = check_k(k, "PopularChain")
+        k = min(check_k(k, "PopularChain"), max(1, len(self.catalog)))  # never past the catalog
         skip = check_items(exclude, len(self.catalog), "exclude")
         t: dict[str, float] = {}
         t0 = time.perf_counter()

@@ -191,7 +191,7 @@ class RelatedChain:
         ConfigError
             If ``k`` is not an int >= 1.
         """
-        k = check_k(k, "RelatedChain")
+        k = min(check_k(k, "RelatedChain"), max(1, len(self.catalog)))  # never past the catalog
         n = len(self.catalog)
         if isinstance(item, bool) or not isinstance(item, int | np.integer) or not 0 <= item < n:
             raise NotFoundError(

@@ -122,6 +122,7 @@ class SearchChain:
                 t[name] = (time.perf_counter() - t1) * 1e3
         t1 = time.perf_counter()
         fused = self._boost(parsed, self.fuser(parts))
+        k = min(k, len(self.catalog))  # a page never holds more than the catalog
         fused = fill_page(fused, k, self.catalog, self.sources, self.config.fallback, f, exclude)
         t["fuse"] = (time.perf_counter() - t1) * 1e3
         t["total"] = (time.perf_counter() - t0) * 1e3

@@ -72,7 +72,7 @@ class VisualChain:
         Parameters
         ----------
         image
-            The uploaded file's bytes (JPEG, PNG, WebP, ...).
+            The uploaded file's bytes (JPEG, PNG or WebP; other formats are refused).
         k
             The page size.
         crop
@@ -94,7 +94,7 @@ class VisualChain:
         ConfigError
             If ``k`` is not an int >= 1.
         """
-        k = check_k(k, "VisualChain")
+        k = min(check_k(k, "VisualChain"), max(1, len(self.catalog)))  # never past the catalog
         cfg = self.config
         t: dict[str, float] = {}
         t0 = time.perf_counter()

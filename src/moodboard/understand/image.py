@@ -13,9 +13,7 @@ a thread pool decodes (JPEG by libjpeg-turbo straight into the batch buffer, oth
 
 from __future__ import annotations
 
-import io
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
+from moodboard.media import MAX_PIXELS, ImageRefused, open_image
 from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.effnet import load_model
 from moodboard.understand.threads import run_batches
@@ -87,7 +86,7 @@ def _fit(im: Image.Image, out: np.ndarray) -> None:
     out[...] = np.asarray(im)
 
 
-def _decode_into(blob: bytes, out: np.ndarray) -> None:
+def _decode_into(blob: bytes, out: np.ndarray, max_pixels: int = MAX_PIXELS) -> None:
     """Decode one encoded image into ``out`` (size x size x 3 uint8).
 
     Raises
@@ -102,7 +101,7 @@ def _decode_into(blob: bytes, out: np.ndarray) -> None:
     if bytes(blob[:2]) == b"\xff\xd8" and b"Exif\x00\x00" not in bytes(blob[:65536]):
         try:
             h, w, _, _ = simplejpeg.decode_jpeg_header(blob, min_height=size, min_width=size)
-            if h * w <= (Image.MAX_IMAGE_PIXELS or 1 << 62):
+            if h * w <= max_pixels:
                 if (h, w) == (size, size):
                     simplejpeg.decode_jpeg(blob, "RGB", buffer=out)
                 else:
@@ -112,18 +111,16 @@ def _decode_into(blob: bytes, out: np.ndarray) -> None:
         except ValueError:
             pass  # CMYK, progressive oddities, truncated...: Pillow decides and explains
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(blob)) as im:  # too many pixels: DecompressionBomb
-                im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when large
-                _fit(ImageOps.exif_transpose(im), out)
+        with open_image(blob, max_pixels, "the image") as im:  # format and size, header only
+            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when large
+            _fit(ImageOps.exif_transpose(im), out)
+    except ImageRefused as exc:
+        raise InputError(f"not a decodable image: {exc}") from exc
     except Exception as exc:  # Pillow raises many types for bad data
-        what = f"{len(blob):,} bytes starting with {bytes(blob[:8])!r}"
-        if isinstance(exc, UnidentifiedImageError):
-            why = "the data is in no image format Pillow reads, or its header is corrupt"
-        else:
-            why = f"{type(exc).__name__}: {exc}"
-        raise InputError(f"not a decodable image: {why} ({what})") from exc
+        raise InputError(
+            f"not a decodable image: {type(exc).__name__} ({len(blob):,} bytes; truncated or "
+            "corrupt)"
+        ) from exc
 
 
 class ImageEncoder:
@@ -157,22 +154,33 @@ class ImageEncoder:
         return f"effnet-lite0-{'bf16' if cfg.bf16 else 'fp32'}-{cfg.image_size}"
 
     def encode_paths(
-        self, paths: Sequence[Path | str], cache: EmbeddingCache | None = None
+        self,
+        paths: Sequence[Path | str],
+        cache: EmbeddingCache | None = None,
+        skip_bad: bool = False,
     ) -> np.ndarray:
-        """Embed image files (JPEG, PNG, WebP, ... anything Pillow reads).
+        """Embed image files (JPEG, PNG or WebP; other formats are refused).
 
         Files with identical bytes are embedded once; ``cache`` (dim 1280) is looked up by the
         SHA-1 of the bytes before running the model, and receives the new vectors.
 
+        Parameters
+        ----------
+        skip_bad
+            Log a warning for a missing, unreadable or undecodable file and give it a row of
+            zeros, instead of raising.
+
         Returns
         -------
         np.ndarray
-            Float32, shape ``(len(paths), 1280)``, unit-norm rows in input order.
+            Float32, shape ``(len(paths), 1280)``, unit-norm rows in input order (zero rows
+            for files skipped by ``skip_bad``).
 
         Raises
         ------
         InputError
-            If a file is missing or unreadable, or is not a decodable image.
+            If a file is missing or unreadable, or is not a decodable image (unless
+            ``skip_bad``). Messages never quote the file's bytes.
         ConfigError
             If the config is invalid or the cache's dimension is not 1280.
         """
@@ -181,8 +189,11 @@ class ImageEncoder:
             try:
                 blobs.append(Path(p).read_bytes())
             except OSError as exc:
-                raise InputError(f"Cannot read the image file {p}: {exc}") from exc
-        return self._encode_blobs(blobs, [str(p) for p in paths], cache)
+                if not skip_bad:
+                    raise InputError(f"Cannot read the image file {p}: {exc}") from exc
+                _log.warning("skipping the image file %s: %s", p, type(exc).__name__)
+                blobs.append(b"")
+        return self._encode_blobs(blobs, [str(p) for p in paths], cache, skip_bad)
 
     def encode_bytes(
         self, blobs: Sequence[bytes], cache: EmbeddingCache | None = None
@@ -200,7 +211,10 @@ class ImageEncoder:
         return self._encode_blobs(blobs, [f"image {i}" for i in range(len(blobs))], cache)
 
     def encode_upload(
-        self, blob: bytes, crop: tuple[int, int, int, int] | None = None
+        self,
+        blob: bytes,
+        crop: tuple[int, int, int, int] | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> np.ndarray:
         """Embed one uploaded photo (no cache), cropped to ``(x, y, w, h)`` pixels when given.
 
@@ -212,10 +226,12 @@ class ImageEncoder:
         Raises
         ------
         InputError
-            If the bytes are not a decodable image, or the crop box does not lie inside the
-            (upright) image with sides of at least 8 px; the message says what to send.
+            If the bytes are not a decodable JPEG, PNG or WebP of at most ``max_pixels``
+            pixels, or the crop box does not lie inside the (upright) image with sides of at
+            least 8 px; the message says what to send.
         """
-        return self.encode_images([decode_upload(blob, crop)])[0]
+        size = self._config.image_size
+        return self.encode_images([decode_upload(blob, crop, max_pixels, size)])[0]
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed Pillow images of any mode and size: float32 ``(n, 1280)``, unit-norm rows.
@@ -241,7 +257,11 @@ class ImageEncoder:
         return self._run(len(items), fill, self._config)
 
     def _encode_blobs(
-        self, blobs: list[bytes], names: list[str], cache: EmbeddingCache | None
+        self,
+        blobs: list[bytes],
+        names: list[str],
+        cache: EmbeddingCache | None,
+        skip_bad: bool = False,
     ) -> np.ndarray:
         cfg = self._config
         if cache is not None and cache.dim != DIM:
@@ -260,19 +280,26 @@ class ImageEncoder:
             hit, vectors = cache.get(ukeys)
             todo = ~hit
         missing = [unique[j] for j in np.flatnonzero(todo)]
+        bad: set[int] = set()  # positions in ``missing`` skipped (skip_bad)
 
         def fill(i: int, out: np.ndarray) -> None:
             pos = missing[i]
             try:
                 _decode_into(blobs[pos], out)
             except InputError as exc:
-                raise InputError(f"{names[pos]}: {exc}") from exc
+                if not skip_bad:
+                    raise InputError(f"{names[pos]}: {exc}") from exc
+                _log.warning("skipping the image %s: %s", names[pos], exc)
+                out[...] = 0
+                bad.add(i)
 
         if missing:
             fresh = self._run(len(missing), fill, cfg)
+            fresh[sorted(bad)] = 0.0
             vectors[np.flatnonzero(todo)] = fresh
-            if cache is not None:
-                cache.put([keys[i] for i in missing], fresh)
+            good = [j for j in range(len(missing)) if j not in bad]
+            if cache is not None and good:
+                cache.put([keys[missing[j]] for j in good], fresh[good])
         row = {k: j for j, k in enumerate(ukeys)}
         return vectors[[row[k] for k in keys]].reshape(len(keys), DIM)
 

@@ -166,10 +166,16 @@ class IntentClassifier:
         if calibration_share > 0 and held.any():
             lr = cls._fit_lr(x[~held], y[~held], w[~held], c, seed)
             logits = lr.decision_function(x[held])
+            if logits.ndim == 1:  # two labels: the binary model's logit d is softmax([0, d])
+                logits = np.column_stack([np.zeros_like(logits), logits])
             temperature = cls._fit_temperature(logits, y[held])
         lr = cls._fit_lr(x, y, w, c, seed)
-        model.coef = lr.coef_.astype(np.float32)
-        model.intercept = lr.intercept_.astype(np.float32)
+        coef, intercept = lr.coef_, lr.intercept_
+        if len(coef) == 1:  # two labels (a small catalog): one row per label, as with more
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.concatenate([np.zeros_like(intercept), intercept])
+        model.coef = coef.astype(np.float32)
+        model.intercept = intercept.astype(np.float32)
         model.temperature = temperature
         _log.info(
             "intent: %d labels, %d features, temperature %.3f",

@@ -7,13 +7,12 @@ its EXIF orientation is applied, as browsers show it).
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Sequence
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps
 
 from moodboard.errors import InputError
+from moodboard.media import MAX_PIXELS, open_image
 
 #: The smallest crop side, in pixels.
 MIN_CROP = 8
@@ -52,8 +51,29 @@ def check_crop(crop: Sequence[int], width: int, height: int, min_side: int = MIN
     return x, y, w, h
 
 
-def decode_upload(blob: bytes, crop: Sequence[int] | None = None) -> Image.Image:
+def _upright_size(im: Image.Image) -> tuple[int, int]:
+    """The size of ``im`` once its EXIF orientation is applied (read from the header only)."""
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a corrupt EXIF block: exif_transpose will ignore it too
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def decode_upload(
+    blob: bytes,
+    crop: Sequence[int] | None = None,
+    max_pixels: int = MAX_PIXELS,
+    min_side: int = 224,
+) -> Image.Image:
     """The uploaded image, upright, cropped to ``crop`` when given.
+
+    The format (JPEG, PNG or WebP) and the size (at most ``max_pixels``) are checked from the
+    header before anything is decoded; a JPEG is decoded at the smallest DCT scale that keeps
+    the cropped part at least ``min_side`` px (what the model needs), so a large photo costs a
+    fraction of its full size in memory and time; the (cropped) image is then reduced by a
+    whole factor to no less than ``min_side`` px, without intermediate copies.
 
     Parameters
     ----------
@@ -61,6 +81,10 @@ def decode_upload(blob: bytes, crop: Sequence[int] | None = None) -> Image.Image
         The bytes of the uploaded file.
     crop
         ``(x, y, w, h)`` in pixels of the upright image, or None for the whole image.
+    max_pixels
+        Most pixels (width x height) accepted.
+    min_side
+        The smallest side the decoded (cropped) image may be reduced to.
 
     Returns
     -------
@@ -70,25 +94,33 @@ def decode_upload(blob: bytes, crop: Sequence[int] | None = None) -> Image.Image
     Raises
     ------
     InputError
-        If the bytes are not an image Pillow decodes ("could not decode the upload as an
-        image: send a JPEG, PNG or WebP (...)"), or the crop box is invalid.
+        If the bytes are not a JPEG, PNG or WebP Pillow decodes, the image has more than
+        ``max_pixels`` pixels ("... send a JPEG, PNG or WebP ..."), or the crop box is invalid.
     """
     if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) == 0:
         what = "it is empty" if isinstance(blob, bytes | bytearray | memoryview) else type(blob)
         raise InputError(f"{_BAD} ({what})")
+    im = open_image(blob, max_pixels, "the upload")  # format and size, from the header
+    width, height = _upright_size(im)
+    box = None if crop is None else check_crop(crop, width, height)
+    cw, ch = (width, height) if box is None else (box[2], box[3])
+    scale = max(1, min(cw, ch) // min_side)
+    if scale > 1:
+        im.draft(None, (im.width // scale, im.height // scale))  # JPEG only: DCT scaling
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(blob)) as im:
-                im.load()
-                upright = ImageOps.exif_transpose(im)
+        im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # no copy unless it is rotated
     except Exception as exc:  # Pillow raises many types for bad data
-        if isinstance(exc, UnidentifiedImageError):
-            why = "no known image format, or a corrupt header"
-        else:
-            why = f"{type(exc).__name__}: {exc}"
-        raise InputError(f"{_BAD} ({why}; {len(blob):,} bytes)") from exc
-    if crop is None:
-        return upright
-    x, y, w, h = check_crop(crop, upright.width, upright.height)
-    return upright.crop((x, y, x + w, y + h))
+        raise InputError(f"{_BAD} ({type(exc).__name__}: {exc}; {len(blob):,} bytes)") from exc
+    sx, sy = im.width / width, im.height / height  # < 1 after a DCT-scaled decode
+    x, y, w, h = box if box is not None else (0, 0, width, height)
+    region = (
+        int(x * sx),
+        int(y * sy),
+        max(int(x * sx) + 1, round((x + w) * sx)),
+        max(int(y * sy) + 1, round((y + h) * sy)),
+    )
+    factor = max(1, min(region[2] - region[0], region[3] - region[1]) // min_side)
+    if factor > 1:  # PNG, WebP: shrink by whole factors (box averaging) before converting
+        return im.reduce(factor, box=region)
+    return im if box is None else im.crop(region)

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from moodboard.data import Board
 from moodboard.errors import InputError, NotFoundError
 from moodboard.serve.auth import Caller, require_board_writer, require_json
+from moodboard.serve.images import served_image
 from moodboard.serve.pages import item_json
-from moodboard.serve.routes.common import engine_of, item_index
+from moodboard.serve.routes.common import ItemId, check_k, engine_of, item_index, parse_cursor
 
 router = APIRouter(tags=["catalog"])
 
-UserId = Annotated[str, Field(min_length=1, max_length=200)]
 BoardWriter = Annotated[Caller, Depends(require_board_writer)]
 
 
-@router.get("/products/{item_id}", name="product")
-def product(request: Request, item_id: str) -> dict[str, Any]:
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain a character other than spaces")
+    return value
+
+
+UserId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+#: An optional user id: only spaces is no user (the board's owner is used).
+OptionalUserId = Annotated[
+    Annotated[str, Field(max_length=200)] | None,
+    BeforeValidator(lambda v: None if isinstance(v, str) and not v.strip() else v),
+]
+#: A board id in a path (ours look like ``b-0123456789abcdef``).
+BoardId = Annotated[str, PathParam(min_length=1, max_length=100)]
+
+
+@router.get("/products/{item_id:path}", name="product")
+def product(request: Request, item_id: ItemId) -> dict[str, Any]:
     """One product of the live catalog."""
     engine = engine_of(request)
     i = item_index(engine, item_id)
@@ -35,15 +51,17 @@ def product(request: Request, item_id: str) -> dict[str, Any]:
     }
 
 
-@router.get("/images/{item_id}", name="image", response_class=FileResponse)
-def image(request: Request, item_id: str) -> FileResponse:
-    """A product's image file."""
+@router.get("/images/{item_id:path}", name="image", response_class=FileResponse)
+def image(request: Request, item_id: ItemId) -> FileResponse:
+    """A product's image file (JPEG, PNG or WebP inside the folders ingestion accepted)."""
     engine = engine_of(request)
     i = item_index(engine, item_id)
-    path = engine.catalog.image[i]
-    if not path or not Path(path).is_file():
+    path = served_image(request.app.state.ws.root, engine.catalog.image[i])
+    if path is None:
         raise NotFoundError(f"Product {item_id!r} has no image file.")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+    real, media_type = path
+    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    return FileResponse(real, media_type=media_type, headers=headers)
 
 
 class NewBoard(BaseModel):
@@ -60,11 +78,11 @@ class NewBoardItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_id: str = Field(min_length=1)
-    user_id: UserId | None = None
-    request_id: str | None = None
-    position: int | None = Field(default=None, ge=1)
-    surface: str | None = None
+    item_id: str = Field(min_length=1, max_length=500)
+    user_id: OptionalUserId = None
+    request_id: str | None = Field(default=None, max_length=100)
+    position: int | None = Field(default=None, ge=1, le=1_000_000)
+    surface: str | None = Field(default=None, max_length=50)
 
 
 def _board_json(board: Board) -> dict[str, Any]:
@@ -82,11 +100,12 @@ def create_board(request: Request, caller: BoardWriter, body: NewBoard) -> dict[
     owner = caller.user_for(body.user_id)
     if owner is None:
         raise InputError("The 'user_id' field is required with a key: name the board's owner.")
-    return _board_json(request.app.state.boards.create(owner, body.title))
+    cap = request.app.state.settings.serve.max_boards_per_user
+    return _board_json(request.app.state.boards.create(owner, body.title, cap))
 
 
 @router.get("/boards/{board_id}", name="board")
-def get_board(request: Request, board_id: str) -> dict[str, Any]:
+def get_board(request: Request, board_id: BoardId) -> dict[str, Any]:
     """A board and its items."""
     board = request.app.state.boards.get(board_id)
     if board is None:
@@ -94,10 +113,24 @@ def get_board(request: Request, board_id: str) -> dict[str, Any]:
     return _board_json(board)
 
 
-@router.get("/users/{user_id}/boards", name="user_boards")
-def user_boards(request: Request, user_id: str) -> dict[str, Any]:
-    """A user's boards."""
-    return {"boards": [_board_json(b) for b in request.app.state.boards.of_user(user_id)]}
+@router.get("/users/{user_id:path}/boards", name="user_boards")
+def user_boards(
+    request: Request,
+    user_id: Annotated[str, PathParam(min_length=1, max_length=200)],
+    k: Annotated[
+        int | None, Query(description="Boards per page (1..serve.max_k; default max_k).")
+    ] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> dict[str, Any]:
+    """A user's boards, oldest first, ``k`` at a time."""
+    k = check_k(request, request.app.state.settings.serve.max_k if k is None else k)
+    start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
+    boards = request.app.state.boards.of_user(user_id, start, k + 1)
+    more = len(boards) > k
+    return {
+        "boards": [_board_json(b) for b in boards[:k]],
+        "next_cursor": str(start + k) if more else None,
+    }
 
 
 @router.post(
@@ -107,7 +140,7 @@ def user_boards(request: Request, user_id: str) -> dict[str, Any]:
     dependencies=[Depends(require_json)],
 )
 def add_to_board(
-    request: Request, caller: BoardWriter, board_id: str, body: NewBoardItem
+    request: Request, caller: BoardWriter, board_id: BoardId, body: NewBoardItem
 ) -> dict[str, Any]:
     """Save a product to a board; logged durably as a ``save`` event before the answer."""
     store = request.app.state.boards

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates, ItemFilter, new_request_id
 from moodboard.errors import InputError, NotFoundError
+from moodboard.serve.dropped import DroppedImpressions
 from moodboard.serve.pages import ItemCards, build_page, impression_rows
 from moodboard.serve.registry import Engine
 
+_log = logging.getLogger(__name__)
+
 ANONYMOUS = "anonymous"
+
+#: A product id in a path (may hold "/": routes declare it ``{item_id:path}``).
+ItemId = Annotated[str, Path(min_length=1, max_length=500, description="A product id.")]
+#: A category in a query.
+Category = Annotated[str | None, Query(max_length=300, description="A category to keep.")]
+#: ``filter=attribute:value``, repeatable.
+Filters = Annotated[
+    list[str] | None,
+    Query(alias="filter", max_length=20, description="attribute:value, may repeat (<= 20)."),
+]
 
 
 def engine_of(request: Request) -> Engine:
@@ -36,22 +51,62 @@ def check_k(request: Request, k: int) -> int:
     return k
 
 
-def parse_cursor(cursor: str | None) -> int:
-    """The offset a ``next_cursor`` encodes.
+#: A cursor or a crop number: ASCII digits only (``str.isdigit`` also takes "²"), bounded.
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """``value`` for an error message, cut to ``limit`` characters."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def parse_cursor(cursor: str | None, max_offset: int) -> int:
+    """The offset a ``next_cursor`` encodes, at most ``max_offset`` (``serve.max_offset``).
 
     Raises
     ------
     InputError
-        If it is not one we issued.
+        If it is not one we issued (ASCII digits), or asks for a page deeper than
+        ``max_offset`` items.
     """
     if cursor is None or cursor == "":
         return 0
-    if not cursor.isdigit():
+    if not _DIGITS.fullmatch(cursor):
         raise InputError(
             f"The 'cursor' parameter must be a next_cursor value from a previous page (a "
-            f"non-negative integer). Got {cursor!r} instead."
+            f"non-negative integer of ASCII digits). Got {_shown(cursor)} instead."
         )
-    return int(cursor)
+    offset = int(cursor)
+    if offset > max_offset:
+        raise InputError(
+            f"The 'cursor' parameter must be at most {max_offset} (serve.max_offset): pages "
+            f"deeper than that are not served; refine the query instead. Got {offset} instead."
+        )
+    return offset
+
+
+def parse_ints(value: str, name: str, n: int, example: str) -> tuple[int, ...]:
+    """``n`` comma-separated integers of ASCII digits (an optional leading ``-``), bounded.
+
+    Raises
+    ------
+    InputError
+        If ``value`` is not exactly that.
+    """
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != n or not all(_DIGITS.fullmatch(p.removeprefix("-")) for p in parts):
+        raise InputError(
+            f"The {name!r} field must be {n} integers of at most 9 ASCII digits, separated by "
+            f"commas (e.g. {example}). Got {_shown(value)} instead."
+        )
+    return tuple(int(p) for p in parts)
+
+
+def user_or_none(user: str | None) -> str | None:
+    """The shopper's id, or None (anonymous) when it is missing or only whitespace."""
+    if user is None or not user.strip():
+        return None
+    return user
 
 
 def item_index(engine: Engine, item_id: str) -> int:
@@ -86,6 +141,10 @@ def item_filter(
     if category:
         attrs["category"] = [category]
     for f in filters or []:
+        if len(f) > 300:
+            raise InputError(
+                f"The 'filter' parameter must be at most 300 characters. Got {len(f)} instead."
+            )
         name, sep, value = f.partition(":")
         if not sep or not name or not value:
             raise InputError(
@@ -138,8 +197,21 @@ def respond(
     if extra:
         page.update(extra)
     if page["items"]:
-        request.app.state.wal.log(impression_rows(page, p.user or ANONYMOUS, query))
+        log_impressions(request, impression_rows(page, p.user or ANONYMOUS, query))
     return JSONResponse(page)
+
+
+def log_impressions(request: Request, rows: list[dict[str, Any]]) -> None:
+    """Log a page's impressions; a failure is logged and counted, never fails the page."""
+    try:
+        request.app.state.wal.log(rows)
+    except Exception as exc:  # the page is served anyway; the loss is counted
+        _log.error("dropped %d impressions of a served page: %s", len(rows), exc)
+        request.app.state.metrics.impressions_dropped.inc(len(rows))
+        dropped = getattr(request.app.state, "dropped", None)
+        if dropped is None:
+            dropped = request.app.state.dropped = DroppedImpressions(request.app.state.ws.root)
+        dropped.add(len(rows))
 
 
 def cards_of(engine: Engine) -> ItemCards:
@@ -169,11 +241,15 @@ class PageParams:
 def page_params(
     request: Request,
     k: Annotated[int, Query(description="Items per page (1..serve.max_k).")] = 24,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(description="next_cursor of the previous page (<= max_offset).")
+    ] = None,
     user: Annotated[
-        str | None, Query(description="The shopper's id (logged with the page).")
+        str | None,
+        Query(max_length=200, description="The shopper's id (logged with the page)."),
     ] = None,
     explain: Annotated[bool, Query(description="Add sources, scores, features, timings.")] = False,
 ) -> PageParams:
     """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request."""
-    return PageParams(check_k(request, k), parse_cursor(cursor), user, explain)
+    start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
+    return PageParams(check_k(request, k), start, user_or_none(user), explain)

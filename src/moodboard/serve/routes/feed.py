@@ -15,11 +15,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.serve.routes.common import (
+    ANONYMOUS,
+    Category,
+    Filters,
     PageParams,
     engine_of,
     item_filter,
     page_params,
     respond,
+    user_or_none,
 )
 
 router = APIRouter(tags=["surfaces"])
@@ -27,7 +31,7 @@ router = APIRouter(tags=["surfaces"])
 Page = Annotated[PageParams, Depends(page_params)]
 
 
-@router.get("/feed/{user_id}", name="feed")
+@router.get("/feed/{user_id:path}", name="feed")
 def feed(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=200, description="The shopper.")],
@@ -36,14 +40,13 @@ def feed(
         str | None,
         Query(max_length=200, description="Request key of the exploration slice (default: day)."),
     ] = None,
-    category: str | None = None,
-    filters: Annotated[
-        list[str] | None, Query(alias="filter", description="attribute:value, may repeat.")
-    ] = None,
+    category: Category = None,
+    filters: Filters = None,
 ) -> JSONResponse:
     """The home feed of a user: personalized for known users, popular + explore otherwise."""
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
+    user_id = user_or_none(user_id) or ANONYMOUS  # whitespace alone: an anonymous shopper
     history = engine.history(user_id)
     nonce = session or datetime.now(UTC).date().isoformat()
     weights = engine.histories.weights(user_id)

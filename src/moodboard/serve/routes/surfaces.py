@@ -6,10 +6,12 @@ searches never block the event loop.
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
@@ -17,6 +19,9 @@ from moodboard.errors import InputError, NotFoundError
 from moodboard.rank import FEATURES, ItemTexts, QueryContext, SearchFeatures
 from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
+    Category,
+    Filters,
+    ItemId,
     PageParams,
     check_k,
     engine_of,
@@ -24,15 +29,14 @@ from moodboard.serve.routes.common import (
     item_filter,
     item_index,
     page_params,
+    parse_ints,
     respond,
+    user_or_none,
 )
 
 router = APIRouter(tags=["surfaces"])
 
 Page = Annotated[PageParams, Depends(page_params)]
-Filters = Annotated[
-    list[str] | None, Query(alias="filter", description="attribute:value, may repeat.")
-]
 
 
 def _search_features(engine: Engine) -> SearchFeatures:
@@ -52,7 +56,7 @@ def search(
     p: Page,
     price_min: Annotated[float | None, Query(ge=0)] = None,
     price_max: Annotated[float | None, Query(ge=0)] = None,
-    category: str | None = None,
+    category: Category = None,
     filters: Filters = None,
 ) -> JSONResponse:
     """Search the catalog: understand -> retrieve -> fuse -> boost."""
@@ -100,7 +104,7 @@ def search(
 def popular(
     request: Request,
     p: Page,
-    category: str | None = None,
+    category: Category = None,
     filters: Filters = None,
 ) -> JSONResponse:
     """What is popular now (the home page, and every surface's fallback)."""
@@ -110,10 +114,10 @@ def popular(
     return respond(request, engine, res.candidates, p, surface="popular", timings_ms=res.timings_ms)
 
 
-@router.get("/related/{item_id}", name="related")
+@router.get("/related/{item_id:path}", name="related")
 def related(
     request: Request,
-    item_id: str,
+    item_id: ItemId,
     p: Page,
 ) -> JSONResponse:
     """Products related to one product (its detail page)."""
@@ -126,26 +130,40 @@ def related(
 
 
 def _crop(crop: str | None) -> tuple[int, int, int, int] | None:
+    """``x,y,w,h`` in pixels of the upload (ASCII digits), or None."""
     if crop is None or not crop.strip():
         return None
-    parts = crop.split(",")
-    if len(parts) != 4 or not all(p.strip().lstrip("-").isdigit() for p in parts):
-        raise InputError(
-            f"The 'crop' field must be four integers x,y,w,h in pixels of the uploaded image "
-            f"(e.g. 10,20,200,300). Got {crop!r} instead."
-        )
-    x, y, w, h = (int(p) for p in parts)
+    x, y, w, h = parse_ints(crop, "crop", 4, "x,y,w,h such as 10,20,200,300")
     return x, y, w, h
+
+
+_SLOTS_LOCK = threading.Lock()
+
+
+def _decode_slots(request: Request) -> threading.BoundedSemaphore:
+    """The app's bound on concurrent image decodes (``serve.max_concurrent_decodes``)."""
+    state = request.app.state
+    with _SLOTS_LOCK:
+        slots = getattr(state, "decode_slots", None)
+        if slots is None:
+            slots = state.decode_slots = threading.BoundedSemaphore(
+                state.settings.serve.max_concurrent_decodes
+            )
+    return slots
 
 
 @router.post("/visual-search", name="visual")
 def visual_search(
     request: Request,
-    image: Annotated[UploadFile, File(description="A JPEG, PNG or WebP photo.")],
-    crop: Annotated[str | None, Form(description="x,y,w,h in pixels of the image.")] = None,
-    category: Annotated[str | None, Form()] = None,
+    image: Annotated[
+        UploadFile, File(description="A JPEG, PNG or WebP photo (serve.max_image_pixels).")
+    ],
+    crop: Annotated[
+        str | None, Form(max_length=100, description="x,y,w,h in pixels of the image.")
+    ] = None,
+    category: Annotated[str | None, Form(max_length=200)] = None,
     k: Annotated[int, Form()] = 24,
-    user: Annotated[str | None, Form()] = None,
+    user: Annotated[str | None, Form(max_length=200)] = None,
     explain: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
     """Products that look like a photo (or the cropped part of it)."""
@@ -154,21 +172,32 @@ def visual_search(
     limit = int(request.app.state.settings.serve.max_upload_mb * 2**20)
     data = image.file.read(limit + 1)
     if len(data) > limit:
-        from fastapi import HTTPException
-
         raise HTTPException(413, f"The upload is over the {limit / 2**20:g} MB limit.")
     if not data:
         raise InputError("The 'image' upload is empty: send a JPEG, PNG or WebP photo.")
     f = item_filter(engine, category=category)
-    res = engine.visual(data, k + 1, crop=_crop(crop), item_filter=f)
-    p = PageParams(k, 0, user, explain)
+    box = _crop(crop)
+    serve = request.app.state.settings.serve
+    slots = _decode_slots(request)
+    if not slots.acquire(timeout=serve.decode_wait_s):
+        raise HTTPException(
+            503,
+            f"{serve.max_concurrent_decodes} images are being decoded already "
+            "(serve.max_concurrent_decodes): retry in a second.",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        res = engine.visual(data, k + 1, crop=box, item_filter=f)
+    finally:
+        slots.release()
+    p = PageParams(k, 0, user_or_none(user), explain)
     return respond(request, engine, res.candidates, p, surface="visual", timings_ms=res.timings_ms)
 
 
 @router.get("/boards/{board_id}/ideas", name="board_ideas")
 def board_ideas(
     request: Request,
-    board_id: str,
+    board_id: Annotated[str, PathParam(min_length=1, max_length=100)],
     p: Page,
 ) -> JSONResponse:
     """More ideas for a board: neighbours of what is on it, minus what is on it."""

@@ -1,0 +1,229 @@
+"""Settings: defaults, overridden by a ``moodboard.toml`` and then by ``MOODBOARD_*`` variables.
+
+The config file is the one named by ``MOODBOARD_CONFIG``, else ``./moodboard.toml`` when it
+exists. Nested keys are set from the environment with a double underscore, e.g.
+``MOODBOARD_INGEST__CHUNK_ROWS=50000``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from moodboard.config.models import (
+    InterestsConfig,
+    SequenceConfig,
+    TwoTowerConfig,
+    WalksConfig,
+)
+from moodboard.config.surfaces import (
+    BoardConfig,
+    ComplementsConfig,
+    FeedConfig,
+    FuseSettings,
+    PopularChainConfig,
+    RelatedConfig,
+    SearchConfig,
+    SurfacesSettings,
+    VisualConfig,
+)
+
+__all__ = [
+    "BoardConfig",
+    "BuildSettings",
+    "ClickModelSettings",
+    "ComplementsConfig",
+    "FeedConfig",
+    "FuseSettings",
+    "IngestSettings",
+    "InterestsConfig",
+    "PopularChainConfig",
+    "RelatedConfig",
+    "SearchConfig",
+    "SequenceConfig",
+    "ServeSettings",
+    "Settings",
+    "SimulateSettings",
+    "SurfacesSettings",
+    "TwoTowerConfig",
+    "VisualConfig",
+    "WalksConfig",
+    "config_path",
+    "load_settings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestSettings(_Section):
+    """How files are read and stored."""
+
+    chunk_rows: int = Field(default=100_000, ge=1_000)
+    check_images: bool = True
+    #: Events dated later than now + this many seconds are refused (a clock off by a day
+    #: passes; a year-99999 date that would outweigh every real event does not).
+    max_clock_skew_s: float = Field(default=86_400.0, ge=0)
+    #: Events dated before this instant are refused (ISO 8601, UTC when no offset is given).
+    min_event_ts: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+    #: Fields one event may have: its core columns plus the keys of its ``props``.
+    max_keys_per_event: int = Field(default=64, ge=1)
+    #: Distinct extra field names in one ``POST /events`` batch.
+    max_extra_keys_per_batch: int = Field(default=256, ge=1)
+    #: Characters in one field value (objects and lists count their JSON text).
+    max_value_chars: int = Field(default=4_096, ge=1)
+    #: Characters in one field name.
+    max_name_chars: int = Field(default=64, ge=1)
+    #: The quarantine file of events refused by the API starts afresh past this size (MB) ...
+    api_quarantine_max_mb: float = Field(default=64.0, gt=0)
+    #: ... keeping at most this many earlier files (the oldest is deleted).
+    api_quarantine_files: int = Field(default=4, ge=0)
+
+    @field_validator("min_event_ts")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+
+    #: Folders an absolute catalog image path must lie under (empty: anywhere).
+    media_roots: tuple[str, ...] = ()
+
+
+class ClickModelSettings(_Section):
+    """The simulated shoppers' position-biased click model."""
+
+    position_bias_eta: float = Field(default=0.8, ge=0)
+    attraction_scale: float = Field(default=1.0, gt=0)
+    attraction_offset: float = Field(default=-4.0)
+    p_save: float = Field(default=0.15, ge=0, le=1)
+    p_cart: float = Field(default=0.1, ge=0, le=1)
+    p_purchase: float = Field(default=0.4, ge=0, le=1)
+    p_hide: float = Field(default=0.01, ge=0, le=1)
+
+
+class SimulateSettings(_Section):
+    """Simulated shoppers over a real catalog."""
+
+    users: int = Field(default=2_000, ge=1)
+    days: int = Field(default=7, ge=1)
+    seed: int = 0
+    sessions_per_day: float = Field(default=0.6, gt=0)
+    pages_per_session: int = Field(default=2, ge=1)
+    page_size: int = Field(default=24, ge=1)
+    start: str = "2026-01-05"
+    click_model: ClickModelSettings = ClickModelSettings()
+
+
+class ServeSettings(_Section):
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_upload_mb: float = Field(default=10.0, gt=0)
+    max_k: int = Field(default=100, ge=1, le=500)
+    watch_interval_s: float = Field(default=2.0, ge=0)
+    reload_backoff_s: float = Field(default=60.0, gt=0)
+    db_wait_s: float = Field(default=1.0, ge=0, le=30)
+    #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
+    #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
+    torch_threads: int | None = Field(default=1, ge=1)
+    #: Largest body of a non-upload request (JSON routes), in KiB: 10,000 events take ~3 MB.
+    max_body_kb: int = Field(default=4096, ge=1)
+    #: Keys sent as ``Authorization: Bearer <key>`` (None: generated into the workspace).
+    admin_key: SecretStr | None = None
+    write_key: SecretStr | None = None
+    public_key: SecretStr | None = None
+    #: Signs the web app's shopper cookie (None: generated into the workspace).
+    session_secret: SecretStr | None = None
+    #: The public key's limits: events per request, requests per minute per client address.
+    public_max_events: int = Field(default=100, ge=1)
+    public_rate_per_min: int = Field(default=300, ge=1)
+    #: Serve /metrics without a key.
+    public_metrics: bool = False
+    #: Origins allowed to call the API from a browser (CORS); empty: none.
+    cors_origins: tuple[str, ...] = ()
+    #: Largest page offset a ``cursor`` may ask for (deeper pages are refused with a 422).
+    max_offset: int = Field(default=1_000, ge=0, le=100_000)
+    #: Largest uploaded image, in pixels (width x height), checked before decoding.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    #: Uploads decoded at once; more wait up to ``decode_wait_s`` then get a 503.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
+    decode_wait_s: float = Field(default=2.0, ge=0)
+    #: Most boards one user may own (POST /boards beyond it is a 422).
+    max_boards_per_user: int = Field(default=500, ge=1)
+
+
+class BuildSettings(_Section):
+    """How ``moodboard build`` publishes artifact versions."""
+
+    keep_versions: int = Field(default=3, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of moodboard's settings.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If a value in the file or the environment is invalid; the message names the key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOODBOARD_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    workspace: Path = Path("moodboard-workspace")
+    datasets: Path | None = None
+    seed: int = 0
+    ingest: IngestSettings = IngestSettings()
+    simulate: SimulateSettings = SimulateSettings()
+    serve: ServeSettings = ServeSettings()
+    build: BuildSettings = BuildSettings()
+    surfaces: SurfacesSettings = SurfacesSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = config_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def config_path() -> Path | None:
+    """The config file in force: ``$MOODBOARD_CONFIG`` or ``./moodboard.toml``, if any.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``MOODBOARD_CONFIG`` names a file that does not exist.
+    """
+    named = os.environ.get("MOODBOARD_CONFIG")
+    if named:
+        p = Path(named)
+        if not p.is_file():
+            raise FileNotFoundError(f"MOODBOARD_CONFIG names {p}, which is not a file.")
+        return p
+    local = Path("moodboard.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the file and environment, with explicit overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

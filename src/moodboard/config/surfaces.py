@@ -1,0 +1,138 @@
+"""Each surface's chain, declared by component names (``[surfaces.*]``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from moodboard.config.models import (
+    InterestsConfig,
+    SequenceConfig,
+    TwoTowerConfig,
+    WalksConfig,
+    _Frozen,
+)
+
+
+class FuseSettings(_Frozen):
+    """How a surface fuses its sources (the fields of ``moodboard.retrieve.FuseConfig``)."""
+
+    method: Literal["rrf", "zscore"] = "rrf"
+    k: float = Field(default=60.0, ge=0)
+    weights: dict[str, float] = Field(default_factory=dict)
+
+
+class _Chain(_Frozen):
+    """A surface's chain: candidate sources by name, fused, then fallback sources by name."""
+
+    sources: tuple[str, ...] = ()
+    fallback: tuple[str, ...] = ("popular/trending",)
+    per_source: int = Field(default=200, ge=1)
+    fuse: FuseSettings = FuseSettings()
+
+
+class SearchConfig(_Chain):
+    """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
+
+    sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
+    fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
+    attribute_boost: float = Field(default=0.25, ge=0)
+
+
+class ComplementsConfig(_Frozen):
+    """How the build learns complementary categories from co-engagement.
+
+    Items clicked (or saved, carted, bought) in the same session, or saved to the same board,
+    are co-engaged; category pairs whose co-occurrence lift reaches ``min_lift`` with at least
+    ``min_support`` groups are complementary. The lift ``(n(a, b) + smoothing) / (e(a, b) +
+    smoothing)`` compares the groups holding both categories with the count expected at random.
+    """
+
+    actions: tuple[str, ...] = ("click", "save", "add_to_cart", "purchase")
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    min_support: int = Field(default=3, ge=1)
+    min_lift: float = Field(default=1.2, gt=0)
+    smoothing: float = Field(default=5.0, ge=0)
+    max_per_category: int = Field(default=5, ge=1)
+
+
+class RelatedConfig(_Chain):
+    """Related products of one item (the product page): content and co-engagement sources."""
+
+    sources: tuple[str, ...] = ("dense/text", "visual/image", "graph/walks")
+    fuse: FuseSettings = FuseSettings(weights={"graph/walks": 2.0})
+    per_source: int = Field(default=100, ge=1)
+    same_category_boost: float = Field(default=0.5, ge=0)
+    complement_share: float = Field(default=0.25, ge=0, le=1)
+    complement_categories: int = Field(default=3, ge=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=0.97, gt=0, le=1)
+    complements: ComplementsConfig = ComplementsConfig()
+
+
+class VisualConfig(_Chain):
+    """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
+
+    sources: tuple[str, ...] = ("visual/image",)
+    per_source: int = Field(default=100, ge=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+class BoardConfig(_Chain):
+    """More ideas for a board: neighbours of the board's centroids, and co-engaged items."""
+
+    sources: tuple[str, ...] = ("dense/text", "visual/image", "graph/walks", "user_interests")
+    per_source: int = Field(default=100, ge=1)
+    max_centroids: int = Field(default=4, ge=1)
+    cohesion: float = Field(default=0.9, ge=-1, le=1)
+    dedup_source: str = "visual/image"
+    dedup_threshold: float | None = Field(default=0.97, gt=0, le=1)
+
+
+class PopularChainConfig(_Chain):
+    """Popular items (the home page, and every surface's last resort)."""
+
+    sources: tuple[str, ...] = ("popular/trending",)
+    fallback: tuple[str, ...] = ()
+
+
+class FeedConfig(_Chain):
+    """The home feed of a user: personalized sources fused, engaged items left out.
+
+    Users with a history get the fused ``sources`` (recommenders by name; missing ones are
+    skipped); users without one get ``cold_sources`` with ``explore_share`` of the page given
+    to a random slice of the catalog, seeded per (seed, user, request key). The build keeps
+    each user's last ``history_length`` interactions (``pipelines.sequences``) for serving and
+    trains ``two_tower``, ``sequence``, ``graph/walks`` and ``user_interests`` on them (their
+    sections; ``sequence`` stops at ``max_minutes``), holding out the last item of
+    ``valid_users`` users to measure them and, with ``tune_fusion``, to tune the fusion weights
+    and ``k``, which then replace ``fuse`` (see ``serve.build_feed``).
+    """
+
+    sources: tuple[str, ...] = ("two_tower", "sequence", "graph/walks", "user_interests")
+    per_source: int = Field(default=200, ge=1)
+    cold_sources: tuple[str, ...] = ("popular/trending",)
+    explore_share: float = Field(default=0.25, ge=0, le=1)
+    explore_share_known: float = Field(default=0.0, ge=0, le=1)
+    history_length: int = Field(default=200, ge=1)
+    valid_users: int = Field(default=2000, ge=0)
+    tune_fusion: bool = True
+    two_tower: TwoTowerConfig = TwoTowerConfig()
+    sequence: SequenceConfig = SequenceConfig(epochs=60, max_minutes=3.0)
+    walks: WalksConfig = WalksConfig()
+    interests: InterestsConfig = InterestsConfig()
+
+
+class SurfacesSettings(BaseModel):
+    """Each surface's chain, declared by component names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search: SearchConfig = SearchConfig()
+    related: RelatedConfig = RelatedConfig()
+    visual: VisualConfig = VisualConfig()
+    board: BoardConfig = BoardConfig()
+    popular: PopularChainConfig = PopularChainConfig()
+    feed: FeedConfig = FeedConfig()

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving import free_port as _free_port
-from serving import wait_until_ready as _wait_until_ready
+from serving import serve_process
 
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
@@ -81,27 +78,9 @@ def web_ws(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Wor
 @pytest.fixture(scope="module")
 def server(web_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moodboard serve`` as a subprocess; yields its base URL."""
-    exe = Path(sys.executable).with_name("moodboard")
-    port = _free_port()
     log = tmp_path_factory.mktemp("web-log") / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env.pop("MOODBOARD_WORKSPACE", None)
-    cmd = [str(exe), "serve", "--workspace", str(web_ws.root), "--host", "127.0.0.1"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*cmd, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(proc, base, log, timeout_s=90)
+    with serve_process(web_ws.root, log) as (base, _pid):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

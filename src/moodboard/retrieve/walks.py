@@ -24,21 +24,27 @@ Toys 0.0477 vs 0.0475, Sports 0.0230 vs 0.0224) in less time.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from moodboard.config import WalksConfig
 from moodboard.data import Candidates
-from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.base import allowed_except, check_k, top_k
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import ConfigError
+from moodboard.retrieve.base import (
+    CandidateSource,
+    SourceConfig,
+    SourceQuery,
+    TrainingData,
+    allowed_except,
+    check_k,
+    top_k,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -51,6 +57,33 @@ _MASK = _U64((1 << _BITS) - 1)
 #: Unvisited items get half the lowest visited score times that share, so they follow in
 #: popularity order; it is the whole answer for a query with no known item (the cold policy).
 TIE = 1e-3
+
+
+class WalksConfig(SourceConfig):
+    """Parameters of ``graph/walks`` (defaults tuned on the Amazon validation targets).
+
+    ``n_steps`` is the step budget of one query (a user or an item), shared by its query items
+    in proportion to their weights; ``n_walkers`` walkers split it, each walking
+    ``n_steps // n_walkers`` steps. ``time_budget_ms`` stops the walkers of a ``related`` call
+    or of a ``score`` batch early (then the answer depends on the machine's speed).
+    ``popularity_penalty`` divides scores by ``popularity ** penalty`` (RP3beta's beta).
+    """
+
+    method: Literal["exact", "walk"] = "exact"
+    n_steps: int = Field(default=20_000, ge=1)
+    n_walkers: int = Field(default=1_000, ge=1)
+    restart: float = Field(default=0.5, gt=0, le=1)
+    time_budget_ms: float | None = Field(default=None, gt=0)
+    exact_steps: int = Field(default=2, ge=1, le=10)
+    board_size: int | None = Field(default=5, ge=1)
+    max_board_degree: int | None = Field(default=500, ge=1)
+    max_item_degree: int | None = Field(default=2_000, ge=1)
+    n_query_items: int = Field(default=10, ge=1)
+    recency_decay: float = Field(default=0.3, gt=0, le=1)
+    boost: bool = True
+    popularity_penalty: float = Field(default=0.0, ge=0, le=1)
+    batch_size: int = Field(default=512, ge=1)
+    seed: int = Field(default=0, ge=0)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -102,13 +135,11 @@ def _cap(groups: np.ndarray, cap: int | None, *keys: np.ndarray) -> np.ndarray:
     return keep
 
 
-class GraphWalks:
+class GraphWalks(CandidateSource):
     """Pixie random walks with restarts over the item-board graph of engagement sequences.
 
-    Parameters
-    ----------
-    config
-        A ``WalksConfig``; defaults when None.
+    A query with seed ``items`` (a product, a board) gets the items the walks from them visit
+    (``from_items``); a query with a ``history`` (the feed) gets the top of ``score``.
 
     Examples
     --------
@@ -117,15 +148,13 @@ class GraphWalks:
     >>> walks.score([history_a, history_b])  # (2, n_items) float32  # doctest: +SKIP
     """
 
-    name: ClassVar[str] = "graph/walks"
-    Config: ClassVar[type[WalksConfig]] = WalksConfig
+    kind = "graph/walks"
+    Config = WalksConfig
+    config: WalksConfig
+    full_ranking = True
 
-    def __init__(self, config: WalksConfig | None = None) -> None:
-        self.config = config if config is not None else WalksConfig()
-        self._fitted = False
-
-    def fit(self, data: SequenceData) -> Self:
-        """Build the pruned bipartite graph from the training sequences; returns self.
+    def _fit(self, data: TrainingData) -> None:
+        """Build the pruned bipartite graph from the training sequences.
 
         Raises
         ------
@@ -158,10 +187,8 @@ class GraphWalks:
         keep = _cap(items, cfg.max_item_degree, -w, shuffle)
         self._set_graph(boards[keep], items[keep], n_boards, n_items)
         self.popularity_ = popularity
-        self._fitted = True
         msg = "%s: %d users, %d boards, %d items, %d edges after pruning"
         _log.info(msg, self.name, len(seqs), n_boards, n_items, len(self.item_boards_))
-        return self
 
     def _set_graph(
         self, boards: np.ndarray, items: np.ndarray, n_boards: int, n_items: int
@@ -173,15 +200,8 @@ class GraphWalks:
         self._hop: sp.csr_matrix | None = None
         self._poly: sp.csr_matrix | None = None
 
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise NotFittedError(f"{type(self).__name__} isn't fitted, call fit first")
-
-    def save(self, folder: Path | str) -> None:
-        """Write the graph arrays (``graph.npz``) and the config (``source.json``)."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write the graph arrays (``graph.npz``)."""
         boards = np.repeat(np.arange(self.n_boards_), np.diff(self.board_ptr_))
         np.savez(
             folder / "graph.npz",
@@ -190,22 +210,13 @@ class GraphWalks:
             popularity=self.popularity_,
             shape=np.array([self.n_boards_, self.n_items_]),
         )
-        (folder / "source.json").write_text(
-            json.dumps({"name": self.name, "config": self.config.model_dump()})
-        )
+        return {"boards": int(self.n_boards_), "edges": len(self.board_items_)}
 
-    @classmethod
-    def load(cls, folder: Path | str) -> GraphWalks:
-        """Open a saved graph (no pickles: ``allow_pickle=False``)."""
-        folder = Path(folder)
-        meta = json.loads((folder / "source.json").read_text())
-        model = cls(WalksConfig.model_validate(meta["config"]))
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
         with np.load(folder / "graph.npz", allow_pickle=False) as z:
             n_boards, n_items = (int(v) for v in z["shape"])
-            model._set_graph(z["boards"].astype(np.int64), z["items"], n_boards, n_items)
-            model.popularity_ = z["popularity"]
-        model._fitted = True
-        return model
+            self._set_graph(z["boards"].astype(np.int64), z["items"], n_boards, n_items)
+            self.popularity_ = z["popularity"]
 
     # ---------------------------------------------------------------- serving
     def related(self, item: int, k: int = 10, request: int = 0) -> Candidates:
@@ -221,7 +232,7 @@ class GraphWalks:
         ConfigError
             If ``item`` is not an item index or ``k`` is not a positive int.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_k(k, self.name)
         if not 0 <= int(item) < self.n_items_:
             raise ConfigError(f"{self.name}: item {item} is not in 0 .. {self.n_items_ - 1}.")
@@ -239,12 +250,14 @@ class GraphWalks:
         exclude: np.ndarray | None = None,
         weights: np.ndarray | None = None,
         request: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
         """Items the walks from a set of items (a product, a board) visit, best first.
 
         Unlike :meth:`related` and :meth:`score` there is no popularity fill: only visited
         items come back, so the list is empty when no query item has an edge. ``items`` and
-        ``exclude`` are left out; ``weights`` (default equal) share the step budget.
+        ``exclude`` are left out (and items outside the ``allowed`` mask); ``weights``
+        (default equal) share the step budget.
 
         Raises
         ------
@@ -253,19 +266,36 @@ class GraphWalks:
         ConfigError
             If ``k`` is not a positive int.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_k(k, self.name)
         q = np.asarray(items, dtype=np.int64).ravel()
         w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
         scores = self._scores(q, np.zeros(len(q), np.int64), w, 1, int(request), fill=False)[0]
-        allowed = (scores > 0) & allowed_except(self.n_items_, q, exclude)
-        idx = top_k(scores, k, allowed)
+        mask = (scores > 0) & allowed_except(self.n_items_, q, exclude)
+        if allowed is not None:
+            mask &= allowed
+        idx = top_k(scores, k, mask)
         return Candidates.from_scores(idx, scores[idx], self.name)
+
+    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
+        if query.history is None:  # seed items: only what the walks visit
+            seeds = np.empty(0, np.int64) if query.items is None else query.items
+            return self.from_items(seeds, k, allowed=allowed)
+        return self._rank(query, k, allowed)
+
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
+    ) -> np.ndarray:
+        return self.score(histories, weights)
 
     def score(
         self,
         histories: Sequence[np.ndarray],
         weights: Sequence[np.ndarray] | None = None,
+        users: Sequence[str | None] | None = None,
         request: int = 0,
     ) -> np.ndarray:
         """Scores of every item for each history, ``(n, n_items)`` float32.
@@ -280,7 +310,7 @@ class GraphWalks:
         NotFittedError
             If the model was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
         cfg = self.config
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         for start in range(0, len(histories), cfg.batch_size):
@@ -375,7 +405,7 @@ class GraphWalks:
 
     def hop_matrix(self) -> sp.csr_matrix:
         """Item -> item transition probabilities of one hop through a board (row-stochastic)."""
-        self._check_fitted()
+        self.check_fitted()
         if self._hop is None:
             n_b, n_i = self.n_boards_, self.n_items_
             deg_i, deg_b = self.item_degree_, np.diff(self.board_ptr_)

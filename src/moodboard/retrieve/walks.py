@@ -45,14 +45,10 @@ from moodboard.retrieve.base import (
     check_k,
     top_k,
 )
+from moodboard.retrieve.graph import BITS, MASK, U64, cap_degree, csr_arrays, mix64, query_items
 
 _log = logging.getLogger(__name__)
 
-_U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
-_BITS = 21  # bits of the step hash used by each of the three draws (restart, board, item)
-_MASK = _U64((1 << _BITS) - 1)
 #: Relative weight of the popularity tie-break: ``score * (1 + TIE * log-popularity share)``.
 #: Unvisited items get half the lowest visited score times that share, so they follow in
 #: popularity order; it is the whole answer for a query with no known item (the cold policy).
@@ -84,55 +80,6 @@ class WalksConfig(SourceConfig):
     popularity_penalty: float = Field(default=0.0, ge=0, le=1)
     batch_size: int = Field(default=512, ge=1)
     seed: int = Field(default=0, ge=0)
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer: a uint64 array hashed element-wise (wraps on purpose)."""
-    z = np.asarray(x, dtype=_U64) + _GOLDEN
-    z = (z ^ (z >> _U64(30))) * _M1
-    z = (z ^ (z >> _U64(27))) * _M2
-    return z ^ (z >> _U64(31))
-
-
-def query_items(
-    history: np.ndarray, weights: np.ndarray | None, n: int, decay: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` most recent distinct items of a history and their weights.
-
-    An item's weight is ``decay ** age`` summed over its occurrences (age 0 = the last event),
-    times the event's action weight when ``weights`` is given.
-    """
-    h = np.asarray(history, dtype=np.int64)
-    if len(h) == 0:
-        return np.empty(0, np.int64), np.empty(0)
-    age = np.arange(len(h) - 1, -1, -1, dtype=np.float64)
-    w = decay**age * (1.0 if weights is None else np.asarray(weights, dtype=np.float64))
-    items, inv = np.unique(h, return_inverse=True)
-    total = np.bincount(inv, weights=w, minlength=len(items))
-    last = np.full(len(items), np.inf)
-    np.minimum.at(last, inv, age)
-    order = np.argsort(last, kind="stable")[:n]
-    return items[order], total[order]
-
-
-def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(rows, kind="stable")
-    ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
-    return ptr, cols[order].astype(np.int32)
-
-
-def _cap(groups: np.ndarray, cap: int | None, *keys: np.ndarray) -> np.ndarray:
-    """Mask keeping the ``cap`` edges of each group that sort first by ``keys`` (primary first)."""
-    if cap is None:
-        return np.ones(len(groups), dtype=bool)
-    order = np.lexsort((*keys[::-1], groups))
-    g = groups[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    pos = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    keep = np.zeros(len(g), dtype=bool)
-    keep[order] = pos < cap
-    return keep
 
 
 class GraphWalks(CandidateSource):
@@ -181,10 +128,10 @@ class GraphWalks(CandidateSource):
             offset = np.cumsum(per_user) - per_user
             boards = np.repeat(offset, lens) + age // cfg.board_size
             n_boards = int(per_user.sum())
-        keep = _cap(boards, cfg.max_board_degree, -w, age) & (w > 0)
+        keep = cap_degree(boards, cfg.max_board_degree, -w, age) & (w > 0)
         boards, items, w = boards[keep], items[keep], w[keep]
         shuffle = np.random.default_rng(cfg.seed).permutation(len(items))
-        keep = _cap(items, cfg.max_item_degree, -w, shuffle)
+        keep = cap_degree(items, cfg.max_item_degree, -w, shuffle)
         self._set_graph(boards[keep], items[keep], n_boards, n_items)
         self.popularity_ = popularity
         msg = "%s: %d users, %d boards, %d items, %d edges after pruning"
@@ -194,8 +141,8 @@ class GraphWalks(CandidateSource):
         self, boards: np.ndarray, items: np.ndarray, n_boards: int, n_items: int
     ) -> None:
         self.n_items_, self.n_boards_ = n_items, n_boards
-        self.item_ptr_, self.item_boards_ = _csr(items, boards, n_items)
-        self.board_ptr_, self.board_items_ = _csr(boards, items, n_boards)
+        self.item_ptr_, self.item_boards_ = csr_arrays(items, boards, n_items)
+        self.board_ptr_, self.board_items_ = csr_arrays(boards, items, n_boards)
         self.item_degree_ = np.diff(self.item_ptr_)
         self._hop: sp.csr_matrix | None = None
         self._poly: sp.csr_matrix | None = None
@@ -376,26 +323,26 @@ class GraphWalks(CandidateSource):
         group = np.repeat(np.arange(len(items)), n_walkers)
         origin = items[group]
         slot = np.arange(len(group)) - np.repeat(np.cumsum(n_walkers) - n_walkers, n_walkers)
-        salted = mix64(np.full(1, salt, dtype=_U64)) ^ _U64(cfg.seed)
-        base = mix64(salted ^ mix64(origin.astype(_U64)))
-        key = mix64(base ^ mix64(slot.astype(_U64)))
-        threshold = _U64(int(cfg.restart * (1 << _BITS)))
+        salted = mix64(np.full(1, salt, dtype=U64)) ^ U64(cfg.seed)
+        base = mix64(salted ^ mix64(origin.astype(U64)))
+        key = mix64(base ^ mix64(slot.astype(U64)))
+        threshold = U64(int(cfg.restart * (1 << BITS)))
         cur = origin.copy()
-        degree = self.item_degree_.astype(_U64)
+        degree = self.item_degree_.astype(U64)
         visited = []
         deadline = None
         if cfg.time_budget_ms is not None:
             deadline = time.perf_counter() + cfg.time_budget_ms / 1e3
         for step in range(length):
-            h = mix64(key + _U64(step + 1))
+            h = mix64(key + U64(step + 1))
             if step:
-                cur = np.where((h & _MASK) < threshold, origin, cur)
+                cur = np.where((h & MASK) < threshold, origin, cur)
             start = self.item_ptr_[cur]
-            pick = (((h >> _U64(_BITS)) & _MASK) * degree[cur]) >> _U64(_BITS)
+            pick = (((h >> U64(BITS)) & MASK) * degree[cur]) >> U64(BITS)
             board = self.item_boards_[start + pick.astype(np.int64)]
             ustart = self.board_ptr_[board]
-            udeg = (self.board_ptr_[board + 1] - ustart).astype(_U64)
-            pick = (((h >> _U64(2 * _BITS)) & _MASK) * udeg) >> _U64(_BITS)
+            udeg = (self.board_ptr_[board + 1] - ustart).astype(U64)
+            pick = (((h >> U64(2 * BITS)) & MASK) * udeg) >> U64(BITS)
             cur = self.board_items_[ustart + pick.astype(np.int64)].astype(np.int64)
             visited.append(group * self.n_items_ + cur)
             if deadline is not None and time.perf_counter() > deadline:

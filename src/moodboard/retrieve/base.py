@@ -63,8 +63,8 @@ class SourceConfig(BaseModel):
 class CandidateSource(ABC):
     """A named candidate source (see the module docstring for the contract).
 
-    Subclasses set ``kind`` and ``Config`` and implement ``_fit`` and ``_retrieve`` (and
-    ``_score`` when ``full_ranking``), ``_save`` and ``_load`` for their state.
+    Subclasses set ``kind`` and ``Config`` and implement ``_fit``, ``_retrieve`` (or, when
+    ``full_ranking``, ``_score``), ``_save`` and ``_load`` for their state.
 
     Parameters
     ----------
@@ -182,8 +182,17 @@ class CandidateSource(ABC):
         query = replace(query, items=items, history=history, weights=weights)
         return self._retrieve(query, k, self.allowed(query))
 
-    @abstractmethod
-    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates: ...
+    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
+        """The full-ranking sources' answer: the top of ``score`` for the query's history, or
+        ``_from_seeds`` without one. Other sources override it."""
+        if query.history is None:
+            seeds = np.empty(0, np.int64) if query.items is None else query.items
+            return self._from_seeds(seeds, k, allowed)
+        return self._rank(query, k, allowed)
+
+    def _from_seeds(self, seeds: np.ndarray, k: int, allowed: np.ndarray | None) -> Candidates:
+        """Seed items (a product, a board) ranked as if they were a history."""
+        return self._rank(SourceQuery(history=seeds), k, allowed)
 
     def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:
         """One list per query vector (a board's centroids); vector indexes batch them."""

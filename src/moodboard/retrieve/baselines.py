@@ -32,9 +32,8 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from moodboard.data import Candidates
 from moodboard.errors import InputError
-from moodboard.retrieve.base import CandidateSource, SourceConfig, SourceQuery, TrainingData
+from moodboard.retrieve.base import CandidateSource, SourceConfig, TrainingData
 
 _log = logging.getLogger(__name__)
 
@@ -105,9 +104,6 @@ class _Baseline(CandidateSource):
 
     @abstractmethod
     def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray: ...
-
-    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
-        return self._rank(query, k, allowed)
 
 
 class PopularityConfig(BaselineConfig):

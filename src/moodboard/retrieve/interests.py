@@ -35,7 +35,6 @@ from moodboard.errors import ConfigError
 from moodboard.retrieve.base import (
     CandidateSource,
     SourceConfig,
-    SourceQuery,
     TrainingData,
     allowed_except,
     check_k,
@@ -339,25 +338,14 @@ class UserInterests(CandidateSource):
         cand = self.recommend(seeds, k, exclude=exclude, allowed=allowed)
         return cand.take(np.flatnonzero(cand.score(C.RETRIEVAL) > PRIOR))
 
-    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
-        if query.history is None:  # seed items: only items near one of their interests
-            seeds = np.empty(0, np.int64) if query.items is None else query.items
-            return self.from_items(seeds, k, allowed=allowed)
-        return self._rank(query, k, allowed)
+    def _from_seeds(self, seeds: np.ndarray, k: int, allowed: np.ndarray | None) -> Candidates:
+        return self.from_items(seeds, k, allowed=allowed)
 
     def _score(
         self,
         histories: Sequence[np.ndarray],
         weights: Sequence[np.ndarray] | None,
         users: Sequence[str | None] | None,
-    ) -> np.ndarray:
-        return self.score(histories, weights)
-
-    def score(
-        self,
-        histories: Sequence[np.ndarray],
-        weights: Sequence[np.ndarray] | None = None,
-        users: Sequence[str | None] | None = None,
     ) -> np.ndarray:
         """Scores of every item for each history, ``(n, n_items)`` float32.
 

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 from pydantic import Field, model_validator
 
-from moodboard.data import Candidates
 from moodboard.errors import InputError
-from moodboard.retrieve.base import CandidateSource, SourceConfig, SourceQuery, TrainingData
+from moodboard.retrieve.base import CandidateSource, SourceConfig, TrainingData
 
 if TYPE_CHECKING:
     from moodboard.retrieve._sasrec import SASRec
@@ -274,35 +273,18 @@ class SequenceRecommender(CandidateSource):
                 x = torch.from_numpy(left_pad(part, self.config.max_len))
                 yield part, self._model.last_state(x)
 
-    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
-        return self._rank(query, k, allowed)
-
     def _score(
         self,
         histories: Sequence[np.ndarray],
         weights: Sequence[np.ndarray] | None,
         users: Sequence[str | None] | None,
-    ) -> np.ndarray:
-        return self.score(histories)
-
-    def score(
-        self,
-        histories: Sequence[np.ndarray],
-        weights: Sequence[np.ndarray] | None = None,
-        users: Sequence[str | None] | None = None,
         batch: int = 1024,
     ) -> np.ndarray:
         """Scores ``(len(histories), n_items)`` float32 of every item as the next one.
 
         History items are not masked. An empty history (after dropping unknown items) gets
         the training popularity.
-
-        Raises
-        ------
-        NotFittedError
-            If the source was not fitted or loaded.
         """
-        self.check_fitted()
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         row = 0
         for part, state in self._states(histories, batch):

@@ -39,7 +39,6 @@ from moodboard.errors import ConfigError
 from moodboard.retrieve.base import (
     CandidateSource,
     SourceConfig,
-    SourceQuery,
     TrainingData,
     allowed_except,
     check_k,
@@ -224,19 +223,8 @@ class GraphWalks(CandidateSource):
         idx = top_k(scores, k, mask)
         return Candidates.from_scores(idx, scores[idx], self.name)
 
-    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
-        if query.history is None:  # seed items: only what the walks visit
-            seeds = np.empty(0, np.int64) if query.items is None else query.items
-            return self.from_items(seeds, k, allowed=allowed)
-        return self._rank(query, k, allowed)
-
-    def _score(
-        self,
-        histories: Sequence[np.ndarray],
-        weights: Sequence[np.ndarray] | None,
-        users: Sequence[str | None] | None,
-    ) -> np.ndarray:
-        return self.score(histories, weights)
+    def _from_seeds(self, seeds: np.ndarray, k: int, allowed: np.ndarray | None) -> Candidates:
+        return self.from_items(seeds, k, allowed=allowed)
 
     def score(
         self,
@@ -258,6 +246,15 @@ class GraphWalks(CandidateSource):
             If the model was not fitted or loaded.
         """
         self.check_fitted()
+        return self._score(histories, weights, users, request)
+
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
+        request: int = 0,
+    ) -> np.ndarray:
         cfg = self.config
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         for start in range(0, len(histories), cfg.batch_size):

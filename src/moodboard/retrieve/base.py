@@ -310,7 +310,10 @@ def read_meta(folder: Path) -> dict[str, Any]:
     except (OSError, ValueError) as e:
         raise InputError(f"No saved candidate source in {folder}: {e}") from e
     if not isinstance(meta, dict) or not {"kind", "config", "n_items"} <= set(meta):
-        raise InputError(f"{path} is not a candidate source description (kind, config, n_items).")
+        raise InputError(
+            f"{path} is not a candidate source description (kind, config, n_items): it was "
+            "saved by an older moodboard; build the artifact again."
+        )
     return meta
 
 

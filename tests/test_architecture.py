@@ -86,7 +86,10 @@ SNIFFING = (
 )
 
 
-@pytest.mark.parametrize("package", ["surfaces", "evaluate", "serve", "build", "cli"])
+@pytest.mark.parametrize(
+    "package",
+    [p for p in ("surfaces", "evaluate", "serve", "build", "cli") if (SRC / p).is_dir()],
+)
 def test_callers_use_the_one_source_contract_without_sniffing(package: str) -> None:
     found = [
         f"{p.relative_to(SRC)}:{n}: {line.strip()}"

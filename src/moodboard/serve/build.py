@@ -12,7 +12,8 @@ Layout of a version::
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     popular/              time-decayed popularity (popular/trending)
     two_tower/            the two-tower feed model: state dict, item vectors, users (two_tower)
-    sequence/ walks/ interests/  the sequence, graph/walks and user_interests recommenders
+    sequence/ graph_walks/ user_interests/  the other recommenders (folder: the registry name
+                          with "/" as "_"); every source folder holds a source.json
     feed/fusion.json      the feed's fusion weights, tuned on held-out interactions
     feed/histories.parquet  each user's recent interactions, for the feed
     related/complements.json  complementary categories from co-engagement (related products)

@@ -202,6 +202,16 @@ class CandidateSourceContract:
         _check_candidates(cand, data.n_items, data.n_items)
         assert set(cand.items.tolist()) <= set(range(15)) - {0, 2, 4}
 
+    def test_seed_items_alone_are_a_query(
+        self, fitted: CandidateSource, data: TrainingData
+    ) -> None:
+        seeds = np.array([0, 1])  # a product page or a board: no user history
+        query = _query_for(fitted, data, history=None, weights=None, user=None)
+        query = SourceQuery(**{**query.__dict__, "items": seeds, "exclude": seeds})
+        cand = fitted(query, 10)
+        _check_candidates(cand, data.n_items, 10)
+        assert not set(cand.items.tolist()) & {0, 1}
+
     def test_save_and_load_give_equal_results(
         self, fitted: CandidateSource, data: TrainingData, tmp_path: Path
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,13 @@ ALLOWED = {
     "data": {"errors"},  # errors is a leaf: every package may raise ours
     "errors": set(),
     "media": {"errors"},  # a leaf too: the image formats and limits every stage enforces
-    "config": {"errors"},
+    # config only composes Settings from the components' own configs
+    "config": {"errors", "retrieve", "understand"},
     "ingest": {"data", "errors", "config", "media"},
     "datasets": {"data", "errors", "config", "ingest"},
     "pipelines": {"data", "errors", "config", "ingest"},
     "understand": {"data", "errors", "config", "media"},
-    "retrieve": {"data", "errors", "config", "understand"},
+    "retrieve": {"data", "errors", "understand"},
     "rank": {"data", "errors", "config", "understand", "retrieve"},
     "blend": {"data", "errors", "config"},
     "simulate": {"data", "errors", "config", "ingest"},
@@ -35,6 +37,8 @@ ALLOWED = {
         "pipelines",
     },
     "experiment": {"data", "errors", "config"},
+    # the contract tests every component must pass
+    "testing": {"data", "errors", "retrieve"},
 }
 
 
@@ -67,3 +71,30 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > 450
     ]
     assert not big, big
+
+
+#: How a caller sniffs a candidate source instead of using its contract.
+SNIFFING = (
+    re.compile(r"\binspect\.signature\b|\bimport inspect\b"),
+    re.compile(r"getattr\([^)]*(source|rec|model|neighbour|walk|interest|tower)", re.I),
+    re.compile(
+        r"isinstance\([^)]*(BM25Source|DenseSource|VisualSource|PopularSource|TwoTower|"
+        r"SequenceRecommender|GraphWalks|UserInterests|CandidateSource|Popularity|ALS|EASE|"
+        r"ItemKNN|Recommender|ItemNeighbours)\b"
+    ),
+    re.compile(r"hasattr\([^)]*(source|rec|model)", re.I),
+)
+
+
+@pytest.mark.parametrize(
+    "package",
+    [p for p in ("surfaces", "evaluate", "serve", "build", "cli") if (SRC / p).is_dir()],
+)
+def test_callers_use_the_one_source_contract_without_sniffing(package: str) -> None:
+    found = [
+        f"{p.relative_to(SRC)}:{n}: {line.strip()}"
+        for p in sorted((SRC / package).rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if any(rx.search(line) for rx in SNIFFING)
+    ]
+    assert not found, found

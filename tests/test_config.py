@@ -22,6 +22,35 @@ def test_sample_config_loads_and_equals_the_defaults(monkeypatch: pytest.MonkeyP
     raw = tomllib.loads(SAMPLE.read_text())
     assert set(raw) >= {"workspace", "ingest", "simulate", "serve"}
     assert set(raw["simulate"]["click_model"]) == set(Settings().simulate.click_model.model_fields)
+    # every component's config is settable and documented with all its keys
+    defaults = Settings()
+    for name in ("lexical", "dense", "visual", "popular"):
+        section = getattr(defaults.retrieve, name)
+        assert set(raw["retrieve"][name]) == set(type(section).model_fields), name
+    assert set(raw["understand"]) == set(type(defaults.understand).model_fields)
+    feed = raw["surfaces"]["feed"]
+    assert {"two_tower", "sequence", "walks", "interests"} <= set(feed)
+
+
+def test_component_sections_configure_the_components(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moodboard.retrieve import BM25Source, LexicalConfig
+
+    cfg = tmp_path / "moodboard.toml"
+    cfg.write_text(
+        "[retrieve.lexical]\nfuzzy = false\n[retrieve.dense]\nexact_below = 10\n"
+        "[understand]\nspelling = false\n[surfaces.feed.walks]\nrestart = 0.2\n"
+    )
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(cfg))
+    s = load_settings()
+    assert s.retrieve.lexical == LexicalConfig(fuzzy=False)
+    assert BM25Source(s.retrieve.lexical).config.fuzzy is False
+    assert s.retrieve.dense.exact_below == 10 and s.understand.spelling is False
+    assert s.surfaces.feed.walks.restart == 0.2
+    cfg.write_text("[retrieve.popular]\nhalf_life = 3\n")
+    with pytest.raises(ValidationError, match="half_life"):
+        load_settings()
 
 
 def test_env_overrides_file_and_bad_values_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

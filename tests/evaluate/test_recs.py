@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from moodboard.cli import app
+from moodboard.data import Candidates
 from moodboard.errors import ConfigError, InputError
 from moodboard.evaluate import recs as R
 from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
@@ -25,8 +24,8 @@ from moodboard.evaluate.rec_protocol import (
     time_split,
 )
 from moodboard.evaluate.recs import RecEvaluation, baseline_factories
+from moodboard.retrieve import CandidateSource, SourceConfig, SourceQuery, TrainingData
 from moodboard.retrieve.baselines import Popularity
-from moodboard.retrieve.recs import SequenceData
 
 # ---------------------------------------------------------------------- metrics
 
@@ -157,18 +156,30 @@ def test_top_lists_are_best_first_and_padded() -> None:
 # ---------------------------------------------------------------------- the runner
 
 
-class _Oracle:
+class _Oracle(CandidateSource):
     """Scores each history's next item (known from a table) highest, and the history too."""
 
-    name = "oracle"
+    kind = "oracle"
+    Config = SourceConfig
+    full_ranking = True
 
     def __init__(self, nxt: dict[tuple[int, ...], int], n_items: int) -> None:
+        super().__init__()
         self.nxt, self.n_items = nxt, n_items
 
-    def fit(self, data: SequenceData) -> Self:
-        return self
+    def _fit(self, data: TrainingData) -> None:
+        pass
 
-    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
+        return self._rank(query, k, allowed)
+
+    def _save(self, folder: Path) -> dict:
+        return {}
+
+    def _load(self, folder: Path, state: dict) -> None:
+        pass
+
+    def _score(self, histories: Sequence[np.ndarray], weights, users) -> np.ndarray:
         s = np.zeros((len(histories), self.n_items), dtype=np.float32)
         for r, h in enumerate(histories):
             s[r, h] = 10.0  # history items on top: the runner must exclude them
@@ -211,27 +222,18 @@ def test_runner_fuses_and_explains_bad_requests() -> None:
         RecEvaluation(factories, R.RecEvalConfig(select_by="ndcg@20")).run(split, ["als"])
 
     class Bad(_Oracle):
-        def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        def _score(self, histories: Sequence[np.ndarray], weights, users) -> np.ndarray:
             return np.zeros((len(histories), 3), dtype=np.float32)
 
     with pytest.raises(InputError, match="must return"):
         RecEvaluation({"bad": lambda: [Bad(nxt, 21)]}).run(split)
 
 
-def test_learned_sources_missing_modules_are_skipped_other_failures_raise(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "mb_broken_source.py").write_text("import mb_not_installed_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(R, "LEARNED", {"later": ("moodboard.retrieve.mb_not_yet", "X")})
-    assert R.learned_factories() == {}
-    monkeypatch.setattr(R, "LEARNED", {"broken": ("mb_broken_source", "X")})
-    with pytest.raises(ModuleNotFoundError, match="mb_not_installed_dependency"):
-        R.learned_factories()
-    monkeypatch.setattr(R, "LEARNED", {"renamed": ("moodboard.retrieve.baselines", "Nope")})
-    with pytest.raises(AttributeError):
-        R.learned_factories()
-    sys.modules.pop("mb_broken_source", None)
+def test_learned_methods_are_the_registrys_full_ranking_sources() -> None:
+    learned = R.learned_factories(seed=3)
+    assert set(learned) == {"sequence", "graph/walks", "two_tower", "user_interests"}
+    (walks,) = learned["graph/walks"]()
+    assert walks.full_ranking and walks.config.seed == 3 and not walks.fitted
 
 
 # ---------------------------------------------------------------------- real data
@@ -250,7 +252,7 @@ def test_popularity_on_beauty_matches_the_published_poprec(datasets_root: Path) 
         np.concatenate([h, t])
         for h, t in zip(split.test.histories, split.test.targets, strict=True)
     ]
-    pop = Popularity().fit(SequenceData(split.train.n_items, full))
+    pop = Popularity().fit(TrainingData(split.train.n_items, full))
     s = exclude_histories(pop.score(split.test.histories), split.test.histories)
     m = rank_metrics(target_ranks(s, split.test.targets), (10,))
     assert m["hr@10"].mean() == pytest.approx(0.0152, abs=0.0002)

@@ -9,7 +9,7 @@ from moodboard.data import Catalog, Product
 from moodboard.datasets import load_home_depot
 from moodboard.evaluate.metrics import recall_at_k
 from moodboard.evaluate.search import qrels_of
-from moodboard.retrieve import BM25Source, LexicalConfig, SourceQuery
+from moodboard.retrieve import BM25Source, LexicalConfig, SourceQuery, TrainingData
 from moodboard.understand import QueryUnderstanding, QueryUnderstandingConfig
 
 
@@ -20,7 +20,9 @@ def world(datasets_root):
     ids = prods["product_uid"].astype(str).tolist()
     titles = prods["product_title"].astype(str).tolist()
     catalog = Catalog.from_titles(ids, titles)
-    bm25 = BM25Source(LexicalConfig(fuzzy=False, field_boosts={"title": 1.0})).fit(catalog)
+    bm25 = BM25Source(LexicalConfig(fuzzy=False, field_boosts={"title": 1.0})).fit(
+        TrainingData(catalog=catalog)
+    )
     qu = QueryUnderstanding(QueryUnderstandingConfig(bare_price_ranges=False)).fit(
         [Product(id=i, title=t) for i, t in zip(ids, titles, strict=True)]
     )

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from moodboard.evaluate.rec_protocol import exclude_histories, rank_metrics, target_ranks
-from moodboard.retrieve.recs import Recommender
+from moodboard.retrieve import CandidateSource
 
-LooMetrics = Callable[[Recommender, list[np.ndarray]], tuple[float, float]]
+LooMetrics = Callable[[CandidateSource, list[np.ndarray]], tuple[float, float]]
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def loo_hr_ndcg() -> LooMetrics:
     S3-Rec protocol, with ``moodboard evaluate recs``'s own helpers). Item 0 of the Amazon
     files is not an item and is never ranked."""
 
-    def measure(model: Recommender, sequences: list[np.ndarray]) -> tuple[float, float]:
+    def measure(model: CandidateSource, sequences: list[np.ndarray]) -> tuple[float, float]:
         hr, ndcg = [], []
         for lo in range(0, len(sequences), 4096):
             part = sequences[lo : lo + 4096]

@@ -8,22 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodboard.errors import ConfigError, NotFittedError
+from moodboard.errors import ConfigError
+from moodboard.retrieve import CandidateSource, TrainingData
 from moodboard.retrieve.interests import (
     InterestsConfig,
     UserInterests,
     cooccurrence_embeddings,
 )
-from moodboard.retrieve.recs import Recommender, SequenceData
 
 A, B = set(range(5)), set(range(5, 10))
 
 
-def checkerboard(seed: int = 0, n_items: int = 10) -> SequenceData:
+def checkerboard(seed: int = 0, n_items: int = 10) -> TrainingData:
     """20 users x 10 items: users 0-9 engage items 0-4, users 10-19 items 5-9 (shuffled)."""
     rng = np.random.default_rng(seed)
     seqs = [rng.permutation(5) + (5 if u >= 10 else 0) for u in range(20)]
-    return SequenceData(n_items=n_items, sequences=seqs)
+    return TrainingData(n_items=n_items, sequences=seqs)
 
 
 def two_axes(n_items: int = 10) -> np.ndarray:
@@ -37,7 +37,7 @@ def two_axes(n_items: int = 10) -> np.ndarray:
 
 def _given(**kw: object) -> UserInterests:
     data = checkerboard()
-    data = SequenceData(data.n_items, data.sequences, item_features={"embeddings": two_axes()})
+    data = TrainingData(data.n_items, data.sequences, item_features={"embeddings": two_axes()})
     return UserInterests(InterestsConfig(**kw)).fit(data)
 
 
@@ -86,7 +86,7 @@ def test_learned_embeddings_separate_the_communities() -> None:
     model = UserInterests(InterestsConfig(dim=4)).fit(checkerboard(n_items=12))
     s = model.score([np.array([6, 7])])
     assert set(np.argsort(-s[0])[:5].tolist()) == B
-    assert isinstance(model, Recommender) and s.dtype == np.float32 and s.shape == (1, 12)
+    assert isinstance(model, CandidateSource) and s.dtype == np.float32 and s.shape == (1, 12)
 
 
 def test_cold_histories_get_the_popularity_prior_only() -> None:
@@ -100,11 +100,9 @@ def test_cold_histories_get_the_popularity_prior_only() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(NotFittedError, match="isn't fitted"):
-        UserInterests().score([np.array([0])])
     with pytest.raises(ConfigError, match="dim"):
         UserInterests(InterestsConfig(dim=10)).fit(checkerboard())
-    data = SequenceData(10, checkerboard().sequences, item_features={"embeddings": np.ones((3, 2))})
+    data = TrainingData(10, checkerboard().sequences, item_features={"embeddings": np.ones((3, 2))})
     with pytest.raises(ConfigError, match="shape"):
         UserInterests().fit(data)
     with pytest.raises(ConfigError, match="'k' parameter"):
@@ -131,7 +129,7 @@ def test_quality_floor_on_beauty(
     from moodboard.datasets import load_amazon
 
     data = load_amazon("beauty", root=datasets_root)
-    train = SequenceData(n_items=data.n_items, sequences=[s[:-2] for s in data.sequences])
+    train = TrainingData(n_items=data.n_items, sequences=[s[:-2] for s in data.sequences])
     model = UserInterests().fit(train)
     users = np.random.default_rng(0).choice(data.n_users, 5000, replace=False)
     hr, ndcg = loo_hr_ndcg(model, [data.sequences[u] for u in users])

@@ -7,15 +7,17 @@ day-one cold start. Item 41 arrives after training through ``add_items``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from moodboard.config import TwoTowerConfig
-from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.recs import Recommender, SequenceData
-from moodboard.retrieve.two_tower import TwoTower, attribute_codes, split_features
+from moodboard.errors import ConfigError
+from moodboard.retrieve import CandidateSource, TrainingData
+from moodboard.retrieve.item_features import attribute_codes, split_features
+from moodboard.retrieve.two_tower import TwoTower
 
 GROUP = 20
 N_USERS = 30  # per community
@@ -26,7 +28,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _checkerboard(content: bool, seed: int = 0) -> tuple[SequenceData, list[str], dict]:
+def _checkerboard(content: bool, seed: int = 0) -> tuple[TrainingData, list[str], dict]:
     rng = np.random.default_rng(seed)
     centre = _unit(rng.normal(size=(2, 384)))
     text = _unit(np.repeat(centre, GROUP, axis=0) + 0.04 * rng.normal(size=(2 * GROUP, 384)))
@@ -41,15 +43,15 @@ def _checkerboard(content: bool, seed: int = 0) -> tuple[SequenceData, list[str]
         image = _unit(rng.normal(size=(2 * GROUP + 1, 64))).astype(np.float32)  # no group signal
         colour = rng.integers(-1, 5, size=2 * GROUP + 1)  # a noise attribute, -1 missing
         features = {"text": text.astype(np.float32), "image": image, "attributes": colour}
-    data = SequenceData(n_items=2 * GROUP + (1 if content else 0), sequences=seqs,
+    data = TrainingData(n_items=2 * GROUP + (1 if content else 0), sequences=seqs,
                         item_features=features)  # fmt: skip
     return data, users, {"centre": centre, "rng": rng}
 
 
 @pytest.fixture(scope="module")
-def fitted() -> tuple[TwoTower, SequenceData, list[str], dict]:
+def fitted() -> tuple[TwoTower, TrainingData, list[str], dict]:
     data, users, extra = _checkerboard(content=True)
-    return TwoTower(CFG).fit(data, users=users), data, users, extra
+    return TwoTower(CFG).fit(replace(data, users=users)), data, users, extra
 
 
 def _group_share(scores: np.ndarray, k: int = 10) -> np.ndarray:
@@ -61,24 +63,26 @@ def _group_share(scores: np.ndarray, k: int = 10) -> np.ndarray:
 
 def test_learns_the_checkerboard_from_ids_alone() -> None:
     data, users, _ = _checkerboard(content=False)
-    rec = TwoTower(CFG).fit(data, users=users)
-    assert isinstance(rec, Recommender) and rec.name == "two_tower"
+    rec = TwoTower(CFG).fit(replace(data, users=users))
+    assert isinstance(rec, CandidateSource) and rec.name == "two_tower"
     assert rec.stats["loss"][-1] < rec.stats["loss"][0]
     histories = [s[:6] for s in data.sequences]
     scores = rec.score(histories)
     assert scores.shape == (2 * N_USERS, 2 * GROUP) and scores.dtype == np.float32
     assert _group_share(scores).mean() >= 0.95
     # an untrained model does not: the signal is learned
-    untrained = TwoTower(CFG.model_copy(update={"epochs": 1, "lr": 1e-9})).fit(data, users=users)
+    untrained = TwoTower(CFG.model_copy(update={"epochs": 1, "lr": 1e-9})).fit(
+        replace(data, users=users)
+    )
     assert _group_share(untrained.score(histories)).mean() < 0.8
 
 
 def test_learns_the_checkerboard_with_content(fitted) -> None:
     rec, data, users, _ = fitted
-    scores = rec.score([s[:6] for s in data.sequences], users)
+    scores = rec.score([s[:6] for s in data.sequences], users=users)
     assert _group_share(scores).mean() >= 0.95
     assert rec.stats["cold_items"] == 1
-    again = TwoTower(CFG).fit(data, users=users)  # same seed, same model
+    again = TwoTower(CFG).fit(replace(data, users=users))  # same seed, same model
     np.testing.assert_allclose(again.item_vectors(), rec.item_vectors(), atol=1e-5)
 
 
@@ -87,7 +91,7 @@ def test_a_new_item_with_content_only_is_retrieved_for_its_community(
 ) -> None:
     rec, data, users, extra = fitted
     histories = [s[-6:] for s in data.sequences]
-    scores = rec.score(histories, users)
+    scores = rec.score(histories, users=users)
     a, b = scores[:N_USERS], scores[N_USERS:]
     # item 40 (in the catalog, never engaged with): above every B item for every A-user,
     # below every B item for every B-user
@@ -106,8 +110,8 @@ def test_a_new_item_with_content_only_is_retrieved_for_its_community(
     before = rec2.n_items
     rec2.add_items(new)
     assert rec2.n_items == before + 1 == 42
-    a2 = rec2.score(histories[:N_USERS], users[:N_USERS])
-    b2 = rec2.score(histories[N_USERS:], users[N_USERS:])
+    a2 = rec2.score(histories[:N_USERS], users=users[:N_USERS])
+    b2 = rec2.score(histories[N_USERS:], users=users[N_USERS:])
     assert np.all(a2[:, 41] > a2[:, GROUP : 2 * GROUP].max(axis=1))
     assert np.all(b2[:, 41] < b2[:, GROUP : 2 * GROUP].min(axis=1))
     top_a = rec2.top_items(histories[0], k=GROUP + 2, user=users[0])  # 20 warm A + 2 cold A
@@ -116,7 +120,7 @@ def test_a_new_item_with_content_only_is_retrieved_for_its_community(
     assert set(top_b.items.tolist()) == set(range(GROUP, 2 * GROUP))
     assert set(top_a.sources) == {"two_tower"}
     # an unknown user with an A history gets A items, too (hashed id bucket)
-    cold_user = rec2.score([histories[0]], ["somebody-new"])[0]
+    cold_user = rec2.score([histories[0]], users=["somebody-new"])[0]
     assert np.mean(np.argsort(-cold_user[: 2 * GROUP])[:10] < GROUP) >= 0.9
 
 
@@ -137,19 +141,17 @@ def test_save_load_gives_the_same_scores(fitted, tmp_path: Path) -> None:
     again = TwoTower.load(tmp_path / "tt")
     hist = [s[-5:] for s in data.sequences[:8]]
     who = [*users[:4], "unknown-1", None, *users[6:8]]
-    np.testing.assert_allclose(again.score(hist, who), rec.score(hist, who), atol=1e-6)
+    np.testing.assert_allclose(again.score(hist, users=who), rec.score(hist, users=who), atol=1e-6)
     np.testing.assert_array_equal(again.item_vectors(), rec.item_vectors())
     assert again.config == rec.config
     assert again.top_items(hist[0], 5).items.tolist() == rec.top_items(hist[0], 5).items.tolist()
 
 
 def test_errors_say_what_to_fix() -> None:
-    with pytest.raises(NotFittedError, match="isn't fitted"):
-        TwoTower().score([np.array([1])])
     with pytest.raises(ConfigError, match=r"0\.\.4"):
-        TwoTower(CFG).fit(SequenceData(5, [np.array([1, 7])]))
+        TwoTower(CFG).fit(TrainingData(5, [np.array([1, 7])]))
     with pytest.raises(ConfigError, match="one row per item"):
-        TwoTower(CFG).fit(SequenceData(5, [np.array([1, 2])], {"text": np.zeros((4, 8))}))
+        TwoTower(CFG).fit(TrainingData(5, [np.array([1, 2])], {"text": np.zeros((4, 8))}))
 
 
 def test_attribute_codes_skip_constant_columns_and_mark_missing() -> None:
@@ -174,6 +176,6 @@ def test_attribute_bags_become_mean_vectors_and_train() -> None:
     rng = np.random.default_rng(0)
     seqs = [rng.permutation(2) + (2 if u % 2 else 0) for u in range(40)]
     tags = [np.array([1, 5]), np.array([1]), np.array([2, 6, 8]), np.array([2])]
-    data = SequenceData(4, seqs, item_features={"attributes": tags})
+    data = TrainingData(4, seqs, item_features={"attributes": tags})
     model = TwoTower(TwoTowerConfig(epochs=2, dim=8, hidden=16)).fit(data)
     assert model.score([np.array([0])]).shape == (1, 4)

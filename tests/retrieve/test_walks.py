@@ -8,23 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.recs import Recommender, SequenceData
+from moodboard.errors import ConfigError
+from moodboard.retrieve import CandidateSource, TrainingData
 from moodboard.retrieve.walks import TIE, GraphWalks, WalksConfig, query_items
 
 A, B = set(range(5)), set(range(5, 10))
 
 
-def checkerboard(seed: int = 0) -> SequenceData:
+def checkerboard(seed: int = 0) -> TrainingData:
     """20 users x 10 items: users 0-9 engage items 0-4, users 10-19 items 5-9 (shuffled)."""
     rng = np.random.default_rng(seed)
     seqs = [rng.permutation(5) + (5 if u >= 10 else 0) for u in range(20)]
-    return SequenceData(n_items=10, sequences=seqs)
+    return TrainingData(n_items=10, sequences=seqs)
 
 
 #: u0 = [0, 1], u1 = [0, 2], u2 = [3, 2]: from item 0, boards u0 and u1 (1/2 each), then
 #: items 0 (1/2), 1 (1/4), 2 (1/4); from item 3, board u2, then items 3 and 2 (1/2 each).
-TINY = SequenceData(n_items=5, sequences=[np.array([0, 1]), np.array([0, 2]), np.array([3, 2])])
+TINY = TrainingData(n_items=5, sequences=[np.array([0, 1]), np.array([0, 2]), np.array([3, 2])])
 
 
 def _tiny(**kw: object) -> GraphWalks:
@@ -87,7 +87,7 @@ def test_walks_stay_in_their_community(method: str) -> None:
     assert set(np.argsort(-s[0])[:5].tolist()) == B
     assert set(np.argsort(-s[1])[:5].tolist()) == A
     assert s[0, list(A)].max() < s[0, list(B)].min()  # never reached: below every reached item
-    assert isinstance(walks, Recommender) and s.dtype == np.float32 and s.shape == (2, 10)
+    assert isinstance(walks, CandidateSource) and s.dtype == np.float32 and s.shape == (2, 10)
 
 
 def test_walks_are_deterministic_per_seed_request_and_batch_invariant() -> None:
@@ -115,9 +115,9 @@ def test_degree_pruning_and_boards() -> None:
     # a board keeps its most recent items; zero-weight events are no edges
     seq = [np.array([0, 1, 2, 3])]
     w = GraphWalks(WalksConfig(max_board_degree=2, board_size=None))
-    w.fit(SequenceData(n_items=4, sequences=seq))
+    w.fit(TrainingData(n_items=4, sequences=seq))
     assert sorted(w.board_items_.tolist()) == [2, 3]
-    w.fit(SequenceData(n_items=4, sequences=seq, weights=[np.array([0.0, 1, 1, 1])]))
+    w.fit(TrainingData(n_items=4, sequences=seq, weights=[np.array([0.0, 1, 1, 1])]))
     assert w.item_degree_.tolist() == [0, 0, 1, 1]  # 0 dropped, then the cap of 2
 
 
@@ -125,7 +125,7 @@ def test_time_budget_and_cold_items() -> None:
     walks = GraphWalks(WalksConfig(method="walk", time_budget_ms=1e-3, n_steps=10**6))
     s = walks.fit(checkerboard()).score([np.array([0])])
     assert s[0, 1:5].max() > 0  # at least one step was walked
-    data = SequenceData(n_items=12, sequences=checkerboard().sequences)  # items 10, 11 unseen
+    data = TrainingData(n_items=12, sequences=checkerboard().sequences)  # items 10, 11 unseen
     walks = GraphWalks().fit(data)
     cold = walks.related(11, k=3)  # no edge: the most popular items
     assert len(cold) == 3 and 11 not in cold.items
@@ -135,15 +135,13 @@ def test_time_budget_and_cold_items() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(NotFittedError, match="isn't fitted"):
-        GraphWalks().score([np.array([0])])
     walks = GraphWalks().fit(checkerboard())
     with pytest.raises(ConfigError, match="'k' parameter"):
         walks.related(0, k=0)
     with pytest.raises(ConfigError, match="item 10"):
         walks.related(10)
     with pytest.raises(ConfigError):
-        GraphWalks().fit(SequenceData(n_items=3, sequences=[np.array([0, 5])]))
+        GraphWalks().fit(TrainingData(n_items=3, sequences=[np.array([0, 5])]))
     with pytest.raises(ValueError, match="extra"):
         WalksConfig(steps=3)
 
@@ -172,7 +170,7 @@ def test_quality_floor_on_beauty(
     from moodboard.datasets import load_amazon
 
     data = load_amazon("beauty", root=datasets_root)
-    train = SequenceData(n_items=data.n_items, sequences=[s[:-2] for s in data.sequences])
+    train = TrainingData(n_items=data.n_items, sequences=[s[:-2] for s in data.sequences])
     walks = GraphWalks().fit(train)
     users = np.random.default_rng(0).choice(data.n_users, 5000, replace=False)
     hr, ndcg = loo_hr_ndcg(walks, [data.sequences[u] for u in users])
@@ -187,7 +185,7 @@ def test_from_items_returns_visited_items_only() -> None:
     assert set(got.items.tolist()) == {3, 4}  # the community, minus query and exclusions
     assert set(got.sources) == {"graph/walks"} and (np.diff(got.score("retrieval")) <= 0).all()
     # an item nobody engaged with reaches nothing (related/score would give popular items)
-    cold = GraphWalks().fit(SequenceData(n_items=12, sequences=checkerboard().sequences))
+    cold = GraphWalks().fit(TrainingData(n_items=12, sequences=checkerboard().sequences))
     assert len(cold.from_items(np.array([11]), 5)) == 0 and len(cold.related(11, 5)) == 5
     with pytest.raises(ConfigError, match="'k' parameter"):
         walks.from_items(np.array([0]), k=0)

@@ -16,6 +16,7 @@ from serving import api_client
 from moodboard.config import FuseSettings
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, all_events
+from moodboard.retrieve import PopularSource, TrainingData
 from moodboard.retrieve.two_tower import TwoTower
 from moodboard.simulate import load_tastes
 from moodboard.surfaces.feed import EXPLORE
@@ -153,19 +154,11 @@ def test_feed_filters_and_bad_parameters(client: TestClient, known: list[str]) -
     assert client.get(f"/feed/{known[2]}", params={"cursor": "x"}).status_code == 422
 
 
-class _WatchLover:
-    """A stand-in for any recommender of the contract (``score`` only): loves watches."""
-
-    name = "user_interests"
-
-    def __init__(self, catalog) -> None:
-        self.scores = np.array([(c or "").endswith("Watches") for c in catalog.category], float)
-
-    def fit(self, data):  # pragma: no cover - the contract's other half
-        return self
-
-    def score(self, histories):
-        return np.tile(self.scores, (len(histories), 1)).astype(np.float32)
+def _watch_lover(catalog) -> PopularSource:
+    """A source of the contract named ``user_interests`` that loves watches."""
+    loves = np.array([(c or "").endswith("Watches") for c in catalog.category], float)
+    data = TrainingData(catalog=catalog, item_features={"popularity": loves})
+    return PopularSource(name="user_interests").fit(data)
 
 
 def test_the_feed_fuses_every_loaded_recommender_with_provenance(
@@ -174,12 +167,13 @@ def test_the_feed_fuses_every_loaded_recommender_with_provenance(
     from moodboard.surfaces.feed import FeedChain
 
     engine = client.app.state.live.engine
-    recs = {
-        "two_tower": engine.recommenders["two_tower"],
-        "user_interests": _WatchLover(engine.catalog),
+    sources = {
+        "popular/trending": engine.sources["popular/trending"],
+        "two_tower": engine.sources["two_tower"],
+        "user_interests": _watch_lover(engine.catalog),
     }
     cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # equal weights
-    chain = FeedChain(engine.catalog, engine.sources, recs, cfg)
+    chain = FeedChain(engine.catalog, sources, cfg)
     assert chain.personalized == ["two_tower", "user_interests"]
     history = engine.history(known[3])
     page = chain(history, k=40, user=known[3]).candidates
@@ -209,7 +203,8 @@ def test_action_weights_steer_the_walks_and_are_saved_with_histories(
         (x, y) for x in reach.items() for y in reach.items() if not x[1] & y[1]
     )
     cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # not the tuned one
-    chain = FeedChain(engine.catalog, engine.sources, {"graph/walks": walked}, cfg)
+    sources = {"popular/trending": engine.sources["popular/trending"], "graph/walks": walked}
+    chain = FeedChain(engine.catalog, sources, cfg)
     two = np.array([a, b])
     only_a = chain(two, k=3, weights=np.array([1.0, 0.0])).candidates
     only_b = chain(two, k=3, weights=np.array([0.0, 1.0])).candidates

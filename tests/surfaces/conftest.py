@@ -20,7 +20,7 @@ import pytest
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog, ingest_events
-from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve import TrainingData
 from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
@@ -126,10 +126,16 @@ def paired_walks(engine: Engine, article: np.ndarray) -> tuple[GraphWalks, dict[
     heels = np.flatnonzero(article == "Heels")[:10]
     pairs = dict(zip(watches.tolist(), heels.tolist(), strict=True))
     seqs = [np.array([w, h]) for w, h in pairs.items() for _ in range(5)]
-    return GraphWalks().fit(SequenceData(len(engine.catalog), seqs)), pairs
+    return GraphWalks().fit(TrainingData(len(engine.catalog), seqs)), pairs
 
 
 @pytest.fixture(scope="session")
 def text_vectors(engine: Engine) -> np.ndarray:
     """Each item's text embedding (unit rows)."""
     return engine.sources["dense/text"].vectors
+
+
+@pytest.fixture(scope="session")
+def content_sources(engine: Engine) -> dict:
+    """The engine's sources without the learned full-ranking ones (content and popularity)."""
+    return {n: s for n, s in engine.sources.items() if not s.full_ranking}

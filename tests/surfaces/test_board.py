@@ -24,16 +24,16 @@ def _mix(article: np.ndarray, items: np.ndarray) -> dict[str, float]:
 
 
 def test_ideas_never_contain_board_items_and_follow_the_board_mix(
-    engine: Engine, article: np.ndarray
+    engine: Engine, article: np.ndarray, content_sources: dict
 ) -> None:
     board = np.concatenate([_of(article, "Shirts", 6), _of(article, "Handbags", 3)])
-    content = BoardChain(engine.catalog, engine.sources)  # co-engagement would add its own mix
+    content = BoardChain(engine.catalog, content_sources)  # co-engagement adds its own mix
     ideas = content(board, k=24).candidates.items
     assert len(ideas) == 24 and not np.isin(ideas, board).any()
     mix = _mix(article, ideas)
     assert 0.5 <= mix.get("Shirts", 0) <= 0.8 and 0.2 <= mix.get("Handbags", 0) <= 0.45
     # one mean vector lands between the two and loses the minority category's share
-    mean_only = BoardChain(engine.catalog, engine.sources, BoardConfig(max_centroids=1))
+    mean_only = BoardChain(engine.catalog, content_sources, BoardConfig(max_centroids=1))
     mean_mix = _mix(article, mean_only(board, k=24).candidates.items)
     tv = 0.5 * sum(abs(mix.get(a, 0) - w) for a, w in {"Shirts": 2 / 3, "Handbags": 1 / 3}.items())
     tv_mean = 0.5 * sum(
@@ -114,14 +114,17 @@ def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
 
 
 def test_board_ideas_gain_what_people_engage_with_together(
-    engine: Engine, article: np.ndarray, paired_walks: tuple[GraphWalks, dict[int, int]]
+    engine: Engine,
+    article: np.ndarray,
+    paired_walks: tuple[GraphWalks, dict[int, int]],
+    content_sources: dict,
 ) -> None:
     walks, pairs = paired_walks
     board = np.array(list(pairs)[:4])  # four watches, each always engaged with one heel
     heels = [pairs[w] for w in board]
-    chain = BoardChain(engine.catalog, engine.sources, BoardConfig(), {"graph/walks": walks})
+    chain = BoardChain(engine.catalog, {**content_sources, "graph/walks": walks}, BoardConfig())
     page = chain(board, k=60).candidates
-    content = BoardChain(engine.catalog, engine.sources)(board, k=60).candidates
+    content = BoardChain(engine.catalog, content_sources)(board, k=60).candidates
     assert np.isin(heels, page.items).all() and not np.isin(heels, content.items).any()
     assert all("graph/walks" in page.sources[list(page.items).index(h)] for h in heels)
     assert np.mean(article[page.items[:24]] == "Watches") >= 0.6  # content still leads

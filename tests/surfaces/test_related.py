@@ -10,7 +10,7 @@ import pytest
 from moodboard.config import RelatedConfig
 from moodboard.errors import ConfigError, NotFoundError
 from moodboard.ingest import Workspace
-from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve import TrainingData
 from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import Complements, RelatedChain
@@ -137,7 +137,7 @@ def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
 
 
 def test_related_gains_what_people_engage_with_together(
-    engine: Engine, article: np.ndarray, text_vectors: np.ndarray
+    engine: Engine, article: np.ndarray, text_vectors: np.ndarray, content_sources: dict
 ) -> None:
     # each watch is always engaged with the watch that looks least like it
     watches = np.flatnonzero(article == "Watches")[:10]
@@ -147,10 +147,10 @@ def test_related_gains_what_people_engage_with_together(
         for w in watches
     }
     seqs = [np.array([w, f]) for w, f in far.items() for _ in range(5)]
-    walks = GraphWalks().fit(SequenceData(len(engine.catalog), seqs))
+    walks = GraphWalks().fit(TrainingData(len(engine.catalog), seqs))
     cfg = RelatedConfig(complement_share=0)
-    with_walks = RelatedChain(engine.catalog, engine.sources, None, cfg, {"graph/walks": walks})
-    content = RelatedChain(engine.catalog, engine.sources, None, cfg)
+    with_walks = RelatedChain(engine.catalog, {**content_sources, "graph/walks": walks}, None, cfg)
+    content = RelatedChain(engine.catalog, content_sources, None, cfg)
     for watch, other in far.items():
         page = with_walks(watch, k=12).candidates
         assert other in page.items and other not in content(watch, k=12).candidates.items
@@ -166,7 +166,7 @@ def test_the_served_related_and_board_chains_use_the_built_co_engagement_sources
     engine: Engine,
 ) -> None:
     assert set(engine.recommenders) == {"two_tower", "sequence", "graph/walks", "user_interests"}
-    assert set(engine.related.neighbours) == {"graph/walks", "user_interests"}
+    assert {"graph/walks", "user_interests"} <= set(engine.related.sources)
     assert "graph/walks" in engine.related.config.sources
     assert {"graph/walks", "user_interests"} <= set(engine.board.config.sources)
-    assert engine.board.neighbours.keys() == engine.related.neighbours.keys()
+    assert engine.board.sources.keys() == engine.related.sources.keys()

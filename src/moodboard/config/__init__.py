@@ -20,16 +20,22 @@ from pydantic_settings import (
 )
 
 from moodboard.config.models import (
+    DenseConfig,
+    FuseSettings,
     InterestsConfig,
+    LexicalConfig,
+    PopularConfig,
+    QueryUnderstandingConfig,
+    RetrieveSettings,
     SequenceConfig,
     TwoTowerConfig,
+    VisualIndexConfig,
     WalksConfig,
 )
 from moodboard.config.surfaces import (
     BoardConfig,
     ComplementsConfig,
     FeedConfig,
-    FuseSettings,
     PopularChainConfig,
     RelatedConfig,
     SearchConfig,
@@ -42,12 +48,17 @@ __all__ = [
     "BuildSettings",
     "ClickModelSettings",
     "ComplementsConfig",
+    "DenseConfig",
     "FeedConfig",
     "FuseSettings",
     "IngestSettings",
     "InterestsConfig",
+    "LexicalConfig",
     "PopularChainConfig",
+    "PopularConfig",
+    "QueryUnderstandingConfig",
     "RelatedConfig",
+    "RetrieveSettings",
     "SearchConfig",
     "SequenceConfig",
     "ServeSettings",
@@ -56,6 +67,7 @@ __all__ = [
     "SurfacesSettings",
     "TwoTowerConfig",
     "VisualConfig",
+    "VisualIndexConfig",
     "WalksConfig",
     "config_path",
     "load_settings",
@@ -188,6 +200,8 @@ class Settings(BaseSettings):
     simulate: SimulateSettings = SimulateSettings()
     serve: ServeSettings = ServeSettings()
     build: BuildSettings = BuildSettings()
+    retrieve: RetrieveSettings = RetrieveSettings()
+    understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
 
     @classmethod

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.config.models import (
+    FuseSettings,
     InterestsConfig,
     SequenceConfig,
     TwoTowerConfig,
     WalksConfig,
     _Frozen,
 )
-
-
-class FuseSettings(_Frozen):
-    """How a surface fuses its sources (the fields of ``moodboard.retrieve.FuseConfig``)."""
-
-    method: Literal["rrf", "zscore"] = "rrf"
-    k: float = Field(default=60.0, ge=0)
-    weights: dict[str, float] = Field(default_factory=dict)
 
 
 class _Chain(_Frozen):

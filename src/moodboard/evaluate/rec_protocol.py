@@ -28,7 +28,7 @@ import pandas as pd
 
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError
-from moodboard.retrieve.recs import SequenceData
+from moodboard.retrieve import TrainingData
 
 _log = logging.getLogger(__name__)
 
@@ -84,10 +84,10 @@ class RecSplit:
     """
 
     dataset: str
-    train: SequenceData
+    train: TrainingData
     valid: Step
     test: Step
-    test_train: SequenceData | None = None
+    test_train: TrainingData | None = None
     ks: tuple[int, ...] = (10,)
     notes: dict[str, int] = field(default_factory=dict)
 
@@ -112,7 +112,7 @@ def leave_one_out(
         measured so; with it, the validation items become training data (e.g. EASE on Beauty
         goes from NDCG@10 0.036 to 0.042).
     item_features
-        Passed on as ``SequenceData.item_features``.
+        Passed on as ``TrainingData.item_features``.
 
     Raises
     ------
@@ -125,11 +125,11 @@ def leave_one_out(
     features = dict(item_features or {})
     return RecSplit(
         dataset=dataset,
-        train=SequenceData(n_items, [s[:-2] for s in seqs], item_features=features),
+        train=TrainingData(n_items, [s[:-2] for s in seqs], item_features=features),
         valid=Step([s[:-2] for s in seqs], [s[-2:-1] for s in seqs]),
         test=Step([s[:-1] for s in seqs], [s[-1:] for s in seqs]),
         test_train=(
-            SequenceData(n_items, [s[:-1] for s in seqs], item_features=features) if refit else None
+            TrainingData(n_items, [s[:-1] for s in seqs], item_features=features) if refit else None
         ),
         notes={"users": len(seqs), "users_too_short": len(sequences) - len(seqs)},
     )
@@ -137,7 +137,7 @@ def leave_one_out(
 
 def time_split(
     users: np.ndarray, items: np.ndarray, ts: np.ndarray, n_items: int, cutoff: object
-) -> tuple[SequenceData, Step, dict[str, int]]:
+) -> tuple[TrainingData, Step, dict[str, int]]:
     """Sequences before ``cutoff`` and, per user, the new items bought from it on.
 
     Events are ``(users[i], items[i], ts[i])`` with items already indices; each user's training
@@ -174,7 +174,7 @@ def time_split(
         "users_without_new_items": no_new,
         "users_without_history": int(later["u"].nunique()) - len(histories) - no_new,
     }
-    return SequenceData(n_items=n_items, sequences=seqs), Step(histories, targets), notes
+    return TrainingData(n_items=n_items, sequences=seqs), Step(histories, targets), notes
 
 
 def _sample(n: int, max_users: int | None, seed: int) -> np.ndarray:

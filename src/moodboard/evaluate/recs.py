@@ -1,13 +1,13 @@
-"""Offline evaluation of recommenders: every ``Recommender`` under one protocol.
+"""Offline evaluation of recommenders: every full-ranking candidate source under one protocol.
 
 ``RecEvaluation`` takes ``name -> factory``; a factory returns the candidate configurations of
 a method (unfitted recommenders, the tuning grid). Each candidate is fitted on the split's
 training data and, when there is more than one, scored on the validation step; the best by
 validation NDCG@10 is measured once on the test step. On the leave-one-out split the test step
 reuses the model fitted for validation (no retraining, as in S3-Rec); on the time split the
-chosen configuration is fitted again on all data before the cutoff. A recommender whose ``fit``
-accepts ``validation`` gets the validation histories and targets (for early stopping) when each
-validation user has one target.
+chosen configuration is fitted again on all data before the cutoff. The training data carries
+the validation histories and targets (``TrainingData.validation``, for the sources that stop
+early on them) when each validation user has one target.
 
 ``train_s`` is the wall time of fitting every candidate plus the validation scoring used to
 choose among them (plus the refit on the time split); ``eval_s`` the test scoring.
@@ -19,12 +19,10 @@ choose among them (plus the refit on the time split); ``eval_s`` the test scorin
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,13 +37,13 @@ from moodboard.evaluate.rec_protocol import (
     rank_metrics,
     target_ranks,
 )
-from moodboard.retrieve.baselines import BASELINES
-from moodboard.retrieve.recs import Recommender, SequenceData
+from moodboard.retrieve import CandidateSource, TrainingData
+from moodboard.retrieve.registry import BASELINES, full_ranking, source_class
 
 _log = logging.getLogger(__name__)
 
 #: A method: returns its candidate configurations as unfitted recommenders (its tuning grid).
-Factory = Callable[[], Sequence[Recommender]]
+Factory = Callable[[], Sequence[CandidateSource]]
 Progress = Callable[[str], None]
 FUSED = "fused"
 
@@ -120,9 +118,8 @@ class _Scored:
     lists: np.ndarray | None
 
 
-def _params(model: Recommender) -> dict[str, Any]:
-    cfg = getattr(model, "config", None)
-    return cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else {}
+def _params(model: CandidateSource) -> dict[str, Any]:
+    return model.config.model_dump(mode="json")
 
 
 class RecEvaluation:
@@ -211,26 +208,28 @@ class RecEvaluation:
         return RecReport(split.dataset, split.ks, dict(split.notes), results)
 
     # ------------------------------------------------------------------ one method
-    def _candidates(self, name: str) -> list[Recommender]:
+    def _candidates(self, name: str) -> list[CandidateSource]:
         cands = list(self.factories[name]())
         if not cands:
             raise ConfigError(f"The factory of {name!r} must return at least one recommender.")
         return cands
 
-    def _fit(self, model: Recommender, data: SequenceData, valid: Step | None) -> Recommender:
+    def _fit(
+        self, model: CandidateSource, data: TrainingData, valid: Step | None
+    ) -> CandidateSource:
         single = None if valid is None else valid.single_targets()
-        if single is not None and "validation" in inspect.signature(model.fit).parameters:
-            return model.fit(data, validation=(valid.histories, single))  # type: ignore[call-arg]
+        if single is not None:
+            data = replace(data, validation=(valid.histories, single))  # type: ignore[union-attr]
         return model.fit(data)
 
     def _method(
         self, name: str, split: RecSplit, keep_lists: bool, say: Progress
     ) -> tuple[MethodResult, tuple[np.ndarray, np.ndarray] | None]:
-        cands: list[Recommender | None] = list(self._candidates(name))
+        cands: list[CandidateSource | None] = list(self._candidates(name))
         tune = len(cands) > 1 or keep_lists
         refit = split.test_train is not None
         t0 = time.perf_counter()
-        model: Recommender | None = None
+        model: CandidateSource | None = None
         best_value, n_best, valid = -np.inf, 0, _Scored({}, None)
         if tune or not refit:
             for n in range(len(cands)):
@@ -269,7 +268,7 @@ class RecEvaluation:
         return result, kept
 
     def _score(
-        self, name: str, model: Recommender, step: Step, split: RecSplit, keep_lists: bool
+        self, name: str, model: CandidateSource, step: Step, split: RecSplit, keep_lists: bool
     ) -> _Scored:
         """Score a step in batches: mean metrics, and the top lists when ``keep_lists``."""
         n_items, ks = split.train.n_items, split.ks
@@ -342,14 +341,6 @@ BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
-#: Learned sources: method name -> (module, class). Their default config is used, seeded.
-LEARNED: dict[str, tuple[str, str]] = {
-    "sequence": ("moodboard.retrieve.sequence", "SequenceRecommender"),
-    "graph/walks": ("moodboard.retrieve.walks", "GraphWalks"),
-    "two_tower": ("moodboard.retrieve.two_tower", "TwoTower"),
-    "user_interests": ("moodboard.retrieve.interests", "UserInterests"),
-}
-
 
 def baseline_factories(
     seed: int = 0, grids: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
@@ -366,33 +357,25 @@ def baseline_factories(
     chosen = {**BASELINE_GRIDS, **(grids or {})}
 
     def factory(name: str) -> Factory:
-        cls = BASELINES[name]
+        cls = source_class(name)
         return lambda: [cls(cls.Config(**p, seed=seed)) for p in chosen[name]]
 
     return {name: factory(name) for name in BASELINES}
 
 
 def learned_factories(seed: int = 0) -> dict[str, Factory]:
-    """The learned sources whose module exists, each with its default config (seeded).
-
-    A module that does not exist yet is skipped (logged); any other import error is raised.
-    """
-    out: dict[str, Factory] = {}
-    for name, (module, cls_name) in LEARNED.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            _log.info("%s: %s does not exist yet, not evaluated", name, module)
-            continue
-        out[name] = _learned_factory(getattr(mod, cls_name), seed)
-    return out
+    """The learned full-ranking sources of the registry (all but the baselines), each with
+    its default config, seeded."""
+    return {
+        name: _learned_factory(source_class(name), seed)
+        for name in full_ranking()
+        if name not in BASELINES
+    }
 
 
-def _learned_factory(cls: Any, seed: int) -> Factory:
-    def make() -> list[Recommender]:
-        cfg = cls().config
+def _learned_factory(cls: type[CandidateSource], seed: int) -> Factory:
+    def make() -> list[CandidateSource]:
+        cfg = cls.Config()
         if "seed" in type(cfg).model_fields:
             cfg = cfg.model_copy(update={"seed": seed})
         return [cls(cfg)]

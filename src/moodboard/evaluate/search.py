@@ -38,6 +38,7 @@ from moodboard.retrieve import (
     Fuser,
     LexicalConfig,
     SourceQuery,
+    TrainingData,
 )
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.finetune import ContrastiveTrainer, FinetuneConfig
@@ -184,16 +185,15 @@ class SearchEvaluation:
             prods["product_uid"].astype(str).tolist(), prods["product_title"].astype(str).tolist()
         )
         progress(f"indexing {len(self.catalog):,} products with tantivy")
-        self.bm25 = BM25Source(LexicalConfig(field_boosts={"title": 1.0})).fit(self.catalog)
+        lexical = BM25Source(LexicalConfig(field_boosts={"title": 1.0}))
+        self.bm25 = lexical.fit(TrainingData(catalog=self.catalog))
         self.dense: dict[str, DenseSource] = {}
         self.encoders: dict[str, Callable[[list[str]], np.ndarray]] = {}
         titles = [str(t) for t in self.catalog.title]
         if self.use_dense:
             progress(f"embedding {len(titles):,} titles")
             self.encoders["dense/text"] = self._encoder(None)
-            self.dense["dense/text"] = DenseSource().fit(
-                self.catalog, vectors=self.encoders["dense/text"](titles)
-            )
+            self.dense["dense/text"] = DenseSource().fit(self._texts_of("dense/text", titles))
         if self.use_dense and self.config.finetune is not None:
             pairs = [
                 (q, titles[self.catalog.ids.index(p)])
@@ -205,10 +205,14 @@ class SearchEvaluation:
             path = ContrastiveTrainer(self.config.finetune).fit(pairs, self._work / "tuned")
             self.encoders["dense/tuned"] = self._encoder(path)
             progress(f"embedding {len(titles):,} titles with the tuned encoder")
-            self.dense["dense/tuned"] = DenseSource(name="dense/tuned").fit(
-                self.catalog, vectors=self.encoders["dense/tuned"](titles)
-            )
+            tuned = DenseSource(name="dense/tuned")
+            self.dense["dense/tuned"] = tuned.fit(self._texts_of("dense/tuned", titles))
         self.texts = ItemTexts.from_catalog(self.catalog)
+
+    def _texts_of(self, encoder: str, titles: list[str]) -> TrainingData:
+        """The catalog with its titles embedded by one of the encoders."""
+        vectors = self.encoders[encoder](titles)
+        return TrainingData(catalog=self.catalog, item_features={"text": vectors})
 
     def _retrieve(self, queries: list[str], progress: Progress) -> dict[str, dict[str, Candidates]]:
         c = self.config.candidates
@@ -222,10 +226,8 @@ class SearchEvaluation:
         for name, dense in self.dense.items():
             qv = self.encoders[name](texts)
             self._qvec[name] = dict(zip(queries, qv, strict=True))
-            scores, idx = dense.search(qv, c)
-            for j, q in enumerate(queries):
-                keep = idx[j] >= 0
-                out[q][name] = Candidates.from_scores(idx[j][keep], scores[j][keep], name)
+            for q, cand in zip(queries, dense.search_many(SourceQuery(), qv, c), strict=True):
+                out[q][name] = cand
         return out
 
     def _ids(self, cand: Candidates) -> list[str]:
@@ -260,7 +262,9 @@ class SearchEvaluation:
 
     def _features(self, fused: Mapping[str, Candidates], dense: str) -> dict[str, np.ndarray]:
         src = self.dense.get(dense)
-        feats = SearchFeatures(self.catalog, self.texts, src.vectors if src else None, dense=dense)
+        feats = SearchFeatures(
+            self.catalog, self.texts, src.item_vectors() if src else None, dense=dense
+        )
         qvec = self._qvec.get(dense, {})
         return {
             q: feats(QueryContext(text=self._texts[q], vector=qvec.get(q)), c)

@@ -1,22 +1,40 @@
-"""Candidate sources by name and their fusion; pure: data in, ``Candidates`` out."""
+"""Candidate sources under one contract, by name, and their fusion; pure: data in,
+``Candidates`` out."""
 
-from moodboard.retrieve.base import Source, SourceConfig, SourceQuery, top_k
-from moodboard.retrieve.dense import DenseConfig, DenseSource
+from moodboard.retrieve.base import (
+    CandidateSource,
+    SourceConfig,
+    SourceQuery,
+    TrainingData,
+    top_k,
+)
+from moodboard.retrieve.dense import DenseConfig, DenseSource, VisualIndexConfig, VisualSource
 from moodboard.retrieve.fuse import FuseConfig, Fuser
+from moodboard.retrieve.interests import InterestsConfig
 from moodboard.retrieve.lexical import BM25Source, LexicalConfig
 from moodboard.retrieve.popular import PopularConfig, PopularSource
+from moodboard.retrieve.sequence import SequenceConfig
+from moodboard.retrieve.two_tower import TwoTowerConfig
+from moodboard.retrieve.walks import WalksConfig
 
 __all__ = [
     "BM25Source",
+    "CandidateSource",
     "DenseConfig",
     "DenseSource",
     "FuseConfig",
     "Fuser",
+    "InterestsConfig",
     "LexicalConfig",
     "PopularConfig",
     "PopularSource",
-    "Source",
+    "SequenceConfig",
     "SourceConfig",
     "SourceQuery",
+    "TrainingData",
+    "TwoTowerConfig",
+    "VisualIndexConfig",
+    "VisualSource",
+    "WalksConfig",
     "top_k",
 ]

@@ -1,7 +1,7 @@
-"""Baseline recommenders on the ``Recommender`` contract: popularity, ALS, EASE, item kNN.
+"""Baseline candidate sources (``full_ranking``): popularity, ALS, EASE, item kNN.
 
 All four read the training sequences as a binary user-item matrix (repeats count once, except
-for ALS where the count scales the confidence); ``SequenceData.weights`` and item features are
+for ALS where the count scales the confidence); ``TrainingData.weights`` and item features are
 ignored. ``score`` builds the same matrix from the given histories, so a history longer than
 the one seen in ``fit`` (the validation item appended) is used in full. History items are not
 masked: the caller excludes them.
@@ -23,17 +23,17 @@ scores all zeros (ALS, EASE, kNN) or training popularity (``popularity``).
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from moodboard.errors import InputError, NotFittedError
-from moodboard.retrieve.base import SourceConfig
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import InputError
+from moodboard.retrieve.base import CandidateSource, SourceConfig, TrainingData
 
 _log = logging.getLogger(__name__)
 
@@ -70,27 +70,17 @@ class BaselineConfig(SourceConfig):
     seed: int = 0
 
 
-class _Baseline(ABC):
-    """Template of the baselines: ``fit`` checks the data and calls ``_fit`` on the matrix."""
+class _Baseline(CandidateSource):
+    """Template of the baselines: ``fit`` checks the data and calls ``_fit_matrix`` on the
+    user-item matrix; ``score`` builds the histories' matrix and calls ``_score_matrix``."""
 
-    name: ClassVar[str]
     Config: ClassVar[type[BaselineConfig]]
+    full_ranking = True
     binary: ClassVar[bool] = True
 
-    def __init__(self, config: BaselineConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config()
-
-    def fit(self, data: SequenceData) -> Self:
-        """Learn from the training sequences; returns self.
-
-        Raises
-        ------
-        InputError
-            If ``data.n_items < 1`` or an item is outside ``0 .. n_items - 1``.
-        """
+    def _fit(self, data: TrainingData) -> None:
+        """Raises ``InputError`` if an item is outside ``0 .. n_items - 1``."""
         n = int(data.n_items)
-        if n < 1:
-            raise InputError(f"{self.name}: data.n_items must be >= 1. Got {n} instead.")
         for s in data.sequences:
             if len(s) and (int(np.min(s)) < 0 or int(np.max(s)) >= n):
                 raise InputError(
@@ -98,28 +88,22 @@ class _Baseline(ABC):
                     f"{int(np.min(s))} .. {int(np.max(s))}. Map ids to indices first."
                 )
         self.n_items_ = n
-        self._fit(interaction_matrix(data.sequences, n, binary=self.binary))
-        self._fitted = True
-        return self
+        self._fit_matrix(interaction_matrix(data.sequences, n, binary=self.binary))
 
     @abstractmethod
-    def _fit(self, x: sp.csr_matrix) -> None: ...
+    def _fit_matrix(self, x: sp.csr_matrix) -> None: ...
 
-    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores ``(len(histories), n_items)`` float32, higher is better; history not masked.
-
-        Raises
-        ------
-        NotFittedError
-            If ``fit`` was not called.
-        """
-        if not getattr(self, "_fitted", False):
-            raise NotFittedError(f"{type(self).__name__} isn't fitted, call fit first")
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
+    ) -> np.ndarray:
         h = interaction_matrix(histories, self.n_items_, binary=self.binary)
-        return np.ascontiguousarray(self._score(h), dtype=np.float32)
+        return np.ascontiguousarray(self._score_matrix(h), dtype=np.float32)
 
     @abstractmethod
-    def _score(self, h: sp.csr_matrix) -> np.ndarray: ...
+    def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray: ...
 
 
 class PopularityConfig(BaselineConfig):
@@ -129,14 +113,21 @@ class PopularityConfig(BaselineConfig):
 class Popularity(_Baseline):
     """``popularity``: every history gets the items' training event counts."""
 
-    name = "popularity"
+    kind = "popularity"
     Config = PopularityConfig
 
-    def _fit(self, x: sp.csr_matrix) -> None:
+    def _fit_matrix(self, x: sp.csr_matrix) -> None:
         self.counts_ = np.asarray(x.sum(axis=0), dtype=np.float32).ravel()
 
-    def _score(self, h: sp.csr_matrix) -> np.ndarray:
+    def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray:
         return np.tile(self.counts_, (h.shape[0], 1))
+
+    def _save(self, folder: Path) -> dict[str, Any]:
+        np.save(folder / "counts.npy", self.counts_)
+        return {}
+
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self.counts_ = np.load(folder / "counts.npy", allow_pickle=False)
 
 
 class ALSConfig(BaselineConfig):
@@ -162,7 +153,7 @@ class ALSConfig(BaselineConfig):
 class ALS(_Baseline):
     """``als``: implicit ALS; scores are user vector . item vector."""
 
-    name = "als"
+    kind = "als"
     Config = ALSConfig
     binary = False
 
@@ -180,7 +171,7 @@ class ALS(_Baseline):
             dtype=np.float32,
         )
 
-    def _fit(self, x: sp.csr_matrix) -> None:
+    def _fit_matrix(self, x: sp.csr_matrix) -> None:
         import implicit.cpu.als  # noqa: F401  (load its BLAS before limiting the threads)
         from threadpoolctl import threadpool_limits
 
@@ -188,12 +179,20 @@ class ALS(_Baseline):
             self.model_ = self._model()
             self.model_.fit(x, show_progress=False)
 
-    def _score(self, h: sp.csr_matrix) -> np.ndarray:
+    def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, "blas"):
             users = self.model_.recalculate_user(np.arange(h.shape[0]), h)
         return np.asarray(users, dtype=np.float32) @ self.model_.item_factors.T
+
+    def _save(self, folder: Path) -> dict[str, Any]:
+        np.save(folder / "item_factors.npy", np.asarray(self.model_.item_factors))
+        return {}
+
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self.model_ = self._model()
+        self.model_.item_factors = np.load(folder / "item_factors.npy", allow_pickle=False)
 
 
 def _symmetrize_upper(a: np.ndarray, block: int = 1024) -> None:
@@ -215,10 +214,10 @@ class EASEConfig(BaselineConfig):
 class EASE(_Baseline):
     """``ease``: the dense closed-form item-item model (Steck, WWW 2019)."""
 
-    name = "ease"
+    kind = "ease"
     Config = EASEConfig
 
-    def _fit(self, x: sp.csr_matrix) -> None:
+    def _fit_matrix(self, x: sp.csr_matrix) -> None:
         from scipy.linalg import lapack
 
         n = x.shape[1]
@@ -240,8 +239,15 @@ class EASE(_Baseline):
         p[np.diag_indices(n)] = 0.0
         self.weights_ = p
 
-    def _score(self, h: sp.csr_matrix) -> np.ndarray:
+    def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray:
         return np.asarray(h @ self.weights_)
+
+    def _save(self, folder: Path) -> dict[str, Any]:
+        np.save(folder / "weights.npy", self.weights_)
+        return {}
+
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self.weights_ = np.load(folder / "weights.npy", allow_pickle=False)
 
 
 class ItemKNNConfig(BaselineConfig):
@@ -254,10 +260,10 @@ class ItemKNNConfig(BaselineConfig):
 class ItemKNN(_Baseline):
     """``itemknn``: sparse top-``neighbours`` cosine item-item similarity."""
 
-    name = "itemknn"
+    kind = "itemknn"
     Config = ItemKNNConfig
 
-    def _fit(self, x: sp.csr_matrix) -> None:
+    def _fit_matrix(self, x: sp.csr_matrix) -> None:
         cfg: ItemKNNConfig = self.config  # type: ignore[assignment]
         n = x.shape[1]
         co = (x.T @ x).tocoo()
@@ -273,13 +279,12 @@ class ItemKNN(_Baseline):
             (v[keep].astype(np.float32), (r[keep], c[keep])), shape=(n, n)
         )
 
-    def _score(self, h: sp.csr_matrix) -> np.ndarray:
+    def _score_matrix(self, h: sp.csr_matrix) -> np.ndarray:
         return (h @ self.similarity_).toarray()
 
+    def _save(self, folder: Path) -> dict[str, Any]:
+        sp.save_npz(folder / "similarity.npz", self.similarity_)
+        return {}
 
-BASELINES: dict[str, type[_Baseline]] = {
-    "popularity": Popularity,
-    "als": ALS,
-    "ease": EASE,
-    "itemknn": ItemKNN,
-}
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self.similarity_ = sp.load_npz(folder / "similarity.npz").tocsr()

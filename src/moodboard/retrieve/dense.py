@@ -15,15 +15,21 @@ import faiss
 import numpy as np
 from pydantic import Field
 
-from moodboard.data import Candidates, Catalog
+from moodboard.data import Candidates
 from moodboard.errors import ConfigError
-from moodboard.retrieve.base import Source, SourceConfig, SourceQuery
+from moodboard.retrieve.base import CandidateSource, SourceConfig, SourceQuery, TrainingData
 
 _log = logging.getLogger(__name__)
 
 
 class DenseConfig(SourceConfig):
-    """FAISS index parameters."""
+    """FAISS index parameters (``[retrieve.dense]``) and the item feature indexed.
+
+    ``feature`` names the ``TrainingData.item_features`` entry holding one vector per item
+    (``"text"``, ``"image"``). Exact search under ``exact_below`` items, HNSW above it.
+    """
+
+    feature: str = "text"
 
     exact_below: int = Field(default=50_000, ge=1)
     hnsw_m: int = Field(default=32, ge=4)
@@ -35,20 +41,23 @@ def _as_matrix(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.float32)))
 
 
-class DenseSource(Source):
+class DenseSource(CandidateSource):
     """Inner-product search over item vectors (L2-normalized: cosine similarity)."""
 
     kind = "dense/text"
     Config = DenseConfig
     config: DenseConfig
 
-    def _fit(self, catalog: Catalog, vectors: np.ndarray | None = None, **_: Any) -> None:
-        if vectors is None or len(vectors) != len(catalog):
+    def _fit(self, data: TrainingData) -> None:
+        vectors = data.item_features.get(self.config.feature)
+        if vectors is None or len(vectors) != data.n_items:  # type: ignore[arg-type]
             raise ConfigError(
-                f"{self.name} needs one vector per catalog item: "
-                f"fit(catalog, vectors=array of shape ({len(catalog)}, dim))."
+                f"{self.name} needs one vector per catalog item: TrainingData.item_features"
+                f"[{self.config.feature!r}] of shape ({data.n_items}, dim)."
             )
-        x = _as_matrix(vectors)
+        self._set_index(_as_matrix(vectors))  # type: ignore[arg-type]
+
+    def _set_index(self, x: np.ndarray) -> None:
         d = x.shape[1]
         if len(x) < self.config.exact_below:
             index = faiss.IndexFlatIP(d)
@@ -63,28 +72,29 @@ class DenseSource(Source):
     @property
     def dim(self) -> int:
         """Vector dimension."""
-        self._check_fitted()
+        self.check_fitted()
         return int(self._index.d)
 
-    def save(self, folder: Path) -> None:
-        """Write the FAISS index, the vectors (.npy) and the config."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    @property
+    def index_type(self) -> str:
+        """The FAISS index class in use (``IndexFlatIP`` or ``IndexHNSWFlat``)."""
+        self.check_fitted()
+        return type(self._index).__name__
+
+    def item_vectors(self) -> np.ndarray:
+        """The indexed item vectors ``(n_items, dim)``."""
+        self.check_fitted()
+        return self.vectors
+
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write the FAISS index and the vectors (.npy)."""
         faiss.write_index(self._index, str(folder / "index.faiss"))
         np.save(folder / "vectors.npy", self.vectors)
-        (folder / "source.json").write_text(self.config.model_dump_json())
+        return {"index": self.index_type, "dim": self.dim}
 
-    @classmethod
-    def load(cls, folder: Path, catalog: Catalog, name: str | None = None) -> DenseSource:
-        """Open a saved index."""
-        folder = Path(folder)
-        src = cls(DenseConfig.model_validate_json((folder / "source.json").read_text()), name)
-        src._index = faiss.read_index(str(folder / "index.faiss"))
-        src.vectors = np.load(folder / "vectors.npy")
-        src.catalog = catalog
-        src._fitted = True
-        return src
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self._index = faiss.read_index(str(folder / "index.faiss"))
+        self.vectors = np.load(folder / "vectors.npy", allow_pickle=False)
 
     def search(
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -93,7 +103,7 @@ class DenseSource(Source):
 
         Thread-safe: the filter bitmap lives in this call's frame until FAISS returns.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = max(1, min(int(k), self._index.ntotal))  # FAISS allocates n x k: never past the index
         hnsw = isinstance(self._index, faiss.IndexHNSW)
         params = faiss.SearchParametersHNSW() if hnsw else faiss.SearchParameters()
@@ -119,3 +129,25 @@ class DenseSource(Source):
         scores, idx = self.search(query.vector, k, allowed)
         keep = idx[0] >= 0
         return Candidates.from_scores(idx[0][keep], scores[0][keep], self.name)
+
+    def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:
+        """One list per query vector, in one pass over the index."""
+        self.check_fitted()
+        scores, idx = self.search(vectors, k, self.allowed(query))
+        return [
+            Candidates.from_scores(i[i >= 0], s[i >= 0], self.name)
+            for s, i in zip(scores, idx, strict=True)
+        ]
+
+
+class VisualIndexConfig(DenseConfig):
+    """``visual/image``: the dense index over the items' image vectors."""
+
+    feature: str = "image"
+
+
+class VisualSource(DenseSource):
+    """``visual/image``: nearest items by image vector (``item_features["image"]``)."""
+
+    kind = "visual/image"
+    Config = VisualIndexConfig

@@ -7,7 +7,7 @@ outliers) retrieves its nearest items from a FAISS ``IndexFlatIP``, and the inte
 blended by their importance, the recency-weighted count of their members (``sum decay**age``,
 times the action weights when given).
 
-Item embeddings come from ``SequenceData.item_features[embedding_feature]`` when given (text or
+Item embeddings come from ``TrainingData.item_features[embedding_feature]`` when given (text or
 image vectors), else they are learned: a truncated SVD of the positive PMI of item
 co-occurrences within ``window`` events of each other in the sequences (item2vec's objective
 solved exactly, Levy & Goldberg 2014).
@@ -15,31 +15,58 @@ solved exactly, Levy & Goldberg 2014).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from scipy.cluster.hierarchy import linkage
 from scipy.cluster.vq import kmeans2
 from sklearn.utils.extmath import randomized_svd
 
-from moodboard.config import InterestsConfig
 from moodboard.data import Candidates
 from moodboard.data import columns as C
-from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.base import allowed_except, check_k, top_k
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import ConfigError
+from moodboard.retrieve.base import (
+    CandidateSource,
+    SourceConfig,
+    TrainingData,
+    allowed_except,
+    check_k,
+    top_k,
+)
 
 _log = logging.getLogger(__name__)
 
 #: Weight of the popularity prior added to every score (ties, and users with no known item).
 PRIOR = 1e-9
+
+
+class InterestsConfig(SourceConfig):
+    """Parameters of ``user_interests`` (defaults tuned on the Amazon validation targets).
+
+    ``weighted_medoid`` picks the member closest to the others weighted by recency, so a
+    cluster's query leans to what the user engaged with last (PinnerSage: unweighted).
+    """
+
+    embedding_feature: str = "embeddings"
+    dim: int = Field(default=256, ge=2)
+    window: int = Field(default=5, ge=1)
+    eigen_power: float = Field(default=1.0, ge=0, le=1)
+    max_history: int = Field(default=50, ge=1)
+    max_interests: int = Field(default=5, ge=1)
+    clustering: Literal["ward", "kmeans"] = "ward"
+    distance_threshold: float = Field(default=1.0, gt=0)
+    recency_decay: float = Field(default=0.3, gt=0, le=1)
+    weighted_medoid: bool = True
+    n_candidates: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=512, ge=1)
+    seed: int = Field(default=0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -114,13 +141,11 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.where(n > 0, n, 1.0)
 
 
-class UserInterests:
+class UserInterests(CandidateSource):
     """PinnerSage: cluster a user's engaged items, retrieve from each cluster's medoid.
 
-    Parameters
-    ----------
-    config
-        An ``InterestsConfig``; defaults when None.
+    A query with a ``history`` (the feed) gets the top of ``score``; one with seed ``items``
+    (a board) gets the neighbours of their interests (``from_items``).
 
     Examples
     --------
@@ -129,15 +154,13 @@ class UserInterests:
     >>> model.score([history])  # (1, n_items) float32  # doctest: +SKIP
     """
 
-    name: ClassVar[str] = "user_interests"
-    Config: ClassVar[type[InterestsConfig]] = InterestsConfig
+    kind = "user_interests"
+    Config = InterestsConfig
+    config: InterestsConfig
+    full_ranking = True
 
-    def __init__(self, config: InterestsConfig | None = None) -> None:
-        self.config = config if config is not None else InterestsConfig()
-        self._fitted = False
-
-    def fit(self, data: SequenceData) -> Self:
-        """Take or learn item embeddings and index them; returns self.
+    def _fit(self, data: TrainingData) -> None:
+        """Take or learn item embeddings and index them.
 
         Raises
         ------
@@ -162,7 +185,6 @@ class UserInterests:
         self._set_state(emb, pop.astype(np.float64))
         source = "given" if given is not None else "learned"
         _log.info("%s: %d items, %d-d %s embeddings", self.name, n, emb.shape[1], source)
-        return self
 
     def _set_state(self, embeddings: np.ndarray, popularity: np.ndarray) -> None:
         self.embeddings_ = normalize(embeddings)
@@ -175,7 +197,6 @@ class UserInterests:
         self._nbr_idx = np.full((self.n_items_, k), -1, dtype=np.int32)
         self._nbr_sim = np.zeros((self.n_items_, k), dtype=np.float32)
         self._cached = np.zeros(self.n_items_, dtype=bool)
-        self._fitted = True
 
     def neighbours(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The ``n_candidates`` nearest items of each item: (similarities, indices).
@@ -183,7 +204,7 @@ class UserInterests:
         FAISS searches each item once; its answer is kept for the next medoid that needs it
         (``n_items * n_candidates * 8`` bytes at most).
         """
-        self._check_fitted()
+        self.check_fitted()
         items = np.asarray(items, dtype=np.int64)
         todo = np.unique(items[~self._cached[items]])
         if len(todo):
@@ -192,32 +213,18 @@ class UserInterests:
             self._cached[todo] = True
         return self._nbr_sim[items], self._nbr_idx[items]
 
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise NotFittedError(f"{type(self).__name__} isn't fitted, call fit first")
-
-    def save(self, folder: Path | str) -> None:
-        """Write ``embeddings.npy``, ``popularity.npy`` and the config (``source.json``)."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write ``embeddings.npy`` and ``popularity.npy``."""
         np.save(folder / "embeddings.npy", self.embeddings_)
         np.save(folder / "popularity.npy", self.popularity_)
-        (folder / "source.json").write_text(
-            json.dumps({"name": self.name, "config": self.config.model_dump()})
-        )
+        return {"dim": int(self.embeddings_.shape[1])}
 
-    @classmethod
-    def load(cls, folder: Path | str) -> UserInterests:
-        """Open a saved model; the FAISS flat index is rebuilt from the embeddings."""
-        folder = Path(folder)
-        meta = json.loads((folder / "source.json").read_text())
-        model = cls(InterestsConfig.model_validate(meta["config"]))
-        model._set_state(
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        """The FAISS flat index is rebuilt from the embeddings."""
+        self._set_state(
             np.load(folder / "embeddings.npy", allow_pickle=False),
             np.load(folder / "popularity.npy", allow_pickle=False),
         )
-        return model
 
     # ---------------------------------------------------------------- interests
     def interests(self, history: np.ndarray, weights: np.ndarray | None = None) -> list[Interest]:
@@ -232,7 +239,7 @@ class UserInterests:
         NotFittedError
             If the model was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
         cfg = self.config
         h = np.asarray(history, dtype=np.int64)[::-1]  # most recent first
         age = np.arange(len(h), dtype=np.float64)
@@ -288,9 +295,10 @@ class UserInterests:
         k: int = 100,
         weights: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
         """The ``k`` best items for one user (or a board's items), the history's items and
-        ``exclude`` left out.
+        ``exclude`` left out (and items outside the ``allowed`` mask).
 
         Raises
         ------
@@ -299,15 +307,20 @@ class UserInterests:
         ConfigError
             If ``k`` is not a positive int.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_k(k, self.name)
         h = np.asarray(history, dtype=np.int64)
         scores = self.score([h], None if weights is None else [weights])[0]
-        idx = top_k(scores, k, allowed_except(self.n_items_, h, exclude))
+        mask = allowed_except(self.n_items_, h, exclude)
+        idx = top_k(scores, k, mask if allowed is None else mask & allowed)
         return Candidates.from_scores(idx, scores[idx], self.name)
 
     def from_items(
-        self, items: np.ndarray, k: int = 100, exclude: np.ndarray | None = None
+        self,
+        items: np.ndarray,
+        k: int = 100,
+        exclude: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
         """Neighbours of the interests of a set of items (a board, latest added last).
 
@@ -321,11 +334,18 @@ class UserInterests:
         ConfigError
             If ``k`` is not a positive int.
         """
-        cand = self.recommend(np.asarray(items, dtype=np.int64).ravel(), k, exclude=exclude)
+        seeds = np.asarray(items, dtype=np.int64).ravel()
+        cand = self.recommend(seeds, k, exclude=exclude, allowed=allowed)
         return cand.take(np.flatnonzero(cand.score(C.RETRIEVAL) > PRIOR))
 
-    def score(
-        self, histories: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None = None
+    def _from_seeds(self, seeds: np.ndarray, k: int, allowed: np.ndarray | None) -> Candidates:
+        return self.from_items(seeds, k, allowed=allowed)
+
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
     ) -> np.ndarray:
         """Scores of every item for each history, ``(n, n_items)`` float32.
 
@@ -339,7 +359,7 @@ class UserInterests:
         NotFittedError
             If the model was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         prior = PRIOR * self.popularity_ / max(self.popularity_.max(), 1.0)
         k = min(self.config.n_candidates, self.n_items_)

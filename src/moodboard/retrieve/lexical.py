@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,9 @@ import numpy as np
 import tantivy
 from pydantic import Field
 
-from moodboard.data import Candidates, Catalog, ItemFilter
-from moodboard.retrieve.base import Source, SourceConfig, SourceQuery
+from moodboard.data import Candidates, ItemFilter
+from moodboard.errors import ConfigError
+from moodboard.retrieve.base import CandidateSource, SourceConfig, SourceQuery, TrainingData
 
 _log = logging.getLogger(__name__)
 
@@ -26,7 +30,9 @@ TEXT_FIELDS = ("title", "description", "brand", "category", "attrs")
 
 
 class LexicalConfig(SourceConfig):
-    """BM25 parameters."""
+    """BM25 parameters (``[retrieve.lexical]``): a boost per field, the tokenizer, fuzzy
+    matching of words of ``fuzzy_min_length`` letters or more for typos, the attributes a
+    query may filter on, and the indexing memory."""
 
     field_boosts: dict[str, float] = Field(
         default_factory=lambda: {
@@ -57,8 +63,8 @@ def _tokens(text: str) -> list[str]:
     return [t.lower() for t in _WORD.findall(text or "")]
 
 
-class BM25Source(Source):
-    """Lexical retrieval on tantivy."""
+class BM25Source(CandidateSource):
+    """Lexical retrieval on tantivy; fitted on ``TrainingData.catalog``, saved as the index."""
 
     kind = "lexical/bm25"
     Config = LexicalConfig
@@ -75,13 +81,14 @@ class BM25Source(Source):
         b.add_text_field("f_category", stored=False, tokenizer_name="raw")
         return b.build()
 
-    def _fit(self, catalog: Catalog, path: Path | None = None, **_: Any) -> None:
+    def _fit(self, data: TrainingData) -> None:
+        catalog = data.catalog
+        if catalog is None:
+            raise ConfigError(f"{self.name} indexes a catalog: fit(TrainingData(catalog=...)).")
         schema = self._schema()
-        if path is not None:
-            Path(path).mkdir(parents=True, exist_ok=True)
-            index = tantivy.Index(schema, path=str(path))
-        else:
-            index = tantivy.Index(schema)
+        path = Path(tempfile.mkdtemp(prefix="moodboard-bm25-"))
+        weakref.finalize(self, shutil.rmtree, path, True)
+        index = tantivy.Index(schema, path=str(path))
         writer = index.writer(heap_size=self.config.writer_heap_mb * 1_000_000, num_threads=1)
         attrs = list(catalog.attributes.values())
         filters = {
@@ -120,25 +127,16 @@ class BM25Source(Source):
         self._path = path
         _log.info("indexed %d items with tantivy", len(catalog))
 
-    def save(self, folder: Path) -> None:
-        """Write the config beside the on-disk index (fit with ``path=folder``)."""
-        if self._path is None or Path(self._path) != Path(folder):
-            raise ValueError(
-                "BM25Source.save needs the index built at that folder: fit(catalog, path=folder)."
-            )
-        (Path(folder) / "source.json").write_text(self.config.model_dump_json())
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Copy the on-disk index into ``folder``."""
+        if self._path != folder:
+            shutil.copytree(self._path, folder, dirs_exist_ok=True)
+        return {}
 
-    @classmethod
-    def load(cls, folder: Path, catalog: Catalog, name: str | None = None) -> BM25Source:
-        """Open a saved index."""
-        cfg = LexicalConfig.model_validate_json((Path(folder) / "source.json").read_text())
-        src = cls(cfg, name)
-        src._index = tantivy.Index.open(str(folder))
-        src._schema_obj = src._index.schema
-        src._path = Path(folder)
-        src.catalog = catalog
-        src._fitted = True
-        return src
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self._index = tantivy.Index.open(str(folder))
+        self._schema_obj = self._index.schema
+        self._path = folder
 
     def _filter_queries(self, f: ItemFilter) -> list[tantivy.Query]:
         qs = []

@@ -1,17 +1,27 @@
-"""``popular/trending``: items by time-decayed engagement, the fallback of every surface."""
+"""``popular/trending``: items by time-decayed engagement, the fallback of every surface.
+
+The scores are ``TrainingData.item_features["popularity"]`` when given (the build computes
+them from the event log with ``half_life_days`` and ``weights``), else the weighted count of
+each item in ``TrainingData.sequences``.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from moodboard.data import Candidates, Catalog
+from moodboard.data import Candidates
 from moodboard.errors import ConfigError
-from moodboard.retrieve.base import Source, SourceConfig, SourceQuery, top_k
+from moodboard.retrieve.base import (
+    CandidateSource,
+    SourceConfig,
+    SourceQuery,
+    TrainingData,
+    top_k,
+)
 
 #: Default weight of each event type in popularity.
 ACTION_WEIGHTS = {
@@ -25,25 +35,33 @@ ACTION_WEIGHTS = {
 
 
 class PopularConfig(SourceConfig):
-    """Popularity parameters."""
+    """Popularity parameters (``[retrieve.popular]``): the half-life of an event's weight and
+    the weight of each event type."""
 
     half_life_days: float = Field(default=7.0, gt=0)
     weights: dict[str, float] = Field(default_factory=lambda: dict(ACTION_WEIGHTS))
 
 
-class PopularSource(Source):
+class PopularSource(CandidateSource):
     """Ranks items by a precomputed popularity score; ties broken by index."""
 
     kind = "popular/trending"
     Config = PopularConfig
     config: PopularConfig
 
-    def _fit(self, catalog: Catalog, scores: np.ndarray | None = None, **_: Any) -> None:
-        s = np.zeros(len(catalog)) if scores is None else np.asarray(scores, dtype=np.float64)
-        if len(s) != len(catalog):
+    def _fit(self, data: TrainingData) -> None:
+        given = data.item_features.get("popularity")
+        if given is not None:
+            s = np.asarray(given, dtype=np.float64)
+        else:
+            s = np.zeros(data.n_items)
+            for j, seq in enumerate(data.sequences):
+                w = 1.0 if data.weights is None else np.asarray(data.weights[j], np.float64)
+                np.add.at(s, np.asarray(seq, dtype=np.int64), w)
+        if len(s) != data.n_items:
             raise ConfigError(
                 f"{self.name} needs one score per item. Got {len(s)} for "
-                f"{len(catalog)} items instead."
+                f"{data.n_items} items instead."
             )
         self.scores = s
 
@@ -53,16 +71,9 @@ class PopularSource(Source):
         idx = top_k(s, k, allowed)
         return Candidates.from_scores(idx, self.scores[idx], self.name)
 
-    def save(self, folder: Path) -> None:
-        """Write the scores (.npy) and the config."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _save(self, folder: Path) -> dict[str, Any]:
         np.save(folder / "scores.npy", self.scores)
-        (folder / "source.json").write_text(json.dumps(self.config.model_dump()))
+        return {"items_with_engagement": int((self.scores > 0).sum())}
 
-    @classmethod
-    def load(cls, folder: Path, catalog: Catalog, name: str | None = None) -> PopularSource:
-        """Open saved scores."""
-        folder = Path(folder)
-        cfg = PopularConfig.model_validate_json((folder / "source.json").read_text())
-        return cls(cfg, name).fit(catalog, scores=np.load(folder / "scores.npy"))
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        self.scores = np.load(folder / "scores.npy", allow_pickle=False)

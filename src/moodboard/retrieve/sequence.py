@@ -11,7 +11,6 @@ is scored by training popularity and has a zero ``query_embedding``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -20,18 +19,92 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from moodboard.config import SequenceConfig
-from moodboard.errors import InputError, NotFittedError
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import InputError
+from moodboard.retrieve.base import CandidateSource, SourceConfig, TrainingData
 
 if TYPE_CHECKING:
     from moodboard.retrieve._sasrec import SASRec
 
 _log = logging.getLogger(__name__)
 
-#: ``validation`` of :meth:`SequenceRecommender.fit`: 0-based histories and their next items.
+#: ``TrainingData.validation``: 0-based histories and their next items (early stopping).
 Validation = tuple[Sequence[np.ndarray], np.ndarray]
+
+
+class SequenceConfig(SourceConfig):
+    """Parameters of the ``sequence`` source.
+
+    Attributes
+    ----------
+    dim, n_layers, n_heads, inner_mult, dropout
+        Item vector size, attention blocks, heads, feed-forward width (x ``dim``), dropout.
+    max_len
+        Longest history read (the last ``max_len`` items).
+    attributes, max_attributes
+        Add the mean of learned attribute vectors (``item_features["attributes"]``) to each
+        item's vector, keeping at most ``max_attributes`` per item. None: when the data has
+        attributes; True: required (an error without them); False: never.
+    lr, weight_decay, batch_size, label_smoothing
+        AdamW and the cross-entropy loss; a batch is ``batch_size`` user sequences.
+    negatives, negative_power
+        0: full softmax over all items; k > 0: sampled softmax against k negatives shared by
+        the batch (much cheaper on large catalogs), drawn with probability proportional to
+        (training count + 1) ** negative_power (0: uniform), with the logQ correction.
+    epochs, max_minutes
+        Training stops after ``epochs`` or ``max_minutes`` of training, whichever comes first.
+    eval_every, patience, valid_users
+        Validation NDCG@10 is measured every ``eval_every`` epochs on at most ``valid_users``
+        users; the best state is kept and training stops after ``patience`` evaluations
+        without improvement. Without explicit validation data, the last item of
+        ``valid_users`` random users is held out of training for this (0: no early stopping).
+    restarts, lr_decay
+        At a plateau (``patience`` evaluations without improvement) go back to the best state
+        and multiply the learning rate by ``lr_decay``, at most ``restarts`` times, then stop.
+    contrastive, temperature
+        Weight of a contrastive loss between two dropout views of each user's state (cosine
+        InfoNCE with in-batch negatives at ``temperature``); 0: off.
+    threads
+        torch CPU threads while fitting and scoring.
+    seed
+        Seeds initialization, batching and the validation sample.
+    """
+
+    dim: int = Field(default=64, ge=8)
+    n_layers: int = Field(default=2, ge=1)
+    n_heads: int = Field(default=2, ge=1)
+    inner_mult: int = Field(default=4, ge=1)
+    dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
+    max_len: int = Field(default=50, ge=2)
+    attributes: bool | None = None
+    max_attributes: int = Field(default=16, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=0.1, ge=0.0)
+    batch_size: int = Field(default=256, ge=1)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    negatives: int = Field(default=1024, ge=0)
+    negative_power: float = Field(default=0.75, ge=0.0, le=1.0)
+    epochs: int = Field(default=200, ge=1)
+    max_minutes: float = Field(default=12.0, gt=0.0)
+    eval_every: int = Field(default=2, ge=1)
+    patience: int = Field(default=4, ge=1)
+    restarts: int = Field(default=0, ge=0)
+    lr_decay: float = Field(default=0.3, gt=0.0, le=1.0)
+    contrastive: float = Field(default=0.0, ge=0.0)
+    temperature: float = Field(default=0.2, gt=0.0)
+    valid_users: int = Field(default=5000, ge=0)
+    threads: int = Field(default=1, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> Self:
+        if self.dim % self.n_heads:
+            raise ValueError(
+                f"The 'n_heads' parameter of SequenceConfig must divide dim={self.dim}. "
+                f"Got {self.n_heads} instead."
+            )
+        return self
 
 
 def attribute_lists(codes: np.ndarray) -> list[np.ndarray]:
@@ -55,32 +128,21 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class SequenceRecommender:
-    """The ``sequence`` candidate source: next-item scores from a causal transformer.
+class SequenceRecommender(CandidateSource):
+    """The ``sequence`` candidate source: next-item scores from a causal transformer."""
 
-    Parameters
-    ----------
-    config
-        Model and training parameters; defaults to ``SequenceConfig()``.
-    """
-
-    name = "sequence"
-
-    def __init__(self, config: SequenceConfig | None = None) -> None:
-        self.config = config if config is not None else SequenceConfig()
+    kind = "sequence"
+    Config = SequenceConfig
+    config: SequenceConfig
+    full_ranking = True
 
     # ---------------------------------------------------------------- fit
-    def fit(self, data: SequenceData, validation: Validation | None = None) -> Self:
-        """Learn from the training sequences; returns self.
+    def _fit(self, data: TrainingData) -> None:
+        """Learn from the training sequences (0-based items).
 
-        Parameters
-        ----------
-        data
-            Training sequences (0-based items); ``item_features["attributes"]`` is used when
-            ``config.attributes``.
-        validation
-            Optional 0-based histories and next items for early stopping; without it the last
-            item of ``valid_users`` random users is held out of training instead.
+        ``item_features["attributes"]`` is used when ``config.attributes``;
+        ``data.validation`` (0-based histories and next items) drives early stopping, else the
+        last item of ``valid_users`` random users is held out of training instead.
 
         Raises
         ------
@@ -100,7 +162,7 @@ class SequenceRecommender:
                     f"{int(s.min())} .. {int(s.max())}."
                 )
         rng = np.random.default_rng(cfg.seed)
-        train, valid = self._split(seqs, validation, rng)
+        train, valid = self._split(seqs, data.validation, rng)
         counts = np.bincount(np.concatenate([*seqs, np.zeros(0, np.int64)]), minlength=self.n_items)
         self._popularity = counts.astype(np.float32)
         attrs, n_attrs = None, 0
@@ -124,13 +186,13 @@ class SequenceRecommender:
         self.history_ = trainer.history
         self.valid_ndcg_ = trainer.best_ndcg
         self.fit_minutes_ = (time.monotonic() - t0) / 60.0
+        self.stats = {"epochs": len(self.history_), "minutes": round(self.fit_minutes_, 2)}
         _log.info(
             "%s fitted in %.1f min, validation NDCG@10 %.4f",
             self.name,
             self.fit_minutes_,
             self.valid_ndcg_,
         )
-        return self
 
     def _split(
         self, seqs: list[np.ndarray], validation: Validation | None, rng: np.random.Generator
@@ -191,10 +253,6 @@ class SequenceRecommender:
         )
 
     # ---------------------------------------------------------------- use
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "_model"):
-            raise NotFittedError(f"{type(self).__name__} isn't fitted, call fit first")
-
     def _clean(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = []
         for h in histories:
@@ -215,18 +273,18 @@ class SequenceRecommender:
                 x = torch.from_numpy(left_pad(part, self.config.max_len))
                 yield part, self._model.last_state(x)
 
-    def score(self, histories: Sequence[np.ndarray], batch: int = 1024) -> np.ndarray:
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
+        batch: int = 1024,
+    ) -> np.ndarray:
         """Scores ``(len(histories), n_items)`` float32 of every item as the next one.
 
         History items are not masked. An empty history (after dropping unknown items) gets
         the training popularity.
-
-        Raises
-        ------
-        NotFittedError
-            If the source was not fitted or loaded.
         """
-        self._check_fitted()
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         row = 0
         for part, state in self._states(histories, batch):
@@ -248,7 +306,7 @@ class SequenceRecommender:
         NotFittedError
             If the source was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
         out = np.zeros((len(histories), self.config.dim), dtype=np.float32)
         row = 0
         for part, state in self._states(histories, batch):
@@ -267,40 +325,23 @@ class SequenceRecommender:
         NotFittedError
             If the source was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
         import torch
 
         with torch.inference_mode():
             return self._model.items()[1:].numpy().astype(np.float32, copy=True)
 
     # ---------------------------------------------------------------- artifacts
-    def save(self, folder: Path | str) -> None:
-        """Write ``model.pt`` (state dict), ``popularity.npy`` and ``sequence.json``.
-
-        Raises
-        ------
-        NotFittedError
-            If the source was not fitted.
-        """
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write ``model.pt`` (a state dict) and ``popularity.npy``."""
         import torch
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         torch.save(self._model.state_dict(), folder / "model.pt")
         np.save(folder / "popularity.npy", self._popularity)
-        meta = {
-            "name": self.name,
-            "config": self.config.model_dump(),
-            "n_items": self.n_items,
-            "n_attributes": self._n_attributes,
-            "attribute_width": self._attribute_width,
-        }
-        (folder / "sequence.json").write_text(json.dumps(meta, indent=2))
+        return {"n_attributes": self._n_attributes, "attribute_width": self._attribute_width}
 
-    @classmethod
-    def load(cls, folder: Path | str) -> SequenceRecommender:
-        """Open a saved model (state dict read with ``weights_only=True``).
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        """The state dict is read with ``weights_only=True``.
 
         Raises
         ------
@@ -309,25 +350,21 @@ class SequenceRecommender:
         """
         import torch
 
-        folder = Path(folder)
         try:
-            meta = json.loads((folder / "sequence.json").read_text())
-            state = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
+            weights = torch.load(folder / "model.pt", weights_only=True, map_location="cpu")
             popularity = np.load(folder / "popularity.npy", allow_pickle=False)
         except FileNotFoundError as e:
-            raise InputError(f"{cls.name}: no saved model in {folder} ({e.filename})") from e
-        self = cls(SequenceConfig.model_validate(meta["config"]))
-        self.n_items = int(meta["n_items"])
-        self._n_attributes = int(meta["n_attributes"])
-        self._attribute_width = int(meta["attribute_width"])
+            raise InputError(f"{self.kind}: no saved model in {folder} ({e.filename})") from e
+        self.n_items = self.n_items_
+        self._n_attributes = int(state["n_attributes"])
+        self._attribute_width = int(state["attribute_width"])
         self._popularity = popularity.astype(np.float32)
         attrs = None
         if self._attribute_width:
             attrs = torch.zeros(self.n_items + 1, self._attribute_width, dtype=torch.long)
         self._model = self._network(attrs)
         try:
-            self._model.load_state_dict(state)
+            self._model.load_state_dict(weights)
         except RuntimeError as e:
-            raise InputError(f"{cls.name}: weights in {folder} do not match the config") from e
+            raise InputError(f"{self.kind}: weights in {folder} do not match the config") from e
         self._model.eval()
-        return self

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from moodboard.config import TwoTowerConfig
+from moodboard.retrieve.two_tower import TwoTowerConfig
 
 _log = logging.getLogger(__name__)
 

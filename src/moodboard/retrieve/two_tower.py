@@ -1,6 +1,6 @@
 """``two_tower``: a user tower and an item tower trained on engagement sequences, served by FAISS.
 
-The item tower reads ids AND content (``SequenceData.item_features``: 2-D float arrays such as
+The item tower reads ids AND content (``TrainingData.item_features``: 2-D float arrays such as
 ``"text"`` ``(n, 384)`` and ``"image"`` ``(n, 1280)``, integer arrays of categorical attribute
 codes with -1 for missing). Items never engaged with, and items added after training
 (``add_items``), have no id embedding of their own: their vector comes from their content,
@@ -10,26 +10,26 @@ embedding (hash buckets for users it has not seen). Item vectors are computed on
 with an exact inner-product FAISS index (``IndexFlatIP``); vectors are unit norm.
 
 Saved as ``model.pt`` (a state dict, loaded with ``weights_only=True``), ``item_vectors.npy``,
-``users.json`` and ``two_tower.json``.
+``users.json`` beside ``source.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import faiss
 import numpy as np
+from pydantic import Field
 
-from moodboard.config import TwoTowerConfig
 from moodboard.data import Candidates
-from moodboard.errors import ConfigError, NotFittedError, NotFoundError
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import ConfigError
+from moodboard.retrieve.base import CandidateSource, SourceConfig, SourceQuery, TrainingData
+from moodboard.retrieve.item_features import attribute_codes, split_features, user_hash
 
 if TYPE_CHECKING:
     from moodboard.retrieve.towers import TwoTowerModel
@@ -38,117 +38,58 @@ _log = logging.getLogger(__name__)
 _BATCH = 4096
 
 
-def user_hash(user: str | None) -> int:
-    """A stable 63-bit hash of a user id (None hashes like the empty id)."""
-    digest = hashlib.blake2b((user or "").encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+class TwoTowerConfig(SourceConfig):
+    """The ``two_tower`` retrieval model: its towers, negatives and training loop.
 
-
-def attribute_codes(columns: Sequence[np.ndarray], max_vocab: int = 1000) -> np.ndarray:
-    """Integer codes ``(n, m)`` of categorical columns (None/empty: missing, code -1).
-
-    Columns with a single value or more than ``max_vocab`` values carry no usable signal and
-    are left out, so ``m`` may be smaller than ``len(columns)``.
-    """
-    out = []
-    for col in columns:
-        values = np.asarray([v if v not in (None, "") else "" for v in col], dtype=str)
-        vocab, codes = np.unique(values, return_inverse=True)
-        real = vocab[vocab != ""]
-        if not 2 <= len(real) <= max_vocab:
-            continue
-        codes = codes.ravel().astype(np.int32)
-        if "" in vocab:
-            gap = int(np.flatnonzero(vocab == "")[0])
-            codes = np.where(codes == gap, -1, codes - (codes > gap))
-        out.append(codes)
-    n = len(columns[0]) if len(columns) else 0
-    return np.stack(out, axis=1) if out else np.empty((n, 0), dtype=np.int32)
-
-
-def _is_bag(value: object, n: int) -> bool:
-    """A list of ``n`` int sequences of varying lengths (per-item attribute ids)."""
-    if not isinstance(value, list | tuple) or len(value) != n or n == 0:
-        return False
-    lengths = {len(v) for v in value if hasattr(v, "__len__")}
-    return len(lengths) > 1 and all(np.asarray(v).dtype.kind in "iu" for v in value if len(v))
-
-
-def bag_vectors(bags: Sequence[Sequence[int]]) -> np.ndarray:
-    """Per-item bags of attribute ids (any ints) as ``(n, vocab)`` float32 rows that average
-    the item's ids (a linear layer over them is a mean of attribute embeddings)."""
-    vocab = {a: j for j, a in enumerate(sorted({int(a) for b in bags for a in b}))}
-    out = np.zeros((len(bags), max(len(vocab), 1)), dtype=np.float32)
-    for i, b in enumerate(bags):
-        if len(b):
-            out[i, [vocab[int(a)] for a in b]] = 1.0 / len(b)
-    return out
-
-
-def split_features(
-    features: Mapping[str, object], n: int
-) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Dense features (2-D float) by name and the attribute codes ``(n, m)`` (all integer
-    features side by side), each checked to have ``n`` rows. A list of per-item attribute-id
-    bags of varying lengths becomes a dense feature (``bag_vectors``).
-
-    Raises
-    ------
-    ConfigError
-        If a feature has the wrong number of rows or is neither float 2-D nor integer.
-    """
-    dense: dict[str, np.ndarray] = {}
-    codes: list[np.ndarray] = []
-    for name, value in features.items():
-        if _is_bag(value, n):
-            dense[name] = bag_vectors(value)  # type: ignore[arg-type]
-            continue
-        parts = list(value) if isinstance(value, list | tuple) else [value]
-        for part in parts:
-            arr = np.asarray(part)
-            if len(arr) != n:
-                raise ConfigError(
-                    f"The item feature {name!r} of two_tower must have one row per item ({n}). "
-                    f"Got {len(arr)} rows instead."
-                )
-            if arr.dtype.kind in "iu":
-                codes.append(arr.reshape(n, -1).astype(np.int64))
-            elif arr.dtype.kind == "f" and arr.ndim == 2 and len(parts) == 1:
-                dense[name] = np.ascontiguousarray(arr, dtype=np.float32)
-            else:
-                raise ConfigError(
-                    f"The item feature {name!r} of two_tower must be a 2-D float array (content "
-                    f"vectors) or integer codes (attributes). Got {arr.dtype} {arr.shape} instead."
-                )
-    attrs = np.concatenate(codes, axis=1) if codes else None
-    return dense, attrs
-
-
-class TwoTower:
-    """The two-tower recommender (``Recommender`` contract, plus vectors and FAISS search).
-
-    Parameters
-    ----------
-    config
-        Tower sizes, negatives, temperature and training parameters.
+    The item tower embeds an item from its id (an out-of-vocabulary row for items never
+    engaged with, and for ``id_dropout`` of the training ids) plus its content (text and image
+    vectors, categorical attributes); the user tower pools the item-tower outputs of the user's
+    last ``max_history`` items (``pooling``) and adds a user id embedding (users unseen in
+    training hash into ``user_buckets`` shared rows, which ``user_dropout`` trains). Training
+    is next-item prediction with in-batch negatives corrected by the log of each item's
+    sampling frequency (``logq``) plus ``random_negatives`` uniform items per batch; logits are
+    cosines divided by ``temperature``.
     """
 
-    name = "two_tower"
+    dim: int = Field(default=64, ge=2)
+    hidden: int = Field(default=128, ge=2)
+    pooling: Literal["mean", "attention"] = "attention"
+    max_history: int = Field(default=30, ge=1)
+    user_buckets: int = Field(default=64, ge=1)
+    user_dropout: float = Field(default=0.5, ge=0, le=1)
+    id_dropout: float = Field(default=0.5, ge=0, le=1)
+    min_item_count: int = Field(default=1, ge=1)
+    temperature: float = Field(default=0.1, gt=0)
+    random_negatives: int = Field(default=128, ge=0)
+    logq: bool = True
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=256, ge=2)
+    lr: float = Field(default=3e-3, gt=0)
+    weight_decay: float = Field(default=1e-5, ge=0)
+    train_threads: int = Field(default=1, ge=1)
+    seed: int = 0
 
-    def __init__(self, config: TwoTowerConfig | None = None) -> None:
-        self.config = config or TwoTowerConfig()
-        self._model: TwoTowerModel | None = None
+
+__all__ = ["TwoTower", "TwoTowerConfig", "attribute_codes", "user_hash"]
+
+
+class TwoTower(CandidateSource):
+    """The two-tower recommender: a full-ranking source with item vectors and FAISS search.
+
+    A query's ``history`` (or, without one, its seed ``items``) and ``user`` make the user
+    vector; its nearest item vectors are the candidates.
+    """
+
+    kind = "two_tower"
+    Config = TwoTowerConfig
+    config: TwoTowerConfig
+    full_ranking = True
+    _model: TwoTowerModel
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, data: SequenceData, users: Sequence[str] | None = None) -> Self:
-        """Train the towers on the sequences; returns self.
-
-        Parameters
-        ----------
-        data
-            Item sequences (oldest first), optional per-event weights and item features.
-        users
-            The user id of each sequence, for the user id embedding (None: no ids).
+    def _fit(self, data: TrainingData) -> None:
+        """Train the towers on the item sequences (oldest first), optional per-event weights,
+        item features, and ``data.users`` (the user id embedding; None: no ids).
 
         Raises
         ------
@@ -161,9 +102,7 @@ class TwoTower:
         from moodboard.retrieve.towers import Examples, ItemInputs, TwoTowerTrainer
 
         t0 = time.perf_counter()
-        cfg, n = self.config, int(data.n_items)
-        if n < 1:
-            raise ConfigError(f"two_tower needs n_items >= 1. Got {n} instead.")
+        cfg, n, users = self.config, int(data.n_items), data.users
         seqs = [np.asarray(s, dtype=np.int64).ravel() for s in data.sequences]
         bad = [s for s in seqs if len(s) and (s.min() < 0 or s.max() >= n)]
         if bad:
@@ -207,7 +146,6 @@ class TwoTower:
             "seconds": round(time.perf_counter() - t0, 2),
         }
         _log.info("two_tower: %s", self.stats)
-        return self
 
     def _new_model(self) -> TwoTowerModel:
         from moodboard.retrieve.towers import ItemTower, TwoTowerModel, UserTower
@@ -249,21 +187,18 @@ class TwoTower:
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._index = faiss.IndexFlatIP(self.config.dim)
         self._index.add(self._vectors)
-
-    def _check_fitted(self) -> None:
-        if self._model is None:
-            raise NotFittedError("TwoTower isn't fitted, call fit first")
+        self.n_items_ = len(self._vectors)
 
     # -- items --------------------------------------------------------------------------------
     @property
     def n_items(self) -> int:
         """Items scored: the fitted ones plus any added since."""
-        self._check_fitted()
+        self.check_fitted()
         return len(self._vectors)
 
     def item_vectors(self) -> np.ndarray:
         """The item tower's unit vectors ``(n_items, dim)`` (read-only)."""
-        self._check_fitted()
+        self.check_fitted()
         v = self._vectors.view()
         v.setflags(write=False)
         return v
@@ -283,7 +218,7 @@ class TwoTower:
         """
         from moodboard.retrieve.towers import ItemInputs
 
-        self._check_fitted()
+        self.check_fitted()
         n = len(next(iter(features.values()))) if features else 0
         dense, attrs = split_features(features, n)
         missing = set(self._dense_dims) - set(dense)
@@ -315,24 +250,18 @@ class TwoTower:
     ) -> np.ndarray:
         """The user tower's unit vectors ``(len(histories), dim)``.
 
-        Raises
-        ------
-        NotFoundError
-            If a history holds an index outside ``0 .. n_items - 1``.
+        History items outside ``0 .. n_items - 1`` are dropped (the unknown-item policy); an
+        unknown user id gets its hash bucket's row.
         """
         import torch
 
-        self._check_fitted()
+        self.check_fitted()
         b, length = len(histories), self.config.max_history
         hist = np.zeros((b, length), dtype=np.int64)
         mask = np.zeros((b, length), dtype=bool)
         for j, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64).ravel()[-length:]
-            if len(h) and (h.min() < 0 or h.max() >= len(self._vectors)):
-                raise NotFoundError(
-                    f"A history names item {int(h.max() if h.max() >= 0 else h.min())}; "
-                    f"two_tower knows items 0..{len(self._vectors) - 1}."
-                )
+            h = np.asarray(h, dtype=np.int64).ravel()
+            h = h[(h >= 0) & (h < len(self._vectors))][-length:]
             if len(h):
                 hist[j, -len(h) :], mask[j, -len(h) :] = h, True
         who = [None] * b if users is None else list(users)
@@ -351,8 +280,11 @@ class TwoTower:
         """One user's vector ``(dim,)`` from their history (oldest first)."""
         return self.user_vectors([history], [user])[0]
 
-    def score(
-        self, histories: Sequence[np.ndarray], users: Sequence[str | None] | None = None
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
     ) -> np.ndarray:
         """Cosine of each user vector with every item vector, ``(n, n_items)`` float32."""
         if not len(histories):
@@ -363,7 +295,7 @@ class TwoTower:
         self, vectors: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS inner-product search: ``(scores, indices)``, -1 where fewer than k pass."""
-        self._check_fitted()
+        self.check_fitted()
         k = max(1, min(int(k), self._index.ntotal))  # FAISS allocates n x k: never past the index
         params = faiss.SearchParameters()
         bits = sel = None
@@ -388,42 +320,37 @@ class TwoTower:
         keep = idx[0] >= 0
         return Candidates.from_scores(idx[0][keep], scores[0][keep], self.name)
 
+    def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
+        history = query.history if query.history is not None else query.items
+        history = np.empty(0, np.int64) if history is None else history
+        return self.top_items(history, k, allowed, query.user)
+
     # -- artifacts ----------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
-        """Write ``model.pt`` (state dict), ``item_vectors.npy``, ``users.json``, config JSON."""
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write ``model.pt`` (state dict), ``item_vectors.npy`` and ``users.json``."""
         import torch
 
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         torch.save(self._model.state_dict(), folder / "model.pt")
         np.save(folder / "item_vectors.npy", self._vectors)
         (folder / "users.json").write_text(json.dumps(list(self._users)))
-        meta = {
-            "config": self.config.model_dump(mode="json"),
+        return {
             "n_ids": self._n_ids,
             "dense": self._dense_dims,
             "vocab": self._vocab,
-            "stats": getattr(self, "stats", {}),
+            "stats": self.stats,
         }
-        (folder / "two_tower.json").write_text(json.dumps(meta, indent=2))
 
-    @classmethod
-    def load(cls, folder: Path) -> TwoTower:
-        """Open a saved model (no pickles: the state dict loads with ``weights_only=True``)."""
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
+        """No pickles: the state dict loads with ``weights_only=True``."""
         import torch
 
-        folder = Path(folder)
-        meta = json.loads((folder / "two_tower.json").read_text())
-        rec = cls(TwoTowerConfig.model_validate(meta["config"]))
-        rec._n_ids = int(meta["n_ids"])
-        rec._dense_dims = {k: int(v) for k, v in meta["dense"].items()}
-        rec._vocab = [int(v) for v in meta["vocab"]]
-        rec._users = {u: j for j, u in enumerate(json.loads((folder / "users.json").read_text()))}
-        rec.stats = meta.get("stats", {})
-        model = rec._new_model()
+        self._n_ids = int(state["n_ids"])
+        self._dense_dims = {k: int(v) for k, v in state["dense"].items()}
+        self._vocab = [int(v) for v in state["vocab"]]
+        self._users = {u: j for j, u in enumerate(json.loads((folder / "users.json").read_text()))}
+        self.stats = state.get("stats", {})
+        model = self._new_model()
         model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
         model.eval()
-        rec._model = model
-        rec._set_vectors(np.load(folder / "item_vectors.npy"))
-        return rec
+        self._model = model
+        self._set_vectors(np.load(folder / "item_vectors.npy", allow_pickle=False))

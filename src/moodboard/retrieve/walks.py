@@ -24,91 +24,68 @@ Toys 0.0477 vs 0.0475, Sports 0.0230 vs 0.0224) in less time.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from moodboard.config import WalksConfig
 from moodboard.data import Candidates
-from moodboard.errors import ConfigError, NotFittedError
-from moodboard.retrieve.base import allowed_except, check_k, top_k
-from moodboard.retrieve.recs import SequenceData
+from moodboard.errors import ConfigError
+from moodboard.retrieve.base import (
+    CandidateSource,
+    SourceConfig,
+    TrainingData,
+    allowed_except,
+    check_k,
+    top_k,
+)
+from moodboard.retrieve.graph import BITS, MASK, U64, cap_degree, csr_arrays, mix64, query_items
 
 _log = logging.getLogger(__name__)
 
-_U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
-_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
-_BITS = 21  # bits of the step hash used by each of the three draws (restart, board, item)
-_MASK = _U64((1 << _BITS) - 1)
 #: Relative weight of the popularity tie-break: ``score * (1 + TIE * log-popularity share)``.
 #: Unvisited items get half the lowest visited score times that share, so they follow in
 #: popularity order; it is the whole answer for a query with no known item (the cold policy).
 TIE = 1e-3
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer: a uint64 array hashed element-wise (wraps on purpose)."""
-    z = np.asarray(x, dtype=_U64) + _GOLDEN
-    z = (z ^ (z >> _U64(30))) * _M1
-    z = (z ^ (z >> _U64(27))) * _M2
-    return z ^ (z >> _U64(31))
+class WalksConfig(SourceConfig):
+    """Parameters of ``graph/walks`` (defaults tuned on the Amazon validation targets).
 
-
-def query_items(
-    history: np.ndarray, weights: np.ndarray | None, n: int, decay: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` most recent distinct items of a history and their weights.
-
-    An item's weight is ``decay ** age`` summed over its occurrences (age 0 = the last event),
-    times the event's action weight when ``weights`` is given.
+    ``n_steps`` is the step budget of one query (a user or an item), shared by its query items
+    in proportion to their weights; ``n_walkers`` walkers split it, each walking
+    ``n_steps // n_walkers`` steps. ``time_budget_ms`` stops the walkers of a ``related`` call
+    or of a ``score`` batch early (then the answer depends on the machine's speed).
+    ``popularity_penalty`` divides scores by ``popularity ** penalty`` (RP3beta's beta).
     """
-    h = np.asarray(history, dtype=np.int64)
-    if len(h) == 0:
-        return np.empty(0, np.int64), np.empty(0)
-    age = np.arange(len(h) - 1, -1, -1, dtype=np.float64)
-    w = decay**age * (1.0 if weights is None else np.asarray(weights, dtype=np.float64))
-    items, inv = np.unique(h, return_inverse=True)
-    total = np.bincount(inv, weights=w, minlength=len(items))
-    last = np.full(len(items), np.inf)
-    np.minimum.at(last, inv, age)
-    order = np.argsort(last, kind="stable")[:n]
-    return items[order], total[order]
+
+    method: Literal["exact", "walk"] = "exact"
+    n_steps: int = Field(default=20_000, ge=1)
+    n_walkers: int = Field(default=1_000, ge=1)
+    restart: float = Field(default=0.5, gt=0, le=1)
+    time_budget_ms: float | None = Field(default=None, gt=0)
+    exact_steps: int = Field(default=2, ge=1, le=10)
+    board_size: int | None = Field(default=5, ge=1)
+    max_board_degree: int | None = Field(default=500, ge=1)
+    max_item_degree: int | None = Field(default=2_000, ge=1)
+    n_query_items: int = Field(default=10, ge=1)
+    recency_decay: float = Field(default=0.3, gt=0, le=1)
+    boost: bool = True
+    popularity_penalty: float = Field(default=0.0, ge=0, le=1)
+    batch_size: int = Field(default=512, ge=1)
+    seed: int = Field(default=0, ge=0)
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(rows, kind="stable")
-    ptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
-    return ptr, cols[order].astype(np.int32)
-
-
-def _cap(groups: np.ndarray, cap: int | None, *keys: np.ndarray) -> np.ndarray:
-    """Mask keeping the ``cap`` edges of each group that sort first by ``keys`` (primary first)."""
-    if cap is None:
-        return np.ones(len(groups), dtype=bool)
-    order = np.lexsort((*keys[::-1], groups))
-    g = groups[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
-    pos = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    keep = np.zeros(len(g), dtype=bool)
-    keep[order] = pos < cap
-    return keep
-
-
-class GraphWalks:
+class GraphWalks(CandidateSource):
     """Pixie random walks with restarts over the item-board graph of engagement sequences.
 
-    Parameters
-    ----------
-    config
-        A ``WalksConfig``; defaults when None.
+    A query with seed ``items`` (a product, a board) gets the items the walks from them visit
+    (``from_items``); a query with a ``history`` (the feed) gets the top of ``score``.
 
     Examples
     --------
@@ -117,15 +94,13 @@ class GraphWalks:
     >>> walks.score([history_a, history_b])  # (2, n_items) float32  # doctest: +SKIP
     """
 
-    name: ClassVar[str] = "graph/walks"
-    Config: ClassVar[type[WalksConfig]] = WalksConfig
+    kind = "graph/walks"
+    Config = WalksConfig
+    config: WalksConfig
+    full_ranking = True
 
-    def __init__(self, config: WalksConfig | None = None) -> None:
-        self.config = config if config is not None else WalksConfig()
-        self._fitted = False
-
-    def fit(self, data: SequenceData) -> Self:
-        """Build the pruned bipartite graph from the training sequences; returns self.
+    def _fit(self, data: TrainingData) -> None:
+        """Build the pruned bipartite graph from the training sequences.
 
         Raises
         ------
@@ -152,36 +127,27 @@ class GraphWalks:
             offset = np.cumsum(per_user) - per_user
             boards = np.repeat(offset, lens) + age // cfg.board_size
             n_boards = int(per_user.sum())
-        keep = _cap(boards, cfg.max_board_degree, -w, age) & (w > 0)
+        keep = cap_degree(boards, cfg.max_board_degree, -w, age) & (w > 0)
         boards, items, w = boards[keep], items[keep], w[keep]
         shuffle = np.random.default_rng(cfg.seed).permutation(len(items))
-        keep = _cap(items, cfg.max_item_degree, -w, shuffle)
+        keep = cap_degree(items, cfg.max_item_degree, -w, shuffle)
         self._set_graph(boards[keep], items[keep], n_boards, n_items)
         self.popularity_ = popularity
-        self._fitted = True
         msg = "%s: %d users, %d boards, %d items, %d edges after pruning"
         _log.info(msg, self.name, len(seqs), n_boards, n_items, len(self.item_boards_))
-        return self
 
     def _set_graph(
         self, boards: np.ndarray, items: np.ndarray, n_boards: int, n_items: int
     ) -> None:
         self.n_items_, self.n_boards_ = n_items, n_boards
-        self.item_ptr_, self.item_boards_ = _csr(items, boards, n_items)
-        self.board_ptr_, self.board_items_ = _csr(boards, items, n_boards)
+        self.item_ptr_, self.item_boards_ = csr_arrays(items, boards, n_items)
+        self.board_ptr_, self.board_items_ = csr_arrays(boards, items, n_boards)
         self.item_degree_ = np.diff(self.item_ptr_)
         self._hop: sp.csr_matrix | None = None
         self._poly: sp.csr_matrix | None = None
 
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise NotFittedError(f"{type(self).__name__} isn't fitted, call fit first")
-
-    def save(self, folder: Path | str) -> None:
-        """Write the graph arrays (``graph.npz``) and the config (``source.json``)."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _save(self, folder: Path) -> dict[str, Any]:
+        """Write the graph arrays (``graph.npz``)."""
         boards = np.repeat(np.arange(self.n_boards_), np.diff(self.board_ptr_))
         np.savez(
             folder / "graph.npz",
@@ -190,22 +156,13 @@ class GraphWalks:
             popularity=self.popularity_,
             shape=np.array([self.n_boards_, self.n_items_]),
         )
-        (folder / "source.json").write_text(
-            json.dumps({"name": self.name, "config": self.config.model_dump()})
-        )
+        return {"boards": int(self.n_boards_), "edges": len(self.board_items_)}
 
-    @classmethod
-    def load(cls, folder: Path | str) -> GraphWalks:
-        """Open a saved graph (no pickles: ``allow_pickle=False``)."""
-        folder = Path(folder)
-        meta = json.loads((folder / "source.json").read_text())
-        model = cls(WalksConfig.model_validate(meta["config"]))
+    def _load(self, folder: Path, state: dict[str, Any]) -> None:
         with np.load(folder / "graph.npz", allow_pickle=False) as z:
             n_boards, n_items = (int(v) for v in z["shape"])
-            model._set_graph(z["boards"].astype(np.int64), z["items"], n_boards, n_items)
-            model.popularity_ = z["popularity"]
-        model._fitted = True
-        return model
+            self._set_graph(z["boards"].astype(np.int64), z["items"], n_boards, n_items)
+            self.popularity_ = z["popularity"]
 
     # ---------------------------------------------------------------- serving
     def related(self, item: int, k: int = 10, request: int = 0) -> Candidates:
@@ -221,7 +178,7 @@ class GraphWalks:
         ConfigError
             If ``item`` is not an item index or ``k`` is not a positive int.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_k(k, self.name)
         if not 0 <= int(item) < self.n_items_:
             raise ConfigError(f"{self.name}: item {item} is not in 0 .. {self.n_items_ - 1}.")
@@ -239,12 +196,14 @@ class GraphWalks:
         exclude: np.ndarray | None = None,
         weights: np.ndarray | None = None,
         request: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
         """Items the walks from a set of items (a product, a board) visit, best first.
 
         Unlike :meth:`related` and :meth:`score` there is no popularity fill: only visited
         items come back, so the list is empty when no query item has an edge. ``items`` and
-        ``exclude`` are left out; ``weights`` (default equal) share the step budget.
+        ``exclude`` are left out (and items outside the ``allowed`` mask); ``weights``
+        (default equal) share the step budget.
 
         Raises
         ------
@@ -253,19 +212,25 @@ class GraphWalks:
         ConfigError
             If ``k`` is not a positive int.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_k(k, self.name)
         q = np.asarray(items, dtype=np.int64).ravel()
         w = np.ones(len(q)) if weights is None else np.asarray(weights, dtype=np.float64)
         scores = self._scores(q, np.zeros(len(q), np.int64), w, 1, int(request), fill=False)[0]
-        allowed = (scores > 0) & allowed_except(self.n_items_, q, exclude)
-        idx = top_k(scores, k, allowed)
+        mask = (scores > 0) & allowed_except(self.n_items_, q, exclude)
+        if allowed is not None:
+            mask &= allowed
+        idx = top_k(scores, k, mask)
         return Candidates.from_scores(idx, scores[idx], self.name)
+
+    def _from_seeds(self, seeds: np.ndarray, k: int, allowed: np.ndarray | None) -> Candidates:
+        return self.from_items(seeds, k, allowed=allowed)
 
     def score(
         self,
         histories: Sequence[np.ndarray],
         weights: Sequence[np.ndarray] | None = None,
+        users: Sequence[str | None] | None = None,
         request: int = 0,
     ) -> np.ndarray:
         """Scores of every item for each history, ``(n, n_items)`` float32.
@@ -280,7 +245,16 @@ class GraphWalks:
         NotFittedError
             If the model was not fitted or loaded.
         """
-        self._check_fitted()
+        self.check_fitted()
+        return self._score(histories, weights, users, request)
+
+    def _score(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray] | None,
+        users: Sequence[str | None] | None,
+        request: int = 0,
+    ) -> np.ndarray:
         cfg = self.config
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         for start in range(0, len(histories), cfg.batch_size):
@@ -346,26 +320,26 @@ class GraphWalks:
         group = np.repeat(np.arange(len(items)), n_walkers)
         origin = items[group]
         slot = np.arange(len(group)) - np.repeat(np.cumsum(n_walkers) - n_walkers, n_walkers)
-        salted = mix64(np.full(1, salt, dtype=_U64)) ^ _U64(cfg.seed)
-        base = mix64(salted ^ mix64(origin.astype(_U64)))
-        key = mix64(base ^ mix64(slot.astype(_U64)))
-        threshold = _U64(int(cfg.restart * (1 << _BITS)))
+        salted = mix64(np.full(1, salt, dtype=U64)) ^ U64(cfg.seed)
+        base = mix64(salted ^ mix64(origin.astype(U64)))
+        key = mix64(base ^ mix64(slot.astype(U64)))
+        threshold = U64(int(cfg.restart * (1 << BITS)))
         cur = origin.copy()
-        degree = self.item_degree_.astype(_U64)
+        degree = self.item_degree_.astype(U64)
         visited = []
         deadline = None
         if cfg.time_budget_ms is not None:
             deadline = time.perf_counter() + cfg.time_budget_ms / 1e3
         for step in range(length):
-            h = mix64(key + _U64(step + 1))
+            h = mix64(key + U64(step + 1))
             if step:
-                cur = np.where((h & _MASK) < threshold, origin, cur)
+                cur = np.where((h & MASK) < threshold, origin, cur)
             start = self.item_ptr_[cur]
-            pick = (((h >> _U64(_BITS)) & _MASK) * degree[cur]) >> _U64(_BITS)
+            pick = (((h >> U64(BITS)) & MASK) * degree[cur]) >> U64(BITS)
             board = self.item_boards_[start + pick.astype(np.int64)]
             ustart = self.board_ptr_[board]
-            udeg = (self.board_ptr_[board + 1] - ustart).astype(_U64)
-            pick = (((h >> _U64(2 * _BITS)) & _MASK) * udeg) >> _U64(_BITS)
+            udeg = (self.board_ptr_[board + 1] - ustart).astype(U64)
+            pick = (((h >> U64(2 * BITS)) & MASK) * udeg) >> U64(BITS)
             cur = self.board_items_[ustart + pick.astype(np.int64)].astype(np.int64)
             visited.append(group * self.n_items_ + cur)
             if deadline is not None and time.perf_counter() > deadline:
@@ -375,7 +349,7 @@ class GraphWalks:
 
     def hop_matrix(self) -> sp.csr_matrix:
         """Item -> item transition probabilities of one hop through a board (row-stochastic)."""
-        self._check_fitted()
+        self.check_fitted()
         if self._hop is None:
             n_b, n_i = self.n_boards_, self.n_items_
             deg_i, deg_b = self.item_degree_, np.diff(self.board_ptr_)

@@ -12,7 +12,8 @@ Layout of a version::
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     popular/              time-decayed popularity (popular/trending)
     two_tower/            the two-tower feed model: state dict, item vectors, users (two_tower)
-    sequence/ walks/ interests/  the sequence, graph/walks and user_interests recommenders
+    sequence/ graph_walks/ user_interests/  the other recommenders (folder: the registry name
+                          with "/" as "_"); every source folder holds a source.json
     feed/fusion.json      the feed's fusion weights, tuned on held-out interactions
     feed/histories.parquet  each user's recent interactions, for the feed
     related/complements.json  complementary categories from co-engagement (related products)
@@ -44,9 +45,8 @@ from moodboard.pipelines import connect, popularity_table
 from moodboard.pipelines.coengagement import GROUP, coengagement_table
 from moodboard.pipelines.interactions import interactions
 from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
-from moodboard.retrieve import BM25Source, DenseSource, PopularSource
-from moodboard.retrieve.recs import SequenceData
-from moodboard.retrieve.two_tower import attribute_codes
+from moodboard.retrieve import BM25Source, DenseSource, PopularSource, TrainingData, VisualSource
+from moodboard.retrieve.item_features import attribute_codes
 from moodboard.serve.artifacts import publish
 from moodboard.serve.build_feed import train_feed
 from moodboard.surfaces.complements import COMPLEMENTS_FILE, Complements, learn_complements
@@ -83,6 +83,7 @@ def _image_vectors(ws: Workspace, catalog: Catalog) -> tuple[np.ndarray, np.ndar
 
 
 def _popularity(ws: Workspace, catalog: Catalog, source: PopularSource, engine: str) -> np.ndarray:
+    """Each item's time-decayed, action-weighted engagement (``PopularSource``'s config)."""
     scores = np.zeros(len(catalog))
     if not ws.events.files():
         return scores
@@ -206,25 +207,24 @@ def build(
 
     try:
         pq.write_table(products, tmp / "products.parquet")
+        retrieve = settings.retrieve
         done = step("lexical", f"indexing {len(catalog):,} products with tantivy")
-        lex = BM25Source().fit(catalog, path=tmp / "lexical")
+        lex = BM25Source(retrieve.lexical).fit(TrainingData(catalog=catalog))
         lex.save(tmp / "lexical")
         components["lexical/bm25"] = {"path": "lexical", "config": lex.config.model_dump()}
         done()
         done = step("dense_text", f"embedding {len(catalog):,} product texts")
         vecs, meta = _text_vectors(ws, catalog)
-        dense = DenseSource().fit(catalog, vectors=vecs)
+        texts = TrainingData(catalog=catalog, item_features={"text": vecs})
+        dense = DenseSource(retrieve.dense).fit(texts)
         dense.save(tmp / "dense_text")
-        components["dense/text"] = {
-            "path": "dense_text",
-            **meta,
-            "index": type(dense._index).__name__,
-        }
+        components["dense/text"] = {"path": "dense_text", **meta, "index": dense.index_type}
         done()
         done = step("visual_image", "embedding product images")
         images = _image_vectors(ws, catalog)
         if images is not None:
-            visual = DenseSource(name="visual/image").fit(catalog, vectors=images[0])
+            pictures = TrainingData(catalog=catalog, item_features={"image": images[0]})
+            visual = VisualSource(retrieve.visual).fit(pictures)
             visual.save(tmp / "visual_image")
             np.save(tmp / "visual_image" / "has_image.npy", images[1])
             components["visual/image"] = {
@@ -234,8 +234,9 @@ def build(
             }
         done()
         done = step("popular", "computing popularity from the event log")
-        pop = PopularSource()
-        pop.fit(catalog, scores=_popularity(ws, catalog, pop, engine))
+        pop = PopularSource(retrieve.popular)
+        scores = _popularity(ws, catalog, pop, engine)
+        pop.fit(TrainingData(catalog=catalog, item_features={"popularity": scores}))
         pop.save(tmp / "popular")
         components["popular/trending"] = {
             "path": "popular",
@@ -267,8 +268,8 @@ def build(
         }
         if images is not None:
             features["image"] = images[0]
-        data = SequenceData(len(catalog), seqs, features, weights)
-        components |= train_feed(data, users, feed, tmp)
+        data = TrainingData(len(catalog), seqs, features, weights, users, catalog)
+        components |= train_feed(data, feed, tmp)
         if "two_tower" in components:
             components["two_tower"]["features"] = {
                 k: list(np.shape(v)) for k, v in features.items()
@@ -276,7 +277,9 @@ def build(
         done()
         done = step("understand", "fitting query understanding")
         queries = _search_queries(ws, engine)
-        qu = QueryUnderstanding().fit(catalog_products(products), queries=queries)
+        qu = QueryUnderstanding(settings.understand).fit(
+            catalog_products(products), queries=queries
+        )
         qu.save(tmp / "understand")
         components["understand"] = {"path": "understand", "queries": len(queries)}
         done()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,9 @@ import numpy as np
 from moodboard.config import FeedConfig, InterestsConfig
 from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
 from moodboard.evaluate.rec_protocol import exclude_histories, rank_metrics
-from moodboard.retrieve.interests import UserInterests
-from moodboard.retrieve.recs import Recommender, SequenceData
-from moodboard.retrieve.sequence import SequenceRecommender, attribute_lists
-from moodboard.retrieve.two_tower import TwoTower
-from moodboard.retrieve.walks import GraphWalks
+from moodboard.retrieve import CandidateSource, TrainingData
+from moodboard.retrieve.registry import folder_name, source_class
+from moodboard.retrieve.sequence import attribute_lists
 
 _log = logging.getLogger(__name__)
 
@@ -35,14 +34,13 @@ FUSION_FILE = "feed/fusion.json"
 #: The candidate weights and RRF ``k`` values of the tuning.
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 RRF_KS = (60.0, 10.0)
-#: Folder of each recommender inside a version.
-FOLDERS = {"two_tower": "two_tower", "sequence": "sequence", "graph/walks": "walks"}
-FOLDERS["user_interests"] = "interests"
+#: The recommenders the build trains.
+MODELS = ("two_tower", "sequence", "graph/walks", "user_interests")
 
 
 def holdout(
-    data: SequenceData, n_users: int, seed: int
-) -> tuple[SequenceData, np.ndarray, list[np.ndarray], np.ndarray]:
+    data: TrainingData, n_users: int, seed: int
+) -> tuple[TrainingData, np.ndarray, list[np.ndarray], np.ndarray]:
     """Training data without the last item of up to ``n_users`` users with 3+ items; those
     users, their histories and their held-out items."""
     eligible = np.flatnonzero([len(s) >= 3 for s in data.sequences])
@@ -53,32 +51,32 @@ def holdout(
         seqs[u] = seqs[u][:-1]
         if weights is not None:
             weights[u] = weights[u][:-1]
-    train = SequenceData(data.n_items, seqs, data.item_features, weights)
+    train = replace(data, sequences=seqs, weights=weights)
     targets = np.array([data.sequences[u][-1] for u in held], dtype=np.int64)
     return train, held, [seqs[u] for u in held], targets
 
 
-def _fit_all(
-    train: SequenceData, users: list[str], cfg: FeedConfig, valid: tuple[Any, Any] | None
-) -> dict[str, Recommender]:
-    """The four recommenders fitted on ``train`` (sequence with early stopping on ``valid``)."""
+def _fit_all(train: TrainingData, cfg: FeedConfig) -> dict[str, CandidateSource]:
+    """The recommenders fitted on ``train`` (``sequence`` with early stopping on its
+    validation); all but ``two_tower`` read the attributes as per-item lists."""
     codes = train.item_features.get("attributes")
-    plain = SequenceData(
-        train.n_items,
-        train.sequences,
-        {} if codes is None else {"attributes": attribute_lists(codes)},  # type: ignore[arg-type]
-        train.weights,
+    plain = replace(
+        train,
+        item_features={} if codes is None else {"attributes": attribute_lists(codes)},  # type: ignore[arg-type]
     )
-    seq = SequenceRecommender(cfg.sequence)
-    models: dict[str, Recommender] = {
-        "two_tower": TwoTower(cfg.two_tower).fit(train, users=users),
-        "sequence": seq.fit(plain, validation=valid) if valid else seq.fit(plain),
-        "graph/walks": GraphWalks(cfg.walks).fit(plain),
+    configs: dict[str, Any] = {
+        "two_tower": cfg.two_tower,
+        "sequence": cfg.sequence,
+        "graph/walks": cfg.walks,
+        "user_interests": _interests_config(cfg, train.n_items),
     }
-    if train.n_items >= 3:  # its embeddings need dim >= 2 below the item count
-        models["user_interests"] = UserInterests(_interests_config(cfg, train.n_items)).fit(plain)
-    else:
-        _log.warning("user_interests: skipped, the catalog has %d items", train.n_items)
+    models: dict[str, CandidateSource] = {}
+    for name in MODELS:
+        if name == "user_interests" and train.n_items < 3:  # its dim must be >= 2 below it
+            _log.warning("user_interests: skipped, the catalog has %d items", train.n_items)
+            continue
+        data = train if name == "two_tower" else plain
+        models[name] = source_class(name)(configs[name]).fit(data)
     return models
 
 
@@ -96,22 +94,19 @@ def _interests_config(cfg: FeedConfig, n_items: int) -> InterestsConfig:
     return cfg.interests.model_copy(update={"dim": top})
 
 
-def _top(model: Recommender, hist: list[np.ndarray], users: list[str], k: int) -> np.ndarray:
+def _top(model: CandidateSource, hist: list[np.ndarray], users: list[str], k: int) -> np.ndarray:
     out = []
     for lo in range(0, len(hist), 512):
         part = hist[lo : lo + 512]
-        if isinstance(model, TwoTower):
-            s = model.score(part, users[lo : lo + 512])
-        else:
-            s = model.score(part)
+        s = model.score(part, users=users[lo : lo + 512])
         out.append(top_lists(exclude_histories(np.array(s, dtype=np.float32), part), k))
     return np.concatenate(out) if out else np.empty((0, k), dtype=np.int32)
 
 
-def train_feed(
-    data: SequenceData, users: list[str], cfg: FeedConfig, folder: Path
-) -> dict[str, Any]:
+def train_feed(data: TrainingData, cfg: FeedConfig, folder: Path) -> dict[str, Any]:
     """Fit, save and measure the recommenders, tune and save the fusion; manifest entries.
+
+    ``data.users`` names the user of each sequence.
 
     Nothing is trained (``{}``) when no user has two interactions; without held-out users
     the fusion keeps ``cfg.fuse``.
@@ -120,25 +115,22 @@ def train_feed(
         return {}
     train, held, hist, targets = holdout(data, cfg.valid_users, cfg.sequence.seed)
     valid = (hist, targets) if len(held) else None
-    models = _fit_all(train, users, cfg, valid)
+    users = [str(u) for u in data.users] if data.users is not None else [""] * len(held)
+    models = _fit_all(replace(train, validation=valid), cfg)
     out: dict[str, Any] = {}
     lists: dict[str, np.ndarray] = {}
     alone: list[float] = []  # each member's validation NDCG@10
-    held_users = [users[u] for u in held]
+    held_users = [users[u] for u in held] if data.users is not None else users
     for name, model in models.items():
-        model.save(folder / FOLDERS[name])  # type: ignore[attr-defined]
-        entry: dict[str, Any] = {"path": FOLDERS[name]}
-        if isinstance(model, TwoTower):
-            entry |= model.stats
-        if isinstance(model, SequenceRecommender):
-            entry |= {"epochs": len(model.history_), "minutes": round(model.fit_minutes_, 2)}
+        model.save(folder / folder_name(name))
+        entry: dict[str, Any] = {"path": folder_name(name), **model.stats}
         if valid is not None:
             lists[name] = _top(model, hist, held_users, cfg.per_source)
             ranks = FusionTable.build([lists[name]], [[t] for t in targets], data.n_items)
             nd = rank_metrics(ranks.ranks([1.0], 60.0, data.n_items), (10,))["ndcg@10"]
             alone.append(float(nd.mean()))
             entry["valid_ndcg@10"] = round(alone[-1], 4)
-        entry["config"] = model.config.model_dump(mode="json")  # type: ignore[attr-defined]
+        entry["config"] = model.config.model_dump(mode="json")
         out[name] = entry
     if valid is not None:
         table = FusionTable.build(list(lists.values()), [[t] for t in targets], data.n_items)

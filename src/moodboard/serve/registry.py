@@ -17,12 +17,9 @@ from moodboard.data import Catalog
 from moodboard.errors import NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.media import MAX_PIXELS
-from moodboard.retrieve import BM25Source, DenseSource, PopularSource, Source
-from moodboard.retrieve.interests import UserInterests
-from moodboard.retrieve.recs import ItemNeighbours, Recommender
-from moodboard.retrieve.sequence import SequenceRecommender
-from moodboard.retrieve.two_tower import TwoTower
-from moodboard.retrieve.walks import GraphWalks
+from moodboard.retrieve import CandidateSource
+from moodboard.retrieve.base import SOURCE_FILE
+from moodboard.retrieve.registry import load_source
 from moodboard.serve.build_feed import FUSION_FILE
 from moodboard.surfaces import (
     BoardChain,
@@ -78,7 +75,7 @@ class Engine:
     path: Path
     manifest: dict[str, Any]
     catalog: Catalog
-    sources: dict[str, Source]
+    sources: dict[str, CandidateSource]
     understand: QueryUnderstanding
     search: SearchChain
     text_encoder: TextEncoder
@@ -89,8 +86,12 @@ class Engine:
     feed: FeedChain
     settings: Settings = field(default_factory=Settings)
     images: SharedImageEncoder = field(default_factory=SharedImageEncoder, repr=False)
-    recommenders: dict[str, Recommender] = field(default_factory=dict)
     histories: UserHistories = field(default_factory=UserHistories, repr=False)
+
+    @property
+    def recommenders(self) -> dict[str, CandidateSource]:
+        """The loaded sources that rank the whole catalog for a history (the feed's)."""
+        return {n: s for n, s in self.sources.items() if s.full_ranking}
 
     def history(self, user_id: str | None) -> np.ndarray:
         """The user's recent interactions as of the build (item indices, oldest first);
@@ -136,15 +137,7 @@ class Engine:
             raise NotFoundError(f"Artifact {version!r} does not exist in {ws.artifacts_dir}.")
         manifest = json.loads((path / "manifest.json").read_text())
         catalog = Catalog.from_table(pq.read_table(path / "products.parquet"))
-        sources: dict[str, Source] = {
-            "lexical/bm25": BM25Source.load(path / "lexical", catalog),
-            "dense/text": DenseSource.load(path / "dense_text", catalog),
-            "popular/trending": PopularSource.load(path / "popular", catalog),
-        }
-        if (path / "visual_image").is_dir():
-            sources["visual/image"] = DenseSource.load(
-                path / "visual_image", catalog, name="visual/image"
-            )
+        sources = load_sources(path, catalog)
         understand = QueryUnderstanding.load(path / "understand")
         enc = TextEncoder()
         chain = SearchChain(
@@ -159,17 +152,6 @@ class Engine:
             if (path / COMPLEMENTS_FILE).is_file()
             else Complements()
         )
-        recommenders: dict[str, Recommender] = {}
-        for folder, kind in (
-            ("two_tower", TwoTower),
-            ("sequence", SequenceRecommender),
-            ("walks", GraphWalks),
-            ("interests", UserInterests),
-        ):
-            if (path / folder).is_dir():
-                rec = kind.load(path / folder)
-                recommenders[rec.name] = rec
-        neighbours = {n: r for n, r in recommenders.items() if isinstance(r, ItemNeighbours)}
         feed_config = surfaces.feed
         if feed_config.tune_fusion and (path / FUSION_FILE).is_file():
             tuned = json.loads((path / FUSION_FILE).read_text())
@@ -191,14 +173,13 @@ class Engine:
             understand,
             chain,
             enc,
-            related=RelatedChain(catalog, sources, complements, surfaces.related, neighbours),
+            related=RelatedChain(catalog, sources, complements, surfaces.related),
             visual=VisualChain(catalog, sources, images.encode_upload, surfaces.visual),
-            board=BoardChain(catalog, sources, surfaces.board, neighbours),
+            board=BoardChain(catalog, sources, surfaces.board),
             popular=PopularChain(catalog, sources, surfaces.popular),
-            feed=FeedChain(catalog, sources, recommenders, feed_config, settings.seed),
+            feed=FeedChain(catalog, sources, feed_config, settings.seed),
             settings=settings,
             images=images,
-            recommenders=recommenders,
             histories=histories,
         )
 
@@ -206,3 +187,19 @@ class Engine:
         """Which items have an image embedding."""
         p = self.path / "visual_image" / "has_image.npy"
         return np.load(p) if p.exists() else np.zeros(len(self.catalog), dtype=bool)
+
+
+def load_sources(path: Path, catalog: Catalog) -> dict[str, CandidateSource]:
+    """Every candidate source saved in a version (a folder holding a ``source.json``), by the
+    name it was saved under.
+
+    Raises
+    ------
+    InputError
+        If a source's files are unreadable or its catalog size differs.
+    """
+    sources: dict[str, CandidateSource] = {}
+    for meta in sorted(path.glob(f"*/{SOURCE_FILE}")):
+        source = load_source(meta.parent, catalog)
+        sources[source.name] = source
+    return sources

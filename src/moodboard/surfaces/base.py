@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from moodboard.config import FuseSettings
 from moodboard.data import Candidates, Catalog, ItemFilter
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError, NotFoundError
-from moodboard.retrieve import FuseConfig, Source, SourceQuery
+from moodboard.retrieve import CandidateSource, SourceQuery
 from moodboard.retrieve.base import check_k as check_k  # re-exported for the surfaces
-from moodboard.retrieve.recs import ItemNeighbours
 
 _log = logging.getLogger(__name__)
 
@@ -37,32 +35,30 @@ class SurfaceResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def fuse_config(settings: FuseSettings) -> FuseConfig:
-    """The retrieve-stage ``FuseConfig`` of a surface's fuse settings."""
-    return FuseConfig.model_validate(settings.model_dump())
-
-
-def item_vectors(sources: Mapping[str, Source], name: str) -> np.ndarray | None:
+def item_vectors(sources: Mapping[str, CandidateSource], name: str) -> np.ndarray | None:
     """The item vectors of a loaded vector source (``dense/*``, ``visual/*``), else None."""
-    vectors = getattr(sources.get(name), "vectors", None)
+    source = sources.get(name)
+    vectors = None if source is None else source.item_vectors()
     return None if vectors is None else np.asarray(vectors)
 
 
 def co_engaged(
-    neighbours: Mapping[str, ItemNeighbours],
+    sources: Mapping[str, CandidateSource],
     names: Sequence[str],
     items: np.ndarray,
     k: int,
     exclude: np.ndarray,
     t: dict[str, float],
 ) -> dict[str, Candidates]:
-    """The lists of the co-engagement sources among ``names`` that are loaded, queried with
-    ``items`` (``ItemNeighbours.from_items``), with their times in ``t`` (ms)."""
+    """The lists of the loaded sources among ``names`` that have no item vectors (the
+    co-engagement sources: ``graph/walks``, ``user_interests``), queried with the seed
+    ``items``, with their times in ``t`` (ms)."""
     parts = {}
+    query = SourceQuery(items=items, exclude=exclude)
     for name in names:
-        if name in neighbours:
+        if name in sources and item_vectors(sources, name) is None:
             t1 = time.perf_counter()
-            parts[name] = neighbours[name].from_items(items, k, exclude=exclude)
+            parts[name] = sources[name](query, k)
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t1) * 1e3
     return parts
 
@@ -124,7 +120,7 @@ def fill_page(
     candidates: Candidates,
     k: int,
     catalog: Catalog,
-    sources: Mapping[str, Source],
+    sources: Mapping[str, CandidateSource],
     fallback: Sequence[str],
     item_filter: ItemFilter | None = None,
     exclude: np.ndarray | None = None,

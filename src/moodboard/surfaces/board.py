@@ -17,15 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 
 import numpy as np
 
 from moodboard.config import BoardConfig
 from moodboard.data import Candidates, Catalog
 from moodboard.data import columns as C
-from moodboard.retrieve import DenseSource, Fuser, Source, SourceQuery
-from moodboard.retrieve.recs import ItemNeighbours
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.surfaces.base import (
     SurfaceResult,
     check_items,
@@ -33,7 +31,6 @@ from moodboard.surfaces.base import (
     co_engaged,
     dedup_images,
     fill_page,
-    fuse_config,
     item_vectors,
 )
 
@@ -114,26 +111,23 @@ class BoardChain:
     catalog
         The items.
     sources
-        Fitted sources by name; ``config.sources`` must hold item vectors (``DenseSource``).
+        Fitted sources by name: those of ``config.sources`` with item vectors
+        (``item_vectors()``) are queried with the board's centroids, the others
+        (``graph/walks``, ``user_interests``) with the board's items.
     config
         Source names, clustering, fusion, deduplication and fallback.
-    neighbours
-        Fitted co-engagement sources by name (``graph/walks``, ``user_interests``), used when
-        ``config.sources`` names them.
     """
 
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, CandidateSource],
         config: BoardConfig | None = None,
-        neighbours: Mapping[str, ItemNeighbours] | None = None,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
-        self.neighbours = dict(neighbours or {})
         self.config = config or BoardConfig()
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
 
     def _labels(self, items: np.ndarray) -> np.ndarray:
         """Cluster labels of the board's items, on the first source with vectors."""
@@ -157,16 +151,7 @@ class BoardChain:
                 weights.append(float((labels == c).mean()))
         source, k = self.sources[name], max(self.config.per_source, k)
         query = SourceQuery(items=board, exclude=board)
-        if not centroids:
-            lists = []
-        elif isinstance(source, DenseSource):  # one pass over the index for every centroid
-            scores, idx = source.search(np.stack(centroids), k, source.allowed(query))
-            lists = [
-                Candidates.from_scores(i[i >= 0], s[i >= 0], name)
-                for s, i in zip(scores, idx, strict=True)
-            ]
-        else:
-            lists = [source(replace(query, vector=v), k) for v in centroids]
+        lists = source.search_many(query, np.stack(centroids), k) if centroids else []
         return lists, np.asarray(weights)
 
     def __call__(self, items: np.ndarray, k: int = 24) -> SurfaceResult:
@@ -211,7 +196,7 @@ class BoardChain:
                     parts[name] = round_robin(lists, weights)
                 t[name] = (time.perf_counter() - t1) * 1e3
             n = max(cfg.per_source, k)
-            parts |= co_engaged(self.neighbours, cfg.sources, board, n, board, t)
+            parts |= co_engaged(self.sources, cfg.sources, board, n, board, t)
         t1 = time.perf_counter()
         fused = self.fuser(parts)
         dedup = item_vectors(self.sources, cfg.dedup_source)

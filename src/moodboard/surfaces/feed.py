@@ -1,14 +1,14 @@
 """The home feed of a user: personalized sources fused, minus what the user already engaged with.
 
-A user with a history: every recommender named in ``config.sources`` that is loaded
-(``two_tower``, ``sequence``, ``graph/walks``, ``user_interests``: the ``Recommender`` contract of
-``retrieve.recs``) proposes its best items the user has not engaged with; the lists are fused by
-weighted reciprocal rank with provenance. A user without one (anonymous, new, or whose items
-left the catalog) gets the ``cold_sources`` (popular items) with ``explore_share`` of the page,
-at evenly spaced slots, given to a random slice of the catalog seeded by (seed, user, request
-key): the same key gives the same page, so a feed pages on consistently, and a new key (a new
-day, a new session) shows other items. The fallback sources fill what is left, and a page is
-never an error while the catalog and the filter allow items.
+A user with a history: every source named in ``config.sources`` that is loaded (``two_tower``,
+``sequence``, ``graph/walks``, ``user_interests``), asked with the user's history, its action
+weights and the user id, proposes its best items the user has not engaged with; the lists are
+fused by weighted reciprocal rank with provenance. A user without one (anonymous, new, or whose
+items left the catalog) gets the ``cold_sources`` (popular items) with ``explore_share`` of the
+page, at evenly spaced slots, given to a random slice of the catalog seeded by (seed, user,
+request key): the same key gives the same page, so a feed pages on consistently, and a new key
+(a new day, a new session) shows other items. The fallback sources fill what is left, and a
+page is never an error while the catalog and the filter allow items.
 
 The page order is computed over ``max(k, per_source)`` items and then cut, so a longer page
 (the next cursor) starts with the shorter one.
@@ -16,7 +16,6 @@ The page order is computed over ``max(k, per_source)`` items and then cut, so a 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -29,10 +28,9 @@ import pyarrow.parquet as pq
 from moodboard.config import FeedConfig
 from moodboard.data import Candidates, Catalog, ItemFilter
 from moodboard.errors import ConfigError
-from moodboard.retrieve import Fuser, Source, SourceQuery, top_k
-from moodboard.retrieve.recs import Recommender
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.retrieve.two_tower import user_hash
-from moodboard.surfaces.base import SurfaceResult, check_items, check_k, fill_page, fuse_config
+from moodboard.surfaces.base import SurfaceResult, check_items, check_k, fill_page
 from moodboard.surfaces.related import complement_slots, interleave
 
 _log = logging.getLogger(__name__)
@@ -108,10 +106,8 @@ class FeedChain:
     catalog
         The items.
     sources
-        Fitted candidate sources by name (``popular/trending`` for cold users and fallback).
-    recommenders
-        Fitted recommenders by name (``Recommender`` contract; one with a ``top_items(history,
-        k, allowed, user)`` method, like ``two_tower``, is asked through it).
+        Fitted candidate sources by name: the personalized ones of ``config.sources``, and
+        ``popular/trending`` for cold users and fallback.
     config
         Source names, fusion, exploration shares and fallback.
     seed
@@ -121,60 +117,27 @@ class FeedChain:
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
-        recommenders: Mapping[str, Recommender] | None = None,
+        sources: Mapping[str, CandidateSource],
         config: FeedConfig | None = None,
         seed: int = 0,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
-        self.recommenders = dict(recommenders or {})
-        #: the recommenders whose ``score`` takes action weights (walks, interests)
-        self._weighted = {
-            n
-            for n, r in self.recommenders.items()
-            if "weights" in inspect.signature(r.score).parameters
-        }
         self.config = config or FeedConfig()
         self.seed = seed
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
+
+    @property
+    def recommenders(self) -> dict[str, CandidateSource]:
+        """The loaded sources that rank the whole catalog for a history (``full_ranking``)."""
+        return {n: s for n, s in self.sources.items() if s.full_ranking}
 
     @property
     def personalized(self) -> list[str]:
-        """The configured recommenders that are loaded and weigh more than 0 in the fusion,
-        in config order."""
+        """The configured sources that are loaded and weigh more than 0 in the fusion, in
+        config order."""
         w = self.config.fuse.weights
-        return [n for n in self.config.sources if n in self.recommenders and w.get(n, 1.0) > 0]
-
-    def _recommend(
-        self,
-        name: str,
-        history: np.ndarray,
-        k: int,
-        allowed: np.ndarray,
-        user: str | None,
-        weights: np.ndarray | None = None,
-    ) -> Candidates:
-        rec = self.recommenders[name]
-        top = getattr(rec, "top_items", None)
-        if callable(top):
-            cand = top(history, k, allowed, user=user)
-            return Candidates(cand.items, cand.scores, np.full(len(cand), name, dtype=object))
-        if weights is not None and name in self._weighted:
-            raw = rec.score([history], weights=[weights])  # type: ignore[call-arg]
-        else:
-            raw = rec.score([history])
-        scores = np.asarray(raw[0], dtype=np.float64)
-        if len(scores) != len(self.catalog):
-            _log.warning(
-                "%s scores %d items but the catalog has %d; skipped",
-                name,
-                len(scores),
-                len(self.catalog),
-            )
-            return Candidates.empty()
-        idx = top_k(scores, k, allowed)
-        return Candidates.from_scores(idx, scores[idx], name)
+        return [n for n in self.config.sources if n in self.sources and w.get(n, 1.0) > 0]
 
     def _cold(self, k: int, item_filter: ItemFilter | None, skip: np.ndarray) -> Candidates:
         query = SourceQuery(item_filter=item_filter, exclude=skip)
@@ -258,9 +221,13 @@ class FeedChain:
         allowed[skip] = False
         names = self.personalized if len(seen) else []
         parts: dict[str, Candidates] = {}
+        query = SourceQuery(
+            history=hist, weights=w, user=user, item_filter=item_filter, exclude=skip
+        )
         for name in names:
             t1 = time.perf_counter()
-            parts[name] = self._recommend(name, hist, horizon, allowed, user, w)
+            cand = self.sources[name](query, horizon)
+            parts[name] = Candidates(cand.items, cand.scores, np.full(len(cand), name, object))
             t[name] = (time.perf_counter() - t1) * 1e3
         if any(len(c) for c in parts.values()):
             main, share = self.fuser(parts, horizon), cfg.explore_share_known

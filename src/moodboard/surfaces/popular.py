@@ -14,8 +14,8 @@ import numpy as np
 
 from moodboard.config import PopularChainConfig
 from moodboard.data import Candidates, Catalog, ItemFilter
-from moodboard.retrieve import Fuser, Source, SourceQuery
-from moodboard.surfaces.base import SurfaceResult, check_items, check_k, fill_page, fuse_config
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
+from moodboard.surfaces.base import SurfaceResult, check_items, check_k, fill_page
 
 _log = logging.getLogger(__name__)
 
@@ -36,13 +36,13 @@ class PopularChain:
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, CandidateSource],
         config: PopularChainConfig | None = None,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
         self.config = config or PopularChainConfig()
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
 
     def __call__(
         self,

@@ -23,8 +23,7 @@ from moodboard.config import RelatedConfig
 from moodboard.data import Candidates, Catalog
 from moodboard.data import columns as C
 from moodboard.errors import NotFoundError
-from moodboard.retrieve import Fuser, Source, SourceQuery
-from moodboard.retrieve.recs import ItemNeighbours
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.surfaces.base import (
     SurfaceResult,
     check_items,
@@ -33,7 +32,6 @@ from moodboard.surfaces.base import (
     concat,
     dedup_images,
     fill_page,
-    fuse_config,
     item_vectors,
 )
 from moodboard.surfaces.complements import Complements
@@ -91,30 +89,27 @@ class RelatedChain:
         The items.
     sources
         Fitted sources by name; the content sources (``config.sources``) must hold item
-        vectors (``DenseSource``); names that are not loaded are skipped.
+        vectors (``item_vectors()``); names that are not loaded are skipped. The loaded
+        sources without item vectors among ``config.sources`` (``graph/walks``) are queried
+        with the item itself.
     complements
         Complementary categories learned at build time (None: no complementary slots).
     config
         Source names, fusion, boosts, complement share and deduplication.
-    neighbours
-        Fitted co-engagement sources by name (``graph/walks``), used when ``config.sources``
-        names them.
     """
 
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, CandidateSource],
         complements: Complements | None = None,
         config: RelatedConfig | None = None,
-        neighbours: Mapping[str, ItemNeighbours] | None = None,
     ) -> None:
         self.catalog = catalog
         self.sources = dict(sources)
-        self.neighbours = dict(neighbours or {})
         self.complements = complements or Complements()
         self.config = config or RelatedConfig()
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
         names, codes = np.unique(
             np.asarray([c or "" for c in catalog.category], dtype=str), return_inverse=True
         )
@@ -135,7 +130,7 @@ class RelatedChain:
             parts[name] = self.sources[name](query, max(self.config.per_source, k))
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t1) * 1e3
         k = max(self.config.per_source, k)
-        parts |= co_engaged(self.neighbours, self.config.sources, np.array([item]), k, exclude, t)
+        parts |= co_engaged(self.sources, self.config.sources, np.array([item]), k, exclude, t)
         return self.fuser(parts)
 
     def _same_category_boost(self, item: int, cand: Candidates) -> Candidates:

@@ -16,8 +16,8 @@ import numpy as np
 from moodboard.config import SearchConfig
 from moodboard.data import Candidates, Catalog, ItemFilter
 from moodboard.data import columns as C
-from moodboard.retrieve import Fuser, Source, SourceQuery
-from moodboard.surfaces.base import fill_page, fuse_config
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
+from moodboard.surfaces.base import fill_page
 from moodboard.understand.query import ParsedQuery, QueryUnderstanding
 
 _BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
@@ -52,7 +52,7 @@ class SearchChain:
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, CandidateSource],
         understand: QueryUnderstanding,
         encode: Callable[[list[str]], np.ndarray] | None = None,
         config: SearchConfig | None = None,
@@ -62,7 +62,7 @@ class SearchChain:
         self.understand = understand
         self.encode = encode
         self.config = config or SearchConfig()
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
         self._lower = {
             a: np.array([(v or "").lower() for v in catalog.attribute(a)], dtype=object)
             for _, a in _BOOSTED

@@ -16,13 +16,12 @@ import numpy as np
 
 from moodboard.config import VisualConfig
 from moodboard.data import Catalog, ItemFilter
-from moodboard.retrieve import Fuser, Source, SourceQuery
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.surfaces.base import (
     SurfaceResult,
     check_k,
     dedup_images,
     fill_page,
-    fuse_config,
     item_vectors,
 )
 
@@ -50,7 +49,7 @@ class VisualChain:
     def __init__(
         self,
         catalog: Catalog,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, CandidateSource],
         encode: EncodeUpload,
         config: VisualConfig | None = None,
     ) -> None:
@@ -58,7 +57,7 @@ class VisualChain:
         self.sources = dict(sources)
         self.encode = encode
         self.config = config or VisualConfig()
-        self.fuser = Fuser(fuse_config(self.config.fuse))
+        self.fuser = Fuser(self.config.fuse)
 
     def __call__(
         self,

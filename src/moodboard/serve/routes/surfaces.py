@@ -33,6 +33,7 @@ from moodboard.serve.routes.common import (
     respond,
     user_or_none,
 )
+from moodboard.surfaces.base import item_vectors
 
 router = APIRouter(tags=["surfaces"])
 
@@ -43,7 +44,7 @@ def _search_features(engine: Engine) -> SearchFeatures:
     """The ranking features of the live catalog, built on the first ``explain``."""
     feats = engine.__dict__.get("_search_features")
     if feats is None:
-        vectors = getattr(engine.sources.get("dense/text"), "vectors", None)
+        vectors = item_vectors(engine.sources, "dense/text")
         feats = SearchFeatures(engine.catalog, ItemTexts.from_catalog(engine.catalog), vectors)
         engine.__dict__["_search_features"] = feats
     return feats

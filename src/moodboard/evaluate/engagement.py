@@ -51,6 +51,13 @@ def engaged_qrels(labels: pa.Table, surface: str = SEARCH) -> dict[str, tuple[st
     return out
 
 
+def _request_starts(labels: pa.Table) -> pa.Table:
+    """``request_id, ts``: each search request's first impression."""
+    t = labels.filter(pc.equal(labels[C.SURFACE], SEARCH))
+    t = t.group_by(C.REQUEST_ID).aggregate([(C.TS, "min")])
+    return t.rename_columns([C.REQUEST_ID, C.TS])
+
+
 def search_time_cutoff(labels: pa.Table, test_fraction: float = 0.5) -> datetime:
     """The instant that leaves the last ``test_fraction`` of the search requests after it.
 
@@ -61,11 +68,10 @@ def search_time_cutoff(labels: pa.Table, test_fraction: float = 0.5) -> datetime
     """
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1). Got {test_fraction} instead.")
-    t = labels.filter(pc.equal(labels[C.SURFACE], SEARCH))
-    if t.num_rows == 0:
+    starts = _request_starts(labels)
+    if starts.num_rows == 0:
         raise ValueError("The labels hold no search impressions: there is nothing to split.")
-    starts = t.group_by(C.REQUEST_ID).aggregate([(C.TS, "min")]).column(f"{C.TS}_min")
-    times = np.sort(starts.to_numpy(zero_copy_only=False))
+    times = np.sort(starts.column(C.TS).to_numpy(zero_copy_only=False))
     return times[min(int(len(times) * (1 - test_fraction)), len(times) - 1)].astype(datetime)
 
 
@@ -177,8 +183,8 @@ def heldout_search_gain(
     Returns
     -------
     tuple[SearchRankerFit, RankerGain | None]
-        The fit on the earlier requests (labelled as of the cutoff), and the gain on the later
-        ones (None when no ranker was trained).
+        The fit on the earlier requests (labelled as of the cutoff), and the gain on the
+        requests that start at or after it (None when no ranker was trained).
 
     Raises
     ------
@@ -191,5 +197,7 @@ def heldout_search_gain(
     fit = train_search_ranker(labels_table(events, labels, as_of=cut), retrieve, feats, config)
     if fit.ranker is None:
         return fit, None
-    later = full.filter(pc.greater_equal(full[C.TS], pa.scalar(cut, full.schema.field(C.TS).type)))
-    return fit, ranked_vs_unranked(later, retrieve, feats, fit.ranker)
+    starts = _request_starts(full)
+    after = pc.greater_equal(starts[C.TS], pa.scalar(cut, starts.schema.field(C.TS).type))
+    later = pc.is_in(full[C.REQUEST_ID], value_set=starts.filter(after).column(C.REQUEST_ID))
+    return fit, ranked_vs_unranked(full.filter(later), retrieve, feats, fit.ranker)

@@ -1,17 +1,17 @@
 """``rank/lambdamart`` trained from the workspace's own search engagement.
 
-The training set is made of the labelled search impressions (``pipelines.labels``: hide 0,
-shown 1, click 2, save 3, add_to_cart 4, purchase 5) and the ``SearchFeatures`` of each
-impressed item among the candidates the served search chain retrieves for the impression's
-query: the same chain and the same feature code that serve ``/search``, so a request is
-scored the way its training rows were. A request is one LambdaMART group; the impression's
-``position`` is never a feature (it is what the ranker decides). Impressed items that the
-chain does not retrieve for the query are left out (the ranker never sees them at serving
-time) and counted.
+One search request is one LambdaMART group: the first ``k`` candidates the served search chain
+retrieves for the request's query (what the ranker re-ranks at serving time), with the
+``SearchFeatures`` that serve ``/search`` (the same chain, the same feature code) and a grade
+each: the impression's label (``pipelines.labels``: hide 0, shown 1, click 2, save 3,
+add_to_cart 4, purchase 5) for the items the shopper was shown, and 0 (``NOT_SHOWN``) for the
+candidates that were not shown. The impression's ``position`` is never a feature (it is what
+the ranker decides). Impressed items that the chain does not retrieve for the query are left
+out (the ranker never sees them at serving time) and counted.
 
-A ranker is trained only when the logs hold at least ``min_queries`` labelled queries: search
-requests whose impressions carry at least two different labels (a request where every item got
-the same label teaches LambdaMART nothing). Otherwise the result says why, and the search
+A labelled query is a search request with at least one engaged impression (a click or
+stronger); requests without engagement are not used. A ranker is trained only when the logs
+hold at least ``min_queries`` labelled queries; otherwise the result says why, and the search
 chain keeps ``rank/noop``.
 """
 
@@ -140,7 +140,7 @@ def search_training_set(
     Returns
     -------
     TrainingSet
-        Only requests with at least two different labels among their retrieved items.
+        Only requests with an engaged impression (grade >= 2) among their retrieved items.
     """
     rows: dict[str, tuple[str, dict[str, int]]] = {}
     for req, item, surf, q, y in zip(

@@ -38,7 +38,7 @@ class LambdaMARTConfig(BaseModel):
     seed: int = 0
     threads: int = Field(default=2, ge=1)
     #: Trained from engagement only when the logs hold at least this many labelled search
-    #: queries (requests whose impressions carry two different labels); else ``rank/noop``.
+    #: queries (search requests with a clicked or better impression); else ``rank/noop``.
     min_queries: int = Field(default=50, ge=1)
 
 

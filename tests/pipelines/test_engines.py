@@ -43,6 +43,7 @@ from moodboard.pipelines import (
     time_split_table,
 )
 from moodboard.pipelines.interactions import datetime_us
+from moodboard.pipelines.labels import LabelsConfig, labels_table
 
 pytestmark = pytest.mark.spark
 
@@ -54,6 +55,7 @@ CONFIG = PipelinesConfig(
     graph=GraphConfig(session_gap_minutes=20, half_life_days=1.5, top_n=5),
     splits=SplitsConfig(test_days=0.75, min_interactions=3),
 )
+AS_OF = START + timedelta(hours=40, microseconds=3)
 TIME_GRAPH = GraphConfig(window="time", window_minutes=90, reference_time=START + timedelta(days=1))
 
 
@@ -65,11 +67,14 @@ def _event_log(seed: int = 5) -> pa.Table:
     rows: list[dict] = []
     for u in range(280):
         ts = START + timedelta(seconds=float(rng.uniform(0, 2 * 86_400)))
-        for _ in range(int(rng.integers(1, 4))):  # sessions
-            for _ in range(int(rng.integers(1, 9))):
+        for s in range(int(rng.integers(1, 4))):  # sessions: one request each (no rng drawn)
+            for n in range(int(rng.integers(1, 9))):
                 if rng.random() > 0.12:  # else: a tie with the previous event
                     ts += timedelta(microseconds=int(rng.integers(1_000_000, 300_000_000)))
                 kind = str(rng.choice(types, p=p))
+                query = (
+                    f"q{u % 9}" if kind == "search" or (kind == "impression" and u % 3) else None
+                )
                 rows.append(
                     {
                         C.EVENT_ID: f"e{len(rows):05d}-{rng.integers(0, 1000):03d}",
@@ -78,6 +83,10 @@ def _event_log(seed: int = 5) -> pa.Table:
                         C.TYPE: kind,
                         C.ITEM_ID: None if kind == "search" else f"i{rng.zipf(1.4) % 120:03d}",
                         C.BOARD_ID: f"b{u % 40}" if kind == "save" else None,
+                        C.REQUEST_ID: f"r{u:03d}-{s}" if u % 11 else None,
+                        C.QUERY: query + ("" if kind == "search" else "!") if query else None,
+                        C.SURFACE: "search" if u % 2 else "feed",
+                        C.POSITION: n + 1 if kind == "impression" else None,
                     }
                 )
             ts += timedelta(hours=float(rng.uniform(1, 20)))
@@ -151,7 +160,15 @@ def outputs(ws: Workspace, spark: ibis.BaseBackend) -> dict[str, dict[str, pa.Ta
 
 @pytest.mark.parametrize(
     "name",
-    ["interactions", "removed_users", "sequences", "graph", "split_time", "split_leave_last_out"],
+    [
+        "interactions",
+        "removed_users",
+        "sequences",
+        "graph",
+        "split_time",
+        "split_leave_last_out",
+        "labels",
+    ],
 )
 def test_every_pipeline_is_exactly_equal_on_duckdb_and_spark(outputs: dict, name: str) -> None:
     duck, spark = outputs["duckdb"][name], outputs["spark"][name]
@@ -184,6 +201,7 @@ def test_time_window_graph_fixed_times_and_session_groups_are_equal_too(
                 coengagement_graph_table(kept, graph),
                 time_split_table(kept, splits),
                 groups.cast(group_schema).sort_by([(n, "ascending") for n in group_schema.names]),
+                labels_table(events, LabelsConfig(window_minutes=7.5), as_of=AS_OF),
             )
         )
         kept.release()
@@ -320,3 +338,47 @@ def test_popularity_is_exactly_equal_on_duckdb_and_spark(
     )
     assert duck.num_rows > 0 and max(duck.column("score").to_pylist()) > 0
     assert duck.equals(spk), _first_difference(duck, spk)
+
+
+@pytest.mark.parametrize(("window", "as_of"), [(30.0, None), (7.5, AS_OF)], ids=["all", "as_of"])
+def test_labels_match_a_python_oracle(
+    ws: Workspace, log: pa.Table, outputs: dict, window: float, as_of: datetime | None
+) -> None:
+    events = connect("duckdb").read_parquet(ws.events.glob())
+    got = labels_table(events, LabelsConfig(window_minutes=window), as_of=as_of).to_pylist()
+    want = _labels_oracle(log.to_pylist(), window, as_of)
+    assert [(r[C.REQUEST_ID], r[C.ITEM_ID], r["label"], r[C.QUERY]) for r in got] == want
+    assert len({r["label"] for r in got}) == 6  # every grade occurs
+    if as_of is None:  # run_pipelines labels the same impressions (no bot saw a page)
+        assert outputs["duckdb"]["labels"].to_pylist() == got
+
+
+def _labels_oracle(rows: list[dict], window: float, as_of: datetime | None) -> list[tuple]:
+    """Impression labels by their definition (pipelines/labels.py), row by row."""
+    grades = {"click": 2, "save": 3, "add_to_cart": 4, "purchase": 5}
+    rows = sorted(
+        (r for r in rows if r[C.REQUEST_ID] and (as_of is None or r[C.TS] <= as_of)),
+        key=lambda r: (r[C.TS], r[C.EVENT_ID]),
+    )
+    searched: dict[str, str] = {}
+    for r in rows:
+        if r[C.TYPE] == "search" and r[C.QUERY] is not None:
+            searched.setdefault(r[C.REQUEST_ID], r[C.QUERY])
+    shown: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r[C.REQUEST_ID], r[C.ITEM_ID])
+        late = as_of is not None and r[C.TS] + timedelta(minutes=window) > as_of
+        if r[C.TYPE] == "impression" and r[C.ITEM_ID] and not late:
+            shown.setdefault(key, r)
+    out = []
+    for key, imp in sorted(shown.items()):
+        acts = [
+            r[C.TYPE]
+            for r in rows
+            if (r[C.REQUEST_ID], r[C.ITEM_ID]) == key
+            and imp[C.TS] <= r[C.TS] <= imp[C.TS] + timedelta(minutes=window)
+        ]
+        best = max((grades.get(a, 0) for a in acts), default=0)
+        label = best if best >= 3 else 0 if "hide" in acts else best or 1
+        out.append((*key, label, imp[C.QUERY] or searched.get(key[0])))
+    return out

@@ -61,7 +61,7 @@ class SearchEvalConfig(BaseModel):
     fusion_methods: tuple[str, ...] = ("rrf", "zscore")
     rrf_k: tuple[float, ...] = (10.0, 60.0)
     tune_queries: int = Field(default=2_000, ge=100, description="Train queries for fusion.")
-    ltr: LambdaMARTConfig = LambdaMARTConfig()
+    ltr: LambdaMARTConfig = LambdaMARTConfig(n_estimators=400)
     finetune: FinetuneConfig | None = FinetuneConfig(max_pairs=6_400)
     finetune_min_gain: float = Field(default=1.0, description="Pairs: judged gain >= this.")
     seed: int = 0

@@ -15,6 +15,13 @@ from moodboard.pipelines.interactions import (
     interactions_table,
     removed_users,
 )
+from moodboard.pipelines.labels import (
+    LABEL,
+    LABELS_SCHEMA,
+    LabelsConfig,
+    impression_labels,
+    labels_table,
+)
 from moodboard.pipelines.popularity import popularity, popularity_table
 from moodboard.pipelines.run import OUTPUTS, PipelinesConfig, run_pipelines
 from moodboard.pipelines.sequences import SequencesConfig, sequences, sequences_table
@@ -27,11 +34,14 @@ from moodboard.pipelines.splits import (
 )
 
 __all__ = [
+    "LABEL",
+    "LABELS_SCHEMA",
     "OUTPUTS",
     "Engine",
     "GraphConfig",
     "Interactions",
     "InteractionsConfig",
+    "LabelsConfig",
     "PipelinesConfig",
     "SequencesConfig",
     "SplitsConfig",
@@ -40,8 +50,10 @@ __all__ = [
     "coengagement_graph_table",
     "coengagement_table",
     "connect",
+    "impression_labels",
     "interactions",
     "interactions_table",
+    "labels_table",
     "leave_last_out",
     "leave_last_out_table",
     "popularity",

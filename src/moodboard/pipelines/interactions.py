@@ -145,6 +145,33 @@ def fetch(expr: ir.Table, schema: pa.Schema, key: Sequence[str]) -> pa.Table:
     return t.sort_by([(k, "ascending") for k in key]).combine_chunks()
 
 
+def first_copies(events: ir.Table, columns: Sequence[str] = ()) -> ir.Table:
+    """One copy per ``event_id``: the first by (ts, user_id, type, item_id, request_id, board_id).
+
+    Parameters
+    ----------
+    events
+        The event log (``EVENT_SCHEMA`` columns).
+    columns
+        Columns kept besides ``event_id, ts, user_id, item_id, type``.
+
+    Returns
+    -------
+    ir.Table
+        The kept columns; events without an ``event_id`` or a ``ts`` are dropped.
+    """
+    keep = [C.EVENT_ID, C.TS, C.USER_ID, C.ITEM_ID, C.TYPE]
+    keep += [c for c in columns if c not in keep]
+    e = events.filter(events[C.EVENT_ID].notnull() & events[C.TS].notnull())
+    first = ibis.window(
+        group_by=e[C.EVENT_ID],
+        order_by=[e[C.TS], e[C.USER_ID].fill_null(""), e[C.TYPE].fill_null("")]
+        + [e[c].fill_null("") for c in (C.ITEM_ID, C.REQUEST_ID, C.BOARD_ID)],
+    )
+    e = e.mutate(_dup=ibis.row_number().over(first))
+    return e.filter(e._dup == 0).select(*keep)
+
+
 def actions(events: ir.Table, config: InteractionsConfig | None = None) -> ir.Table:
     """Deduplicated, weighted actions of every user (bots included).
 
@@ -157,16 +184,8 @@ def actions(events: ir.Table, config: InteractionsConfig | None = None) -> ir.Ta
         ``INTERACTIONS_SCHEMA`` columns plus ``ts_us`` (microseconds since the epoch).
     """
     cfg = config or InteractionsConfig()
-    e = events.select(
-        C.EVENT_ID, C.TS, C.USER_ID, C.ITEM_ID, C.TYPE, C.REQUEST_ID, C.BOARD_ID
-    ).filter(events[C.EVENT_ID].notnull() & events[C.TS].notnull())
-    first = ibis.window(
-        group_by=e[C.EVENT_ID],
-        order_by=[e[C.TS], e[C.USER_ID].fill_null(""), e[C.TYPE].fill_null("")]
-        + [e[c].fill_null("") for c in (C.ITEM_ID, C.REQUEST_ID, C.BOARD_ID)],
-    )
-    e = e.mutate(_dup=ibis.row_number().over(first))
-    e = e.filter((e._dup == 0) & e[C.USER_ID].notnull() & e[C.ITEM_ID].notnull())
+    e = first_copies(events, (C.REQUEST_ID, C.BOARD_ID))
+    e = e.filter(e[C.USER_ID].notnull() & e[C.ITEM_ID].notnull())
     e = e.filter(e[C.TYPE].isin(sorted(cfg.weights)))
     weight = ibis.cases(*((e[C.TYPE] == t, double(w)) for t, w in sorted(cfg.weights.items())))
     e = e.mutate(**{WEIGHT: weight})

@@ -23,6 +23,7 @@ from moodboard.pipelines.interactions import (
     fetch,
     removed_users,
 )
+from moodboard.pipelines.labels import LABELS_KEY, LABELS_SCHEMA, LabelsConfig, impression_labels
 from moodboard.pipelines.sequences import SequencesConfig, sequences_table
 from moodboard.pipelines.splits import SplitsConfig, leave_last_out_table, time_split_table
 
@@ -36,6 +37,7 @@ OUTPUTS: Final = (
     "graph",
     "split_time",
     "split_leave_last_out",
+    "labels",
 )
 
 
@@ -48,6 +50,7 @@ class PipelinesConfig(BaseModel):
     sequences: SequencesConfig = Field(default_factory=SequencesConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
 
 
 def run_pipelines(
@@ -55,7 +58,8 @@ def run_pipelines(
     engine: Engine | ibis.BaseBackend = "duckdb",
     config: PipelinesConfig | None = None,
 ) -> dict[str, pa.Table]:
-    """Run interactions, removed users, sequences, the co-engagement graph and both splits.
+    """Run interactions, removed users, sequences, the co-engagement graph, both splits and
+    the impression labels (bots' impressions left out).
 
     The interactions are computed once (cached on the engine) and feed the other jobs. Every
     table is sorted by a unique key, so the same log gives the same tables on either engine.
@@ -99,16 +103,23 @@ def run_pipelines(
             "graph": coengagement_graph_table(kept, cfg.graph),
             "split_time": time_split_table(kept, cfg.splits),
             "split_leave_last_out": leave_last_out_table(kept, cfg.splits),
+            "labels": fetch(
+                impression_labels(events, cfg.labels, exclude_users=bots),
+                LABELS_SCHEMA,
+                LABELS_KEY,
+            ),
         }
     finally:
         kept.release()
         acts.release()
     _log.info(
-        "pipelines on %s: %d interactions, %d users removed, %d graph edges in %.1f s",
+        "pipelines on %s: %d interactions, %d users removed, %d graph edges, %d labelled "
+        "impressions in %.1f s",
         backend.name,
         out["interactions"].num_rows,
         out["removed_users"].num_rows,
         out["graph"].num_rows,
+        out["labels"].num_rows,
         time.perf_counter() - clock,
     )
     return out

@@ -17,6 +17,7 @@ import tantivy
 
 from moodboard.data import Candidates, Catalog
 from moodboard.data import columns as C
+from moodboard.understand.parsed import ParsedQuery
 
 FEATURES: tuple[str, ...] = (
     "bm25",
@@ -156,6 +157,28 @@ class QueryContext:
     intent: Mapping[str, float] = field(default_factory=dict)
     price_min: float | None = None
     price_max: float | None = None
+
+
+def query_context(parsed: ParsedQuery, vector: np.ndarray | None = None) -> QueryContext:
+    """What the features know of an understood query (its retrieval text, attributes, intent).
+
+    Parameters
+    ----------
+    parsed
+        The query understood by ``QueryUnderstanding``.
+    vector
+        The embedding of the retrieval text (None without a dense model).
+    """
+    return QueryContext(
+        text=parsed.text or parsed.corrected or parsed.raw,
+        vector=vector,
+        colours=parsed.colours,
+        genders=parsed.genders,
+        article_types=parsed.article_types,
+        intent=dict(parsed.intent),
+        price_min=parsed.price_min,
+        price_max=parsed.price_max,
+    )
 
 
 class SearchFeatures:

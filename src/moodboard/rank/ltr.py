@@ -25,7 +25,9 @@ class LambdaMARTConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_estimators: int = Field(default=400, ge=1)
+    #: 100 trees: the most that still helps on engagement labels (simulated search logs,
+    #: tests/serve/test_search_ranker.py); ``evaluate search`` on Home Depot sets its own 400.
+    n_estimators: int = Field(default=100, ge=1)
     learning_rate: float = Field(default=0.05, gt=0)
     num_leaves: int = Field(default=31, ge=2)
     min_data_in_leaf: int = Field(default=50, ge=1)
@@ -35,6 +37,9 @@ class LambdaMARTConfig(BaseModel):
     label_levels: int = Field(default=7, ge=2, description="Gains are mapped to 0..levels-1.")
     seed: int = 0
     threads: int = Field(default=2, ge=1)
+    #: Trained from engagement only when the logs hold at least this many labelled search
+    #: queries (search requests with a clicked or better impression); else ``rank/noop``.
+    min_queries: int = Field(default=50, ge=1)
 
 
 class LambdaMARTRanker:
@@ -74,18 +79,50 @@ class LambdaMARTRanker:
         ConfigError
             If the shapes disagree.
         """
+        g = np.asarray(gains, dtype=np.float64)
+        top = g.max() if len(g) and g.max() > 0 else 1.0
+        scale = float((self.config.label_levels - 1) / top)
+        self._train(X, np.rint(g * scale).astype(np.int32), groups, "gains")
+        self.gain_scale = scale
+        return self
+
+    def fit_labels(self, X: np.ndarray, labels: np.ndarray, groups: Sequence[int]) -> Self:
+        """Train on integer grades as they are (e.g. engagement labels 0..5), unscaled.
+
+        Parameters
+        ----------
+        X
+            Features, one row per (query, candidate), queries contiguous.
+        labels
+            Integer grades in ``0 .. label_levels - 1``; the gain of grade ``g`` is ``g``.
+        groups
+            Rows per query, in order.
+
+        Raises
+        ------
+        ConfigError
+            If the shapes disagree or a label is outside ``0 .. label_levels - 1``.
+        """
+        y = np.asarray(labels)
+        top = self.config.label_levels - 1
+        if len(y) and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() > top):
+            raise ConfigError(
+                f"The 'labels' of LambdaMARTRanker.fit_labels must be integers in 0..{top} "
+                f"(label_levels - 1). Got {y.dtype} values {y.min()}..{y.max()} instead."
+            )
+        self._train(X, y.astype(np.int32), groups, "labels")
+        self.gain_scale = 1.0
+        return self
+
+    def _train(self, X: np.ndarray, labels: np.ndarray, groups: Sequence[int], what: str) -> None:
         import lightgbm as lgb
 
         X = np.asarray(X, dtype=np.float32)
-        g = np.asarray(gains, dtype=np.float64)
-        if len(X) != len(g) or sum(groups) != len(X):
+        if len(X) != len(labels) or sum(groups) != len(X):
             raise ConfigError(
-                f"LambdaMARTRanker.fit needs len(X) == len(gains) == sum(groups). "
-                f"Got {len(X)}, {len(g)}, {sum(groups)} instead."
+                f"LambdaMARTRanker.fit needs len(X) == len({what}) == sum(groups). "
+                f"Got {len(X)}, {len(labels)}, {sum(groups)} instead."
             )
-        top = g.max() if len(g) and g.max() > 0 else 1.0
-        self.gain_scale = float((self.config.label_levels - 1) / top)
-        labels = np.rint(g * self.gain_scale).astype(np.int32)
         c = self.config
         params = {
             "objective": "lambdarank",
@@ -107,7 +144,6 @@ class LambdaMARTRanker:
         ds = lgb.Dataset(X, labels, group=list(groups), feature_name=names or "auto")
         self._booster = lgb.train(params, ds, num_boost_round=c.n_estimators)
         _log.info("trained LambdaMART on %d rows, %d queries", len(X), len(groups))
-        return self
 
     def _check(self) -> None:
         if self._booster is None:

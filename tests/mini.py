@@ -139,6 +139,12 @@ def copy_workspace(ws: Workspace, root: Path) -> Workspace:
     return Workspace(root).init()
 
 
+def share_embeddings(src: Workspace, dest: Workspace) -> None:
+    """Copy ``src``'s embedding cache (``cache/``, keyed by content) into ``dest``, so a build
+    of ``dest`` embeds only the texts and images ``src`` has not."""
+    shutil.copytree(src.root / "cache", dest.root / "cache", dirs_exist_ok=True)
+
+
 def fingerprint(ws: Workspace) -> dict[str, tuple[int, int]]:
     """Every path in the workspace with its size and modification time (files) or (0, 0)."""
     out = {}

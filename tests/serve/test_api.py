@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serving import api_client, serve_settings
 
+from mini import mini_settings
 from moodboard.ingest import Workspace, all_events
 from moodboard.rank import FEATURES
 from moodboard.serve.build import build
@@ -286,7 +287,7 @@ def test_a_new_build_goes_live_without_failed_requests(
     for t in threads:
         t.start()
     try:
-        version = build(served_ws)["version"]
+        version = build(served_ws, settings=mini_settings())["version"]
         r = client.post("/admin/reload").json()
     finally:
         stop.set()

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from serving import serve_process
 
+from mini import share_embeddings
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, all_events, ingest_catalog
@@ -58,9 +59,10 @@ window.fetch = (url, opts = {}) => {
 
 
 @pytest.fixture(scope="module")
-def web_ws(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def web_ws(mini_engine: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """About 300 real fashion products (every dress, red tops and shoes, some others), a few
-    simulated shoppers and one build: a private workspace this server may write to."""
+    simulated shoppers and one build: a private workspace this server may write to. Most of
+    its products are in the mini engine, whose embeddings it reuses."""
     t = load_fashion().products
     kinds = t.column("articleType").to_pylist()
     colours = t.column("baseColour").to_pylist()
@@ -71,6 +73,7 @@ def web_ws(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Wor
     ws = Workspace(tmp_path_factory.mktemp("web") / "ws")
     assert ingest_catalog(ws, [t.take(keep)]).quarantined == 0
     run_simulation(ws, SimulateSettings(users=30, days=1))
+    share_embeddings(mini_engine, ws)
     build(ws)
     return ws
 

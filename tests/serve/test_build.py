@@ -9,39 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from moodboard.config import SimulateSettings, load_settings
-from moodboard.datasets import load_fashion
-from moodboard.ingest import Workspace, ingest_catalog
+from mini import mini_products, mini_settings
+from moodboard.ingest import Workspace
 from moodboard.ingest.workspace import VERSION_FORMAT
 from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
-from moodboard.simulate import run_simulation
 
 
 @pytest.fixture(scope="module")
-def small_ws(datasets_root, tmp_path_factory) -> Workspace:
-    data = load_fashion()
-    t = data.products
-    keep = [
-        i
-        for i, a in enumerate(t.column("articleType").to_pylist())
-        if a in ("Shirts", "Tshirts", "Jeans", "Dresses", "Handbags", "Watches")
-    ][:600]
-    ws = Workspace(tmp_path_factory.mktemp("build") / "ws")
-    assert ingest_catalog(ws, [t.take(keep)]).quarantined == 0
-    run_simulation(ws, SimulateSettings(users=60, days=2))
-    return ws
+def engine(mini_engine: Workspace) -> Engine:
+    return Engine.load(mini_engine)
 
 
-@pytest.fixture(scope="module")
-def engine(small_ws: Workspace) -> Engine:
-    manifest = build(small_ws)
-    assert small_ws.current_artifact() == manifest["version"]
-    return Engine.load(small_ws)
-
-
-def test_artifact_has_every_component_and_a_manifest(small_ws: Workspace, engine: Engine) -> None:
-    path = small_ws.artifacts_dir / engine.version
+def test_artifact_has_every_component_and_a_manifest(
+    mini_engine: Workspace, engine: Engine
+) -> None:
+    assert mini_engine.current_artifact() == engine.version
+    path = mini_engine.artifacts_dir / engine.version
     for part in (
         "lexical",
         "dense_text",
@@ -52,12 +36,13 @@ def test_artifact_has_every_component_and_a_manifest(small_ws: Workspace, engine
     ):
         assert (path / part).exists(), part
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["data"]["products"] == len(engine.catalog) == 600
+    n = len(engine.catalog)
+    assert manifest["data"]["products"] == n == len(mini_products())
     assert manifest["data"]["events_total"] > 0
-    assert manifest["components"]["visual/image"]["images"] == 600
+    assert manifest["components"]["visual/image"]["images"] == n
     assert manifest["components"]["popular/trending"]["items_with_engagement"] > 0
     assert set(manifest["timings_s"]) >= {"lexical", "dense_text", "visual_image", "understand"}
-    assert not list(small_ws.artifacts_dir.glob(".building-*"))
+    assert not list(mini_engine.artifacts_dir.glob(".building-*"))
 
 
 def test_search_understands_attributes_and_price(engine: Engine) -> None:
@@ -78,7 +63,7 @@ def test_typos_are_corrected_before_retrieval(engine: Engine) -> None:
 
 
 def test_a_failed_build_changes_nothing(
-    small_ws: Workspace, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ws_copy: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from moodboard.serve import build as build_module
 
@@ -86,17 +71,17 @@ def test_a_failed_build_changes_nothing(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(build_module.QueryUnderstanding, "fit", boom)
-    before = small_ws.current_artifact()
+    before = ws_copy.current_artifact()
     with pytest.raises(RuntimeError, match="disk full"):
-        build(small_ws)
-    assert small_ws.current_artifact() == before
-    assert not list(small_ws.artifacts_dir.glob(".building-*"))
+        build(ws_copy, settings=mini_settings())
+    assert ws_copy.current_artifact() == before
+    assert not list(ws_copy.artifacts_dir.glob(".building-*"))
 
 
 def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
-    small_ws: Workspace, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ws_copy: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws, live = small_ws, small_ws.current_artifact()
+    ws, live = ws_copy, ws_copy.current_artifact()
     older = [(datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=d)).strftime(VERSION_FORMAT)
              for d in range(3)]  # fmt: skip
     for v in older:  # what earlier builds left
@@ -111,7 +96,7 @@ def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    settings = load_settings().model_copy(deep=True)
+    settings = mini_settings()
     settings.build.keep_versions = 2
     version = build(ws, settings=settings)["version"]
     artifacts = ws.artifacts_dir.resolve()

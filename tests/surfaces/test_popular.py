@@ -80,7 +80,7 @@ def test_the_sample_config_declares_every_surface(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_engine_builds_its_surfaces_from_settings(
-    surfaces_ws: Workspace, engine: Engine
+    mini_engine: Workspace, engine: Engine
 ) -> None:
     shirt = int(np.flatnonzero(engine.catalog.category == "Apparel/Topwear/Shirts")[0])
     assert np.isfinite(engine.related(shirt, k=24).candidates.score(COMPLEMENT)).sum() == 6
@@ -89,7 +89,7 @@ def test_the_engine_builds_its_surfaces_from_settings(
             related=RelatedConfig(complement_share=0.0, sources=("dense/text",)),
         )
     )
-    other = Engine.load(surfaces_ws, settings=settings)
+    other = Engine.load(mini_engine, settings=settings)
     res = other.related(shirt, k=24)
     assert COMPLEMENT not in res.candidates.scores
     assert set(res.candidates.sources) == {"dense/text"}

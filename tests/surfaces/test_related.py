@@ -45,7 +45,7 @@ def test_related_items_share_category_and_colour_far_more_than_random(
 
 
 def test_build_learns_planted_complements_and_stores_them(
-    surfaces_ws: Workspace, engine: Engine
+    mini_engine: Workspace, engine: Engine
 ) -> None:
     assert engine.related.complements.of(SHIRTS)[0].category == JEANS
     assert engine.related.complements.of(JEANS)[0].category == SHIRTS

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from moodboard.errors import NotFoundError
-from moodboard.serve.routes.common import PageParams, engine_of, page_params, serve_surface
+from moodboard.serve.routes.common import Paged, PageParams, engine_of, serve_surface
 
 router = APIRouter(tags=["surfaces"])
-
-Page = Annotated[PageParams, Depends(page_params)]
 
 
 @router.get("/boards/{board_id}/ideas", name="board_ideas")
 def board_ideas(
     request: Request,
     board_id: Annotated[str, PathParam(min_length=1, max_length=100)],
-    p: Page,
+    p: Paged,
 ) -> JSONResponse:
     """More ideas for a board: neighbours of what is on it, minus what is on it."""
     engine = engine_of(request)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates, ItemFilter, StageTiming, new_request_id
@@ -332,3 +332,7 @@ def page_params(
     """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request."""
     start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
     return PageParams(check_k(request, k), start, user_or_none(user), explain)
+
+
+#: A route's paging parameters, checked (``k``, ``cursor``, ``user``, ``explain``).
+Paged = Annotated[PageParams, Depends(page_params)]

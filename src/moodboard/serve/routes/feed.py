@@ -11,17 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.serve.routes.common import (
     ANONYMOUS,
     Category,
     Filters,
+    Paged,
     PageParams,
     engine_of,
     item_filter,
-    page_params,
     serve_surface,
     user_or_none,
 )
@@ -29,14 +29,12 @@ from moodboard.surfaces import SurfaceResult
 
 router = APIRouter(tags=["surfaces"])
 
-Page = Annotated[PageParams, Depends(page_params)]
-
 
 @router.get("/feed/{user_id:path}", name="feed")
 def feed(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=200, description="The shopper.")],
-    p: Page,
+    p: Paged,
     session: Annotated[
         str | None,
         Query(max_length=200, description="Request key of the exploration slice (default: day)."),

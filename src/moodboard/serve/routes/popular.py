@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.serve.routes.common import (
     Category,
     Filters,
-    PageParams,
+    Paged,
     engine_of,
     item_filter,
-    page_params,
     serve_surface,
 )
 
 router = APIRouter(tags=["surfaces"])
 
-Page = Annotated[PageParams, Depends(page_params)]
-
 
 @router.get("/popular", name="popular")
 def popular(
     request: Request,
-    p: Page,
+    p: Paged,
     category: Category = None,
     filters: Filters = None,
 ) -> JSONResponse:

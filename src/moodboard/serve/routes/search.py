@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
@@ -20,17 +20,14 @@ from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
     Category,
     Filters,
-    PageParams,
+    Paged,
     engine_of,
     item_filter,
-    page_params,
     serve_surface,
 )
 from moodboard.surfaces import SurfaceResult
 
 router = APIRouter(tags=["surfaces"])
-
-Page = Annotated[PageParams, Depends(page_params)]
 
 
 def _search_features(engine: Engine) -> SearchFeatures:
@@ -47,7 +44,7 @@ def _search_features(engine: Engine) -> SearchFeatures:
 def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=500, description="The query.")],
-    p: Page,
+    p: Paged,
     price_min: Annotated[float | None, Query(ge=0)] = None,
     price_max: Annotated[float | None, Query(ge=0)] = None,
     category: Category = None,

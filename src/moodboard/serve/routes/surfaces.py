@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
@@ -17,16 +17,13 @@ from moodboard.errors import InputError, NotFoundError
 from moodboard.serve.routes.common import (
     Category,
     Filters,
-    PageParams,
+    Paged,
     engine_of,
     item_filter,
-    page_params,
     serve_surface,
 )
 
 router = APIRouter(tags=["surfaces"])
-
-Page = Annotated[PageParams, Depends(page_params)]
 
 #: Surfaces whose request cannot travel in a query string, and where to send it instead.
 _NOT_BY_GET = {"visual": "POST /visual-search with the photo"}
@@ -36,7 +33,7 @@ _NOT_BY_GET = {"visual": "POST /visual-search with the photo"}
 def surface(
     request: Request,
     name: Annotated[str, PathParam(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")],
-    p: Page,
+    p: Paged,
     q: Annotated[str | None, Query(max_length=500, description="A query text.")] = None,
     item: Annotated[str | None, Query(max_length=500, description="A product id.")] = None,
     board: Annotated[str | None, Query(max_length=100, description="A board id.")] = None,

@@ -182,4 +182,6 @@ def test_a_surface_declared_in_config_is_served_without_code_elsewhere(
         short = c.get("/surfaces/new_arrivals", params={"k": 5}).json()
         assert [it["id"] for it in short["items"]] == ids[:5] and short["next_cursor"] == "5"
         assert c.get("/surfaces/nothing").status_code == 404
+        no_item = c.get("/surfaces/related")
+        assert no_item.status_code in (400, 422) and "item=" in no_item.json()["detail"]
         assert c.get("/surfaces/search", params={"q": "jeans", "k": 3}).json()["items"]

@@ -1,7 +1,8 @@
 """The rank stage's components by name: ``rank/noop``, ``rank/shuffle`` (experiment control
 arms), and any ranker registered later (``rank/lambdamart``).
 
-A ranker is built from ``(seed)`` and called with the candidates and a ``RankQuery`` (who asks,
+A ranker is built from ``(seed, resources)`` (the engine's named resources: a learned ranker
+finds its model or features there) and called with the candidates and a ``RankQuery`` (who asks,
 the request id, what was asked); it returns the same items in its order.
 """
 
@@ -58,7 +59,7 @@ class NoopRanker:
 
     name = "rank/noop"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, resources: Mapping[str, Any] | None = None) -> None:
         self.seed = seed
 
     def __call__(self, cand: Candidates, query: RankQuery) -> Candidates:
@@ -71,7 +72,7 @@ class ShuffleRanker:
 
     name = "rank/shuffle"
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, resources: Mapping[str, Any] | None = None) -> None:
         self.seed = seed
 
     def __call__(self, cand: Candidates, query: RankQuery) -> Candidates:
@@ -80,14 +81,17 @@ class ShuffleRanker:
         return cand.take(rng.permutation(len(cand)).astype(np.int64))
 
 
-#: Registry name -> ranker factory ``(seed) -> Ranker``.
-RANKERS: dict[str, Callable[[int], Ranker]] = {
+#: A ranker factory: ``(seed, resources) -> Ranker``.
+RankerFactory = Callable[[int, Mapping[str, Any]], Ranker]
+
+#: Registry name -> ranker factory.
+RANKERS: dict[str, RankerFactory] = {
     NoopRanker.name: NoopRanker,
     ShuffleRanker.name: ShuffleRanker,
 }
 
 
-def register_ranker(name: str, factory: Callable[[int], Ranker]) -> None:
+def register_ranker(name: str, factory: RankerFactory) -> None:
     """Register a ranker under ``name`` (``rank/<kind>``), replacing one of that name.
 
     Raises
@@ -100,8 +104,8 @@ def register_ranker(name: str, factory: Callable[[int], Ranker]) -> None:
     RANKERS[name] = factory
 
 
-def make_ranker(name: str, seed: int = 0) -> Ranker:
-    """The ranker registered as ``name``, seeded.
+def make_ranker(name: str, seed: int = 0, resources: Mapping[str, Any] | None = None) -> Ranker:
+    """The ranker registered as ``name``, seeded, with the engine's named ``resources``.
 
     Raises
     ------
@@ -114,4 +118,4 @@ def make_ranker(name: str, seed: int = 0) -> Ranker:
         raise ConfigError(
             f"Unknown ranker {name!r}: choose among {', '.join(sorted(RANKERS))}."
         ) from None
-    return factory(seed)
+    return factory(seed, resources or {})

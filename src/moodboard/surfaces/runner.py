@@ -20,7 +20,7 @@ import numpy as np
 from moodboard.blend import fill_page
 from moodboard.data import Candidates, Catalog, ItemFilter, Page, PageItem, Request, StageTiming
 from moodboard.data import columns as C
-from moodboard.errors import NotFoundError
+from moodboard.errors import InputError, NotFoundError
 from moodboard.rank import Ranker, RankQuery
 from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.retrieve.base import check_k
@@ -122,9 +122,13 @@ class SurfaceEnv:
 
         Raises
         ------
+        InputError
+            If the request names no item.
         NotFoundError
             If the catalog does not have it.
         """
+        if item_id is None:
+            raise InputError("This surface is about one product: pass its id (item=<id>).")
         idx = self.catalog.ids.indices([item_id or ""], missing=-1)
         if idx[0] < 0:
             raise NotFoundError(f"No product with id {item_id!r} in the live catalog.")

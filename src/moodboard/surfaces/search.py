@@ -15,6 +15,7 @@ import numpy as np
 
 from moodboard.blend import boost_matches
 from moodboard.data import Candidates, ItemFilter, Request
+from moodboard.errors import InputError
 from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
@@ -41,10 +42,18 @@ def _filter(parsed: ParsedQuery, extra: ItemFilter | None) -> ItemFilter | None:
 @register_prepare("prepare/search")
 def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     """Understand ``request.query`` (``understand`` resource) and embed it for the ``dense/*``
-    sources (``encode`` resource; without one they are not asked)."""
+    sources (``encode`` resource; without one they are not asked).
+
+    Raises
+    ------
+    InputError
+        If the query holds no word.
+    """
     cfg = env.config
     t0 = time.perf_counter()
     text = request.query or ""
+    if not text.strip():
+        raise InputError("The 'q' parameter must contain a word. Got only spaces instead.")
     parsed = env.resources["understand"](text)
     query_text = parsed.text or parsed.corrected or text
     f = _filter(parsed, request.item_filter)

@@ -103,13 +103,14 @@ def build_surface(
     ConfigError
         If a step or ranker name is not registered.
     """
-    env = SurfaceEnv(catalog, dict(sources), config, seed, dict(resources or {}))
+    resources = dict(resources or {})
+    env = SurfaceEnv(catalog, dict(sources), config, seed, resources)
     return Surface(
         name,
         _step(PREPARES, config.prepare or f"prepare/{name}", "prepare"),
         config.sources,
         Fuser(config.fuse),
-        make_ranker(config.ranker, seed),
+        make_ranker(config.ranker, seed, resources),
         _step(BLENDS, config.blend, "blend"),
         config.fallback,
         env,

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
-from moodboard.errors import InputError
 from moodboard.rank import FEATURES, ItemTexts, QueryContext, SearchFeatures
 from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
@@ -52,8 +51,6 @@ def search(
 ) -> JSONResponse:
     """Search the catalog: understand -> retrieve -> fuse -> rank -> boost -> fallback."""
     engine = engine_of(request)
-    if not q.strip():
-        raise InputError("The 'q' parameter must contain a word. Got only spaces instead.")
     f = item_filter(engine, price_min, price_max, category, filters)
 
     def features(res: SurfaceResult) -> Any:

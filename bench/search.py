@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report
 
-from moodboard.data import Catalog
+from moodboard.data import Catalog, Request
 from moodboard.datasets import ingest_dataset, load_wands_queries
 from moodboard.ingest import Workspace
 from moodboard.retrieve import SourceQuery
@@ -56,7 +56,7 @@ def main() -> None:
             for k, v in manifest["timings_s"].items()
         ]
         queries = _queries(engine.catalog, args.queries)
-        engine.search(queries[0])  # warm the model
+        engine.search(Request(surface="search", query=queries[0]))  # warm the model
         per: dict[str, list[float]] = {}
         for q in queries:
             t0 = time.perf_counter()
@@ -80,7 +80,7 @@ def main() -> None:
                     (time.perf_counter() - t0) * 1e3
                 )
             t0 = time.perf_counter()
-            engine.search(q, k=24)
+            engine.search(Request(surface="search", query=q, k=24))
             per.setdefault("full search chain", []).append((time.perf_counter() - t0) * 1e3)
         for what, xs in per.items():
             p50, p99 = _pct(xs)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import report
 from search import _queries
 
+from moodboard.data import Request
 from moodboard.ingest import Workspace
 from moodboard.retrieve import SourceQuery
 from moodboard.serve.registry import Engine
@@ -162,16 +163,18 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         bm25, dense = engine.sources["lexical/bm25"], engine.sources["dense/text"]
-        enc = engine.search.encode
+        enc = engine.text_encoder.encode
         vecs = enc(queries[:n])
         parts = {
             "tantivy bm25 top-200": lambda i: bm25(SourceQuery(text=queries[i]), 200),
             "faiss dense top-200": lambda i: dense(SourceQuery(vector=vecs[i]), 200),
             "text encode (1 query)": lambda i: enc([queries[i] + " x"]),
             "query understanding": lambda i: engine.understand(queries[i]),
-            "search chain in-process": lambda i: engine.search(queries[i]),
+            "search chain in-process": lambda i: engine.search(
+                Request(surface="search", query=queries[i])
+            ),
             "related chain in-process": lambda i: engine.related(
-                int(engine.catalog.ids.indices([items[i]])[0]), 25
+                Request(surface="related", item_id=items[i], k=25)
             ),
         }
         for what, fn in parts.items():

@@ -21,8 +21,11 @@ ALLOWED = {
     "pipelines": {"data", "errors", "config", "ingest"},
     "understand": {"data", "errors", "config", "media"},
     "retrieve": {"data", "errors", "understand"},
-    "rank": {"data", "errors", "config", "understand", "retrieve"},
-    "blend": {"data", "errors", "config"},
+    # the stages are pure: no config, serve or build
+    "rank": {"data", "errors", "understand", "retrieve"},
+    "blend": {"data", "errors", "retrieve"},
+    # a surface is its prepare step over the stages, run by one runner
+    "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
     "simulate": {"data", "errors", "config", "ingest"},
     # evaluate composes the public interfaces of the stages to measure them
     "evaluate": {

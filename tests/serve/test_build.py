@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mini import mini_products, mini_settings
+from moodboard.data import Request
 from moodboard.ingest import Workspace
 from moodboard.ingest.workspace import VERSION_FORMAT
 from moodboard.serve.build import build
@@ -46,8 +47,9 @@ def test_artifact_has_every_component_and_a_manifest(
 
 
 def test_search_understands_attributes_and_price(engine: Engine) -> None:
-    res = engine.search("navy blue shirt for men", k=10)
-    assert res.parsed.genders == ("men",) and "navy blue" in res.parsed.colours
+    res = engine.search.run(Request(surface="search", query="navy blue shirt for men", k=10))
+    parsed = res.prepared.context["parsed"]
+    assert parsed.genders == ("men",) and "navy blue" in parsed.colours
     top = [engine.catalog.attribute("articleType")[i] for i in res.candidates.items[:10]]
     assert top.count("Shirts") >= 8
     colours = [engine.catalog.attribute("baseColour")[i] for i in res.candidates.items[:5]]
@@ -56,8 +58,8 @@ def test_search_understands_attributes_and_price(engine: Engine) -> None:
 
 
 def test_typos_are_corrected_before_retrieval(engine: Engine) -> None:
-    res = engine.search("jeens", k=10)
-    assert res.parsed.corrections.get("jeens") == "jeans"
+    res = engine.search.run(Request(surface="search", query="jeens", k=10))
+    assert res.prepared.context["parsed"].corrections.get("jeens") == "jeans"
     top = [engine.catalog.attribute("articleType")[i] for i in res.candidates.items[:10]]
     assert top.count("Jeans") >= 8
 

@@ -13,13 +13,16 @@ import pytest
 from fastapi.testclient import TestClient
 from serving import api_client
 
+from moodboard.blend import EXPLORE
 from moodboard.config import FuseSettings
+from moodboard.data import Request
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, all_events
 from moodboard.retrieve import PopularSource, TrainingData
 from moodboard.retrieve.two_tower import TwoTower
 from moodboard.simulate import load_tastes
-from moodboard.surfaces.feed import EXPLORE
+from moodboard.surfaces import build_surface
+from moodboard.surfaces.feed import personalized
 
 K = 24
 
@@ -53,7 +56,7 @@ def test_the_build_trains_two_tower_and_saves_histories(client: TestClient) -> N
     assert tt["examples"] > 0 and tt["loss"][-1] < tt["loss"][0]
     assert {"text", "image", "attributes"} <= set(tt["features"])
     assert isinstance(engine.recommenders["two_tower"], TwoTower)
-    assert "two_tower" in engine.feed.personalized
+    assert "two_tower" in personalized(engine.feed.env)
     assert engine.manifest["components"]["feed/histories"]["users"] == len(engine.histories)
     assert (engine.path / "two_tower" / "model.pt").is_file()
 
@@ -62,8 +65,10 @@ def test_the_build_trains_every_recommender_and_tunes_the_fusion(client: TestCli
     engine = client.app.state.live.engine
     comp = engine.manifest["components"]
     names = ("two_tower", "sequence", "graph/walks", "user_interests")
-    assert set(engine.feed.recommenders) == set(names)
-    assert engine.feed.personalized == [n for n in names if comp["feed/fusion"]["weights"][n] > 0]
+    assert set(engine.recommenders) == set(names)
+    assert personalized(engine.feed.env) == [
+        n for n in names if comp["feed/fusion"]["weights"][n] > 0
+    ]
     for name in names:
         assert comp[name]["path"] and 0.0 <= comp[name]["valid_ndcg@10"] <= 1.0, name
     assert comp["sequence"]["epochs"] >= 1
@@ -164,8 +169,6 @@ def _watch_lover(catalog) -> PopularSource:
 def test_the_feed_fuses_every_loaded_recommender_with_provenance(
     client: TestClient, known: list[str]
 ) -> None:
-    from moodboard.surfaces.feed import FeedChain
-
     engine = client.app.state.live.engine
     sources = {
         "popular/trending": engine.sources["popular/trending"],
@@ -173,22 +176,20 @@ def test_the_feed_fuses_every_loaded_recommender_with_provenance(
         "user_interests": _watch_lover(engine.catalog),
     }
     cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # equal weights
-    chain = FeedChain(engine.catalog, sources, cfg)
-    assert chain.personalized == ["two_tower", "user_interests"]
+    chain = build_surface("feed", cfg, engine.catalog, sources, 0, engine.feed.env.resources)
+    assert personalized(chain.env) == ["two_tower", "user_interests"]
     history = engine.history(known[3])
-    page = chain(history, k=40, user=known[3]).candidates
+    page = chain.run(Request(surface="feed", user_id=known[3], k=40)).candidates
     assert {"two_tower", "user_interests"} <= {s for p in page.sources for s in p.split("+")}
     assert not set(history.tolist()) & set(page.items.tolist())
     assert np.isfinite(page.score("user_interests")).any()
-    cold = chain(np.array([], dtype=np.int64), k=40, user="new", nonce=7).candidates
+    cold = chain.run(Request(surface="feed", user_id="new", k=40, session="7")).candidates
     assert not {"two_tower", "user_interests"} & set(cold.sources)
 
 
 def test_action_weights_steer_the_walks_and_are_saved_with_histories(
     client: TestClient, known: list[str]
 ) -> None:
-    from moodboard.surfaces.feed import FeedChain
-
     engine = client.app.state.live.engine
     walked = engine.recommenders["graph/walks"]
     reach = {}  # items of the known users' histories the walks graph reaches from
@@ -204,10 +205,10 @@ def test_action_weights_steer_the_walks_and_are_saved_with_histories(
     )
     cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # not the tuned one
     sources = {"popular/trending": engine.sources["popular/trending"], "graph/walks": walked}
-    chain = FeedChain(engine.catalog, sources, cfg)
-    two = np.array([a, b])
-    only_a = chain(two, k=3, weights=np.array([1.0, 0.0])).candidates
-    only_b = chain(two, k=3, weights=np.array([0.0, 1.0])).candidates
+    chain = build_surface("feed", cfg, engine.catalog, sources, 0, engine.feed.env.resources)
+    two = Request(surface="feed", items=tuple(engine.catalog.ids.external([a, b])), k=3)
+    only_a = chain.run(two.model_copy(update={"weights": (1.0, 0.0)})).candidates.head(3)
+    only_b = chain.run(two.model_copy(update={"weights": (0.0, 1.0)})).candidates.head(3)
     assert set(only_a.items) <= got_a and set(only_b.items) <= got_b
     with pytest.raises(ConfigError, match="one weight per history item"):
-        chain(two, k=10, weights=np.array([1.0]))
+        chain.run(two.model_copy(update={"weights": (1.0,)}))

@@ -16,6 +16,7 @@ from serving import api_client, serve_settings
 from typer.testing import CliRunner
 
 from moodboard.cli import app as cli_app
+from moodboard.data import Request
 from moodboard.ingest import Workspace
 from moodboard.understand.upload import decode_upload
 
@@ -81,7 +82,8 @@ def test_sources_never_search_past_their_index(client: TestClient) -> None:
     vec = dense.vectors[:1]
     _, idx = dense.search(vec, 10_000_000)  # the landed tree allocated 10M slots
     assert idx.shape == (1, len(engine.catalog))
-    page = engine.related(0, 50_000_000)
+    item = engine.catalog.ids.external([0])[0]
+    page = engine.related.run(Request(surface="related", item_id=item, k=50_000_000))
     assert len(page.candidates) <= len(engine.catalog)
 
 

@@ -6,12 +6,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from chains import ask, chain
 
 from moodboard.config import BoardConfig
-from moodboard.errors import ConfigError, NotFoundError
+from moodboard.data import Request
+from moodboard.errors import ConfigError
 from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
-from moodboard.surfaces import BoardChain
 from moodboard.surfaces.board import cluster_board, round_robin
 
 
@@ -27,8 +28,8 @@ def test_ideas_never_contain_board_items_and_follow_the_board_mix(
     engine: Engine, article: np.ndarray, content_sources: dict
 ) -> None:
     board = np.concatenate([_of(article, "Shirts", 6), _of(article, "Handbags", 3)])
-    content = BoardChain(engine.catalog, content_sources)  # co-engagement adds its own mix
-    ideas = content(board, k=24).candidates.items
+    content = chain("board", engine, content_sources, BoardConfig())  # no co-engagement mix
+    ideas = ask(content, 24, items=board).candidates.items
     assert len(ideas) == 24 and not np.isin(ideas, board).any()
     mix = _mix(article, ideas)
     # measured on the mini engine: 0.46 shirts (+ 0.08 T-shirts), 0.46 handbags. Each source's
@@ -36,8 +37,8 @@ def test_ideas_never_contain_board_items_and_follow_the_board_mix(
     # text and image lists agree more on handbags and the fusion lifts them
     assert 0.4 <= mix.get("Shirts", 0) <= 0.8 and 0.2 <= mix.get("Handbags", 0) <= 0.5
     # one mean vector lands between the two and loses the minority category's share
-    mean_only = BoardChain(engine.catalog, content_sources, BoardConfig(max_centroids=1))
-    mean_mix = _mix(article, mean_only(board, k=24).candidates.items)
+    mean_only = chain("board", engine, content_sources, BoardConfig(max_centroids=1))
+    mean_mix = _mix(article, ask(mean_only, 24, items=board).candidates.items)
     tv = 0.5 * sum(abs(mix.get(a, 0) - w) for a, w in {"Shirts": 2 / 3, "Handbags": 1 / 3}.items())
     tv_mean = 0.5 * sum(
         abs(mean_mix.get(a, 0) - w) for a, w in {"Shirts": 2 / 3, "Handbags": 1 / 3}.items()
@@ -49,7 +50,7 @@ def test_three_category_boards_get_all_three(engine: Engine, article: np.ndarray
     board = np.concatenate(
         [_of(article, "Watches", 4), _of(article, "Heels", 4), _of(article, "Jeans", 4)]
     )
-    res = engine.board(board, k=24)
+    res = ask(engine.board, 24, items=board)
     mix = _mix(article, res.candidates.items)
     # measured: jeans 0.46 (the shoppers' co-engagement pulls them), watches 0.29, heels 0.17
     assert all(mix.get(a, 0) >= 0.125 for a in ("Watches", "Heels", "Jeans")), mix
@@ -60,7 +61,7 @@ def test_a_single_category_board_gets_that_category(engine: Engine, article: np.
     shares = []
     for name in ("Dresses", "Casual Shoes", "Watches", "Jeans", "Shirts"):
         board = _of(article, name, 5, skip=3)
-        ideas = engine.board(board, k=12).candidates.items
+        ideas = ask(engine.board, 12, items=board).candidates.items
         shares.append(np.mean(article[ideas] == name))
         # co-engagement adds other types: casual shoes bring wallets and jeans (measured 0.5)
         assert shares[-1] >= 0.4, (name, _mix(article, ideas))
@@ -73,22 +74,22 @@ def test_near_duplicates_of_board_items_are_not_ideas(
     sim = image_vectors @ image_vectors.T
     np.fill_diagonal(sim, 0)
     for i in np.flatnonzero((sim >= 0.999).any(1))[:6]:
-        ideas = engine.board(np.array([i]), k=24).candidates.items
+        ideas = ask(engine.board, 24, items=np.array([i])).candidates.items
         assert (image_vectors[ideas] @ image_vectors[i] < 0.97).all()
         s = image_vectors[ideas] @ image_vectors[ideas].T
         assert (s[~np.eye(len(ideas), dtype=bool)] < 0.97).all()
 
 
 def test_empty_boards_get_popular_and_pages_are_never_short(engine: Engine) -> None:
-    popular = engine.popular(24).candidates.items
-    res = engine.board(np.array([], dtype=np.int64), k=24)
+    popular = ask(engine.popular, 24).candidates.items
+    res = ask(engine.board, 24, items=np.array([], dtype=np.int64))
     assert list(res.candidates.items) == list(popular)
     n = len(engine.catalog)
     almost_all = np.arange(n - 5)
-    ideas = engine.board(almost_all, k=24).candidates.items
+    ideas = ask(engine.board, 24, items=almost_all).candidates.items
     assert sorted(ideas) == list(range(n - 5, n))  # only what is left, never board items
-    silent = BoardChain(engine.catalog, engine.sources, BoardConfig(sources=()))
-    res = silent(np.array([0, 1, 2]), k=24)
+    silent = chain("board", engine, config=BoardConfig(sources=()))
+    res = ask(silent, 24, items=[0, 1, 2])
     assert len(res.candidates) == 24 and set(res.candidates.sources) == {"popular/trending"}
     assert not np.isin([0, 1, 2], res.candidates.items).any()
 
@@ -109,12 +110,12 @@ def test_clustering_and_round_robin_by_hand() -> None:
 
 
 def test_bad_arguments_say_what_to_fix(engine: Engine) -> None:
-    with pytest.raises(NotFoundError, match="'items' parameter names item index"):
-        engine.board(np.array([0, len(engine.catalog)]), k=5)
-    with pytest.raises(ConfigError, match="'k' parameter of BoardChain must be an int >= 1"):
-        engine.board(np.array([0]), k=-3)
-    with pytest.raises(ConfigError, match="integer item indices"):
-        engine.board(np.array(["123"]), k=5)
+    with pytest.raises(ConfigError, match="'k' parameter of Surface 'board' must be an int >= 1"):
+        ask(engine.board, -3, items=[0])
+    # ids the catalog no longer has (a product removed since it was saved) are left out
+    one = ask(engine.board, 5, items=[0]).candidates.items
+    gone = Request(surface="board", items=(engine.catalog.ids.external([0])[0], "gone"), k=5)
+    assert list(engine.board.run(gone).candidates.items[:5]) == list(one)
 
 
 def test_board_ideas_gain_what_people_engage_with_together(
@@ -126,9 +127,11 @@ def test_board_ideas_gain_what_people_engage_with_together(
     walks, pairs = paired_walks
     board = np.array(list(pairs)[:4])  # four watches, each always engaged with one heel
     heels = [pairs[w] for w in board]
-    chain = BoardChain(engine.catalog, {**content_sources, "graph/walks": walks}, BoardConfig())
-    page = chain(board, k=96).candidates  # the heels rank 68-76 of the mini engine's ideas
-    content = BoardChain(engine.catalog, content_sources)(board, k=96).candidates
+    walked = chain("board", engine, {**content_sources, "graph/walks": walks}, BoardConfig())
+    page = ask(walked, 96, items=board).candidates  # the heels rank 68-76 of the ideas
+    content = ask(
+        chain("board", engine, content_sources, BoardConfig()), 96, items=board
+    ).candidates
     assert np.isin(heels, page.items).all() and not np.isin(heels, content.items).any()
     assert all("graph/walks" in page.sources[list(page.items).index(h)] for h in heels)
     assert np.mean(article[page.items[:24]] == "Watches") >= 0.6  # content still leads

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chains import ask, chain
 
+from moodboard.blend import CATALOG_FALLBACK, fill_page
 from moodboard.config import RelatedConfig, SearchConfig, Settings, SurfacesSettings, load_settings
 from moodboard.data import Candidates, ItemFilter
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
-from moodboard.surfaces import SearchChain, fill_page
-from moodboard.surfaces.base import CATALOG_FALLBACK
 from moodboard.surfaces.related import COMPLEMENT
 
 SAMPLE = Path(__file__).parents[2] / "configs" / "moodboard.toml"
@@ -24,31 +24,33 @@ def test_popular_is_ordered_by_popularity_within_filters(
     engine: Engine, article: np.ndarray
 ) -> None:
     scores = engine.sources["popular/trending"].scores
-    res = engine.popular(24)
+    res = ask(engine.popular, 24)
     items = res.candidates.items
     assert len(items) == 24 and (np.diff(scores[items]) <= 0).all()
     assert scores[items[0]] == scores.max() > 0
-    bags = engine.popular(10, item_filter=ItemFilter(attributes={"articleType": ("Handbags",)}))
+    bags = ask(
+        engine.popular, 10, item_filter=ItemFilter(attributes={"articleType": ("Handbags",)})
+    )
     assert set(article[bags.candidates.items]) == {"Handbags"}
-    rest = engine.popular(24, exclude=items[:12]).candidates.items
+    rest = ask(engine.popular, 24, exclude=items[:12]).candidates.items
     assert list(rest[:12]) == list(items[12:])
 
 
 def test_a_filter_leaving_few_items_gives_just_those(engine: Engine, article: np.ndarray) -> None:
     few = ItemFilter(attributes={"articleType": ("Jeans",)})
     jeans = np.flatnonzero(article == "Jeans")
-    assert len(engine.popular(len(jeans) + 20, item_filter=few).candidates) == len(jeans)
+    assert len(ask(engine.popular, len(jeans) + 20, item_filter=few).candidates) == len(jeans)
     nothing = ItemFilter(attributes={"articleType": ("Spacesuits",)})
-    assert len(engine.popular(24, item_filter=nothing).candidates) == 0
-    assert len(engine.popular(24, exclude=np.arange(len(engine.catalog))).candidates) == 0
+    assert len(ask(engine.popular, 24, item_filter=nothing).candidates) == 0
+    assert len(ask(engine.popular, 24, exclude=np.arange(len(engine.catalog))).candidates) == 0
 
 
 def test_search_fills_its_page_from_popular_when_sources_find_nothing(engine: Engine) -> None:
-    chain = SearchChain(engine.catalog, engine.sources, engine.understand, None, SearchConfig())
-    res = chain("qqqzzxv", k=24)  # no dense encoder, no lexical match
-    assert len(res.candidates) >= 24
+    search = chain("search", engine, config=SearchConfig(), encode=None)
+    res = ask(search, 24, query="qqqzzxv")  # no dense encoder, no lexical match
+    assert len(res.candidates) == 24
     assert set(res.candidates.sources[:24]) == {"popular/trending"}
-    assert list(res.candidates.items[:24]) == list(engine.popular(24).candidates.items)
+    assert list(res.candidates.items[:24]) == list(ask(engine.popular, 24).candidates.items)
 
 
 def test_fill_page_falls_back_to_the_catalog_without_popular(engine: Engine) -> None:
@@ -83,16 +85,16 @@ def test_the_engine_builds_its_surfaces_from_settings(
     mini_engine: Workspace, engine: Engine
 ) -> None:
     shirt = int(np.flatnonzero(engine.catalog.category == "Apparel/Topwear/Shirts")[0])
-    assert np.isfinite(engine.related(shirt, k=24).candidates.score(COMPLEMENT)).sum() == 6
+    assert np.isfinite(ask(engine.related, 24, item=shirt).candidates.score(COMPLEMENT)).sum() == 6
     settings = Settings(
         surfaces=SurfacesSettings(
             related=RelatedConfig(complement_share=0.0, sources=("dense/text",)),
         )
     )
     other = Engine.load(mini_engine, settings=settings)
-    res = other.related(shirt, k=24)
+    res = ask(other.related, 24, item=shirt)
     assert COMPLEMENT not in res.candidates.scores
     assert set(res.candidates.sources) == {"dense/text"}
     assert other.image_encoder is other.image_encoder
-    with pytest.raises(ConfigError, match="'k' parameter of PopularChain"):
-        other.popular(0)
+    with pytest.raises(ConfigError, match="'k' parameter of Surface 'popular'"):
+        ask(other.popular, 0)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chains import ask, chain
 from PIL import Image
 
 from moodboard.config import VisualConfig
 from moodboard.data import ItemFilter
 from moodboard.errors import ConfigError, InputError
 from moodboard.serve.registry import Engine
-from moodboard.surfaces import VisualChain
 from moodboard.understand.upload import decode_upload
 
 
@@ -47,7 +47,7 @@ def test_a_photo_of_a_catalog_item_finds_it_first(
     same_type = []
     for n, i in enumerate(items):
         fmt = "PNG" if n % 3 == 0 else "JPEG"
-        res = engine.visual(_photo(engine.catalog.image[i], fmt=fmt), k=10)
+        res = ask(engine.visual, 10, image=_photo(engine.catalog.image[i], fmt=fmt))
         top = int(res.candidates.items[0])
         assert top == i or float(image_vectors[top] @ image_vectors[i]) >= 0.97, (i, top)
         same_type.append(np.mean(article[res.candidates.items] == article[i]))
@@ -61,11 +61,13 @@ def test_a_crop_finds_what_is_in_the_crop(engine: Engine, article: np.ndarray) -
     photo = _side_by_side(engine.catalog.image[shirt], engine.catalog.image[bag])
     width, height = Image.open(io.BytesIO(photo)).size
     half = width // 2
-    left = engine.visual(photo, k=8, crop=(0, 0, half, height)).candidates.items
-    right = engine.visual(photo, k=8, crop=(half, 0, width - half, height)).candidates.items
+    left = ask(engine.visual, 8, image=photo, crop=(0, 0, half, height)).candidates.items
+    right = ask(
+        engine.visual, 8, image=photo, crop=(half, 0, width - half, height)
+    ).candidates.items
     assert left[0] == shirt and np.mean(article[left] == "Shirts") >= 0.75
     assert right[0] == bag and np.mean(article[right] == "Handbags") >= 0.75
-    whole = engine.visual(photo, k=8).candidates.items
+    whole = ask(engine.visual, 8, image=photo).candidates.items
     assert shirt not in whole[:1] or bag not in whole[:1]  # the whole photo is neither alone
     assert list(whole) != list(left) and list(whole) != list(right)
 
@@ -74,19 +76,15 @@ def test_category_filter_and_full_pages_from_popular(engine: Engine, article: np
     shirt = _first(engine, article, "Shirts")[0]
     photo = _photo(engine.catalog.image[shirt])
     watches = ItemFilter(attributes={"category": ("Watches",)})
-    res = engine.visual(photo, k=24, item_filter=watches)
+    res = ask(engine.visual, 24, image=photo, item_filter=watches)
     assert len(res.candidates) == 24 and set(article[res.candidates.items]) == {"Watches"}
     nothing = ItemFilter(attributes={"category": ("Spaceships",)})
-    assert len(engine.visual(photo, k=24, item_filter=nothing).candidates) == 0
-    blind = VisualChain(
-        engine.catalog,
-        {"popular/trending": engine.sources["popular/trending"]},  # no visual index loaded
-        engine.images.encode_upload,
-        VisualConfig(),
-    )
-    res = blind(photo, k=24)
+    assert len(ask(engine.visual, 24, image=photo, item_filter=nothing).candidates) == 0
+    no_index = {"popular/trending": engine.sources["popular/trending"]}  # no visual index
+    blind = chain("visual", engine, no_index, VisualConfig())
+    res = ask(blind, 24, image=photo)
     assert len(res.candidates) == 24 and set(res.candidates.sources) == {"popular/trending"}
-    res = blind(photo, k=24, item_filter=watches)
+    res = ask(blind, 24, image=photo, item_filter=watches)
     assert len(res.candidates) == 24 and set(article[res.candidates.items]) == {"Watches"}
 
 
@@ -96,15 +94,10 @@ def test_near_duplicates_can_be_dropped(engine: Engine, image_vectors: np.ndarra
     i = int(np.flatnonzero((sim >= 0.999).any(1))[0])
     photo = _photo(engine.catalog.image[i])
     twins = set(np.flatnonzero(sim[i] >= 0.97)) | {i}
-    shown = engine.visual(photo, k=5).candidates.items
+    shown = ask(engine.visual, 5, image=photo).candidates.items
     assert len(twins & set(shown)) >= 2  # by default a shopper sees every listing of it
-    dedup = VisualChain(
-        engine.catalog,
-        engine.sources,
-        engine.images.encode_upload,
-        VisualConfig(dedup_threshold=0.97),
-    )
-    page = dedup(photo, k=5).candidates.items
+    dedup = chain("visual", engine, config=VisualConfig(dedup_threshold=0.97))
+    page = ask(dedup, 5, image=photo).candidates.items
     assert len(twins & set(page)) == 1 and len(page) == 5
 
 
@@ -112,15 +105,15 @@ def test_bad_uploads_and_crops_say_what_to_fix(engine: Engine, article: np.ndarr
     photo = _photo(engine.catalog.image[0], size=(200, 100))
     for bad in (b"", b"GIF89a not really", b"\xff\xd8\xff\xe0 truncated jpeg", photo[:40]):
         with pytest.raises(InputError, match="could not decode the upload as an image: send a"):
-            engine.visual(bad, k=5)
+            ask(engine.visual, 5, image=bad)
     for crop in ((150, 0, 60, 50), (0, 0, 7, 50), (-1, 0, 50, 50), (0, 60, 50, 50)):
         with pytest.raises(InputError, match=r"crop box must lie inside the 200 x 100 px"):
-            engine.visual(photo, k=5, crop=crop)
+            ask(engine.visual, 5, image=photo, crop=crop)
     with pytest.raises(InputError, match="four integers"):
-        engine.visual(photo, k=5, crop=(0, 0, 50))  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="'k' parameter of VisualChain"):
-        engine.visual(photo, k=0)
-    assert engine.visual(photo, k=3, crop=(0, 0, 200, 100)).candidates.items.size == 3
+        ask(engine.visual, 5, image=photo, crop=(0, 0, 50))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'k' parameter of Surface 'visual'"):
+        ask(engine.visual, 0, image=photo)
+    assert ask(engine.visual, 3, image=photo, crop=(0, 0, 200, 100)).candidates.items.size == 3
 
 
 def test_crop_boxes_are_in_upright_pixels(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from moodboard.config.surfaces import (
     PopularChainConfig,
     RelatedConfig,
     SearchConfig,
+    SurfaceConfig,
     SurfacesSettings,
     VisualConfig,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ServeSettings",
     "Settings",
     "SimulateSettings",
+    "SurfaceConfig",
     "SurfacesSettings",
     "TwoTowerConfig",
     "VisualConfig",

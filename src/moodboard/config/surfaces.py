@@ -15,8 +15,12 @@ from moodboard.config.models import (
 
 
 class _Chain(_Frozen):
-    """A surface's chain: candidate sources by name, fused, then fallback sources by name."""
+    """A surface's chain, by component names: its ``prepare`` step, candidate sources, fusion,
+    ``ranker``, ``blend`` step and fallback sources."""
 
+    prepare: str = ""
+    ranker: str = "rank/noop"
+    blend: str = "blend/none"
     sources: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ("popular/trending",)
     per_source: int = Field(default=200, ge=1)
@@ -26,6 +30,8 @@ class _Chain(_Frozen):
 class SearchConfig(_Chain):
     """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
 
+    prepare: str = "prepare/search"
+    blend: str = "blend/boost"
     sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
     fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
     attribute_boost: float = Field(default=0.25, ge=0)
@@ -51,6 +57,8 @@ class ComplementsConfig(_Frozen):
 class RelatedConfig(_Chain):
     """Related products of one item (the product page): content and co-engagement sources."""
 
+    prepare: str = "prepare/related"
+    blend: str = "blend/complements"
     sources: tuple[str, ...] = ("dense/text", "visual/image", "graph/walks")
     fuse: FuseSettings = FuseSettings(weights={"graph/walks": 2.0})
     per_source: int = Field(default=100, ge=1)
@@ -65,6 +73,8 @@ class RelatedConfig(_Chain):
 class VisualConfig(_Chain):
     """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
 
+    prepare: str = "prepare/visual"
+    blend: str = "blend/dedup"
     sources: tuple[str, ...] = ("visual/image",)
     per_source: int = Field(default=100, ge=1)
     dedup_source: str = "visual/image"
@@ -74,6 +84,8 @@ class VisualConfig(_Chain):
 class BoardConfig(_Chain):
     """More ideas for a board: neighbours of the board's centroids, and co-engaged items."""
 
+    prepare: str = "prepare/board"
+    blend: str = "blend/dedup"
     sources: tuple[str, ...] = ("dense/text", "visual/image", "graph/walks", "user_interests")
     per_source: int = Field(default=100, ge=1)
     max_centroids: int = Field(default=4, ge=1)
@@ -85,6 +97,7 @@ class BoardConfig(_Chain):
 class PopularChainConfig(_Chain):
     """Popular items (the home page, and every surface's last resort)."""
 
+    prepare: str = "prepare/popular"
     sources: tuple[str, ...] = ("popular/trending",)
     fallback: tuple[str, ...] = ()
 
@@ -102,6 +115,8 @@ class FeedConfig(_Chain):
     and ``k``, which then replace ``fuse`` (see ``serve.build_feed``).
     """
 
+    prepare: str = "prepare/feed"
+    blend: str = "blend/explore"
     sources: tuple[str, ...] = ("two_tower", "sequence", "graph/walks", "user_interests")
     per_source: int = Field(default=200, ge=1)
     cold_sources: tuple[str, ...] = ("popular/trending",)
@@ -116,10 +131,23 @@ class FeedConfig(_Chain):
     interests: InterestsConfig = InterestsConfig()
 
 
-class SurfacesSettings(BaseModel):
-    """Each surface's chain, declared by component names."""
+class SurfaceConfig(_Chain):
+    """A surface declared in config alone: its ``prepare`` step by registry name (required),
+    its sources, ranker, blend and fallback, and ``params`` its prepare step reads."""
 
-    model_config = ConfigDict(extra="forbid")
+    prepare: str = Field(min_length=1)
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+
+class SurfacesSettings(BaseModel):
+    """Each surface's chain, declared by component names.
+
+    Besides the built-in surfaces, any further ``[surfaces.<name>]`` table declares a new
+    surface (a ``SurfaceConfig``), served by ``GET /surfaces/<name>``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, SurfaceConfig] = Field(init=False)
 
     search: SearchConfig = SearchConfig()
     related: RelatedConfig = RelatedConfig()
@@ -127,3 +155,8 @@ class SurfacesSettings(BaseModel):
     board: BoardConfig = BoardConfig()
     popular: PopularChainConfig = PopularChainConfig()
     feed: FeedConfig = FeedConfig()
+
+    def declared(self) -> dict[str, _Chain]:
+        """Every surface by name: the built-in ones, then those declared in config."""
+        built_in = {name: getattr(self, name) for name in type(self).model_fields}
+        return built_in | dict(self.__pydantic_extra__ or {})

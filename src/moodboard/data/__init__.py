@@ -6,7 +6,7 @@ from moodboard.data.catalog import Catalog
 from moodboard.data.filters import ItemFilter
 from moodboard.data.idmap import IdMap
 from moodboard.data.records import ACTIONS, Board, Event, EventType, Product
-from moodboard.data.request import Page, PageItem, Request, new_request_id
+from moodboard.data.request import Page, PageItem, Request, StageTiming, new_request_id
 
 __all__ = [
     "ACTIONS",
@@ -21,6 +21,7 @@ __all__ = [
     "PageItem",
     "Product",
     "Request",
+    "StageTiming",
     "columns",
     "new_request_id",
 ]

@@ -17,6 +17,15 @@ def _obj(values: Iterable[object]) -> np.ndarray:
     return np.asarray([None if v is None else str(v) for v in values], dtype=object)
 
 
+def _dates(column: pa.ChunkedArray | None, n: int) -> np.ndarray:
+    """A timestamp column as naive-UTC ``datetime64[us]`` (NaT where missing)."""
+    if column is None:
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+    if column.type != pa.timestamp("us"):  # zoned, other units, strings: UTC instants in us
+        column = column.cast(pa.timestamp("us"))
+    return column.to_numpy().astype("datetime64[us]")
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Immutable item columns in internal-index order.
@@ -31,6 +40,9 @@ class Catalog:
         float64, NaN where missing.
     attributes
         Per attribute name, an object array of values (None where missing).
+    created_at
+        When each product was created, ``datetime64[us]`` (UTC, NaT where missing); None: a
+        catalog made without dates (``from_titles``).
     """
 
     ids: IdMap
@@ -41,6 +53,7 @@ class Catalog:
     price: np.ndarray
     image: np.ndarray
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    created_at: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,6 +86,7 @@ class Catalog:
             price=np.array([np.nan if p is None else float(p) for p in price], dtype=np.float64),
             image=col(C.IMAGE),
             attributes={k: _obj(v) for k, v in attrs.items()},
+            created_at=_dates(table.column(C.CREATED_AT) if C.CREATED_AT in names else None, n),
         )
 
     @classmethod

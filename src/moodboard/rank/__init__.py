@@ -16,18 +16,34 @@ from moodboard.rank.features import (
     stems,
 )
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
+from moodboard.rank.registry import (
+    RANKERS,
+    NoopRanker,
+    Ranker,
+    RankQuery,
+    ShuffleRanker,
+    make_ranker,
+    register_ranker,
+)
 
 __all__ = [
     "FEATURES",
+    "RANKERS",
     "ChainCandidates",
     "ItemTexts",
     "LambdaMARTConfig",
     "LambdaMARTRanker",
+    "NoopRanker",
     "QueryContext",
+    "RankQuery",
+    "Ranker",
     "SearchFeatures",
     "SearchRankerFit",
+    "ShuffleRanker",
     "TrainingSet",
+    "make_ranker",
     "query_context",
+    "register_ranker",
     "search_training_set",
     "stems",
     "train_search_ranker",

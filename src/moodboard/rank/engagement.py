@@ -18,18 +18,17 @@ chain keeps ``rank/noop``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from moodboard.data import Candidates
+from moodboard.data import Candidates, Request
 from moodboard.data import columns as C
 from moodboard.rank.features import FEATURES, QueryContext, SearchFeatures, query_context
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
-from moodboard.understand.parsed import ParsedQuery
 
 _log = logging.getLogger(__name__)
 
@@ -44,34 +43,36 @@ ENGAGED = 2
 Retrieve = Callable[[str], tuple[QueryContext, Candidates]]
 
 
+class _Prepared(Protocol):
+    @property
+    def context(self) -> Mapping[str, Any]: ...
+
+
 class SearchOutcome(Protocol):
-    """What ``SearchChain`` returns: the page-ordered candidates and the understood query."""
+    """What the served search surface's ``run`` returns: the page-ordered candidates and what
+    its prepare step understood (``context["parsed"]``, ``context["vector"]``)."""
 
     @property
     def candidates(self) -> Candidates: ...
 
     @property
-    def parsed(self) -> ParsedQuery: ...
+    def prepared(self) -> _Prepared: ...
 
 
 class SearchRun(Protocol):
-    """The served search chain (``surfaces.SearchChain``), as the trainer uses it."""
+    """The served search surface (``Engine.search``), as the trainer uses it."""
 
-    encode: Callable[[list[str]], np.ndarray] | None
-
-    def __call__(self, text: str, k: int = ...) -> SearchOutcome: ...
+    def run(self, request: Request) -> SearchOutcome: ...
 
 
 class ChainCandidates:
-    """``query -> (QueryContext, Candidates)`` from the served search chain, memoized per query.
-
-    The chain does not return the query's embedding, so it is encoded once more here (with
-    the chain's own encoder) for the ``dense`` feature.
+    """``query -> (QueryContext, Candidates)`` from the served search surface, memoized per
+    query: the features see the very parse and query vector the surface used.
 
     Parameters
     ----------
     chain
-        The search chain ``/search`` serves.
+        The search surface ``/search`` serves.
     k
         How many of the chain's candidates the ranker re-ranks: the first ``k`` in the chain's
         order (serving must re-rank the same depth).
@@ -86,11 +87,10 @@ class ChainCandidates:
         """The query's feature context and the chain's candidates, in the chain's order."""
         hit = self._memo.get(query)
         if hit is None:
-            res = self.chain(query, k=self.k)
-            text = res.parsed.text or res.parsed.corrected or query
-            vector = self.chain.encode([text])[0] if self.chain.encode is not None else None
+            res = self.chain.run(Request(surface="search", query=query, k=self.k))
+            context = res.prepared.context
             cand = res.candidates.head(self.k)
-            hit = self._memo[query] = (query_context(res.parsed, vector), cand)
+            hit = self._memo[query] = (query_context(context["parsed"], context["vector"]), cand)
         return hit
 
 

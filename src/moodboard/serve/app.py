@@ -231,10 +231,20 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    from moodboard.serve.routes import catalog, feed, ops, surfaces
+    from moodboard.serve.routes import (
+        board,
+        catalog,
+        feed,
+        ops,
+        popular,
+        related,
+        search,
+        surfaces,
+        visual,
+    )
 
-    app.include_router(surfaces.router)
-    app.include_router(feed.router)
+    for route in (search, popular, related, visual, board, feed, surfaces):
+        app.include_router(route.router)
     app.include_router(catalog.router)
     app.include_router(ops.router)
     from moodboard.serve import web

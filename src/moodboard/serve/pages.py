@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,7 @@ from urllib.parse import quote
 import numpy as np
 
 from moodboard.data import Candidates, Catalog
-from moodboard.data import columns as C
-
-#: Score columns, most final first: the page's ``score`` is the first one present.
-SCORE_ORDER = ("utility", "ltr", C.RETRIEVAL)
+from moodboard.surfaces.runner import page_score
 
 
 def image_url(catalog: Catalog, i: int, item_id: str | None = None) -> str | None:
@@ -75,13 +72,6 @@ class ItemCards:
         return card
 
 
-def _score(cand: Candidates) -> np.ndarray:
-    for name in SCORE_ORDER:
-        if name in cand.scores:
-            return cand.scores[name]
-    return np.zeros(len(cand), dtype=np.float32)
-
-
 def build_page(
     cards: Callable[[int], dict[str, Any]],
     cand: Candidates,
@@ -93,6 +83,7 @@ def build_page(
     explain: bool = False,
     timings_ms: Mapping[str, float] | None = None,
     features: Callable[[Candidates], dict[str, np.ndarray]] | None = None,
+    stages: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The page JSON of items ``cursor .. cursor + k`` of ``cand``.
 
@@ -112,9 +103,11 @@ def build_page(
         Stage timings of the surface.
     features
         ``candidates -> {feature: values}`` for ``explain``.
+    stages
+        The chain's stages as they ran (``{"name", "component", "ms"}``), for ``explain``.
     """
     page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
-    scores = _score(page)
+    scores = page_score(page)
     items = []
     feats = features(page) if explain and features is not None and len(page) else {}
     for j, i in enumerate(page.items.tolist()):
@@ -135,6 +128,7 @@ def build_page(
     }
     if explain:
         out["timings_ms"] = {n: round(v, 3) for n, v in (timings_ms or {}).items()}
+        out["explain"] = {"stages": [dict(st) for st in stages]}
     return out
 
 

@@ -21,16 +21,9 @@ from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.base import SOURCE_FILE
 from moodboard.retrieve.registry import load_source
 from moodboard.serve.build_feed import FUSION_FILE
-from moodboard.surfaces import (
-    BoardChain,
-    Complements,
-    PopularChain,
-    RelatedChain,
-    SearchChain,
-    VisualChain,
-)
+from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.complements import COMPLEMENTS_FILE
-from moodboard.surfaces.feed import HISTORIES_FILE, FeedChain, UserHistories
+from moodboard.surfaces.feed import HISTORIES_FILE, UserHistories
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -77,16 +70,41 @@ class Engine:
     catalog: Catalog
     sources: dict[str, CandidateSource]
     understand: QueryUnderstanding
-    search: SearchChain
     text_encoder: TextEncoder
-    related: RelatedChain
-    visual: VisualChain
-    board: BoardChain
-    popular: PopularChain
-    feed: FeedChain
+    surfaces: dict[str, Surface]
     settings: Settings = field(default_factory=Settings)
     images: SharedImageEncoder = field(default_factory=SharedImageEncoder, repr=False)
     histories: UserHistories = field(default_factory=UserHistories, repr=False)
+
+    @property
+    def search(self) -> Surface:
+        """The search surface."""
+        return self.surfaces["search"]
+
+    @property
+    def related(self) -> Surface:
+        """The related-products surface."""
+        return self.surfaces["related"]
+
+    @property
+    def visual(self) -> Surface:
+        """The visual search surface."""
+        return self.surfaces["visual"]
+
+    @property
+    def board(self) -> Surface:
+        """The board ideas surface."""
+        return self.surfaces["board"]
+
+    @property
+    def popular(self) -> Surface:
+        """The popular surface."""
+        return self.surfaces["popular"]
+
+    @property
+    def feed(self) -> Surface:
+        """The home feed surface."""
+        return self.surfaces["feed"]
 
     @property
     def recommenders(self) -> dict[str, CandidateSource]:
@@ -140,13 +158,6 @@ class Engine:
         sources = load_sources(path, catalog)
         understand = QueryUnderstanding.load(path / "understand")
         enc = TextEncoder()
-        chain = SearchChain(
-            catalog,
-            sources,
-            understand,
-            encode=lambda texts: enc.encode(texts),
-            config=surfaces.search,
-        )
         complements = (
             Complements.load(path / COMPLEMENTS_FILE)
             if (path / COMPLEMENTS_FILE).is_file()
@@ -163,6 +174,18 @@ class Engine:
             else UserHistories()
         )
         images = SharedImageEncoder(settings.serve.max_image_pixels)
+        resources = {
+            "understand": understand,
+            "encode": lambda texts: enc.encode(texts),
+            "complements": complements,
+            "encode_upload": images.encode_upload,
+            "histories": histories,
+        }
+        declared = surfaces.declared() | {"feed": feed_config}
+        chains = {
+            name: build_surface(name, config, catalog, sources, settings.seed, resources)
+            for name, config in declared.items()
+        }
         _log.info("loaded artifact %s", version)
         return cls(
             version,
@@ -171,13 +194,8 @@ class Engine:
             catalog,
             sources,
             understand,
-            chain,
             enc,
-            related=RelatedChain(catalog, sources, complements, surfaces.related),
-            visual=VisualChain(catalog, sources, images.encode_upload, surfaces.visual),
-            board=BoardChain(catalog, sources, surfaces.board),
-            popular=PopularChain(catalog, sources, surfaces.popular),
-            feed=FeedChain(catalog, sources, feed_config, settings.seed),
+            chains,
             settings=settings,
             images=images,
             histories=histories,

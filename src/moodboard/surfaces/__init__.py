@@ -1,36 +1,62 @@
-"""Surfaces: each a declared chain of the stages (understand, retrieve, rank, blend)."""
+"""Surfaces: each a declared chain (prepare -> sources -> fuse -> rank -> blend -> fallback)
+run by one runner; a surface module holds its prepare step (and blend step) only.
+
+Importing this package registers the built-in steps (``prepare/search``, ``blend/boost``, ...).
+"""
 
 from moodboard.config import (
     BoardConfig,
     PopularChainConfig,
     RelatedConfig,
     SearchConfig,
+    SurfaceConfig,
     VisualConfig,
 )
-from moodboard.surfaces.base import SurfaceResult, dedup_images, fill_page
-from moodboard.surfaces.board import BoardChain
+from moodboard.surfaces import board, feed, popular, related, search, visual
 from moodboard.surfaces.complements import Complement, Complements, learn_complements
-from moodboard.surfaces.popular import PopularChain
-from moodboard.surfaces.related import RelatedChain
-from moodboard.surfaces.search import SearchChain, SearchResult
-from moodboard.surfaces.visual import VisualChain
+from moodboard.surfaces.runner import (
+    Prepared,
+    Probe,
+    Retrieved,
+    Surface,
+    SurfaceEnv,
+    SurfaceResult,
+    to_page,
+)
+from moodboard.surfaces.steps import (
+    BLENDS,
+    PREPARES,
+    build_surface,
+    register_blend,
+    register_prepare,
+)
 
 __all__ = [
-    "BoardChain",
+    "BLENDS",
+    "PREPARES",
     "BoardConfig",
     "Complement",
     "Complements",
-    "PopularChain",
     "PopularChainConfig",
-    "RelatedChain",
+    "Prepared",
+    "Probe",
     "RelatedConfig",
-    "SearchChain",
+    "Retrieved",
     "SearchConfig",
-    "SearchResult",
+    "Surface",
+    "SurfaceConfig",
+    "SurfaceEnv",
     "SurfaceResult",
-    "VisualChain",
     "VisualConfig",
-    "dedup_images",
-    "fill_page",
+    "board",
+    "build_surface",
+    "feed",
     "learn_complements",
+    "popular",
+    "register_blend",
+    "register_prepare",
+    "related",
+    "search",
+    "to_page",
+    "visual",
 ]

@@ -1,4 +1,6 @@
-"""More ideas for a board: neighbours of the board's centroids, in the board's own mix.
+"""The board surface's steps: ``prepare/board`` and ``blend/dedup`` (also visual search's).
+
+More ideas for a board: neighbours of the board's centroids, in the board's own mix.
 
 The board's items are clustered on their text vectors (spherical k-means, deterministic
 farthest-point seeds): one cluster while the items sit close to their mean (mean cosine >=
@@ -16,23 +18,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 import numpy as np
 
-from moodboard.config import BoardConfig
-from moodboard.data import Candidates, Catalog
-from moodboard.data import columns as C
-from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
-from moodboard.surfaces.base import (
-    SurfaceResult,
-    check_items,
-    check_k,
-    co_engaged,
-    dedup_images,
-    fill_page,
-    item_vectors,
-)
+from moodboard.blend import dedup_images
+from moodboard.data import Candidates, Request
+from moodboard.rank import RankQuery
+from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.related import neighbour_probes
+from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv, round_robin
+from moodboard.surfaces.steps import register_blend, register_prepare
+
+__all__ = ["blend_dedup", "cluster_board", "prepare_board", "round_robin"]
 
 _log = logging.getLogger(__name__)
 
@@ -78,130 +75,68 @@ def cluster_board(
     return labels.astype(np.int64)
 
 
-def round_robin(lists: list[Candidates], weights: np.ndarray) -> Candidates:
-    """Merge ranked lists: the item at rank ``r`` of list ``j`` sits at ``(r + 1) / w_j``.
-
-    An item in several lists takes its best position; its ``retrieval`` score is the best it
-    has in any list.
-    """
-    best_pos: dict[int, float] = {}
-    best_score: dict[int, float] = {}
-    for cand, w in zip(lists, weights, strict=True):
-        if len(cand) == 0 or w <= 0:
-            continue
-        s = cand.score(C.RETRIEVAL)
-        for r, i in enumerate(cand.items.tolist()):
-            pos = (r + 1) / w
-            if pos < best_pos.get(i, np.inf):
-                best_pos[i] = pos
-            best_score[i] = max(best_score.get(i, -np.inf), float(s[r]))
-    if not best_pos:
-        return Candidates.empty()
-    items = sorted(best_pos, key=lambda i: (best_pos[i], i))
-    source = next(str(c.sources[0]) for c in lists if len(c))
-    scores = np.array([best_score[i] for i in items])
-    return Candidates.from_scores(items, scores, source)
+def _labels(env: SurfaceEnv, board: np.ndarray) -> np.ndarray:
+    """Cluster labels of the board's items, on the first source with vectors."""
+    for name in env.config.sources:
+        vectors = env.item_vectors(name)
+        if vectors is not None:
+            x = np.asarray(vectors[board], dtype=np.float32)
+            return cluster_board(x, env.config.max_centroids, env.config.cohesion)
+    return np.zeros(len(board), dtype=np.int64)
 
 
-class BoardChain:
-    """More ideas for a board.
+def _centroids(
+    vectors: np.ndarray, board: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster's unit mean vector in one source's space and its share of the board."""
+    centroids, weights = [], []
+    for c in range(int(labels.max()) + 1):
+        x = np.asarray(vectors[board[labels == c]], dtype=np.float32)
+        x = x[np.any(x, axis=1)]  # members without this vector (no image)
+        if len(x):
+            centroids.append(_unit(x.mean(0)))
+            weights.append(float((labels == c).mean()))
+    dim = vectors.shape[1]
+    stacked = np.stack(centroids) if centroids else np.empty((0, dim), np.float32)
+    return stacked, np.asarray(weights)
 
-    Parameters
-    ----------
-    catalog
-        The items.
-    sources
-        Fitted sources by name: those of ``config.sources`` with item vectors
-        (``item_vectors()``) are queried with the board's centroids, the others
-        (``graph/walks``, ``user_interests``) with the board's items.
-    config
-        Source names, clustering, fusion, deduplication and fallback.
-    """
 
-    def __init__(
-        self,
-        catalog: Catalog,
-        sources: Mapping[str, CandidateSource],
-        config: BoardConfig | None = None,
-    ) -> None:
-        self.catalog = catalog
-        self.sources = dict(sources)
-        self.config = config or BoardConfig()
-        self.fuser = Fuser(self.config.fuse)
-
-    def _labels(self, items: np.ndarray) -> np.ndarray:
-        """Cluster labels of the board's items, on the first source with vectors."""
-        for name in self.config.sources:
-            vectors = item_vectors(self.sources, name)
-            if vectors is not None:
-                x = np.asarray(vectors[items], dtype=np.float32)
-                return cluster_board(x, self.config.max_centroids, self.config.cohesion)
-        return np.zeros(len(items), dtype=np.int64)
-
-    def _cluster_lists(
-        self, name: str, vectors: np.ndarray, board: np.ndarray, labels: np.ndarray, k: int
-    ) -> tuple[list[Candidates], np.ndarray]:
-        """Each cluster's neighbours in one source (one batched search when it can) and weight."""
-        centroids, weights = [], []
-        for c in range(int(labels.max()) + 1):
-            x = np.asarray(vectors[board[labels == c]], dtype=np.float32)
-            x = x[np.any(x, axis=1)]  # members without this vector (no image)
-            if len(x):
-                centroids.append(_unit(x.mean(0)))
-                weights.append(float((labels == c).mean()))
-        source, k = self.sources[name], max(self.config.per_source, k)
-        query = SourceQuery(items=board, exclude=board)
-        lists = source.search_many(query, np.stack(centroids), k) if centroids else []
-        return lists, np.asarray(weights)
-
-    def __call__(self, items: np.ndarray, k: int = 24) -> SurfaceResult:
-        """Ideas for a board holding ``items``, in page order.
-
-        Parameters
-        ----------
-        items
-            The board's item indices (any order; duplicates are ignored).
-        k
-            The page size.
-
-        Returns
-        -------
-        SurfaceResult
-            Up to ``k`` items not on the board (fewer only when the catalog has fewer);
-            popular items for an empty board.
-
-        Raises
-        ------
-        NotFoundError
-            If an index is not in the catalog.
-        ConfigError
-            If ``k`` is not an int >= 1.
-        """
-        k = min(check_k(k, "BoardChain"), max(1, len(self.catalog)))  # never past the catalog
-        board = check_items(items, len(self.catalog), "items")
-        cfg = self.config
-        t: dict[str, float] = {}
+@register_prepare("prepare/board")
+def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
+    """Cluster the board's items (``request.items``; unknown ids are ignored): the vector
+    sources are asked with each cluster's centroid (merged in the board's mix), the others
+    with the board's items; an empty board asks nothing (the fallback fills the page)."""
+    board = env.indices(request.items)
+    probes: dict[str, Probe] = {}
+    timings: dict[str, float] = {}
+    if len(board):
         t0 = time.perf_counter()
-        parts: dict[str, Candidates] = {}
-        if len(board):
-            labels = self._labels(board)
-            t["cluster"] = (time.perf_counter() - t0) * 1e3
-            for name in cfg.sources:
-                vectors = item_vectors(self.sources, name)
-                if vectors is None:
-                    continue
-                t1 = time.perf_counter()
-                lists, weights = self._cluster_lists(name, vectors, board, labels, k)
-                if lists:
-                    parts[name] = round_robin(lists, weights)
-                t[name] = (time.perf_counter() - t1) * 1e3
-            n = max(cfg.per_source, k)
-            parts |= co_engaged(self.sources, cfg.sources, board, n, board, t)
-        t1 = time.perf_counter()
-        fused = self.fuser(parts)
-        dedup = item_vectors(self.sources, cfg.dedup_source)
-        fused = dedup_images(fused, dedup, cfg.dedup_threshold, board, k)
-        page = fill_page(fused, k, self.catalog, self.sources, cfg.fallback, exclude=board)
-        t["fuse"] = (time.perf_counter() - t1) * 1e3
-        t["total"] = (time.perf_counter() - t0) * 1e3
-        return SurfaceResult(page.head(k), t)
+        labels = _labels(env, board)
+        timings["cluster"] = (time.perf_counter() - t0) * 1e3
+        query = SourceQuery(items=board, exclude=board)
+        for name in env.config.sources:
+            vectors = env.item_vectors(name)
+            if vectors is not None:
+                probes[name] = Probe(query, *_centroids(vectors, board, labels))
+        co_engaged = neighbour_probes(env, board, board)
+        probes |= {n: p for n, p in co_engaged.items() if p.query.vector is None}
+    context = {"anchors": board}
+    return Prepared(
+        probes,
+        max(env.config.per_source, need),
+        exclude=board,
+        rank=RankQuery(request.user_id, request.request_id, context=context),
+        context=context,
+        timings_ms=timings,
+    )
+
+
+@register_blend("blend/dedup")
+def blend_dedup(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
+    """Near-identical images dropped (cosine >= ``dedup_threshold`` in ``dedup_source``),
+    keeping the better-ranked one; the request's ``anchors`` (a board's items) count as
+    kept."""
+    cfg = env.config
+    dedup = env.item_vectors(cfg.dedup_source)
+    anchors = prepared.context.get("anchors")
+    return dedup_images(retrieved.main, dedup, cfg.dedup_threshold, anchors, need)

@@ -1,4 +1,6 @@
-"""The home feed of a user: personalized sources fused, minus what the user already engaged with.
+"""The feed surface's steps: ``prepare/feed`` and ``blend/explore``.
+
+The home feed of a user: personalized sources fused, minus what the user already engaged with.
 
 A user with a history: every source named in ``config.sources`` that is loaded (``two_tower``,
 ``sequence``, ``graph/walks``, ``user_interests``), asked with the user's history, its action
@@ -17,26 +19,22 @@ The page order is computed over ``max(k, per_source)`` items and then cut, so a 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moodboard.config import FeedConfig
-from moodboard.data import Candidates, Catalog, ItemFilter
+from moodboard.blend import explore_slice, interleave, slots
+from moodboard.data import Candidates, Request
 from moodboard.errors import ConfigError
-from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
-from moodboard.retrieve.two_tower import user_hash
-from moodboard.surfaces.base import SurfaceResult, check_items, check_k, fill_page
-from moodboard.surfaces.related import complement_slots, interleave
+from moodboard.rank import RankQuery
+from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
+from moodboard.surfaces.steps import register_blend, register_prepare
 
 _log = logging.getLogger(__name__)
-
-#: The provenance of the exploration slice.
-EXPLORE = "explore/random"
 #: Where the build stores users' recent items, relative to an artifact version's folder.
 HISTORIES_FILE = "feed/histories.parquet"
 
@@ -98,146 +96,91 @@ class UserHistories:
         return cls(items, dict(zip(users, t.column("weights").to_pylist(), strict=True)))
 
 
-class FeedChain:
-    """The home feed.
+def personalized(env: SurfaceEnv) -> list[str]:
+    """The configured sources that are loaded and weigh more than 0 in the fusion, in config
+    order."""
+    w = env.config.fuse.weights
+    return [n for n in env.config.sources if n in env.sources and w.get(n, 1.0) > 0]
 
-    Parameters
-    ----------
-    catalog
-        The items.
-    sources
-        Fitted candidate sources by name: the personalized ones of ``config.sources``, and
-        ``popular/trending`` for cold users and fallback.
-    config
-        Source names, fusion, exploration shares and fallback.
-    seed
-        Seeds the exploration slice, with the user and the request key.
+
+def _history(request: Request, env: SurfaceEnv) -> tuple[np.ndarray, np.ndarray | None]:
+    """The request's own history (``items`` with ``weights``; unknown ids are dropped), else
+    the user's built one (``histories`` resource).
+
+    Raises
+    ------
+    ConfigError
+        If ``weights`` do not align with ``items``.
     """
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        sources: Mapping[str, CandidateSource],
-        config: FeedConfig | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.catalog = catalog
-        self.sources = dict(sources)
-        self.config = config or FeedConfig()
-        self.seed = seed
-        self.fuser = Fuser(self.config.fuse)
-
-    @property
-    def recommenders(self) -> dict[str, CandidateSource]:
-        """The loaded sources that rank the whole catalog for a history (``full_ranking``)."""
-        return {n: s for n, s in self.sources.items() if s.full_ranking}
-
-    @property
-    def personalized(self) -> list[str]:
-        """The configured sources that are loaded and weigh more than 0 in the fusion, in
-        config order."""
-        w = self.config.fuse.weights
-        return [n for n in self.config.sources if n in self.sources and w.get(n, 1.0) > 0]
-
-    def _cold(self, k: int, item_filter: ItemFilter | None, skip: np.ndarray) -> Candidates:
-        query = SourceQuery(item_filter=item_filter, exclude=skip)
-        parts = {
-            n: self.sources[n](query, k) for n in self.config.cold_sources if n in self.sources
-        }
-        return next(iter(parts.values())) if len(parts) == 1 else self.fuser(parts, k)
-
-    def _explore(
-        self, n: int, allowed: np.ndarray, taken: np.ndarray, user: str | None, nonce: str | int
-    ) -> Candidates:
-        """``n`` random allowed items not in ``taken``, seeded by (seed, user, nonce)."""
-        if n <= 0:
-            return Candidates.empty()
-        pool = allowed.copy()
-        pool[taken] = False
-        rng = np.random.default_rng([self.seed, user_hash(user), user_hash(str(nonce))])
-        items = rng.permutation(np.flatnonzero(pool))[:n]
-        return Candidates.from_scores(items, np.zeros(len(items)), EXPLORE)
-
-    def __call__(
-        self,
-        history: Sequence[int] | np.ndarray,
-        k: int = 24,
-        user: str | None = None,
-        nonce: str | int = 0,
-        item_filter: ItemFilter | None = None,
-        exclude: np.ndarray | None = None,
-        weights: np.ndarray | None = None,
-    ) -> SurfaceResult:
-        """The feed of a user whose engaged items are ``history`` (oldest first).
-
-        Parameters
-        ----------
-        history
-            Item indices the user engaged with, oldest first (repeats allowed); they never
-            appear on the page. Empty: the cold-start page.
-        k
-            The page size.
-        user
-            The user's id (the user id embedding of ``two_tower``; seeds exploration).
-        nonce
-            The request key that seeds exploration with the user (e.g. a session or a day).
-        item_filter, exclude
-            The request's hard constraints.
-        weights
-            The weight of each history action (a save more than a click), for the
-            recommenders that take them (``graph/walks``, ``user_interests``).
-
-        Returns
-        -------
-        SurfaceResult
-            ``k`` items (fewer only when the filter and exclusions allow fewer); provenance
-            names the recommenders, ``explore/random`` or the fallback.
-
-        Raises
-        ------
-        NotFoundError
-            If a ``history`` or ``exclude`` index is not in the catalog.
-        ConfigError
-            If ``k`` is not an int >= 1.
-        """
-        k = min(check_k(k, "FeedChain"), max(1, len(self.catalog)))  # never past the catalog
-        n = len(self.catalog)
-        cfg = self.config
-        hist = np.asarray([] if history is None else history).astype(np.int64).ravel()
-        w = None if weights is None else np.asarray(weights, dtype=np.float64).ravel()
-        if w is not None and len(w) != len(hist):
-            raise ConfigError(
-                f"The 'weights' parameter of FeedChain must have one weight per history item "
-                f"({len(hist)}). Got {len(w)} instead."
-            )
-        seen = check_items(hist, n, "history")
-        skip = np.unique(np.concatenate([seen, check_items(exclude, n, "exclude")]))
-        horizon = max(k, cfg.per_source)
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-        allowed = np.ones(n, dtype=bool)
-        if item_filter is not None and not item_filter.is_empty():
-            allowed &= item_filter.mask(self.catalog)
-        allowed[skip] = False
-        names = self.personalized if len(seen) else []
-        parts: dict[str, Candidates] = {}
-        query = SourceQuery(
-            history=hist, weights=w, user=user, item_filter=item_filter, exclude=skip
+    if not request.items:
+        histories = env.resources.get("histories") or UserHistories()
+        user = request.user_id
+        return histories(user), np.asarray(histories.weights(user), dtype=np.float64)
+    w = None if request.weights is None else np.asarray(request.weights, dtype=np.float64)
+    if w is not None and len(w) != len(request.items):
+        raise ConfigError(
+            f"The 'weights' parameter of the feed must have one weight per history item "
+            f"({len(request.items)}). Got {len(w)} instead."
         )
-        for name in names:
-            t1 = time.perf_counter()
-            cand = self.sources[name](query, horizon)
-            parts[name] = Candidates(cand.items, cand.scores, np.full(len(cand), name, object))
-            t[name] = (time.perf_counter() - t1) * 1e3
-        if any(len(c) for c in parts.values()):
-            main, share = self.fuser(parts, horizon), cfg.explore_share_known
-        else:
-            t1 = time.perf_counter()
-            main, share = self._cold(horizon, item_filter, skip), cfg.explore_share
-            t["cold"] = (time.perf_counter() - t1) * 1e3
-        slots = complement_slots(horizon, share)
-        explore = self._explore(len(slots), allowed, main.items.astype(np.int64), user, nonce)
-        page = interleave(main, explore, horizon, slots)
-        page = fill_page(page, horizon, self.catalog, self.sources, cfg.fallback, item_filter, skip)
-        t["total"] = (time.perf_counter() - t0) * 1e3
-        return SurfaceResult(page.head(k), t)
+    idx = env.catalog.ids.indices(list(request.items), missing=-1).astype(np.int64)
+    known = idx >= 0
+    return idx[known], None if w is None else w[known]
+
+
+@register_prepare("prepare/feed")
+def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
+    """Ask the personalized sources with the user's history (oldest first), its action
+    weights and the user id, or, for a user without one, the ``cold_sources``.
+
+    Raises
+    ------
+    ConfigError
+        If the request's ``weights`` do not align with its ``items``.
+    """
+    cfg = env.config
+    hist, w = _history(request, env)
+    seen = np.unique(hist)
+    skip = np.unique(np.concatenate([seen, env.indices(request.exclude)])).astype(np.int64)
+    f = request.item_filter
+    f = None if f is None or f.is_empty() else f
+    names = personalized(env) if len(seen) else []
+    user = request.user_id
+    query = SourceQuery(history=hist, weights=w, user=user, item_filter=f, exclude=skip)
+    cold = SourceQuery(item_filter=f, exclude=skip)
+    context = {
+        "user": user,
+        "key": request.session if request.session is not None else 0,
+        "personalized": bool(names),
+    }
+    return Prepared(
+        {n: Probe(query) for n in names},
+        max(need, cfg.per_source),
+        backup={n: Probe(cold) for n in cfg.cold_sources if n in env.sources},
+        item_filter=f,
+        exclude=skip,
+        rank=RankQuery(user, request.request_id, context=context),
+        context=context,
+    )
+
+
+@register_blend("blend/explore")
+def blend_explore(
+    retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv
+) -> Candidates:
+    """A share of the page (``explore_share`` for a cold start, ``explore_share_known``
+    otherwise), at evenly spaced slots, to random allowed items seeded by (seed, user,
+    request key); computed over ``max(need, per_source)`` so pages continue each other."""
+    cfg = env.config
+    horizon = max(need, cfg.per_source)
+    share = cfg.explore_share if retrieved.cold else cfg.explore_share_known
+    at = slots(horizon, share)
+    if not len(at):
+        return retrieved.main
+    allowed = np.ones(len(env.catalog), dtype=bool)
+    if prepared.item_filter is not None:
+        allowed &= prepared.item_filter.mask(env.catalog)
+    allowed[prepared.exclude] = False
+    ctx = prepared.context
+    taken = retrieved.main.items.astype(np.int64)
+    explore = explore_slice(len(at), allowed, taken, env.seed, ctx["user"], ctx["key"])
+    return interleave(retrieved.main, explore, horizon, at)

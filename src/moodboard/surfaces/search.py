@@ -1,129 +1,106 @@
-"""The search chain: understand -> retrieve (named sources, fused) -> boost -> page order.
+"""The search surface's own steps: ``prepare/search`` (understand the query, embed it) and
+``blend/boost`` (attribute boosts).
 
 Price phrases become hard filters applied inside every source; colours, genders and article
 types the query names become boosts on the fused score, so "navy shirt" prefers navy shirts
-without hiding good matches whose attributes are missing.
+without hiding good matches whose attributes are missing. The chain: ``prepare/search ->
+lexical/bm25 + dense/text -> fuse/rrf -> rank/noop -> blend/boost -> fallback/popular``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from moodboard.config import SearchConfig
-from moodboard.data import Candidates, Catalog, ItemFilter
-from moodboard.data import columns as C
-from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
-from moodboard.surfaces.base import fill_page
-from moodboard.understand.query import ParsedQuery, QueryUnderstanding
+from moodboard.blend import boost_matches
+from moodboard.data import Candidates, ItemFilter, Request
+from moodboard.errors import InputError
+from moodboard.rank import RankQuery
+from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
+from moodboard.surfaces.steps import register_blend, register_prepare
+from moodboard.understand.query import ParsedQuery
 
-_BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """Ranked candidates, what the query was understood as, and the stage timings (ms)."""
-
-    candidates: Candidates
-    parsed: ParsedQuery
-    timings_ms: dict[str, float] = field(default_factory=dict)
+#: Query fields boosted and the catalog attribute each matches.
+BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
 
 
-class SearchChain:
-    """Runs one search.
+def _filter(parsed: ParsedQuery, extra: ItemFilter | None) -> ItemFilter | None:
+    """The query's price phrases, overridden by the request's own filter."""
+    price_min = parsed.price_min
+    price_max = parsed.price_max
+    attrs: dict[str, tuple[str, ...]] = {}
+    if extra is not None:
+        price_min = extra.price_min if extra.price_min is not None else price_min
+        price_max = extra.price_max if extra.price_max is not None else price_max
+        attrs = dict(extra.attributes)
+    f = ItemFilter(price_min=price_min, price_max=price_max, attributes=attrs)
+    return None if f.is_empty() else f
 
-    Parameters
-    ----------
-    catalog
-        The items the sources index.
-    sources
-        Fitted sources by name.
-    understand
-        Fitted query understanding.
-    encode
-        Text -> embedding for ``dense/*`` sources (None: dense sources are skipped).
-    config
-        Source names, fusion and boosts.
+
+@register_prepare("prepare/search")
+def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
+    """Understand ``request.query`` (``understand`` resource) and embed it for the ``dense/*``
+    sources (``encode`` resource; without one they are not asked).
+
+    Raises
+    ------
+    InputError
+        If the query holds no word.
     """
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        sources: Mapping[str, CandidateSource],
-        understand: QueryUnderstanding,
-        encode: Callable[[list[str]], np.ndarray] | None = None,
-        config: SearchConfig | None = None,
-    ) -> None:
-        self.catalog = catalog
-        self.sources = dict(sources)
-        self.understand = understand
-        self.encode = encode
-        self.config = config or SearchConfig()
-        self.fuser = Fuser(self.config.fuse)
-        self._lower = {
-            a: np.array([(v or "").lower() for v in catalog.attribute(a)], dtype=object)
-            for _, a in _BOOSTED
-        }
-
-    def _filter(self, parsed: ParsedQuery, extra: ItemFilter | None) -> ItemFilter | None:
-        price_min = parsed.price_min
-        price_max = parsed.price_max
-        attrs: dict[str, tuple[str, ...]] = {}
-        if extra is not None:
-            price_min = extra.price_min if extra.price_min is not None else price_min
-            price_max = extra.price_max if extra.price_max is not None else price_max
-            attrs = dict(extra.attributes)
-        f = ItemFilter(price_min=price_min, price_max=price_max, attributes=attrs)
-        return None if f.is_empty() else f
-
-    def _boost(self, parsed: ParsedQuery, cand: Candidates) -> Candidates:
-        if len(cand) == 0 or self.config.attribute_boost == 0:
-            return cand
-        matches = np.zeros(len(cand))
-        for field_name, attr in _BOOSTED:
-            wanted = {v.lower() for v in getattr(parsed, field_name)}
-            if wanted:
-                matches += np.isin(self._lower[attr][cand.items], list(wanted))
-        if not matches.any():
-            return cand
-        s = cand.score(C.RETRIEVAL)
-        return cand.with_score(
-            C.RETRIEVAL, s * (1 + self.config.attribute_boost * matches)
-        ).sort_by(C.RETRIEVAL)
-
-    def __call__(
-        self,
-        text: str,
-        k: int = 24,
-        item_filter: ItemFilter | None = None,
-        exclude: np.ndarray | None = None,
-    ) -> SearchResult:
-        """Search the catalog; the fallback sources answer when the query finds nothing."""
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-        parsed = self.understand(text)
-        query_text = parsed.text or parsed.corrected or text
-        f = self._filter(parsed, item_filter)
-        t["understand"] = (time.perf_counter() - t0) * 1e3
-        vector = None
-        if self.encode is not None and any(s.startswith("dense/") for s in self.config.sources):
-            t1 = time.perf_counter()
-            vector = self.encode([query_text])[0]
-            t["encode"] = (time.perf_counter() - t1) * 1e3
-        q = SourceQuery(text=query_text, vector=vector, item_filter=f, exclude=exclude)
-        parts = {}
-        for name in self.config.sources:
-            if name in self.sources and (vector is not None or not name.startswith("dense/")):
-                t1 = time.perf_counter()
-                parts[name] = self.sources[name](q, self.config.per_source)
-                t[name] = (time.perf_counter() - t1) * 1e3
+    cfg = env.config
+    t0 = time.perf_counter()
+    text = request.query or ""
+    if not text.strip():
+        raise InputError("The 'q' parameter must contain a word. Got only spaces instead.")
+    parsed = env.resources["understand"](text)
+    query_text = parsed.text or parsed.corrected or text
+    f = _filter(parsed, request.item_filter)
+    timings = {"understand": (time.perf_counter() - t0) * 1e3}
+    vector = None
+    encode = env.resources.get("encode")
+    if encode is not None and any(s.startswith("dense/") for s in cfg.sources):
         t1 = time.perf_counter()
-        fused = self._boost(parsed, self.fuser(parts))
-        k = min(k, len(self.catalog))  # a page never holds more than the catalog
-        fused = fill_page(fused, k, self.catalog, self.sources, self.config.fallback, f, exclude)
-        t["fuse"] = (time.perf_counter() - t1) * 1e3
-        t["total"] = (time.perf_counter() - t0) * 1e3
-        return SearchResult(fused, parsed, t)
+        vector = encode([query_text])[0]
+        timings["encode"] = (time.perf_counter() - t1) * 1e3
+    exclude = env.indices(request.exclude)
+    q = SourceQuery(text=query_text, vector=vector, item_filter=f, exclude=exclude)
+    probes = {
+        name: Probe(q)
+        for name in cfg.sources
+        if vector is not None or not name.startswith("dense/")
+    }
+    context = {"parsed": parsed, "text": query_text, "vector": vector}
+    return Prepared(
+        probes,
+        cfg.per_source,
+        item_filter=f,
+        exclude=exclude,
+        rank=RankQuery(request.user_id, request.request_id, query_text, context),
+        context=context,
+        timings_ms=timings,
+    )
+
+
+@register_blend("blend/boost")
+def blend_boost(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
+    """``retrieval x (1 + attribute_boost x matches)`` for the colours, genders and article
+    types the query names and the item has."""
+    cand = retrieved.main
+    if len(cand) == 0 or env.config.attribute_boost == 0:
+        return cand
+    lower = env.memo(
+        "boost/lower",
+        lambda: {
+            a: np.array([(v or "").lower() for v in env.catalog.attribute(a)], dtype=object)
+            for _, a in BOOSTED
+        },
+    )
+    parsed = prepared.context["parsed"]
+    matches = np.zeros(len(cand))
+    for field_name, attr in BOOSTED:
+        wanted = {v.lower() for v in getattr(parsed, field_name)}
+        if wanted:
+            matches += np.isin(lower[attr][cand.items], list(wanted))
+    return boost_matches(cand, matches, env.config.attribute_boost)

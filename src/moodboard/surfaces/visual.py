@@ -1,117 +1,53 @@
-"""Visual search: an uploaded photo, optionally cropped, -> the catalog items that look like it.
+"""The visual search surface's step: ``prepare/visual`` (an uploaded photo, optionally
+cropped -> its image vector).
 
-The chain: decode the upload and crop it (``understand.upload``), embed it with the image
-encoder (never cached: uploads are one-off), search the ``visual/*`` sources within the
-optional filter, fuse, optionally drop near-identical images, and fill the page from the
-fallback sources.
+The chain: decode the upload and crop it (``understand.upload``, the ``encode_upload``
+resource), embed it with the image encoder (never cached: uploads are one-off), search the
+``visual/*`` sources within the optional filter, fuse, optionally drop near-identical images
+(``blend/dedup``), and fill the page from the fallback sources.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 
-from moodboard.config import VisualConfig
-from moodboard.data import Catalog, ItemFilter
-from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
-from moodboard.surfaces.base import (
-    SurfaceResult,
-    check_k,
-    dedup_images,
-    fill_page,
-    item_vectors,
-)
-
-_log = logging.getLogger(__name__)
+from moodboard.data import Request
+from moodboard.rank import RankQuery
+from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.runner import Prepared, Probe, SurfaceEnv
+from moodboard.surfaces.steps import register_prepare
 
 #: Embeds one upload: ``(bytes, crop or None) -> (dim,)`` unit vector; raises ``InputError``.
 EncodeUpload = Callable[[bytes, tuple[int, int, int, int] | None], np.ndarray]
 
 
-class VisualChain:
-    """Runs one visual search.
+@register_prepare("prepare/visual")
+def prepare_visual(request: Request, need: int, env: SurfaceEnv) -> Prepared:
+    """Embed ``request.image`` (cropped to ``request.crop``) and ask the image-space sources.
 
-    Parameters
-    ----------
-    catalog
-        The items.
-    sources
-        Fitted sources by name; ``config.sources`` name image-space vector sources.
-    encode
-        Embeds an upload, e.g. ``ImageEncoder().encode_upload``.
-    config
-        Source names, fusion, deduplication and fallback.
+    Raises
+    ------
+    InputError
+        If the upload is not a decodable image ("could not decode the upload as
+        an image: send a JPEG, PNG or WebP") or the crop box is not inside it.
     """
-
-    def __init__(
-        self,
-        catalog: Catalog,
-        sources: Mapping[str, CandidateSource],
-        encode: EncodeUpload,
-        config: VisualConfig | None = None,
-    ) -> None:
-        self.catalog = catalog
-        self.sources = dict(sources)
-        self.encode = encode
-        self.config = config or VisualConfig()
-        self.fuser = Fuser(self.config.fuse)
-
-    def __call__(
-        self,
-        image: bytes,
-        k: int = 24,
-        crop: tuple[int, int, int, int] | None = None,
-        item_filter: ItemFilter | None = None,
-    ) -> SurfaceResult:
-        """The catalog items that look most like the photo (or the cropped part of it).
-
-        Parameters
-        ----------
-        image
-            The uploaded file's bytes (JPEG, PNG or WebP; other formats are refused).
-        k
-            The page size.
-        crop
-            ``(x, y, w, h)`` in pixels of the upright upload, each side >= 8 px; None: all.
-        item_filter
-            Hard constraints (e.g. a category), applied inside the search.
-
-        Returns
-        -------
-        SurfaceResult
-            Up to ``k`` items by image similarity (the cosine is the ``visual/image``
-            column), filled from the fallback sources when the search returns fewer.
-
-        Raises
-        ------
-        InputError
-            If the upload is not a decodable image ("could not decode the upload as an image:
-            send a JPEG, PNG or WebP") or the crop box is not inside it.
-        ConfigError
-            If ``k`` is not an int >= 1.
-        """
-        k = min(check_k(k, "VisualChain"), max(1, len(self.catalog)))  # never past the catalog
-        cfg = self.config
-        t: dict[str, float] = {}
-        t0 = time.perf_counter()
-        vector = self.encode(image, crop)
-        t["encode"] = (time.perf_counter() - t0) * 1e3
-        f = None if item_filter is None or item_filter.is_empty() else item_filter
-        query = SourceQuery(vector=vector, item_filter=f)
-        parts = {}
-        for name in cfg.sources:
-            if item_vectors(self.sources, name) is not None:
-                t1 = time.perf_counter()
-                parts[name] = self.sources[name](query, max(cfg.per_source, k))
-                t[name] = (time.perf_counter() - t1) * 1e3
-        t1 = time.perf_counter()
-        fused = self.fuser(parts)
-        dedup = item_vectors(self.sources, cfg.dedup_source)
-        fused = dedup_images(fused, dedup, cfg.dedup_threshold, limit=k)
-        page = fill_page(fused, k, self.catalog, self.sources, cfg.fallback, f)
-        t["fuse"] = (time.perf_counter() - t1) * 1e3
-        t["total"] = (time.perf_counter() - t0) * 1e3
-        return SurfaceResult(page.head(k), t)
+    t0 = time.perf_counter()
+    encode: EncodeUpload = env.resources["encode_upload"]
+    vector = encode(request.image or b"", request.crop)
+    timings = {"encode": (time.perf_counter() - t0) * 1e3}
+    f = request.item_filter
+    f = None if f is None or f.is_empty() else f
+    query = SourceQuery(vector=vector, item_filter=f)
+    probes = {
+        name: Probe(query) for name in env.config.sources if env.item_vectors(name) is not None
+    }
+    return Prepared(
+        probes,
+        max(env.config.per_source, need),
+        item_filter=f,
+        rank=RankQuery(request.user_id, request.request_id),
+        timings_ms=timings,
+    )

@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from moodboard.data import Candidates, ItemFilter, new_request_id
+from moodboard.data import Candidates, ItemFilter, StageTiming, new_request_id
+from moodboard.data import Request as SurfaceRequest
 from moodboard.errors import InputError, NotFoundError
 from moodboard.serve.dropped import DroppedImpressions
 from moodboard.serve.pages import ItemCards, build_page, impression_rows
 from moodboard.serve.registry import Engine
+from moodboard.surfaces import SurfaceResult
 
 _log = logging.getLogger(__name__)
 
@@ -180,18 +182,21 @@ def respond(
     query: str | None = None,
     features: Any = None,
     extra: dict[str, Any] | None = None,
+    stages: tuple[StageTiming, ...] = (),
+    request_id: str | None = None,
 ) -> JSONResponse:
     """The page JSON, logged as impressions."""
     page = build_page(
         cards_of(engine),
         cand,
         surface=surface,
-        request_id=new_request_id(),
+        request_id=request_id or new_request_id(),
         cursor=p.start,
         k=p.k,
         explain=p.explain,
         timings_ms=timings_ms,
         features=features,
+        stages=[st.model_dump() for st in stages],
     )
     page["artifact"] = engine.version
     if extra:
@@ -199,6 +204,80 @@ def respond(
     if page["items"]:
         log_impressions(request, impression_rows(page, p.user or ANONYMOUS, query))
     return JSONResponse(page)
+
+
+def run_surface(
+    engine: Engine, name: str, p: PageParams, **fields: Any
+) -> tuple[SurfaceRequest, SurfaceResult]:
+    """Run surface ``name`` of the live engine for page ``p``; ``fields`` are the surface
+    request's own (``query``, ``item_id``, ``items``, ``image``, ``item_filter``, ...).
+
+    Raises
+    ------
+    NotFoundError
+        If no surface of that name is declared, or the request names what the catalog lacks.
+    """
+    surface = engine.surfaces.get(name)
+    if surface is None:
+        known = ", ".join(sorted(engine.surfaces))
+        raise NotFoundError(f"No surface named {name!r} is declared. Surfaces: {known}.")
+    req = SurfaceRequest(
+        surface=name, user_id=p.user, k=p.k, cursor=p.start, explain=p.explain, **fields
+    )
+    return req, surface.run(req)
+
+
+def respond_surface(
+    request: Request,
+    engine: Engine,
+    req: SurfaceRequest,
+    res: SurfaceResult,
+    p: PageParams,
+    *,
+    logged_query: str | None = None,
+    features: Any = None,
+    extra: Any = None,
+) -> JSONResponse:
+    """The page of a surface's result, logged as impressions; ``features`` and ``extra``
+    may be functions of the result (the explain features' function, the page's extra keys).
+    """
+    return respond(
+        request,
+        engine,
+        res.candidates,
+        p,
+        surface=req.surface,
+        timings_ms=res.timings_ms,
+        query=logged_query,
+        features=features(res) if features is not None else None,
+        extra=extra(res) if callable(extra) else extra,
+        stages=res.stages,
+        request_id=req.request_id,
+    )
+
+
+def serve_surface(
+    request: Request,
+    engine: Engine,
+    name: str,
+    p: PageParams,
+    *,
+    logged_query: str | None = None,
+    features: Any = None,
+    extra: Any = None,
+    **fields: Any,
+) -> JSONResponse:
+    """``run_surface`` then ``respond_surface``.
+
+    Raises
+    ------
+    NotFoundError
+        If no surface of that name is declared, or the request names what the catalog lacks.
+    """
+    req, res = run_surface(engine, name, p, **fields)
+    return respond_surface(
+        request, engine, req, res, p, logged_query=logged_query, features=features, extra=extra
+    )
 
 
 def log_impressions(request: Request, rows: list[dict[str, Any]]) -> None:
@@ -253,3 +332,7 @@ def page_params(
     """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request."""
     start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
     return PageParams(check_k(request, k), start, user_or_none(user), explain)
+
+
+#: A route's paging parameters, checked (``k``, ``cursor``, ``user``, ``explain``).
+Paged = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,33 @@
+"""``GET /boards/{board_id}/ideas``: more ideas for a saved board."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from moodboard.errors import NotFoundError
+from moodboard.serve.routes.common import Paged, PageParams, engine_of, serve_surface
+
+router = APIRouter(tags=["surfaces"])
+
+
+@router.get("/boards/{board_id}/ideas", name="board_ideas")
+def board_ideas(
+    request: Request,
+    board_id: Annotated[str, PathParam(min_length=1, max_length=100)],
+    p: Paged,
+) -> JSONResponse:
+    """More ideas for a board: neighbours of what is on it, minus what is on it."""
+    engine = engine_of(request)
+    board = request.app.state.boards.get(board_id)
+    if board is None:
+        raise NotFoundError(f"No board with id {board_id!r}: create it with POST /boards.")
+    if p.user is None:
+        p = PageParams(p.k, p.start, board.user_id, p.explain)
+    return serve_surface(
+        request, engine, "board", p, extra={"board_id": board_id},
+        board_id=board_id, items=tuple(board.item_ids),
+    )  # fmt: skip

@@ -1,0 +1,92 @@
+"""``POST /visual-search``: products that look like a photo (or the cropped part of it).
+
+The upload is bounded (``serve.max_upload_mb``, ``serve.max_image_pixels``) and decodes are
+bounded too (``serve.max_concurrent_decodes``: past it, 503 with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from moodboard.errors import InputError
+from moodboard.serve.routes.common import (
+    PageParams,
+    check_k,
+    engine_of,
+    item_filter,
+    parse_ints,
+    respond_surface,
+    run_surface,
+    user_or_none,
+)
+
+router = APIRouter(tags=["surfaces"])
+
+
+def _crop(crop: str | None) -> tuple[int, int, int, int] | None:
+    """``x,y,w,h`` in pixels of the upload (ASCII digits), or None."""
+    if crop is None or not crop.strip():
+        return None
+    x, y, w, h = parse_ints(crop, "crop", 4, "x,y,w,h such as 10,20,200,300")
+    return x, y, w, h
+
+
+_SLOTS_LOCK = threading.Lock()
+
+
+def _decode_slots(request: Request) -> threading.BoundedSemaphore:
+    """The app's bound on concurrent image decodes (``serve.max_concurrent_decodes``)."""
+    state = request.app.state
+    with _SLOTS_LOCK:
+        slots = getattr(state, "decode_slots", None)
+        if slots is None:
+            slots = state.decode_slots = threading.BoundedSemaphore(
+                state.settings.serve.max_concurrent_decodes
+            )
+    return slots
+
+
+@router.post("/visual-search", name="visual")
+def visual_search(
+    request: Request,
+    image: Annotated[
+        UploadFile, File(description="A JPEG, PNG or WebP photo (serve.max_image_pixels).")
+    ],
+    crop: Annotated[
+        str | None, Form(max_length=100, description="x,y,w,h in pixels of the image.")
+    ] = None,
+    category: Annotated[str | None, Form(max_length=200)] = None,
+    k: Annotated[int, Form()] = 24,
+    user: Annotated[str | None, Form(max_length=200)] = None,
+    explain: Annotated[bool, Form()] = False,
+) -> JSONResponse:
+    """Products that look like a photo (or the cropped part of it)."""
+    engine = engine_of(request)
+    k = check_k(request, k)
+    limit = int(request.app.state.settings.serve.max_upload_mb * 2**20)
+    data = image.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"The upload is over the {limit / 2**20:g} MB limit.")
+    if not data:
+        raise InputError("The 'image' upload is empty: send a JPEG, PNG or WebP photo.")
+    f = item_filter(engine, category=category)
+    box = _crop(crop)
+    serve = request.app.state.settings.serve
+    slots = _decode_slots(request)
+    if not slots.acquire(timeout=serve.decode_wait_s):
+        raise HTTPException(
+            503,
+            f"{serve.max_concurrent_decodes} images are being decoded already "
+            "(serve.max_concurrent_decodes): retry in a second.",
+            headers={"Retry-After": "1"},
+        )
+    p = PageParams(k, 0, user_or_none(user), explain)
+    try:
+        req, res = run_surface(engine, "visual", p, image=data, crop=box, item_filter=f)
+    finally:
+        slots.release()
+    return respond_surface(request, engine, req, res, p)

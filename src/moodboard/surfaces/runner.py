@@ -1,0 +1,379 @@
+"""The one runner of every surface: prepare -> retrieve -> fuse -> rank -> blend -> fallback.
+
+A surface is declared by naming its components: a ``prepare`` step (the surface's own code:
+it turns a ``Request`` into the queries of its sources), the candidate sources, the fusion,
+the ranker, the blend step and the fallback sources. ``Surface`` runs them in that order,
+times each one (one ``retrieve`` entry per source asked), keeps each item's provenance, fills
+the page from the fallback sources and cuts it to the page once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moodboard.blend import fill_page
+from moodboard.data import Candidates, Catalog, ItemFilter, Page, PageItem, Request, StageTiming
+from moodboard.data import columns as C
+from moodboard.errors import InputError, NotFoundError
+from moodboard.rank import Ranker, RankQuery
+from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
+from moodboard.retrieve.base import check_k
+
+_log = logging.getLogger(__name__)
+
+#: Score columns, most final first: a page item's ``score`` is the first one present.
+SCORE_ORDER = ("utility", "ltr", C.RETRIEVAL)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How one source is asked: ``query``, or, with ``vectors``, one search per vector (a
+    board's centroids) merged by weighted round robin (``weights``: each vector's share)."""
+
+    query: SourceQuery
+    vectors: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a prepare step hands the chain.
+
+    Attributes
+    ----------
+    probes
+        Source name -> how to ask it, for the page's main list; sources without a probe are
+        not asked.
+    depth
+        Candidates asked of each source.
+    lists
+        Further named lists (e.g. ``"complement"``), each fused on its own, for the blend step.
+    backup
+        Probes asked only when every main list comes back empty (a cold start).
+    item_filter, exclude
+        The request's hard constraints, which the fallback keeps too.
+    rank
+        What the ranker may know of the request.
+    context
+        Whatever the blend step and the route need (e.g. the parsed query, the item).
+    timings_ms
+        The prepare step's own sub-steps (``understand``, ``encode``, ``cluster``).
+    keep_single
+        A single main list is kept as it is instead of fused (its own scores stay).
+    """
+
+    probes: Mapping[str, Probe]
+    depth: int
+    lists: Mapping[str, Mapping[str, Probe]] = field(default_factory=dict)
+    backup: Mapping[str, Probe] = field(default_factory=dict)
+    item_filter: ItemFilter | None = None
+    exclude: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    rank: RankQuery = field(default_factory=RankQuery)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    keep_single: bool = False
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """The fused main list, the fused further lists, and whether the backup answered."""
+
+    main: Candidates
+    lists: Mapping[str, Candidates] = field(default_factory=dict)
+    cold: bool = False
+
+
+@dataclass
+class SurfaceEnv:
+    """What a surface's steps may use: the catalog, the loaded sources, the surface's config,
+    the engine seed, and named resources (``understand``, ``encode``, ``complements``, ...)."""
+
+    catalog: Catalog
+    sources: Mapping[str, CandidateSource]
+    config: Any
+    seed: int = 0
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` computed once per environment (per catalog and config)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def indices(self, ids: Sequence[str]) -> np.ndarray:
+        """The internal indices of the ids the catalog knows (others are ignored), unique,
+        in their first order."""
+        if not ids:
+            return np.empty(0, dtype=np.int64)
+        idx = self.catalog.ids.indices(list(ids), missing=-1).astype(np.int64)
+        idx = idx[idx >= 0]
+        _, first = np.unique(idx, return_index=True)
+        return idx[np.sort(first)]
+
+    def item_index(self, item_id: str | None) -> int:
+        """The internal index of the item a request is about.
+
+        Raises
+        ------
+        InputError
+            If the request names no item.
+        NotFoundError
+            If the catalog does not have it.
+        """
+        if item_id is None:
+            raise InputError("This surface is about one product: pass its id (item=<id>).")
+        idx = self.catalog.ids.indices([item_id or ""], missing=-1)
+        if idx[0] < 0:
+            raise NotFoundError(f"No product with id {item_id!r} in the live catalog.")
+        return int(idx[0])
+
+    def item_vectors(self, name: str) -> np.ndarray | None:
+        """The item vectors of a loaded vector source (``dense/*``, ``visual/*``), else None."""
+        source = self.sources.get(name)
+        vectors = None if source is None else source.item_vectors()
+        return None if vectors is None else np.asarray(vectors)
+
+
+#: ``(request, need, env) -> Prepared``: ``need`` is how many items the page order must reach.
+PrepareFn = Callable[[Request, int, SurfaceEnv], Prepared]
+#: ``(retrieved ranked, prepared, need, env) -> candidates`` in page order.
+BlendFn = Callable[[Retrieved, Prepared, int, SurfaceEnv], Candidates]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A named step: its registry name and its function."""
+
+    name: str
+    fn: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class SurfaceResult:
+    """A surface's candidates in page order (cut to the page), its stages, and what its
+    prepare step found."""
+
+    candidates: Candidates
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    stages: tuple[StageTiming, ...] = ()
+    prepared: Prepared | None = None
+
+
+def round_robin(lists: list[Candidates], weights: np.ndarray) -> Candidates:
+    """Merge ranked lists: the item at rank ``r`` of list ``j`` sits at ``(r + 1) / w_j``.
+
+    An item in several lists takes its best position; its ``retrieval`` score is the best it
+    has in any list.
+    """
+    best_pos: dict[int, float] = {}
+    best_score: dict[int, float] = {}
+    for cand, w in zip(lists, weights, strict=True):
+        if len(cand) == 0 or w <= 0:
+            continue
+        s = cand.score(C.RETRIEVAL)
+        for r, i in enumerate(cand.items.tolist()):
+            pos = (r + 1) / w
+            if pos < best_pos.get(i, np.inf):
+                best_pos[i] = pos
+            best_score[i] = max(best_score.get(i, -np.inf), float(s[r]))
+    if not best_pos:
+        return Candidates.empty()
+    items = sorted(best_pos, key=lambda i: (best_pos[i], i))
+    source = next(str(c.sources[0]) for c in lists if len(c))
+    scores = np.array([best_score[i] for i in items])
+    return Candidates.from_scores(items, scores, source)
+
+
+class Surface:
+    """One surface's declared chain.
+
+    Parameters
+    ----------
+    name
+        The surface's name (``search``, ``related``, ...), echoed on its pages.
+    prepare
+        The prepare step (``prepare/<surface>``).
+    sources
+        The names of the sources it may ask, in order; those not loaded in ``env`` are skipped.
+    fuse
+        Fuses the named lists (its component is ``fuse/<method>``).
+    rank
+        The rank stage (``rank/noop`` by default).
+    blend
+        The blend step (``blend/<kind>``).
+    fallback
+        Sources that fill the page, in order, before the catalog itself.
+    env
+        The catalog, loaded sources, config and resources the steps use.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        prepare: Step,
+        sources: Sequence[str],
+        fuse: Fuser,
+        rank: Ranker,
+        blend: Step,
+        fallback: Sequence[str],
+        env: SurfaceEnv,
+    ) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.sources = tuple(sources)
+        self.fuse = fuse
+        self.rank = rank
+        self.blend = blend
+        self.fallback = tuple(fallback)
+        self.env = env
+
+    @property
+    def config(self) -> Any:
+        """The surface's section of ``[surfaces]``."""
+        return self.env.config
+
+    @property
+    def fallback_component(self) -> str:
+        """``fallback/<kinds>`` (``fallback/popular``), or ``fallback/catalog`` alone."""
+        kinds = [n.split("/")[0] for n in self.fallback if n in self.env.sources]
+        return "fallback/" + ("+".join(kinds) or "catalog")
+
+    def _retrieve(self, probes: Mapping[str, Probe], depth: int, t: dict[str, float]) -> dict:
+        parts: dict[str, Candidates] = {}
+        for name, probe in probes.items():
+            source = self.env.sources[name]
+            t0 = time.perf_counter()
+            if probe.vectors is None:
+                parts[name] = source(probe.query, depth)
+            elif len(probe.vectors):
+                lists = source.search_many(probe.query, probe.vectors, depth)
+                parts[name] = round_robin(lists, np.asarray(probe.weights))
+            t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+        return parts
+
+    def _asked(self, probes: Mapping[str, Probe]) -> dict[str, Probe]:
+        """The probes of the chain's sources that are loaded, in the prepare step's order."""
+        return {n: p for n, p in probes.items() if n in self.sources and n in self.env.sources}
+
+    def run(self, request: Request) -> SurfaceResult:
+        """Run the chain for ``request``: the page order up to ``cursor + k + 1`` items (one
+        past the page, so the caller knows whether a next page exists).
+
+        Raises
+        ------
+        ConfigError
+            If ``k`` is not an int >= 1.
+        NotFoundError
+            If the request names an item, board or user item the catalog lacks (per surface).
+        """
+        k = check_k(request.k, f"Surface {self.name!r}")
+        need = max(1, min(request.cursor + k + 1, len(self.env.catalog)))
+        t0 = time.perf_counter()
+        prepared = self.prepare.fn(request, need, self.env)
+        t1 = time.perf_counter()
+        stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
+        t: dict[str, float] = {}
+        parts = self._retrieve(self._asked(prepared.probes), prepared.depth, t)
+        lists = {
+            ln: self._retrieve(self._asked(p), prepared.depth, t)
+            for ln, p in prepared.lists.items()
+        }
+        cold = False
+        if prepared.backup and not any(len(c) for c in parts.values()):
+            parts = self._retrieve(prepared.backup, prepared.depth, t)
+            cold = True
+        stages += [("retrieve", n, ms) for n, ms in t.items()]
+        t2 = time.perf_counter()
+        if len(parts) == 1 and (prepared.keep_single or cold):
+            main = next(iter(parts.values()))
+        else:
+            main = self.fuse(parts)
+        fused = {ln: self.fuse(p) for ln, p in lists.items()}
+        t3 = time.perf_counter()
+        ranked = self.rank(main, prepared.rank)
+        t4 = time.perf_counter()
+        page = self.blend.fn(Retrieved(ranked, fused, cold), prepared, need, self.env)
+        t5 = time.perf_counter()
+        page = fill_page(
+            page,
+            need,
+            self.env.catalog,
+            self.env.sources,
+            self.fallback,
+            prepared.item_filter,
+            prepared.exclude,
+        ).head(need)
+        t6 = time.perf_counter()
+        stages += [
+            ("fuse", f"fuse/{self.fuse.config.method}", (t3 - t2) * 1e3),
+            ("rank", self.rank.name, (t4 - t3) * 1e3),
+            ("blend", self.blend.name, (t5 - t4) * 1e3),
+            ("fallback", self.fallback_component, (t6 - t5) * 1e3),
+        ]
+        timings = {**prepared.timings_ms, **t}
+        timings |= {n: ms for n, _, ms in stages[-4:]} | {"total": (t6 - t0) * 1e3}
+        done = tuple(StageTiming(name=n, component=c, ms=round(ms, 3)) for n, c, ms in stages)
+        return SurfaceResult(page, timings, done, prepared)
+
+    def __call__(self, request: Request) -> Page:
+        """The page ``request`` asks for (items ``cursor .. cursor + k``).
+
+        Raises
+        ------
+        ConfigError
+            If ``k`` is not an int >= 1.
+        NotFoundError
+            If the request names something the catalog lacks.
+        """
+        res = self.run(request)
+        return to_page(res, request, self.env.catalog, self.name)
+
+
+def page_score(cand: Candidates) -> np.ndarray:
+    """The page's score of each candidate: the first of ``SCORE_ORDER`` it has."""
+    for name in SCORE_ORDER:
+        if name in cand.scores:
+            return cand.scores[name]
+    return np.zeros(len(cand), dtype=np.float32)
+
+
+def to_page(res: SurfaceResult, request: Request, catalog: Catalog, surface: str) -> Page:
+    """The ``Page`` of items ``cursor .. cursor + k`` of a surface's result."""
+    start, k = request.cursor, request.k
+    cand = res.candidates.take(np.arange(start, min(start + k, len(res.candidates))))
+    scores = page_score(cand)
+    ids = catalog.ids.external(cand.items.tolist()) if len(cand) else []
+    items = []
+    for j, item_id in enumerate(ids):
+        explanation = None
+        if request.explain:
+            explanation = {
+                "sources": [s for s in str(cand.sources[j] or "").split("+") if s],
+                "scores": {n: float(v[j]) for n, v in cand.scores.items()},
+            }
+        score = float(scores[j])
+        items.append(
+            PageItem(
+                id=item_id,
+                score=0.0 if np.isnan(score) else score,
+                position=start + j + 1,
+                explanation=explanation,
+            )
+        )
+    more = len(res.candidates) > start + k
+    return Page(
+        request_id=request.request_id,
+        surface=surface,
+        items=tuple(items),
+        next_cursor=start + k if more else None,
+        timings_ms=res.timings_ms,
+        stages=res.stages,
+        arms=request.arms,
+    )

@@ -1,0 +1,187 @@
+"""Every surface is one declared chain: ``?explain=1`` lists its stages in order with their
+component names, rankers plug into the rank stage, and a surface declared in config alone
+(a prepare step plus a config entry) is served over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+from serving import api_client, serve_settings
+
+from moodboard.config import SimulateSettings
+from moodboard.data import Candidates, Request
+from moodboard.datasets import load_fashion
+from moodboard.errors import ConfigError
+from moodboard.ingest import Workspace, ingest_catalog
+from moodboard.rank import RANKERS, RankQuery, make_ranker
+from moodboard.retrieve import SourceQuery
+from moodboard.serve.build import build
+from moodboard.simulate import load_tastes, run_simulation
+from moodboard.surfaces import Prepared, Probe, SurfaceEnv, build_surface, register_prepare
+
+TAIL = [("fuse", "fuse/rrf"), ("rank", "rank/noop")]
+
+
+@pytest.fixture(scope="module")
+def client(served_ws: Workspace) -> Iterator[TestClient]:
+    with api_client(served_ws.root, serve_settings(max_k=50)) as c:
+        yield c
+
+
+def _stages(page: dict) -> list[tuple[str, str]]:
+    stages = page["explain"]["stages"]
+    assert all(s["ms"] >= 0 for s in stages) and set(stages[0]) == {"name", "component", "ms"}
+    return [(s["name"], s["component"]) for s in stages]
+
+
+def _retrieved(stages: list[tuple[str, str]]) -> list[str]:
+    return [c for n, c in stages if n == "retrieve"]
+
+
+def test_explain_lists_the_stages_of_every_surface_in_order(
+    client: TestClient, served_ws: Workspace
+) -> None:
+    engine = client.app.state.live.engine
+    search = client.get("/search", params={"q": "blue jeans", "k": 5, "explain": 1}).json()
+    assert _stages(search) == [
+        ("prepare", "prepare/search"),
+        ("retrieve", "lexical/bm25"),
+        ("retrieve", "dense/text"),
+        *TAIL,
+        ("blend", "blend/boost"),
+        ("fallback", "fallback/popular"),
+    ]
+    assert "explain" not in client.get("/search", params={"q": "blue jeans", "k": 5}).json()
+    item = search["items"][0]["id"]
+    related = _stages(client.get(f"/related/{item}", params={"k": 8, "explain": 1}).json())
+    assert related[0] == ("prepare", "prepare/related")
+    assert related[-4:] == [*TAIL, ("blend", "blend/complements"), ("fallback", "fallback/popular")]
+    assert {"dense/text", "graph/walks"} <= set(_retrieved(related))
+    assert set(_retrieved(related)) <= set(engine.related.config.sources)
+    user = next(u for u in sorted(load_tastes(served_ws)) if len(engine.history(u)))
+    feed = _stages(client.get(f"/feed/{user}", params={"k": 8, "explain": 1}).json())
+    assert feed[0] == ("prepare", "prepare/feed")
+    assert feed[-4:] == [*TAIL, ("blend", "blend/explore"), ("fallback", "fallback/popular")]
+    assert "two_tower" in _retrieved(feed)
+    cold = _stages(client.get("/feed/nobody-new", params={"k": 8, "explain": 1}).json())
+    assert _retrieved(cold) == ["popular/trending"]  # a user without history: the cold sources
+    board = client.post("/boards", json={"user_id": "ann", "title": "jeans"}).json()
+    for it in search["items"][:2]:
+        r = client.post(f"/boards/{board['id']}/items", json={"item_id": it["id"]})
+        assert r.status_code == 201
+    ideas = client.get(f"/boards/{board['id']}/ideas", params={"k": 8, "explain": 1}).json()
+    assert _stages(ideas)[0] == ("prepare", "prepare/board")
+    assert _stages(ideas)[-3:] == [
+        ("rank", "rank/noop"),
+        ("blend", "blend/dedup"),
+        ("fallback", "fallback/popular"),
+    ]
+    assert {"dense/text", "visual/image"} <= set(_retrieved(_stages(ideas)))
+    photo = client.get(f"/images/{item}").content
+    visual = client.post(
+        "/visual-search", files={"image": ("p.jpg", photo, "image/jpeg")}, data={"explain": "1"}
+    ).json()
+    assert _stages(visual) == [
+        ("prepare", "prepare/visual"),
+        ("retrieve", "visual/image"),
+        *TAIL,
+        ("blend", "blend/dedup"),
+        ("fallback", "fallback/popular"),
+    ]
+
+
+def test_rankers_plug_into_the_rank_stage_seeded_per_user_and_request(
+    client: TestClient,
+) -> None:
+    assert {"rank/noop", "rank/shuffle"} <= set(RANKERS)
+    with pytest.raises(ConfigError, match="Unknown ranker 'rank/nope'"):
+        make_ranker("rank/nope")
+    cand = Candidates.from_scores(np.arange(50), np.linspace(1, 0, 50), "lexical/bm25")
+    shuffle = make_ranker("rank/shuffle", seed=3)
+    one = shuffle(cand, RankQuery(user="ann", request_id="r1")).items
+    assert list(one) == list(shuffle(cand, RankQuery(user="ann", request_id="r1")).items)
+    assert list(one) != list(shuffle(cand, RankQuery(user="ann", request_id="r2")).items)
+    assert list(one) != list(shuffle(cand, RankQuery(user="bob", request_id="r1")).items)
+    assert sorted(one) == list(range(50))
+    # the served search chain with the control arm: same candidates, another order
+    engine = client.app.state.live.engine
+    served = engine.search
+    cfg = served.config.model_copy(update={"ranker": "rank/shuffle", "attribute_boost": 0.0})
+    arm = build_surface(
+        "search", cfg, engine.catalog, engine.sources, 0, served.env.resources
+    )  # fmt: skip
+    noop = build_surface(
+        "search", cfg.model_copy(update={"ranker": "rank/noop"}), engine.catalog,
+        engine.sources, 0, served.env.resources,
+    )  # fmt: skip
+    req = Request(surface="search", query="blue jeans", k=20, user_id="ann", request_id="r1")
+    a, b = arm(req), noop(req)
+    assert [s.component for s in a.stages if s.name == "rank"] == ["rank/shuffle"]
+    assert len(a.items) == len(b.items) == 20 and a.next_cursor == b.next_cursor == 20
+    assert a.item_ids != b.item_ids and a.item_ids == arm(req).item_ids  # replayable
+
+
+@register_prepare("prepare/new_arrivals")
+def prepare_new_arrivals(request: Request, need: int, env: SurfaceEnv) -> Prepared:
+    """Items created in the last ``params.days`` days, asked of the configured sources."""
+    days = float(env.config.params.get("days", 30))
+    now = np.datetime64(request.ts.astimezone(UTC).replace(tzinfo=None), "us")
+    recent = env.catalog.created_at >= now - np.timedelta64(int(days * 86400), "s")
+    skip = np.union1d(np.flatnonzero(~recent), env.indices(request.exclude))
+    query = SourceQuery(item_filter=request.item_filter, exclude=skip)
+    probes = {name: Probe(query) for name in env.config.sources}
+    return Prepared(probes, need, item_filter=request.item_filter, exclude=skip, keep_single=True)
+
+
+@pytest.fixture(scope="module")
+def dated_ws(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """40 products, every other one created in the last 30 days, 20 shoppers, one build."""
+    t = load_fashion().products
+    kinds = t.column("articleType").to_pylist()
+    rows = t.take([i for i, a in enumerate(kinds) if a in ("Shirts", "Jeans")][:40]).to_pylist()
+    now = datetime.now(UTC)
+    for j, r in enumerate(rows):
+        r["created_at"] = now - timedelta(days=1 + j // 2 if j % 2 == 0 else 60 + j)
+    ws = Workspace(tmp_path_factory.mktemp("dated") / "ws")
+    assert ingest_catalog(ws, [pa.Table.from_pylist(rows)]).quarantined == 0
+    run_simulation(ws, SimulateSettings(users=20, days=1))
+    build(ws)
+    return ws
+
+
+def test_a_surface_declared_in_config_is_served_without_code_elsewhere(
+    dated_ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "moodboard.toml"
+    config.write_text(
+        '[surfaces.new_arrivals]\nprepare = "prepare/new_arrivals"\n'
+        'sources = ["popular/trending"]\nparams = { days = 30 }\n'
+    )
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(config))
+    with api_client(dated_ws.root, serve_settings()) as c:
+        engine = c.app.state.live.engine
+        page = c.get("/surfaces/new_arrivals", params={"k": 30, "explain": 1}).json()
+        ids = [it["id"] for it in page["items"]]
+        idx = engine.catalog.ids.indices(ids)
+        now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
+        recent = np.flatnonzero(engine.catalog.created_at >= now - np.timedelta64(30, "D"))
+        assert sorted(idx) == sorted(recent) and len(ids) == 20  # only the new, all of them
+        pop = engine.sources["popular/trending"].scores[idx]
+        assert (np.diff(pop) <= 0).all() and pop[0] > 0  # the popular ones first
+        assert page["surface"] == "new_arrivals" and page["next_cursor"] is None
+        assert [s["component"] for s in page["explain"]["stages"]][:2] == [
+            "prepare/new_arrivals",
+            "popular/trending",
+        ]
+        short = c.get("/surfaces/new_arrivals", params={"k": 5}).json()
+        assert [it["id"] for it in short["items"]] == ids[:5] and short["next_cursor"] == "5"
+        assert c.get("/surfaces/nothing").status_code == 404
+        no_item = c.get("/surfaces/related")
+        assert no_item.status_code in (400, 422) and "item=" in no_item.json()["detail"]
+        assert c.get("/surfaces/search", params={"q": "jeans", "k": 3}).json()["items"]

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog
-from moodboard.serve.build import build
 from moodboard.simulate import run_simulation
 
 TYPES = ("Shirts", "Tshirts", "Jeans", "Dresses", "Handbags", "Watches", "Heels", "Kurtas")

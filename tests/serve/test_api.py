@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serving import api_client, serve_settings
 
+from moodboard.build import build
 from moodboard.ingest import Workspace, all_events
 from moodboard.rank import FEATURES
-from moodboard.serve.build import build
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from moodboard.build import build
 from moodboard.config import SimulateSettings, load_settings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.ingest.workspace import VERSION_FORMAT
-from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
 
@@ -80,7 +80,7 @@ def test_typos_are_corrected_before_retrieval(engine: Engine) -> None:
 def test_a_failed_build_changes_nothing(
     small_ws: Workspace, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from moodboard.serve import build as build_module
+    from moodboard.build import steps as build_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -17,12 +17,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog, ingest_events
 from moodboard.retrieve import TrainingData
 from moodboard.retrieve.walks import GraphWalks
-from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
 

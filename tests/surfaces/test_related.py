@@ -14,7 +14,6 @@ from moodboard.retrieve import TrainingData
 from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import Complements, RelatedChain
-from moodboard.surfaces.complements import COMPLEMENTS_FILE
 from moodboard.surfaces.related import COMPLEMENT, complement_slots
 
 SHIRTS = "Apparel/Topwear/Shirts"
@@ -51,7 +50,7 @@ def test_build_learns_planted_complements_and_stores_them(
     assert engine.related.complements.of(JEANS)[0].category == SHIRTS
     dresses = engine.related.complements.of("Apparel/Dress/Dresses")
     assert dresses[0].category == "Accessories/Bags/Handbags" and dresses[0].lift > 1.5
-    path = engine.path / COMPLEMENTS_FILE
+    path = engine.path / engine.manifest["components"]["related/complements"]["path"]
     assert engine.manifest["components"]["related/complements"]["groups"] > 100
     assert Complements.load(path) == engine.related.complements
     assert JEANS in json.loads(path.read_text())["complements"][SHIRTS][0].values()

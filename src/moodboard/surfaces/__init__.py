@@ -9,7 +9,7 @@ from moodboard.config import (
 )
 from moodboard.surfaces.base import SurfaceResult, dedup_images, fill_page
 from moodboard.surfaces.board import BoardChain
-from moodboard.surfaces.complements import Complement, Complements, learn_complements
+from moodboard.surfaces.complements import Complement, Complements
 from moodboard.surfaces.popular import PopularChain
 from moodboard.surfaces.related import RelatedChain
 from moodboard.surfaces.search import SearchChain, SearchResult
@@ -32,5 +32,4 @@ __all__ = [
     "VisualConfig",
     "dedup_images",
     "fill_page",
-    "learn_complements",
 ]

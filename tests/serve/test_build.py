@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from moodboard.build import build
 from moodboard.config import SimulateSettings, load_settings
 from moodboard.datasets import load_fashion
+from moodboard.errors import InputError
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.ingest.workspace import VERSION_FORMAT
 from moodboard.serve.registry import Engine
@@ -124,3 +126,25 @@ def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
     assert ws.current_artifact() == version
     kept = sorted(p.name for p in ws.artifacts_dir.iterdir())
     assert kept == [live, version]  # the newest two; the three older ones are gone
+
+
+def test_the_registry_loads_what_the_manifest_lists_from_the_paths_it_gives(
+    engine: Engine, tmp_path: Path
+) -> None:
+    ws = Workspace(tmp_path / "ws")
+    copy = ws.version_path(engine.version)
+    shutil.copytree(engine.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "moved").mkdir()
+    (copy / "dense_text").rename(copy / "moved" / "dense")  # a version laid out differently
+    manifest["components"]["dense/text"]["path"] = "moved/dense"
+    del manifest["components"]["graph/walks"]  # its folder stays on disk, unlisted
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    loaded = Engine.load(ws, engine.version)
+    assert "dense/text" in loaded.sources and "graph/walks" not in loaded.sources
+    assert set(loaded.sources) == set(engine.sources) - {"graph/walks"}
+    assert loaded.search("navy blue shirt", k=5).timings_ms["dense/text"] >= 0
+    manifest["components"]["dense/text"]["path"] = "../elsewhere"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="not in the version"):
+        Engine.load(ws, engine.version)

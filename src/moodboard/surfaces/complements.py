@@ -1,13 +1,7 @@
-"""Complementary categories, learned from co-engagement (what goes with a shirt: jeans, belts).
+"""Complementary categories (what goes with a shirt: jeans, belts), as the related surface
+serves them: per category, its complements by lift, read from the artifact's JSON.
 
-Items engaged with in the same session, or saved to the same board, form a group. Over the
-``N`` groups with two or more distinct items, ``n(a)`` counts the groups holding category ``a``
-and ``n(a, b)`` those holding both ``a`` and ``b``; against ``e(a, b) = n(a) * n(b) / N``, the
-count if shoppers mixed categories at random, the lift is ``(n(a, b) + s) / (e(a, b) + s)``,
-smoothed by ``s`` pseudo-groups so that a few chance meetings of rare categories do not look
-like a strong bond. Pairs with lift ``>= min_lift`` and support ``n(a, b) >= min_support`` are
-complements, best lift first. The build learns them (``build.complements``) and stores them
-in the artifact as JSON; this module holds what the related surface serves.
+The build learns them from co-engagement (sessions and boards; ``build.complements`` says how).
 """
 
 from __future__ import annotations

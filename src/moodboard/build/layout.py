@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from moodboard.config import Settings
 from moodboard.errors import InputError
 from moodboard.retrieve import CandidateSource
-from moodboard.retrieve.registry import folder_name, source_class
+from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
 from moodboard.surfaces.feed import UserHistories
 from moodboard.understand.query import QueryUnderstanding
@@ -78,7 +78,8 @@ class Part:
 
 
 def _source(name: str, folder: str | None, config: Callable[[Settings], BaseModel]) -> Part:
-    return Part(name, folder or folder_name(name), source_class(name), config)
+    """A candidate source's part; its folder defaults to its name with "/" as "_"."""
+    return Part(name, folder or name.replace("/", "_"), source_class(name), config)
 
 
 #: The feed's recommenders, in the order the build trains them.

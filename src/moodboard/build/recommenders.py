@@ -31,7 +31,6 @@ from moodboard.build.fusion import (
     top_lists,
     tune_fusion,
 )
-from moodboard.build.layout import part
 from moodboard.build.steps import BuildStep
 from moodboard.config import InterestsConfig
 from moodboard.retrieve import CandidateSource, TrainingData
@@ -142,12 +141,10 @@ class RecommenderStep(BuildStep):
         Its config.
     """
 
-    label: str  # type: ignore[misc]
     name: str  # type: ignore[misc]
 
     def __init__(self, name: str, config: Any, per_source: int = 200) -> None:
         self.name = name
-        self.label = part(name).folder
         self.config = config
         self.per_source = per_source
 
@@ -194,7 +191,7 @@ class FusionStep(BuildStep):
     """``feed/fusion``: the feed's RRF weights and ``k``, tuned on the members' validation
     lists (nothing without held-out users: the feed keeps its configured fusion)."""
 
-    name, label = "feed/fusion", "feed_fusion"
+    name, label = "feed/fusion", "feed_fusion"  # type: ignore[assignment]
 
     def message(self, ctx: BuildContext) -> str:
         return "tuning the feed's fusion on held-out interactions"

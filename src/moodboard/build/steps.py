@@ -41,23 +41,25 @@ class Built:
 
 
 class BuildStep:
-    """A build step: subclasses set ``name`` and ``label`` and implement ``_build``.
+    """A build step: subclasses set ``name`` and implement ``_build``.
 
     Attributes
     ----------
     name
         The component it builds (a key of ``build.layout.LAYOUT``).
-    label
-        Its key in the manifest's ``timings_s``.
     """
 
     name: ClassVar[str]
-    label: ClassVar[str]
 
     @property
     def folder(self) -> str:
         """Where it saves, relative to the version's folder (``build.layout``)."""
         return part(self.name).folder
+
+    @property
+    def label(self) -> str:
+        """Its key in the manifest's ``timings_s``: its folder's first part."""
+        return self.folder.split("/")[0]
 
     def message(self, ctx: BuildContext) -> str:
         """The progress line shown when the step starts."""
@@ -96,7 +98,7 @@ class SourceStep(BuildStep):
 class LexicalStep(SourceStep):
     """``lexical/bm25``: the tantivy index of the catalog."""
 
-    name, label = "lexical/bm25", "lexical"
+    name = "lexical/bm25"
 
     def message(self, ctx: BuildContext) -> str:
         return f"indexing {len(ctx.catalog):,} products with tantivy"
@@ -111,7 +113,7 @@ class LexicalStep(SourceStep):
 class DenseStep(SourceStep):
     """``dense/text``: the vector index of the products' text embeddings."""
 
-    name, label = "dense/text", "dense_text"
+    name = "dense/text"
 
     def message(self, ctx: BuildContext) -> str:
         return f"embedding {len(ctx.catalog):,} product texts"
@@ -126,7 +128,7 @@ class DenseStep(SourceStep):
 class VisualStep(SourceStep):
     """``visual/image``: the vector index of the product images (none without images)."""
 
-    name, label = "visual/image", "visual_image"
+    name = "visual/image"
 
     def message(self, ctx: BuildContext) -> str:
         return "embedding product images"
@@ -150,7 +152,7 @@ class VisualStep(SourceStep):
 class PopularStep(SourceStep):
     """``popular/trending``: time-decayed, action-weighted engagement per item."""
 
-    name, label = "popular/trending", "popular"
+    name = "popular/trending"
 
     def message(self, ctx: BuildContext) -> str:
         return "computing popularity from the event log"
@@ -180,7 +182,7 @@ class PopularStep(SourceStep):
 class ComplementsStep(BuildStep):
     """``related/complements``: complementary categories from co-engagement."""
 
-    name, label = "related/complements", "complements"
+    name, label = "related/complements", "complements"  # type: ignore[assignment]
 
     def message(self, ctx: BuildContext) -> str:
         return "learning complementary categories from co-engagement"
@@ -203,7 +205,7 @@ class ComplementsStep(BuildStep):
 class HistoriesStep(BuildStep):
     """``feed/histories``: each user's recent interactions, read by the feed."""
 
-    name, label = "feed/histories", "feed_histories"
+    name, label = "feed/histories", "feed_histories"  # type: ignore[assignment]
 
     def message(self, ctx: BuildContext) -> str:
         return "collecting users' recent interactions"
@@ -220,7 +222,7 @@ class UnderstandStep(BuildStep):
     """``understand``: query understanding (spelling, lexicons, intent) from the catalog and
     the logged searches."""
 
-    name, label = "understand", "understand"
+    name = "understand"
 
     def message(self, ctx: BuildContext) -> str:
         return "fitting query understanding"

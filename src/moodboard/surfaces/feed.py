@@ -37,8 +37,6 @@ _log = logging.getLogger(__name__)
 
 #: The provenance of the exploration slice.
 EXPLORE = "explore/random"
-#: Where the build stores users' recent items, relative to an artifact version's folder.
-HISTORIES_FILE = "feed/histories.parquet"
 
 
 class UserHistories:

@@ -17,11 +17,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report
 
+from moodboard.build import build
 from moodboard.data import Catalog, Request
 from moodboard.datasets import ingest_dataset, load_wands_queries
 from moodboard.ingest import Workspace
 from moodboard.retrieve import SourceQuery
-from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 
 

@@ -51,8 +51,8 @@ def _workspace(arg: str | None, tmp: str) -> Workspace:
     demo = Workspace("moodboard-workspace")
     if demo.exists() and demo.current_artifact():
         return demo
+    from moodboard.build import build
     from moodboard.datasets import ingest_dataset
-    from moodboard.serve.build import build
 
     ws = Workspace(Path(tmp) / "ws")
     ingest_dataset(ws, "fashion")

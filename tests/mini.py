@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from moodboard.build import build
 from moodboard.config import (
     InterestsConfig,
     SequenceConfig,
@@ -32,7 +33,6 @@ from moodboard.config import (
 )
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog, ingest_events
-from moodboard.serve.build import build
 from moodboard.simulate import run_simulation
 
 TYPES = (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ ALLOWED = {
     "datasets": {"data", "errors", "config", "ingest"},
     "pipelines": {"data", "errors", "config", "ingest"},
     "understand": {"data", "errors", "config", "media"},
+    # the stages are pure: data in, Candidates out; no config, build or serve
     "retrieve": {"data", "errors", "understand"},
     # the stages are pure: no config, serve or build
     "rank": {"data", "errors", "understand", "retrieve"},
@@ -27,7 +31,34 @@ ALLOWED = {
     # a surface is its prepare step over the stages, run by one runner
     "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
     "simulate": {"data", "errors", "config", "ingest"},
-    # evaluate composes the public interfaces of the stages to measure them
+    # build composes stages and pipelines into artifacts (evaluate measures through it)
+    "build": {
+        "data",
+        "errors",
+        "config",
+        "media",
+        "ingest",
+        "pipelines",
+        "understand",
+        "retrieve",
+        "rank",
+        "surfaces",
+    },
+    # serve is HTTP: it loads artifacts through build's layout, never trains
+    "serve": {
+        "data",
+        "errors",
+        "config",
+        "media",
+        "ingest",
+        "understand",
+        "retrieve",
+        "rank",
+        "surfaces",
+        "build",
+        "ui",
+    },
+    # evaluate composes the public interfaces of the stages and the build steps to measure them
     "evaluate": {
         "data",
         "errors",
@@ -38,11 +69,16 @@ ALLOWED = {
         "rank",
         "blend",
         "pipelines",
+        "build",
     },
-    "experiment": {"data", "errors", "config"},
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},
+    "ui": set(),  # templates and static files
 }
+# cli composes everything
+ALLOWED["cli"] = set(ALLOWED) - {"testing"}
+#: The only modules of build that serve may import: where things are, and the version lock.
+SERVE_READS_FROM_BUILD = {"moodboard.build.layout", "moodboard.build.artifact"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -71,9 +107,41 @@ def test_modules_stay_small() -> None:
     big = [
         (str(p.relative_to(SRC)), n)
         for p in SRC.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 450
+        if (n := len(p.read_text().splitlines())) > 400
     ]
     assert not big, big
+
+
+def test_every_package_has_a_rule_and_every_rule_a_package() -> None:
+    packages = {
+        p.stem
+        for p in SRC.iterdir()
+        if not p.name.startswith("_")
+        and ((p.is_dir() and any(p.glob("*.py"))) or p.suffix == ".py")
+    }
+    assert packages == set(ALLOWED), (
+        f"no rule for {sorted(packages - set(ALLOWED))}, "
+        f"a rule for missing {sorted(set(ALLOWED) - packages)}"
+    )
+
+
+def test_serve_reads_build_layout_only_and_loads_no_training_code() -> None:
+    for f in sorted((SRC / "serve").rglob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "moodboard.build"
+            ):
+                assert node.module in SERVE_READS_FROM_BUILD, f"{f.name} imports {node.module}"
+    code = (
+        "import json, sys, moodboard.serve.app, moodboard.serve.registry; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('moodboard.'))))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(run.stdout)
+    packages = {m.split(".")[1] for m in loaded}
+    build = {m for m in loaded if m.startswith("moodboard.build.")}
+    assert not {"pipelines", "evaluate"} & set(packages), packages
+    assert set(build) <= SERVE_READS_FROM_BUILD, build
 
 
 #: How a caller sniffs a candidate source instead of using its contract.

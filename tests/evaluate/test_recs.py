@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from moodboard.build.fusion import (
+    FusionTable,
+    exclude_histories,
+    rank_metrics,
+    top_lists,
+    tune_fusion,
+)
 from moodboard.cli import app
 from moodboard.data import Candidates
 from moodboard.errors import ConfigError, InputError
 from moodboard.evaluate import recs as R
-from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
-from moodboard.evaluate.rec_protocol import (
-    exclude_histories,
-    leave_one_out,
-    load_split,
-    rank_metrics,
-    target_ranks,
-    time_split,
-)
+from moodboard.evaluate.rec_protocol import leave_one_out, load_split, target_ranks, time_split
 from moodboard.evaluate.recs import RecEvaluation, baseline_factories
 from moodboard.retrieve import CandidateSource, SourceConfig, SourceQuery, TrainingData
 from moodboard.retrieve.baselines import Popularity

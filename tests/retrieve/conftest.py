@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from moodboard.evaluate.rec_protocol import exclude_histories, rank_metrics, target_ranks
+from moodboard.build.fusion import exclude_histories, rank_metrics
+from moodboard.evaluate.rec_protocol import target_ranks
 from moodboard.retrieve import CandidateSource
 
 LooMetrics = Callable[[CandidateSource, list[np.ndarray]], tuple[float, float]]

@@ -12,9 +12,9 @@ from PIL import Image
 from serving import api_client, serve_settings
 
 from mini import mini_settings
+from moodboard.build import build
 from moodboard.ingest import Workspace, all_events
 from moodboard.rank import FEATURES
-from moodboard.serve.build import build
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from serving import api_client, serve_settings
 
+from moodboard.build.artifact import prune_versions
 from moodboard.ingest import Workspace
 from moodboard.ingest.workspace import VERSION_FORMAT
-from moodboard.serve.artifacts import prune_versions
 from moodboard.serve.metrics import ServerMetrics
 from moodboard.serve.registry import Engine
 

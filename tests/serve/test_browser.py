@@ -21,10 +21,10 @@ import pytest
 from serving import serve_process
 
 from mini import share_embeddings
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, all_events, ingest_catalog
-from moodboard.serve.build import build
 from moodboard.simulate import run_simulation
 
 pytestmark = pytest.mark.browser

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from mini import mini_products, mini_settings
+from moodboard.build import build
 from moodboard.data import Request
+from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.ingest.workspace import VERSION_FORMAT
-from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 
 
@@ -67,7 +69,7 @@ def test_typos_are_corrected_before_retrieval(engine: Engine) -> None:
 def test_a_failed_build_changes_nothing(
     ws_copy: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from moodboard.serve import build as build_module
+    from moodboard.build import steps as build_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -111,3 +113,26 @@ def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
     assert ws.current_artifact() == version
     kept = sorted(p.name for p in ws.artifacts_dir.iterdir())
     assert kept == [live, version]  # the newest two; the three older ones are gone
+
+
+def test_the_registry_loads_what_the_manifest_lists_from_the_paths_it_gives(
+    engine: Engine, tmp_path: Path
+) -> None:
+    ws = Workspace(tmp_path / "ws")
+    copy = ws.version_path(engine.version)
+    shutil.copytree(engine.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "moved").mkdir()
+    (copy / "dense_text").rename(copy / "moved" / "dense")  # a version laid out differently
+    manifest["components"]["dense/text"]["path"] = "moved/dense"
+    del manifest["components"]["graph/walks"]  # its folder stays on disk, unlisted
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    loaded = Engine.load(ws, engine.version)
+    assert "dense/text" in loaded.sources and "graph/walks" not in loaded.sources
+    assert set(loaded.sources) == set(engine.sources) - {"graph/walks"}
+    res = loaded.search.run(Request(surface="search", query="navy blue shirt", k=5))
+    assert res.timings_ms["dense/text"] >= 0
+    manifest["components"]["dense/text"]["path"] = "../elsewhere"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="not in the version"):
+        Engine.load(ws, engine.version)

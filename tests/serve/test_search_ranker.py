@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pytest
 
 from mini import mini_settings
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.data import columns as C
 from moodboard.datasets import load_fashion
@@ -37,7 +38,6 @@ from moodboard.rank import (
     train_search_ranker,
 )
 from moodboard.retrieve.popular import ACTION_WEIGHTS
-from moodboard.serve.build import build
 from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
 

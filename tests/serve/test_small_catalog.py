@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serving import api_client
 
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog
-from moodboard.serve.build import build
 from moodboard.simulate import run_simulation
 
 SLASHED = "a/b 1?x#y"

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from serving import api_client, serve_settings
 
+from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.data import Candidates, Request
 from moodboard.datasets import load_fashion
@@ -21,7 +22,6 @@ from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.rank import RANKERS, RankQuery, make_ranker
 from moodboard.retrieve import SourceQuery
-from moodboard.serve.build import build
 from moodboard.simulate import load_tastes, run_simulation
 from moodboard.surfaces import Prepared, Probe, SurfaceEnv, build_surface, register_prepare
 

@@ -17,7 +17,6 @@ from moodboard.retrieve import TrainingData
 from moodboard.retrieve.walks import GraphWalks
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import Complements
-from moodboard.surfaces.complements import COMPLEMENTS_FILE
 from moodboard.surfaces.related import COMPLEMENT
 
 SHIRTS = "Apparel/Topwear/Shirts"
@@ -54,7 +53,7 @@ def test_build_learns_planted_complements_and_stores_them(
     assert engine.related.env.resources["complements"].of(JEANS)[0].category == SHIRTS
     dresses = engine.related.env.resources["complements"].of("Apparel/Dress/Dresses")
     assert dresses[0].category == "Accessories/Bags/Handbags" and dresses[0].lift > 1.5
-    path = engine.path / COMPLEMENTS_FILE
+    path = engine.path / engine.manifest["components"]["related/complements"]["path"]
     assert engine.manifest["components"]["related/complements"]["groups"] > 100
     assert Complements.load(path) == engine.related.env.resources["complements"]
     assert JEANS in json.loads(path.read_text())["complements"][SHIRTS][0].values()

@@ -216,7 +216,7 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a new artifact version (indexes, models, manifest) and make it live."""
-    from moodboard.serve.build import build as build_artifact
+    from moodboard.build import build as build_artifact
 
     if engine not in ("duckdb", "spark"):
         _fail(f"--engine must be duckdb or spark. Got {engine!r} instead.")
@@ -305,7 +305,7 @@ def demo(
         else:
             out.print("events: already in the workspace", highlight=False)
         if ws.current_artifact() is None:
-            from moodboard.serve.build import build as build_artifact
+            from moodboard.build import build as build_artifact
 
             with err.status("building") as status:
                 manifest = build_artifact(ws, say=lambda m: status.update(m))

@@ -112,7 +112,7 @@ class FeedConfig(_Chain):
     trains ``two_tower``, ``sequence``, ``graph/walks`` and ``user_interests`` on them (their
     sections; ``sequence`` stops at ``max_minutes``), holding out the last item of
     ``valid_users`` users to measure them and, with ``tune_fusion``, to tune the fusion weights
-    and ``k``, which then replace ``fuse`` (see ``serve.build_feed``).
+    and ``k``, which then replace ``fuse`` (see ``build.recommenders``).
     """
 
     prepare: str = "prepare/feed"

@@ -28,13 +28,17 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.build.fusion import (
+    FusionTable,
+    exclude_histories,
+    rank_metrics,
+    top_lists,
+    tune_fusion,
+)
 from moodboard.errors import ConfigError, InputError
-from moodboard.evaluate.rec_fusion import FusionTable, top_lists, tune_fusion
 from moodboard.evaluate.rec_protocol import (
     RecSplit,
     Step,
-    exclude_histories,
-    rank_metrics,
     target_ranks,
 )
 from moodboard.retrieve import CandidateSource, TrainingData

@@ -2,7 +2,8 @@
 
 Indexes the union of the products of both files, learns only from ``train`` (fusion weights,
 the LambdaMART ranker), and ranks every ``test`` query over ALL indexed products: unjudged
-items count as gain 0, so this is a real search, not a rerank of the answer key. Gain is
+items count as gain 0, so this is a real search, not a rerank of the answer key. The sources
+are fitted by the build's steps (``build.steps``), as `moodboard build` fits them. Gain is
 ``relevance - 1``; queries whose judged gains are all 0 are left out and counted.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.build.steps import DenseStep, LexicalStep
 from moodboard.data import Candidates, Catalog
 from moodboard.errors import InputError
 from moodboard.evaluate.metrics import mean_metrics
@@ -32,8 +34,7 @@ from moodboard.rank import (
     SearchFeatures,
 )
 from moodboard.retrieve import (
-    BM25Source,
-    DenseSource,
+    CandidateSource,
     FuseConfig,
     Fuser,
     LexicalConfig,
@@ -185,15 +186,15 @@ class SearchEvaluation:
             prods["product_uid"].astype(str).tolist(), prods["product_title"].astype(str).tolist()
         )
         progress(f"indexing {len(self.catalog):,} products with tantivy")
-        lexical = BM25Source(LexicalConfig(field_boosts={"title": 1.0}))
+        lexical = LexicalStep(LexicalConfig(field_boosts={"title": 1.0}))
         self.bm25 = lexical.fit(TrainingData(catalog=self.catalog))
-        self.dense: dict[str, DenseSource] = {}
+        self.dense: dict[str, CandidateSource] = {}
         self.encoders: dict[str, Callable[[list[str]], np.ndarray]] = {}
         titles = [str(t) for t in self.catalog.title]
         if self.use_dense:
             progress(f"embedding {len(titles):,} titles")
             self.encoders["dense/text"] = self._encoder(None)
-            self.dense["dense/text"] = DenseSource().fit(self._texts_of("dense/text", titles))
+            self.dense["dense/text"] = DenseStep().fit(self._texts_of("dense/text", titles))
         if self.use_dense and self.config.finetune is not None:
             pairs = [
                 (q, titles[self.catalog.ids.index(p)])
@@ -205,8 +206,8 @@ class SearchEvaluation:
             path = ContrastiveTrainer(self.config.finetune).fit(pairs, self._work / "tuned")
             self.encoders["dense/tuned"] = self._encoder(path)
             progress(f"embedding {len(titles):,} titles with the tuned encoder")
-            tuned = DenseSource(name="dense/tuned")
-            self.dense["dense/tuned"] = tuned.fit(self._texts_of("dense/tuned", titles))
+            texts = self._texts_of("dense/tuned", titles)
+            self.dense["dense/tuned"] = DenseStep().fit(texts, name="dense/tuned")
         self.texts = ItemTexts.from_catalog(self.catalog)
 
     def _texts_of(self, encoder: str, titles: list[str]) -> TrainingData:

@@ -43,7 +43,7 @@ from moodboard.ingest.segments import (
     segment_paths,
 )
 from moodboard.ingest.walcompact import compact_closed, workspace_write_lock
-from moodboard.ingest.walread import all_events, events_of
+from moodboard.ingest.walread import all_events, events_of, load_known_items
 from moodboard.ingest.walrows import (
     AcceptReport,
     WALConfig,
@@ -348,13 +348,8 @@ class EventWAL:
         with self._catalog_lock:
             if not force and time.monotonic() - self._catalog_at < self.config.catalog_refresh_s:
                 return False
-            with self.ws.connect(read_only=True) as con:
-                ids = con.execute(f"SELECT {C.ID} AS id FROM products").to_arrow_table()
             assert self._mem is not None
-            with self._mem.cursor() as cur:
-                cur.register("_ids", ids)
-                cur.execute("CREATE OR REPLACE TABLE _known_items AS SELECT id FROM _ids")
-                cur.unregister("_ids")
+            load_known_items(self.ws, self._mem)
             self._catalog_at = time.monotonic()
             return True
 

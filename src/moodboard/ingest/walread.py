@@ -144,3 +144,14 @@ def all_events(ws: Workspace, wal: EventWAL | None = None) -> pa.Table:
         stored = EVENT_SCHEMA.empty_table()
     fresh = pending.filter(pc.invert(pc.is_in(pending.column(C.EVENT_ID), stored[C.EVENT_ID])))
     return pa.concat_tables([stored, fresh]).sort_by(C.TS)
+
+
+def load_known_items(ws: Workspace, mem: duckdb.DuckDBPyConnection) -> None:
+    """Copy the workspace's product ids into ``mem``'s ``_known_items`` table (what the
+    events' item check reads)."""
+    with ws.connect(read_only=True) as con:
+        ids = con.execute(f"SELECT {C.ID} AS id FROM products").to_arrow_table()
+    with mem.cursor() as cur:
+        cur.register("_ids", ids)
+        cur.execute("CREATE OR REPLACE TABLE _known_items AS SELECT id FROM _ids")
+        cur.unregister("_ids")

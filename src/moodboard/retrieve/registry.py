@@ -76,9 +76,3 @@ def load_source(folder: Path | str, catalog: Catalog | None = None) -> Candidate
         If its kind is not registered.
     """
     return source_class(read_meta(Path(folder))["kind"]).load(folder, catalog)
-
-
-def folder_name(name: str) -> str:
-    """The folder a source is saved in inside an artifact version (``graph/walks`` ->
-    ``graph_walks``)."""
-    return name.replace("/", "_")

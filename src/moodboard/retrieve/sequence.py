@@ -151,6 +151,7 @@ class SequenceRecommender(CandidateSource):
             missing.
         """
         from moodboard.retrieve import _sasrec as S
+        from moodboard.retrieve._sasrec_train import SequenceTrainer
 
         cfg = self.config
         self.n_items = int(data.n_items)
@@ -181,7 +182,7 @@ class SequenceRecommender(CandidateSource):
 
             torch.manual_seed(cfg.seed)
             self._model = self._network(attrs)
-            trainer = S.SequenceTrainer(self._settings())
+            trainer = SequenceTrainer(self._settings())
             trainer.fit(self._model, [s + 1 for s in train], valid)
         self.history_ = trainer.history
         self.valid_ndcg_ = trainer.best_ndcg
@@ -215,7 +216,7 @@ class SequenceRecommender(CandidateSource):
         return train, valid if len(held) else None
 
     def _settings(self) -> Any:
-        from moodboard.retrieve._sasrec import TrainSettings
+        from moodboard.retrieve._sasrec_train import TrainSettings
 
         c = self.config
         return TrainSettings(

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from moodboard.build.artifact import hold_version
 from moodboard.errors import ArtifactLoadError, MoodboardError, NotBuiltError
 from moodboard.ingest import Workspace
-from moodboard.serve.artifacts import hold_version
 from moodboard.serve.registry import Engine
 
 _log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class LiveEngine:
             self._hold(None)
 
     def _hold(self, engine: Engine | None) -> None:
-        """Hold the served version's lock (``serve.artifacts.hold_version``), drop the old one."""
+        """Hold the served version's lock (``build.artifact.hold_version``), drop the old one."""
         old, self._held = self._held, None
         if engine is not None:
             try:

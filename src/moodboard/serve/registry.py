@@ -1,4 +1,8 @@
-"""The artifact registry: loads the live version named by ``CURRENT`` into an ``Engine``."""
+"""The artifact registry: loads the live version named by ``CURRENT`` into an ``Engine``.
+
+It loads what the version's manifest lists, each component from the ``path`` the manifest
+gives it (``build.layout``).
+"""
 
 from __future__ import annotations
 
@@ -12,18 +16,23 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from moodboard.build.layout import (
+    HAS_IMAGE_FILE,
+    MANIFEST_FILE,
+    PRODUCTS_FILE,
+    listed_sources,
+    part_path,
+    read_manifest,
+)
 from moodboard.config import FuseSettings, Settings, load_settings
 from moodboard.data import Catalog
-from moodboard.errors import NotFoundError
+from moodboard.errors import InputError, NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.media import MAX_PIXELS
 from moodboard.retrieve import CandidateSource
-from moodboard.retrieve.base import SOURCE_FILE
 from moodboard.retrieve.registry import load_source
-from moodboard.serve.build_feed import FUSION_FILE
 from moodboard.surfaces import Complements, Surface, build_surface
-from moodboard.surfaces.complements import COMPLEMENTS_FILE
-from moodboard.surfaces.feed import HISTORIES_FILE, UserHistories
+from moodboard.surfaces.feed import UserHistories
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -151,28 +160,23 @@ class Engine:
         if version is None:
             raise NotFoundError(f"No artifact is live in {ws.root}: run `moodboard build`.")
         path = ws.version_path(version)
-        if not (path / "manifest.json").is_file():
+        if not (path / MANIFEST_FILE).is_file():
             raise NotFoundError(f"Artifact {version!r} does not exist in {ws.artifacts_dir}.")
-        manifest = json.loads((path / "manifest.json").read_text())
-        catalog = Catalog.from_table(pq.read_table(path / "products.parquet"))
-        sources = load_sources(path, catalog)
-        understand = QueryUnderstanding.load(path / "understand")
+        manifest = read_manifest(path)
+        catalog = Catalog.from_table(pq.read_table(path / PRODUCTS_FILE))
+        sources = load_sources(path, catalog, manifest)
+        understand = QueryUnderstanding.load(_required(path, manifest, "understand"))
         enc = TextEncoder()
-        complements = (
-            Complements.load(path / COMPLEMENTS_FILE)
-            if (path / COMPLEMENTS_FILE).is_file()
-            else Complements()
-        )
+        found = part_path(path, manifest, "related/complements")
+        complements = Complements.load(found) if found else Complements()
         feed_config = surfaces.feed
-        if feed_config.tune_fusion and (path / FUSION_FILE).is_file():
-            tuned = json.loads((path / FUSION_FILE).read_text())
+        found = part_path(path, manifest, "feed/fusion")
+        if feed_config.tune_fusion and found:
+            tuned = json.loads(found.read_text())
             fuse = FuseSettings(method="rrf", k=tuned["k"], weights=tuned["weights"])
             feed_config = feed_config.model_copy(update={"fuse": fuse})
-        histories = (
-            UserHistories.load(path / HISTORIES_FILE)
-            if (path / HISTORIES_FILE).is_file()
-            else UserHistories()
-        )
+        found = part_path(path, manifest, "feed/histories")
+        histories = UserHistories.load(found) if found else UserHistories()
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
@@ -203,21 +207,40 @@ class Engine:
 
     def has_images(self) -> np.ndarray:
         """Which items have an image embedding."""
-        p = self.path / "visual_image" / "has_image.npy"
-        return np.load(p) if p.exists() else np.zeros(len(self.catalog), dtype=bool)
+        found = part_path(self.path, self.manifest, "visual/image")
+        if found is None or not (found / HAS_IMAGE_FILE).is_file():
+            return np.zeros(len(self.catalog), dtype=bool)
+        return np.load(found / HAS_IMAGE_FILE)
 
 
-def load_sources(path: Path, catalog: Catalog) -> dict[str, CandidateSource]:
-    """Every candidate source saved in a version (a folder holding a ``source.json``), by the
-    name it was saved under.
+def load_sources(
+    path: Path, catalog: Catalog, manifest: dict[str, Any]
+) -> dict[str, CandidateSource]:
+    """Every candidate source the manifest of a version lists, by its name, each loaded from
+    the ``path`` its entry names.
 
     Raises
     ------
     InputError
-        If a source's files are unreadable or its catalog size differs.
+        If a listed source's files are missing or unreadable, or its catalog size differs.
     """
-    sources: dict[str, CandidateSource] = {}
-    for meta in sorted(path.glob(f"*/{SOURCE_FILE}")):
-        source = load_source(meta.parent, catalog)
-        sources[source.name] = source
-    return sources
+    return {
+        name: load_source(_required(path, manifest, name), catalog)
+        for name in listed_sources(manifest)
+    }
+
+
+def _required(path: Path, manifest: dict[str, Any], name: str) -> Path:
+    """Where the manifest lists ``name``.
+
+    Raises
+    ------
+    InputError
+        If the manifest does not list it.
+    """
+    found = part_path(path, manifest, name)
+    if found is None:
+        raise InputError(
+            f"The manifest of {path} does not list {name!r}: rebuild with `moodboard build`."
+        )
+    return found

@@ -13,7 +13,7 @@ from moodboard.config import (
     VisualConfig,
 )
 from moodboard.surfaces import board, feed, popular, related, search, visual
-from moodboard.surfaces.complements import Complement, Complements, learn_complements
+from moodboard.surfaces.complements import Complement, Complements
 from moodboard.surfaces.runner import (
     Prepared,
     Probe,
@@ -51,7 +51,6 @@ __all__ = [
     "board",
     "build_surface",
     "feed",
-    "learn_complements",
     "popular",
     "register_blend",
     "register_prepare",

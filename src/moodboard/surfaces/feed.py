@@ -35,8 +35,6 @@ from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
 
 _log = logging.getLogger(__name__)
-#: Where the build stores users' recent items, relative to an artifact version's folder.
-HISTORIES_FILE = "feed/histories.parquet"
 
 
 class UserHistories:

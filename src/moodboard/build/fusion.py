@@ -4,6 +4,9 @@ Each member contributes ``w_m / (rrf_k + position)`` (position 1-based) for the 
 top-``K`` list (history items already excluded); an item's fused score is the sum, and items in
 no list are not ranked. The weights and ``rrf_k`` are chosen by coordinate ascent on the
 validation NDCG@10 from all weights 1.
+
+This is training (the build tunes the feed's fusion with it), shared with ``moodboard evaluate
+recs``, which tunes its ``fused`` method the same way.
 """
 
 from __future__ import annotations
@@ -14,9 +17,50 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moodboard.evaluate.rec_protocol import rank_metrics
-
 _log = logging.getLogger(__name__)
+
+
+def exclude_histories(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Set the scores of each row's history items to ``-inf``, in place; returns ``scores``."""
+    lengths = np.fromiter((len(h) for h in histories), dtype=np.int64, count=len(histories))
+    if lengths.sum():
+        rows = np.repeat(np.arange(len(histories)), lengths)
+        cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        ok = (cols >= 0) & (cols < scores.shape[1])
+        scores[rows[ok], cols[ok]] = -np.inf
+    return scores
+
+
+def rank_metrics(ranks: Sequence[np.ndarray], ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-user HR@k, NDCG@k and Recall@k from the 0-based ranks of each user's targets.
+
+    HR is 1 when a target is in the top k; Recall the share of the targets in the top k; NDCG
+    has binary gains and the ideal DCG of ``min(len(targets), k)`` hits. With one target,
+    Recall@k = HR@k and NDCG@k = ``1 / log2(rank + 2)`` for a hit.
+    """
+    out: dict[str, np.ndarray] = {}
+    kmax = max(ks)
+    disc = 1.0 / np.log2(np.arange(2, kmax + 2))
+    ideal = np.cumsum(disc)
+    if all(len(r) == 1 for r in ranks):  # leave-one-out: one target per user
+        first = np.fromiter((r[0] for r in ranks), dtype=np.int64, count=len(ranks))
+        for k in ks:
+            hit = first < k
+            out[f"hr@{k}"] = out[f"recall@{k}"] = hit.astype(np.float64)
+            out[f"ndcg@{k}"] = np.where(hit, disc[np.minimum(first, kmax - 1)], 0.0)
+        return out
+    for k in ks:
+        hr = np.zeros(len(ranks))
+        rec = np.zeros(len(ranks))
+        nd = np.zeros(len(ranks))
+        for u, r in enumerate(ranks):
+            top = r[r < k]
+            if len(top):
+                hr[u] = 1.0
+                rec[u] = len(top) / len(r)
+                nd[u] = disc[top].sum() / ideal[min(len(r), k) - 1]
+        out[f"hr@{k}"], out[f"ndcg@{k}"], out[f"recall@{k}"] = hr, nd, rec
+    return out
 
 
 def top_lists(scores: np.ndarray, k: int) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""Publishing a built artifact version: durable before it goes live, old versions pruned.
+"""The versioned artifact: built hidden, durable before it goes live, old versions pruned.
+
+``NewVersion`` is the folder a build writes into (``artifacts/.building-<version>``), deleted
+if the build fails.
 
 ``publish`` fsyncs every file and folder of the finished build, renames it into
 ``artifacts/``, fsyncs that folder, and only then flips ``CURRENT``: after a power cut,
@@ -12,14 +15,18 @@ take (``in_use``).
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from moodboard.build.layout import BUILDING_PREFIX, MANIFEST_FILE
 from moodboard.ingest import Workspace
 from moodboard.ingest.eventlog import fsync_dir
-from moodboard.ingest.workspace import VERSION_PATTERN
+from moodboard.ingest.workspace import VERSION_FORMAT, VERSION_PATTERN
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ def hold_version(folder: Path) -> int:
     OSError
         If the version has no readable ``manifest.json``.
     """
-    fd = os.open(folder / "manifest.json", os.O_RDONLY)
+    fd = os.open(folder / MANIFEST_FILE, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
     except OSError:
@@ -73,7 +80,7 @@ def hold_version(folder: Path) -> int:
 def in_use(folder: Path) -> bool:
     """Whether a process serves this version (holds its ``hold_version`` lock)."""
     try:
-        fd = os.open(folder / "manifest.json", os.O_RDONLY)
+        fd = os.open(folder / MANIFEST_FILE, os.O_RDONLY)
     except OSError:
         return False  # no manifest: nobody can be serving it
     try:
@@ -154,3 +161,41 @@ def publish(ws: Workspace, built: Path, version: str, keep: int) -> Path:
     except OSError as e:  # the new version is live; pruning is tried again next build
         _log.warning("could not prune old artifact versions: %s", e)
     return final
+
+
+class NewVersion:
+    """A version being built: a hidden folder in ``artifacts/``, published whole or deleted.
+
+    Use it as a context manager: the folder ``artifacts/.building-<version>`` exists inside the
+    block, and is deleted if the block raises (``CURRENT`` unchanged). ``publish`` writes the
+    manifest and makes the version live.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.version = datetime.now(UTC).strftime(VERSION_FORMAT)
+        self.folder = ws.artifacts_dir / f"{BUILDING_PREFIX}{self.version}"
+
+    def __enter__(self) -> NewVersion:
+        self.folder.mkdir(parents=True)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def publish(self, manifest: dict[str, Any], keep: int) -> Path:
+        """Write ``manifest.json``, then ``publish`` the version (durable, live, old pruned).
+
+        Raises
+        ------
+        OSError
+            If the files cannot be written, flushed or moved; ``CURRENT`` is unchanged.
+        """
+        (self.folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+        return publish(self.ws, self.folder, self.version, keep)

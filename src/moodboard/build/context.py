@@ -1,0 +1,131 @@
+"""What the build steps read: the workspace's catalog and engagement, each computed once.
+
+A ``BuildContext`` holds the catalog snapshot and the settings; the inputs several steps share
+(text and image embeddings, users' sequences, search queries) are computed on first use and
+kept for the next step that asks.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from moodboard.config import Settings
+from moodboard.data import Catalog
+from moodboard.ingest import Workspace
+from moodboard.pipelines import connect
+from moodboard.pipelines.interactions import interactions
+from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
+from moodboard.understand.cache import EmbeddingCache
+from moodboard.understand.image import ImageEncoder
+from moodboard.understand.text import TextEncoder
+
+_log = logging.getLogger(__name__)
+
+
+class BuildContext:
+    """The inputs of one build.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    products
+        Its products table (the catalog snapshot the version is built on).
+    settings
+        The components' configs.
+    engine
+        Where the engagement pipelines run: ``duckdb`` or ``spark``.
+    """
+
+    def __init__(
+        self, ws: Workspace, products: pa.Table, settings: Settings, engine: str = "duckdb"
+    ) -> None:
+        self.ws = ws
+        self.products = products
+        self.settings = settings
+        self.engine = engine
+        self.catalog = Catalog.from_table(products)
+        #: What one step leaves for a later one (e.g. the recommenders' validation lists).
+        self.shared: dict[str, Any] = {}
+
+    @property
+    def has_events(self) -> bool:
+        """Whether the workspace holds any engagement."""
+        return bool(self.ws.events.files())
+
+    def _cache(self, dim: int, name: str) -> EmbeddingCache:
+        return EmbeddingCache(self.ws.root / "cache" / "embeddings", dim, name)
+
+    @cached_property
+    def text(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Every product's text embedding, and the encoder's name and dimension."""
+        enc = TextEncoder()
+        texts = [self.catalog.search_text(i) for i in range(len(self.catalog))]
+        vecs = enc.encode(texts, cache=self._cache(enc.dim, enc.cache_name))
+        return vecs, {"encoder": enc.cache_name, "dim": enc.dim}
+
+    @cached_property
+    def images(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Image embeddings (zero rows for items without one) and which items have one;
+        None when no product has a readable image."""
+        catalog = self.catalog
+        has = np.array([bool(p) and Path(p).is_file() for p in catalog.image])
+        if not has.any():
+            return None
+        enc = ImageEncoder()
+        vecs = np.zeros((len(catalog), enc.dim), dtype=np.float32)
+        idx = np.flatnonzero(has)
+        vecs[idx] = enc.encode_paths(
+            [catalog.image[i] for i in idx],
+            cache=self._cache(enc.dim, enc.cache_name),
+            skip_bad=True,
+        )
+        has[idx] = np.any(vecs[idx], axis=1)  # undecodable images were skipped with a warning
+        if not has.any():
+            return None
+        return vecs, has
+
+    @cached_property
+    def sequences(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+        """Users, their last ``surfaces.feed.history_length`` interactions (item indices,
+        oldest first) and weights.
+
+        Items no longer in the catalog are dropped; an item repeated right after itself (a
+        click, then a save of the same item) is one step, weighted by its strongest action.
+        """
+        if not self.has_events:
+            return [], [], []
+        length = self.settings.surfaces.feed.history_length
+        acts = interactions(connect(self.engine).read_parquet(self.ws.events.glob()), keep_us=True)
+        t = sequences_table(acts, SequencesConfig(max_length=length))
+        users, seqs, weights = [], [], []
+        for user, ids, w in zip(
+            t.column("user_id").to_pylist(),
+            t.column(ITEM_IDS).to_pylist(),
+            t.column(WEIGHTS).to_pylist(),
+            strict=True,
+        ):
+            idx = self.catalog.ids.indices(ids, missing=-1)
+            w = np.asarray(w, dtype=np.float32)[idx >= 0]
+            idx = idx[idx >= 0].astype(np.int64)
+            if not len(idx):
+                continue
+            start = np.flatnonzero(np.concatenate([[True], idx[1:] != idx[:-1]]))
+            users.append(user)
+            seqs.append(idx[start])
+            weights.append(np.maximum.reduceat(w, start))
+        return users, seqs, weights
+
+    def search_queries(self) -> list[str]:
+        """The text of every logged search."""
+        if not self.has_events:
+            return []
+        t = connect(self.engine).read_parquet(self.ws.events.glob())
+        q = t.filter((t.type == "search") & t.query.notnull()).select("query")
+        return [r for r in q.to_pyarrow().column(0).to_pylist() if r]

@@ -1,0 +1,235 @@
+"""One build step per component: learn it from the workspace, save it, describe it.
+
+A step is a small object with a ``name`` (its component, the key of its manifest entry) and a
+``folder`` (from ``build.layout``). Calling it with the build's context and the version's
+folder learns and saves the component and returns a ``Built``: its manifest entries and
+how long it took. ``fit`` is the learning alone, on ``TrainingData``: evaluation fits the same
+components through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from moodboard.build.complements import workspace_complements
+from moodboard.build.context import BuildContext
+from moodboard.build.layout import HAS_IMAGE_FILE, PRODUCTS_FILE, part
+from moodboard.ingest.workspace import product_from_row
+from moodboard.pipelines import connect as connect_engine
+from moodboard.pipelines import popularity_table
+from moodboard.retrieve import CandidateSource, SourceConfig, TrainingData
+from moodboard.retrieve.registry import source_class
+from moodboard.surfaces.feed import UserHistories
+from moodboard.understand.query import QueryUnderstanding
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    """What a step made: manifest entries by component name, and seconds by step label."""
+
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class BuildStep:
+    """A build step: subclasses set ``name`` and implement ``_build``.
+
+    Attributes
+    ----------
+    name
+        The component it builds (a key of ``build.layout.LAYOUT``).
+    """
+
+    name: ClassVar[str]
+
+    @property
+    def folder(self) -> str:
+        """Where it saves, relative to the version's folder (``build.layout``)."""
+        return part(self.name).folder
+
+    @property
+    def label(self) -> str:
+        """Its key in the manifest's ``timings_s``: its folder's first part."""
+        return self.folder.split("/")[0]
+
+    def message(self, ctx: BuildContext) -> str:
+        """The progress line shown when the step starts."""
+        return f"building {self.name}"
+
+    def __call__(self, ctx: BuildContext, out: Path) -> Built:
+        """Learn, save under ``out / self.folder`` and time the component."""
+        t0 = time.perf_counter()
+        entries = self._build(ctx, out)
+        return Built(entries, {self.label: round(time.perf_counter() - t0, 2)})
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+
+class SourceStep(BuildStep):
+    """A step that fits one candidate source of the registry with its config.
+
+    Parameters
+    ----------
+    config
+        The source's config; default its class's ``Config()``.
+    """
+
+    def __init__(self, config: SourceConfig | None = None) -> None:
+        self.config = config
+
+    def fit(self, data: TrainingData, name: str | None = None) -> CandidateSource:
+        """The source fitted on ``data``; ``name`` labels its candidates (default its kind)."""
+        return source_class(self.name)(self.config, name=name).fit(data)
+
+    def _saved(self, source: CandidateSource, out: Path) -> None:
+        source.save(out / self.folder)
+
+
+class LexicalStep(SourceStep):
+    """``lexical/bm25``: the tantivy index of the catalog."""
+
+    name = "lexical/bm25"
+
+    def message(self, ctx: BuildContext) -> str:
+        return f"indexing {len(ctx.catalog):,} products with tantivy"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        pq.write_table(ctx.products, out / PRODUCTS_FILE)
+        lex = self.fit(TrainingData(catalog=ctx.catalog))
+        self._saved(lex, out)
+        return {self.name: {"path": self.folder, "config": lex.config.model_dump()}}
+
+
+class DenseStep(SourceStep):
+    """``dense/text``: the vector index of the products' text embeddings."""
+
+    name = "dense/text"
+
+    def message(self, ctx: BuildContext) -> str:
+        return f"embedding {len(ctx.catalog):,} product texts"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        vecs, meta = ctx.text
+        dense = self.fit(TrainingData(catalog=ctx.catalog, item_features={"text": vecs}))
+        self._saved(dense, out)
+        return {self.name: {"path": self.folder, **meta, "index": dense.index_type}}  # type: ignore[attr-defined]
+
+
+class VisualStep(SourceStep):
+    """``visual/image``: the vector index of the product images (none without images)."""
+
+    name = "visual/image"
+
+    def message(self, ctx: BuildContext) -> str:
+        return "embedding product images"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        images = ctx.images
+        if images is None:
+            return {}
+        visual = self.fit(TrainingData(catalog=ctx.catalog, item_features={"image": images[0]}))
+        self._saved(visual, out)
+        np.save(out / self.folder / HAS_IMAGE_FILE, images[1])
+        return {
+            self.name: {
+                "path": self.folder,
+                "images": int(images[1].sum()),
+                "dim": int(images[0].shape[1]),
+            }
+        }
+
+
+class PopularStep(SourceStep):
+    """``popular/trending``: time-decayed, action-weighted engagement per item."""
+
+    name = "popular/trending"
+
+    def message(self, ctx: BuildContext) -> str:
+        return "computing popularity from the event log"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        pop = source_class(self.name)(self.config)
+        scores = np.zeros(len(ctx.catalog))
+        if ctx.has_events:
+            cfg = pop.config
+            t = popularity_table(
+                connect_engine(ctx.engine), ctx.ws.events.glob(), cfg.weights, cfg.half_life_days
+            )
+            idx = ctx.catalog.ids.indices(t.column("item_id").to_pylist(), missing=-1)
+            ok = idx >= 0
+            scores[idx[ok]] = np.asarray(t.column("score").to_pylist(), dtype=np.float64)[ok]
+        pop.fit(TrainingData(catalog=ctx.catalog, item_features={"popularity": scores}))
+        self._saved(pop, out)
+        return {
+            self.name: {
+                "path": self.folder,
+                "config": pop.config.model_dump(),
+                "items_with_engagement": int((pop.scores > 0).sum()),  # type: ignore[attr-defined]
+            }
+        }
+
+
+class ComplementsStep(BuildStep):
+    """``related/complements``: complementary categories from co-engagement."""
+
+    name, label = "related/complements", "complements"  # type: ignore[assignment]
+
+    def message(self, ctx: BuildContext) -> str:
+        return "learning complementary categories from co-engagement"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        cfg = part(self.name).config(ctx.settings)  # type: ignore[misc]
+        comp = workspace_complements(ctx.ws, ctx.catalog, cfg, ctx.engine)  # type: ignore[arg-type]
+        comp.save(out / self.folder)
+        return {
+            self.name: {
+                "path": self.folder,
+                "groups": comp.groups,
+                "categories": len(comp.pairs),
+                "pairs": sum(len(v) for v in comp.pairs.values()),
+                "config": comp.config.model_dump(mode="json"),
+            }
+        }
+
+
+class HistoriesStep(BuildStep):
+    """``feed/histories``: each user's recent interactions, read by the feed."""
+
+    name, label = "feed/histories", "feed_histories"  # type: ignore[assignment]
+
+    def message(self, ctx: BuildContext) -> str:
+        return "collecting users' recent interactions"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        users, seqs, weights = ctx.sequences
+        UserHistories(
+            dict(zip(users, seqs, strict=True)), dict(zip(users, weights, strict=True))
+        ).save(out / self.folder)
+        return {self.name: {"path": self.folder, "users": len(users)}}
+
+
+class UnderstandStep(BuildStep):
+    """``understand``: query understanding (spelling, lexicons, intent) from the catalog and
+    the logged searches."""
+
+    name = "understand"
+
+    def message(self, ctx: BuildContext) -> str:
+        return "fitting query understanding"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        queries = ctx.search_queries()
+        products = [product_from_row(r) for r in ctx.products.to_pylist()]
+        qu = QueryUnderstanding(ctx.settings.understand).fit(products, queries=queries)
+        qu.save(out / self.folder)
+        return {self.name: {"path": self.folder, "queries": len(queries)}}

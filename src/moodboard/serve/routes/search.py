@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
-from moodboard.rank import FEATURES, ItemTexts, QueryContext, SearchFeatures
+from moodboard.rank import FEATURES, ItemTexts, SearchFeatures, query_context
 from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
     Category,
@@ -54,24 +54,13 @@ def search(
     f = item_filter(engine, price_min, price_max, category, filters)
 
     def features(res: SurfaceResult) -> Any:
-        ctx = res.prepared.context
-        parsed = ctx["parsed"]
-        text = parsed.text or q
-        vec = ctx["vector"] if text == ctx["text"] else None  # the query's own embedding
+        ctx = res.prepared.context  # the parse and query vector the surface searched with
 
         def compute(page: Candidates) -> dict[str, np.ndarray]:
+            qc = query_context(ctx["parsed"], ctx["vector"])
             encode = engine.search.env.resources.get("encode")
-            vector = vec if vec is not None or encode is None else encode([text])[0]
-            qc = QueryContext(
-                text=text,
-                vector=vector,
-                colours=parsed.colours,
-                genders=parsed.genders,
-                article_types=parsed.article_types,
-                intent=dict(parsed.intent),
-                price_min=parsed.price_min,
-                price_max=parsed.price_max,
-            )
+            if qc.vector is None and encode is not None:  # no dense source asked: embed now
+                qc = query_context(ctx["parsed"], encode([qc.text])[0])
             X = _search_features(engine)(qc, page)
             return {name: X[:, j] for j, name in enumerate(FEATURES)}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ir_measures import nDCG
 
-from moodboard.evaluate.metrics import mrr_best, ndcg_at_k
+from moodboard.rank.metrics import mrr_best, ndcg_at_k
 
 
 def test_ndcg_hand_checked() -> None:

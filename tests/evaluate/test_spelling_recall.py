@@ -7,8 +7,8 @@ import pytest
 
 from moodboard.data import Catalog, Product
 from moodboard.datasets import load_home_depot
-from moodboard.evaluate.metrics import recall_at_k
 from moodboard.evaluate.search import qrels_of
+from moodboard.rank.metrics import recall_at_k
 from moodboard.retrieve import BM25Source, LexicalConfig, SourceQuery, TrainingData
 from moodboard.understand import QueryUnderstanding, QueryUnderstandingConfig
 

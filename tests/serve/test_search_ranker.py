@@ -20,11 +20,11 @@ import pytest
 
 from mini import mini_settings
 from moodboard.build import build
+from moodboard.build.heldout import heldout_search_gain, popularity_as_of
 from moodboard.config import SimulateSettings
 from moodboard.data import columns as C
 from moodboard.datasets import load_fashion
 from moodboard.errors import ConfigError
-from moodboard.evaluate.engagement import heldout_search_gain, popularity_as_of
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.pipelines import connect, labels_table
 from moodboard.rank import (
@@ -34,6 +34,7 @@ from moodboard.rank import (
     LambdaMARTConfig,
     LambdaMARTRanker,
     SearchFeatures,
+    search_features,
     search_training_set,
     train_search_ranker,
 )
@@ -95,8 +96,7 @@ def texts(engine: Engine) -> ItemTexts:
 
 
 def _features(engine: Engine, texts: ItemTexts, popularity: np.ndarray | None) -> SearchFeatures:
-    vectors = engine.sources["dense/text"].vectors
-    return SearchFeatures(engine.catalog, texts, vectors, popularity=popularity)
+    return search_features(engine.catalog, engine.sources, texts, popularity)
 
 
 def _first_requests(labels: pa.Table, n: int) -> pa.Table:
@@ -111,7 +111,7 @@ def test_ranker_trained_on_earlier_sessions_beats_the_unranked_chain_on_later_on
         pop = popularity_as_of(events, engine.catalog.ids, cut, ACTION_WEIGHTS)
         return _features(engine, texts, pop)
 
-    fit, gain = heldout_search_gain(events, retrieve, features_at)
+    fit, gain = heldout_search_gain(events, engine.search, features_at)
     print(fit.as_dict(), gain.as_dict() if gain else None)
     assert fit.trained and fit.component == "rank/lambdamart"
     assert fit.n_queries >= LambdaMARTConfig().min_queries

@@ -53,10 +53,13 @@ def test_explain_lists_the_stages_of_every_surface_in_order(
         ("prepare", "prepare/search"),
         ("retrieve", "lexical/bm25"),
         ("retrieve", "dense/text"),
-        *TAIL,
+        ("fuse", "fuse/rrf"),
+        ("rank", "rank/lambdamart"),  # trained by the build from the workspace's search logs
         ("blend", "blend/boost"),
         ("fallback", "fallback/popular"),
     ]
+    ranker = engine.manifest["components"]["rank/lambdamart"]
+    assert ranker["trained"] and ranker["path"] == "rank_lambdamart"
     assert "explain" not in client.get("/search", params={"q": "blue jeans", "k": 5}).json()
     item = search["items"][0]["id"]
     related = _stages(client.get(f"/related/{item}", params={"k": 8, "explain": 1}).json())

@@ -53,6 +53,8 @@ class BuildContext:
         self.catalog = Catalog.from_table(products)
         #: What one step leaves for a later one (e.g. the recommenders' validation lists).
         self.shared: dict[str, Any] = {}
+        #: The manifest entries of the components built so far (a later step may open them).
+        self.built: dict[str, dict[str, Any]] = {}
 
     @property
     def has_events(self) -> bool:

@@ -19,6 +19,7 @@ Layout of a version::
     feed/histories.parquet  each user's recent interactions, for the feed
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
+    rank_lambdamart/      the search ranker (LightGBM model.txt + ranker.json), if trained
     manifest.json         what, from which data, with which parameters, and timings
 """
 
@@ -34,6 +35,7 @@ from pydantic import BaseModel
 
 from moodboard.config import Settings
 from moodboard.errors import InputError
+from moodboard.rank import LambdaMARTRanker
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
@@ -103,6 +105,7 @@ _PARTS = (
     _source("user_interests", None, lambda s: s.surfaces.feed.interests),
     Part("feed/fusion", "feed/fusion.json", None, lambda s: s.surfaces.feed.fuse),
     Part("understand", "understand", QueryUnderstanding, lambda s: s.understand),
+    Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),
 )
 #: Component name -> its part.
 LAYOUT: dict[str, Part] = {p.name: p for p in _PARTS}
@@ -145,7 +148,8 @@ def read_manifest(version: Path) -> dict[str, Any]:
 
 
 def part_path(version: Path, manifest: Mapping[str, Any], name: str) -> Path | None:
-    """Where the manifest says component ``name`` is, or None if the version lacks it.
+    """Where the manifest says component ``name`` is, or None if the version lacks it (or
+    lists it without a path: e.g. a ranker that was not trained).
 
     Raises
     ------
@@ -153,7 +157,7 @@ def part_path(version: Path, manifest: Mapping[str, Any], name: str) -> Path | N
         If the manifest lists it at a path outside the version or missing on disk.
     """
     entry = manifest["components"].get(name)
-    if entry is None:
+    if entry is None or entry.get("path") is None:
         return None
     root = Path(version).resolve()
     path = (root / entry["path"]).resolve()

@@ -17,6 +17,7 @@ from moodboard import __version__
 from moodboard.build.artifact import NewVersion
 from moodboard.build.context import BuildContext
 from moodboard.build.layout import RECOMMENDERS, part
+from moodboard.build.ranker import SearchRankerStep
 from moodboard.build.recommenders import FusionStep, RecommenderStep
 from moodboard.build.steps import (
     BuildStep,
@@ -53,6 +54,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         *(RecommenderStep(n, config(n), feed.per_source) for n in RECOMMENDERS),
         FusionStep(),
         UnderstandStep(),
+        SearchRankerStep(settings.rank.lambdamart),
     ]
 
 
@@ -99,6 +101,7 @@ def build(
             say(step.message(ctx))
             built = step(ctx, new.folder)
             components |= built.components
+            ctx.built |= built.components
             timings |= built.timings
         status = ws.status()
         manifest = {

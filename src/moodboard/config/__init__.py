@@ -23,9 +23,12 @@ from moodboard.config.models import (
     DenseConfig,
     FuseSettings,
     InterestsConfig,
+    LabelsConfig,
+    LambdaMARTConfig,
     LexicalConfig,
     PopularConfig,
     QueryUnderstandingConfig,
+    RankSettings,
     RetrieveSettings,
     SequenceConfig,
     TwoTowerConfig,
@@ -54,10 +57,13 @@ __all__ = [
     "FuseSettings",
     "IngestSettings",
     "InterestsConfig",
+    "LabelsConfig",
+    "LambdaMARTConfig",
     "LexicalConfig",
     "PopularChainConfig",
     "PopularConfig",
     "QueryUnderstandingConfig",
+    "RankSettings",
     "RelatedConfig",
     "RetrieveSettings",
     "SearchConfig",
@@ -203,6 +209,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     build: BuildSettings = BuildSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
+    rank: RankSettings = RankSettings()
     understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
 

@@ -9,8 +9,9 @@ TwoTowerConfig`` keeps working.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.rank import LambdaMARTConfig
 from moodboard.retrieve import (
     DenseConfig,
     FuseConfig,
@@ -34,9 +35,12 @@ __all__ = [
     "DenseConfig",
     "FuseSettings",
     "InterestsConfig",
+    "LabelsConfig",
+    "LambdaMARTConfig",
     "LexicalConfig",
     "PopularConfig",
     "QueryUnderstandingConfig",
+    "RankSettings",
     "RetrieveSettings",
     "SequenceConfig",
     "TwoTowerConfig",
@@ -54,3 +58,34 @@ class RetrieveSettings(BaseModel):
     dense: DenseConfig = DenseConfig()
     visual: VisualIndexConfig = VisualIndexConfig()
     popular: PopularConfig = PopularConfig()
+
+
+class LabelsConfig(_Frozen):
+    """How impressions are labelled by the actions on them (``pipelines.labels``).
+
+    Attributes
+    ----------
+    window_minutes
+        Actions count when logged at most this long after the impression (and not before it).
+    """
+
+    window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+
+
+class RankSettings(_Frozen):
+    """``[rank]``: the learned rankers the build trains from engagement.
+
+    Attributes
+    ----------
+    lambdamart
+        The search ranker (``rank/lambdamart``): LightGBM parameters, ``min_queries``, ``depth``.
+    labels
+        The label window of the impressions it learns from.
+    heldout_fraction
+        The latest share of the search requests the build holds out to measure the served
+        ranked chain against the unranked one (reported in the manifest).
+    """
+
+    lambdamart: LambdaMARTConfig = LambdaMARTConfig()
+    labels: LabelsConfig = LabelsConfig()
+    heldout_fraction: float = Field(default=0.5, gt=0, lt=1)

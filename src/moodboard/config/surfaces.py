@@ -31,6 +31,8 @@ class SearchConfig(_Chain):
     """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
 
     prepare: str = "prepare/search"
+    #: The ranker the build trains from search engagement (``rank/noop`` until it has one).
+    ranker: str = "rank/lambdamart"
     blend: str = "blend/boost"
     sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
     fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.build.steps import DenseStep, LexicalStep
 from moodboard.data import Candidates, Catalog
 from moodboard.errors import InputError
-from moodboard.evaluate.metrics import mean_metrics
 from moodboard.rank import (
     FEATURES,
     ItemTexts,
@@ -33,6 +32,7 @@ from moodboard.rank import (
     QueryContext,
     SearchFeatures,
 )
+from moodboard.rank.metrics import mean_metrics
 from moodboard.retrieve import (
     CandidateSource,
     FuseConfig,

@@ -40,8 +40,8 @@ from typing import Final
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.config import LabelsConfig
 from moodboard.data import columns as C
 from moodboard.data.records import EventType
 from moodboard.pipelines.interactions import datetime_us, epoch_us, fetch, first_copies
@@ -80,20 +80,6 @@ LABELS_SCHEMA: Final = pa.schema(
 )
 LABELS_KEY: Final = (C.REQUEST_ID, C.ITEM_ID)
 _US = "_us"
-
-
-class LabelsConfig(BaseModel):
-    """How impressions are labelled.
-
-    Parameters
-    ----------
-    window_minutes
-        Actions count when logged at most this long after the impression (and not before it).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
 
 
 def _first_per(t: ir.Table, key: tuple[str, ...]) -> ir.Table:

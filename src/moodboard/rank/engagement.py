@@ -48,34 +48,26 @@ class _Prepared(Protocol):
     def context(self) -> Mapping[str, Any]: ...
 
 
-class SearchOutcome(Protocol):
-    """What the served search surface's ``run`` returns: the page-ordered candidates and what
-    its prepare step understood (``context["parsed"]``, ``context["vector"]``)."""
-
-    @property
-    def candidates(self) -> Candidates: ...
-
-    @property
-    def prepared(self) -> _Prepared: ...
-
-
 class SearchRun(Protocol):
-    """The served search surface (``Engine.search``), as the trainer uses it."""
+    """The served search surface (``Engine.search``), as the trainer uses it: what its rank
+    stage is given for a request (the prepare step's output, whose ``context`` holds the
+    parsed query and its vector, and the fused candidates)."""
 
-    def run(self, request: Request) -> SearchOutcome: ...
+    def rank_input(self, request: Request) -> tuple[_Prepared, Candidates]: ...
 
 
 class ChainCandidates:
     """``query -> (QueryContext, Candidates)`` from the served search surface, memoized per
-    query: the features see the very parse and query vector the surface used.
+    query: the candidates its rank stage is given, with the very parse and query vector the
+    surface used.
 
     Parameters
     ----------
     chain
         The search surface ``/search`` serves.
     k
-        How many of the chain's candidates the ranker re-ranks: the first ``k`` in the chain's
-        order (serving must re-rank the same depth).
+        How many of the chain's fused candidates the ranker re-ranks: the first ``k`` (the
+        served ``rank/lambdamart`` re-ranks the same depth, ``SearchModel.depth``).
     """
 
     def __init__(self, chain: SearchRun, k: int = 100) -> None:
@@ -84,13 +76,13 @@ class ChainCandidates:
         self._memo: dict[str, tuple[QueryContext, Candidates]] = {}
 
     def __call__(self, query: str) -> tuple[QueryContext, Candidates]:
-        """The query's feature context and the chain's candidates, in the chain's order."""
+        """The query's feature context and the rank stage's first ``k`` candidates."""
         hit = self._memo.get(query)
         if hit is None:
-            res = self.chain.run(Request(surface="search", query=query, k=self.k))
-            context = res.prepared.context
-            cand = res.candidates.head(self.k)
-            hit = self._memo[query] = (query_context(context["parsed"], context["vector"]), cand)
+            prepared, cand = self.chain.rank_input(Request(surface="search", query=query, k=10))
+            context = prepared.context
+            ctx = query_context(context["parsed"], context.get("vector"))
+            hit = self._memo[query] = (ctx, cand.head(self.k))
         return hit
 
 
@@ -121,7 +113,12 @@ class TrainingSet:
 
 
 def search_training_set(
-    labels: pa.Table, retrieve: Retrieve, features: SearchFeatures, *, surface: str = SEARCH
+    labels: pa.Table,
+    retrieve: Retrieve,
+    features: SearchFeatures,
+    *,
+    surface: str = SEARCH,
+    shown_only: bool = False,
 ) -> TrainingSet:
     """The labelled queries of ``labels`` as LambdaMART groups.
 
@@ -136,6 +133,9 @@ def search_training_set(
         The serving ``SearchFeatures`` of the catalog.
     surface
         The surface whose impressions are used.
+    shown_only
+        Keep only the shown candidates (the impressions) in each group, instead of every
+        retrieved candidate with ``NOT_SHOWN`` for those that were not shown.
 
     Returns
     -------
@@ -163,14 +163,19 @@ def search_training_set(
         unretrieved += len(graded) - len(keep)
         if max((y for _, y in keep), default=0) < ENGAGED:
             continue
-        y = np.full(len(cand), NOT_SHOWN, dtype=np.int32)
-        for p, g in keep:
-            y[p] = g
         if q not in memo:
             memo[q] = features(ctx, cand)
-        X.append(memo[q])
+        if shown_only:
+            rows_at = np.array(sorted(p for p, _ in keep), dtype=np.int64)
+            y = np.array([dict(keep)[p] for p in rows_at.tolist()], dtype=np.int32)
+            X.append(memo[q][rows_at])
+        else:
+            y = np.full(len(cand), NOT_SHOWN, dtype=np.int32)
+            for p, g in keep:
+                y[p] = g
+            X.append(memo[q])
         ys.append(y)
-        groups.append(len(cand))
+        groups.append(len(y))
         reqs.append(req)
         queries.append(q)
     width = len(FEATURES)
@@ -250,7 +255,7 @@ def train_search_ranker(
         labelled queries.
     """
     cfg = config or LambdaMARTConfig()
-    data = search_training_set(labels, retrieve, features)
+    data = search_training_set(labels, retrieve, features, shown_only=cfg.shown_only)
     n = len(data.groups)
     if n < cfg.min_queries:
         reason = (

@@ -74,3 +74,28 @@ class Fuser:
         srcs = np.asarray(["+".join(provenance[j]) for j in order], dtype=object)
         scores = {C.RETRIEVAL: fused[order], **{n: v[order] for n, v in columns.items()}}
         return Candidates(items[order], scores, srcs)
+
+
+def round_robin(lists: list[Candidates], weights: np.ndarray) -> Candidates:
+    """Merge ranked lists: the item at rank ``r`` of list ``j`` sits at ``(r + 1) / w_j``.
+
+    An item in several lists takes its best position; its ``retrieval`` score is the best it
+    has in any list.
+    """
+    best_pos: dict[int, float] = {}
+    best_score: dict[int, float] = {}
+    for cand, w in zip(lists, weights, strict=True):
+        if len(cand) == 0 or w <= 0:
+            continue
+        s = cand.score(C.RETRIEVAL)
+        for r, i in enumerate(cand.items.tolist()):
+            pos = (r + 1) / w
+            if pos < best_pos.get(i, np.inf):
+                best_pos[i] = pos
+            best_score[i] = max(best_score.get(i, -np.inf), float(s[r]))
+    if not best_pos:
+        return Candidates.empty()
+    items = sorted(best_pos, key=lambda i: (best_pos[i], i))
+    source = next(str(c.sources[0]) for c in lists if len(c))
+    scores = np.array([best_score[i] for i in items])
+    return Candidates.from_scores(items, scores, source)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pyarrow.parquet as pq
 
@@ -29,6 +30,14 @@ from moodboard.data import Catalog
 from moodboard.errors import InputError, NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.media import MAX_PIXELS
+from moodboard.rank import (
+    FEATURES,
+    LAMBDAMART,
+    ItemTexts,
+    LambdaMARTRanker,
+    SearchModel,
+    search_features,
+)
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
 from moodboard.surfaces import Complements, Surface, build_surface
@@ -185,7 +194,15 @@ class Engine:
             "encode_upload": images.encode_upload,
             "histories": histories,
         }
+        ranker = load_search_model(path, manifest, catalog, sources)
+        if ranker is not None:
+            resources[LAMBDAMART] = ranker
         declared = surfaces.declared() | {"feed": feed_config}
+        for name, config in declared.items():
+            if config.ranker == LAMBDAMART and ranker is None:
+                why = manifest["components"].get(LAMBDAMART, {}).get("reason", "not built")
+                _log.info("surface %s keeps rank/noop: no trained %s (%s)", name, LAMBDAMART, why)
+                declared[name] = config.model_copy(update={"ranker": "rank/noop"})
         chains = {
             name: build_surface(name, config, catalog, sources, settings.seed, resources)
             for name, config in declared.items()
@@ -211,6 +228,32 @@ class Engine:
         if found is None or not (found / HAS_IMAGE_FILE).is_file():
             return np.zeros(len(self.catalog), dtype=bool)
         return np.load(found / HAS_IMAGE_FILE)
+
+
+def load_search_model(
+    path: Path, manifest: dict[str, Any], catalog: Catalog, sources: dict[str, CandidateSource]
+) -> SearchModel | None:
+    """The search ranker the version holds, with its serving features, or None if it has none.
+
+    Raises
+    ------
+    InputError
+        If the saved ranker is unreadable or was trained on other features.
+    """
+    found = part_path(path, manifest, LAMBDAMART)
+    if found is None:
+        return None
+    try:
+        ranker = LambdaMARTRanker.load(found)
+    except (OSError, ValueError, KeyError, lightgbm.basic.LightGBMError) as exc:
+        raise InputError(f"{found} is not a readable ranker ({exc}): rebuild.") from exc
+    if ranker.feature_names != FEATURES:
+        raise InputError(
+            f"The ranker in {found} was trained on other features than this moodboard "
+            "computes: rebuild with `moodboard build`."
+        )
+    features = search_features(catalog, sources, ItemTexts.from_catalog(catalog))
+    return SearchModel(ranker, features, ranker.config.depth)
 
 
 def load_sources(

@@ -25,8 +25,9 @@ from moodboard.blend import dedup_images
 from moodboard.data import Candidates, Request
 from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.retrieve.fuse import round_robin
 from moodboard.surfaces.related import neighbour_probes
-from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv, round_robin
+from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
 
 __all__ = ["blend_dedup", "cluster_board", "prepare_board", "round_robin"]

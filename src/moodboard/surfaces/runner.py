@@ -24,6 +24,7 @@ from moodboard.errors import InputError, NotFoundError
 from moodboard.rank import Ranker, RankQuery
 from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.retrieve.base import check_k
+from moodboard.retrieve.fuse import round_robin
 
 _log = logging.getLogger(__name__)
 
@@ -166,29 +167,16 @@ class SurfaceResult:
     prepared: Prepared | None = None
 
 
-def round_robin(lists: list[Candidates], weights: np.ndarray) -> Candidates:
-    """Merge ranked lists: the item at rank ``r`` of list ``j`` sits at ``(r + 1) / w_j``.
+@dataclass(frozen=True)
+class _Gathered:
+    """Prepare, retrieve and fuse of one request: the rank stage's input."""
 
-    An item in several lists takes its best position; its ``retrieval`` score is the best it
-    has in any list.
-    """
-    best_pos: dict[int, float] = {}
-    best_score: dict[int, float] = {}
-    for cand, w in zip(lists, weights, strict=True):
-        if len(cand) == 0 or w <= 0:
-            continue
-        s = cand.score(C.RETRIEVAL)
-        for r, i in enumerate(cand.items.tolist()):
-            pos = (r + 1) / w
-            if pos < best_pos.get(i, np.inf):
-                best_pos[i] = pos
-            best_score[i] = max(best_score.get(i, -np.inf), float(s[r]))
-    if not best_pos:
-        return Candidates.empty()
-    items = sorted(best_pos, key=lambda i: (best_pos[i], i))
-    source = next(str(c.sources[0]) for c in lists if len(c))
-    scores = np.array([best_score[i] for i in items])
-    return Candidates.from_scores(items, scores, source)
+    prepared: Prepared
+    main: Candidates
+    lists: Mapping[str, Candidates]
+    cold: bool
+    stages: tuple[tuple[str, str, float], ...]
+    retrieve_ms: dict[str, float]
 
 
 class Surface:
@@ -234,6 +222,19 @@ class Surface:
         self.fallback = tuple(fallback)
         self.env = env
 
+    def with_rank(self, rank: Ranker) -> Surface:
+        """The same chain with another rank stage (an experiment arm, a held-out ranker)."""
+        return Surface(
+            self.name,
+            self.prepare,
+            self.sources,
+            self.fuse,
+            rank,
+            self.blend,
+            self.fallback,
+            self.env,
+        )
+
     @property
     def config(self) -> Any:
         """The surface's section of ``[surfaces]``."""
@@ -262,19 +263,8 @@ class Surface:
         """The probes of the chain's sources that are loaded, in the prepare step's order."""
         return {n: p for n, p in probes.items() if n in self.sources and n in self.env.sources}
 
-    def run(self, request: Request) -> SurfaceResult:
-        """Run the chain for ``request``: the page order up to ``cursor + k + 1`` items (one
-        past the page, so the caller knows whether a next page exists).
-
-        Raises
-        ------
-        ConfigError
-            If ``k`` is not an int >= 1.
-        NotFoundError
-            If the request names an item, board or user item the catalog lacks (per surface).
-        """
-        k = check_k(request.k, f"Surface {self.name!r}")
-        need = max(1, min(request.cursor + k + 1, len(self.env.catalog)))
+    def _gather(self, request: Request, need: int) -> _Gathered:
+        """Prepare, retrieve and fuse: what the rank stage is given, with those stages' times."""
         t0 = time.perf_counter()
         prepared = self.prepare.fn(request, need, self.env)
         t1 = time.perf_counter()
@@ -296,10 +286,42 @@ class Surface:
         else:
             main = self.fuse(parts)
         fused = {ln: self.fuse(p) for ln, p in lists.items()}
+        stages.append(("fuse", f"fuse/{self.fuse.config.method}", (time.perf_counter() - t2) * 1e3))
+        return _Gathered(prepared, main, fused, cold, tuple(stages), t)
+
+    def rank_input(self, request: Request) -> tuple[Prepared, Candidates]:
+        """What the chain's rank stage is given for ``request``: the prepare step's output and
+        the fused main list (a ranker trains on exactly these).
+
+        Raises
+        ------
+        ConfigError
+            If ``k`` is not an int >= 1.
+        """
+        k = check_k(request.k, f"Surface {self.name!r}")
+        g = self._gather(request, max(1, min(request.cursor + k + 1, len(self.env.catalog))))
+        return g.prepared, g.main
+
+    def run(self, request: Request) -> SurfaceResult:
+        """Run the chain for ``request``: the page order up to ``cursor + k + 1`` items (one
+        past the page, so the caller knows whether a next page exists).
+
+        Raises
+        ------
+        ConfigError
+            If ``k`` is not an int >= 1.
+        NotFoundError
+            If the request names an item, board or user item the catalog lacks (per surface).
+        """
+        k = check_k(request.k, f"Surface {self.name!r}")
+        need = max(1, min(request.cursor + k + 1, len(self.env.catalog)))
+        t0 = time.perf_counter()
+        g = self._gather(request, need)
+        prepared, main, stages = g.prepared, g.main, list(g.stages)
         t3 = time.perf_counter()
         ranked = self.rank(main, prepared.rank)
         t4 = time.perf_counter()
-        page = self.blend.fn(Retrieved(ranked, fused, cold), prepared, need, self.env)
+        page = self.blend.fn(Retrieved(ranked, g.lists, g.cold), prepared, need, self.env)
         t5 = time.perf_counter()
         page = fill_page(
             page,
@@ -312,12 +334,11 @@ class Surface:
         ).head(need)
         t6 = time.perf_counter()
         stages += [
-            ("fuse", f"fuse/{self.fuse.config.method}", (t3 - t2) * 1e3),
             ("rank", self.rank.name, (t4 - t3) * 1e3),
             ("blend", self.blend.name, (t5 - t4) * 1e3),
             ("fallback", self.fallback_component, (t6 - t5) * 1e3),
         ]
-        timings = {**prepared.timings_ms, **t}
+        timings = {**prepared.timings_ms, **g.retrieve_ms}
         timings |= {n: ms for n, _, ms in stages[-4:]} | {"total": (t6 - t0) * 1e3}
         done = tuple(StageTiming(name=n, component=c, ms=round(ms, 3)) for n, c, ms in stages)
         return SurfaceResult(page, timings, done, prepared)

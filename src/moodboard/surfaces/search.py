@@ -4,7 +4,7 @@
 Price phrases become hard filters applied inside every source; colours, genders and article
 types the query names become boosts on the fused score, so "navy shirt" prefers navy shirts
 without hiding good matches whose attributes are missing. The chain: ``prepare/search ->
-lexical/bm25 + dense/text -> fuse/rrf -> rank/noop -> blend/boost -> fallback/popular``.
+lexical/bm25 + dense/text -> fuse/rrf -> rank/lambdamart -> blend/boost -> fallback/popular``.
 """
 
 from __future__ import annotations
@@ -86,9 +86,15 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
 @register_blend("blend/boost")
 def blend_boost(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
     """``retrieval x (1 + attribute_boost x matches)`` for the colours, genders and article
-    types the query names and the item has."""
+    types the query names and the item has.
+
+    A list a ranker has ordered (an ``ltr`` or ``utility`` score) is kept as it is: the learned
+    ranker sees the same matches as its ``attr_match`` feature, and re-sorting by the boosted
+    retrieval score would undo its order.
+    """
     cand = retrieved.main
-    if len(cand) == 0 or env.config.attribute_boost == 0:
+    ranked = bool({"ltr", "utility"} & set(cand.scores))
+    if len(cand) == 0 or env.config.attribute_boost == 0 or ranked:
         return cand
     lower = env.memo(
         "boost/lower",

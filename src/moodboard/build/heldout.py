@@ -1,12 +1,13 @@
-"""Does the search ranker trained from engagement beat the unranked chain on later sessions?
+"""Does the served search chain with its trained ranker beat the unranked chain, later on?
 
 The log is split by time: the ranker learns from the search impressions labelled as of the
-cutoff (``pipelines.labels`` with ``as_of``: no later event leaks in), and is judged on the
-search requests after it. For each held-out request, both orders rank the same candidates,
-the ones the served chain retrieves for its query: the chain's own order (``rank/noop``) and
-the ranker's. The judged items are what the shopper engaged with on that page, with gain
-``label - 1`` (click 1, save 2, add_to_cart 3, purchase 4; shown or hidden 0), and NDCG@k is
-our ``ndcg_at_k``; requests with no engagement are left out.
+cutoff (``pipelines.labels`` with ``as_of``: no later event leaks in; popularity features as
+of the cutoff too), and is judged on the search requests after it. Each held-out request's
+query is run through the served search chain twice, as ``/search`` runs it: with ``rank/noop``
+and with ``rank/lambdamart`` holding that ranker (``Surface.with_rank``); the pages' first
+``k`` items are judged by what the shopper engaged with on that page, with gain ``label - 1``
+(click 1, save 2, add_to_cart 3, purchase 4; shown or hidden 0), and NDCG@k is our
+``ndcg_at_k``; requests with no engagement are left out.
 """
 
 from __future__ import annotations
@@ -15,25 +16,28 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from moodboard.data import IdMap
+from moodboard.config import LabelsConfig
+from moodboard.data import IdMap, Request
 from moodboard.data import columns as C
-from moodboard.evaluate.metrics import mean_metrics
-from moodboard.pipelines import LabelsConfig, labels_table, popularity
-from moodboard.rank import LambdaMARTConfig, LambdaMARTRanker, SearchFeatures
+from moodboard.pipelines import labels_table, popularity
+from moodboard.rank import LambdaMARTConfig, NoopRanker, SearchFeatures
 from moodboard.rank.engagement import (
     LABEL,
     SEARCH,
-    Retrieve,
+    ChainCandidates,
     SearchRankerFit,
     train_search_ranker,
 )
+from moodboard.rank.metrics import mean_metrics
+from moodboard.rank.search import LambdaMARTStage, SearchModel
+from moodboard.surfaces import Surface
 
 _log = logging.getLogger(__name__)
 
@@ -100,41 +104,42 @@ class RankerGain:
         }
 
 
+class SearchChain(Protocol):
+    """The served search surface, as the measure uses it (``surfaces.Surface``)."""
+
+    def run(self, request: Request) -> Any: ...
+
+    def rank_input(self, request: Request) -> Any: ...
+
+
+def page_ids(chain: SearchChain, query: str, k: int = 10) -> list[str]:
+    """The ids of the first ``k`` items of the chain's page for ``query``."""
+    res = chain.run(Request(surface=SEARCH, query=query, k=k))
+    return chain.env.catalog.ids.external(res.candidates.items[:k])  # type: ignore[attr-defined]
+
+
 def ranked_vs_unranked(
-    labels: pa.Table,
-    retrieve: Retrieve,
-    features: SearchFeatures,
-    ranker: LambdaMARTRanker,
-    k: int = 10,
+    labels: pa.Table, unranked: SearchChain, ranked: SearchChain, k: int = 10
 ) -> RankerGain:
-    """Score the chain's order and the ranker's order against the engaged items.
+    """Score the pages of two search chains against the engaged items of ``labels``.
 
     Parameters
     ----------
     labels
         Held-out ``pipelines.labels`` rows.
-    retrieve
-        Query -> context and candidates of the served chain (``rank.ChainCandidates``).
-    features
-        The serving ``SearchFeatures`` (the ones the ranker was trained with).
-    ranker
-        The trained ranker.
+    unranked, ranked
+        The served search chain with ``rank/noop`` and with the ranker.
     k
-        The cut of NDCG.
+        The page's length and the cut of NDCG.
     """
     qrels = engaged_qrels(labels)
-    ids = features.catalog.ids
-    unranked, ranked, memo = {}, {}, {}
+    before, after, memo = {}, {}, {}
     for req, (q, _) in qrels.items():
         if q not in memo:
-            ctx, cand = retrieve(q)
-            memo[q] = (
-                ids.external(cand.items),
-                ids.external(ranker(cand, features(ctx, cand)).items),
-            )
-        unranked[req], ranked[req] = memo[q]
+            memo[q] = (page_ids(unranked, q, k), page_ids(ranked, q, k))
+        before[req], after[req] = memo[q]
     judged = {req: j for req, (_, j) in qrels.items()}
-    out = RankerGain(mean_metrics(unranked, judged, k), mean_metrics(ranked, judged, k), len(qrels))
+    out = RankerGain(mean_metrics(before, judged, k), mean_metrics(after, judged, k), len(qrels))
     _log.info("search ranker on %d held-out requests: %s", len(qrels), out.as_dict())
     return out
 
@@ -157,24 +162,25 @@ def popularity_as_of(
 
 def heldout_search_gain(
     events: ir.Table,
-    retrieve: Retrieve,
+    chain: Surface,
     features_at: Callable[[datetime], SearchFeatures],
     config: LambdaMARTConfig | None = None,
     labels: LabelsConfig | None = None,
     test_fraction: float = 0.5,
 ) -> tuple[SearchRankerFit, RankerGain | None]:
-    """Train on the earlier search requests, measure on the later ones (split by time).
+    """Train on the earlier search requests, measure the served chain on the later ones.
 
     Parameters
     ----------
     events
         The event log.
-    retrieve
-        Query -> context and candidates of the served chain (``rank.ChainCandidates``).
+    chain
+        The served search chain (its own rank stage is replaced: ``rank/noop`` for the
+        unranked pages, ``rank/lambdamart`` with the held-out ranker for the ranked ones).
     features_at
         The serving features as known at an instant (e.g. popularity as of the cutoff).
     config
-        The ranker's parameters, ``min_queries`` included.
+        The ranker's parameters, ``min_queries`` and ``depth`` included.
     labels
         The label window.
     test_fraction
@@ -191,13 +197,17 @@ def heldout_search_gain(
     ValueError
         If the log holds no search impressions.
     """
+    cfg = config or LambdaMARTConfig()
     full = labels_table(events, labels)
     cut = search_time_cutoff(full, test_fraction)
     feats = features_at(cut)
-    fit = train_search_ranker(labels_table(events, labels, as_of=cut), retrieve, feats, config)
+    unranked = chain.with_rank(NoopRanker())
+    retrieve = ChainCandidates(unranked, cfg.depth)
+    fit = train_search_ranker(labels_table(events, labels, as_of=cut), retrieve, feats, cfg)
     if fit.ranker is None:
         return fit, None
+    ranked = chain.with_rank(LambdaMARTStage(SearchModel(fit.ranker, feats, cfg.depth)))
     starts = _request_starts(full)
     after = pc.greater_equal(starts[C.TS], pa.scalar(cut, starts.schema.field(C.TS).type))
     later = pc.is_in(full[C.REQUEST_ID], value_set=starts.filter(after).column(C.REQUEST_ID))
-    return fit, ranked_vs_unranked(full.filter(later), retrieve, feats, fit.ranker)
+    return fit, ranked_vs_unranked(full.filter(later), unranked, ranked)

@@ -1,0 +1,114 @@
+"""``rank/lambdamart``: the search ranker, trained from the workspace's own search engagement.
+
+The step runs after the search chain's components are saved: it opens them from the version
+being built (as the server will), declares the search chain as ``/search`` serves it but with
+``rank/noop``, labels the logged search impressions (``pipelines.labels``), and trains
+LambdaMART on the candidates that chain's rank stage is given (``rank.engagement``). It then
+measures the gain the server will see: trained on the earlier half of the search requests, the
+served chain with the ranker against the one without, on the later half (``build.heldout``).
+The manifest entry says whether a ranker was trained and why not, and holds that gain.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from moodboard.build.context import BuildContext
+from moodboard.build.heldout import heldout_search_gain, popularity_as_of
+from moodboard.build.layout import part_path
+from moodboard.build.steps import BuildStep
+from moodboard.pipelines import connect, labels_table
+from moodboard.rank import (
+    LAMBDAMART,
+    ChainCandidates,
+    ItemTexts,
+    LambdaMARTConfig,
+    SearchFeatures,
+    search_features,
+    train_search_ranker,
+)
+from moodboard.retrieve.registry import load_source
+from moodboard.surfaces import Surface, build_surface
+from moodboard.understand.query import QueryUnderstanding
+from moodboard.understand.text import TextEncoder
+
+_log = logging.getLogger(__name__)
+
+
+class SearchRankerStep(BuildStep):
+    """``rank/lambdamart``: LambdaMART trained on the logged search sessions, if enough.
+
+    Parameters
+    ----------
+    config
+        LightGBM parameters, ``min_queries`` and ``depth``; default ``[rank.lambdamart]``.
+    """
+
+    name, label = LAMBDAMART, "rank_lambdamart"  # type: ignore[assignment]
+
+    def __init__(self, config: LambdaMARTConfig | None = None) -> None:
+        self.config = config
+
+    def message(self, ctx: BuildContext) -> str:
+        return "training the search ranker on logged search sessions"
+
+    def _chain(self, ctx: BuildContext, out: Path) -> Surface:
+        """The search chain as ``/search`` serves it, opened from the version being built."""
+        manifest = {"components": ctx.built}
+        sources = {}
+        for name in (*ctx.settings.surfaces.search.sources, "popular/trending"):
+            found = part_path(out, manifest, name)
+            if found is not None:
+                sources[name] = load_source(found, ctx.catalog)
+        understand = QueryUnderstanding.load(part_path(out, manifest, "understand"))  # type: ignore[arg-type]
+        enc = TextEncoder()
+        resources = {"understand": understand, "encode": lambda texts: enc.encode(texts)}
+        cfg = ctx.settings.surfaces.search.model_copy(update={"ranker": "rank/noop"})
+        return build_surface("search", cfg, ctx.catalog, sources, ctx.settings.seed, resources)
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        settings = ctx.settings.rank
+        cfg = self.config or settings.lambdamart
+        if not ctx.has_events:
+            reason = "the workspace has no events: search is not re-ranked"
+            return {self.name: {"path": None, "component": "rank/noop", "trained": False,
+                                "reason": reason, "n_queries": 0}}  # fmt: skip
+        chain = self._chain(ctx, out)
+        events = connect(ctx.engine).read_parquet(ctx.ws.events.glob())
+        texts = ItemTexts.from_catalog(ctx.catalog)
+        sources = chain.env.sources
+        fit = train_search_ranker(
+            labels_table(events, settings.labels),
+            ChainCandidates(chain, cfg.depth),
+            search_features(ctx.catalog, sources, texts),
+            cfg,
+        )
+        entry: dict[str, Any] = {"path": None, **fit.as_dict(), "config": cfg.model_dump()}
+        if fit.ranker is None:
+            return {self.name: entry}
+        fit.ranker.save(out / self.folder)
+        entry["path"] = self.folder
+        pop = sources.get("popular/trending")
+        weights = pop.config.weights if pop is not None else {}  # type: ignore[attr-defined]
+        half_life = pop.config.half_life_days if pop is not None else 7.0  # type: ignore[attr-defined]
+
+        def features_at(cut: datetime) -> SearchFeatures:
+            scores = popularity_as_of(events, ctx.catalog.ids, cut, weights, half_life)
+            return search_features(ctx.catalog, sources, texts, scores)
+
+        try:
+            held, gain = heldout_search_gain(
+                events, chain, features_at, cfg, settings.labels, settings.heldout_fraction
+            )
+        except ValueError as exc:  # no search impressions to split
+            entry["heldout"] = {"measured": False, "reason": str(exc)}
+            return {self.name: entry}
+        entry["heldout"] = (
+            {"measured": True, "train_queries": held.n_queries, **gain.as_dict()}
+            if gain is not None
+            else {"measured": False, "reason": held.reason}
+        )
+        return {self.name: entry}

@@ -3,6 +3,7 @@ events, every id is reachable, and ``/images`` sends only confined JPEG/PNG/WebP
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -129,3 +130,17 @@ def test_an_undecodable_image_is_skipped_at_build_with_a_warning(
     assert manifest["version"]
     assert any(path.name in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
     assert "TOP-SECRET" not in caplog.text
+
+
+def test_too_few_search_sessions_serve_search_unranked_and_the_manifest_says_why(
+    small_ws: Workspace, client: TestClient
+) -> None:
+    manifest = json.loads(
+        (small_ws.artifacts_dir / small_ws.current_artifact() / "manifest.json").read_text()
+    )
+    entry = manifest["components"]["rank/lambdamart"]
+    assert not entry["trained"] and entry["path"] is None and entry["component"] == "rank/noop"
+    assert "rank.lambdamart.min_queries = 50" in entry["reason"]
+    page = client.get("/search", params={"q": "blue shirts", "explain": 1}).json()
+    ranks = [s["component"] for s in page["explain"]["stages"] if s["name"] == "rank"]
+    assert ranks == ["rank/noop"] and page["items"]

@@ -20,7 +20,7 @@ from moodboard.data import Candidates, Request
 from moodboard.datasets import load_fashion
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, ingest_catalog
-from moodboard.rank import RANKERS, RankQuery, make_ranker
+from moodboard.rank import RANKERS, LambdaMARTStage, NoopRanker, RankQuery, make_ranker
 from moodboard.retrieve import SourceQuery
 from moodboard.simulate import load_tastes, run_simulation
 from moodboard.surfaces import Prepared, Probe, SurfaceEnv, build_surface, register_prepare
@@ -188,3 +188,28 @@ def test_a_surface_declared_in_config_is_served_without_code_elsewhere(
         no_item = c.get("/surfaces/related")
         assert no_item.status_code in (400, 422) and "item=" in no_item.json()["detail"]
         assert c.get("/surfaces/search", params={"q": "jeans", "k": 3}).json()["items"]
+
+
+def test_search_serves_the_trained_ranker_over_the_rank_stage_input(client: TestClient) -> None:
+    engine = client.app.state.live.engine
+    stage = engine.search.rank
+    assert isinstance(stage, LambdaMARTStage) and stage.model.depth == 100
+    unranked = engine.search.with_rank(NoopRanker())
+    moved = 0
+    for q in ("blue jeans", "women watches", "casual shirts", "black heels"):
+        page = client.get("/search", params={"q": q, "k": 10, "explain": 1}).json()
+        ids = [it["id"] for it in page["items"]]
+        ltr = [it["explain"]["scores"]["ltr"] for it in page["items"]]
+        assert ltr == sorted(ltr, reverse=True) and [it["score"] for it in page["items"]] == ltr
+        # the page is the ranker's order of what the chain's rank stage is given
+        prepared, fused = engine.search.rank_input(Request(surface="search", query=q, k=10))
+        mine = stage(fused, prepared.rank).items[:10]
+        assert ids == engine.catalog.ids.external(mine)
+        # explain shows the features the ranker was given (popularity from popular/trending)
+        pop = engine.sources["popular/trending"].scores[mine[0]]
+        assert page["items"][0]["explain"]["features"]["popularity"] == pytest.approx(
+            np.log1p(max(pop, 0)), rel=1e-5
+        )
+        plain = unranked.run(Request(surface="search", query=q, k=10)).candidates.items[:10]
+        moved += ids != engine.catalog.ids.external(plain)
+    assert moved >= 2  # the ranker changes pages, it does not just echo the fused order

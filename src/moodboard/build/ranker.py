@@ -16,10 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from moodboard.build.context import BuildContext
 from moodboard.build.heldout import heldout_search_gain, popularity_as_of
 from moodboard.build.layout import part_path
 from moodboard.build.steps import BuildStep
+from moodboard.data import columns as C
 from moodboard.pipelines import connect, labels_table
 from moodboard.rank import (
     LAMBDAMART,
@@ -32,10 +35,37 @@ from moodboard.rank import (
 )
 from moodboard.retrieve.registry import load_source
 from moodboard.surfaces import Surface, build_surface
+from moodboard.surfaces.search import search_text
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
 
 _log = logging.getLogger(__name__)
+
+
+class QueryVectors:
+    """``texts -> vectors`` of a text encoder, memoized: ``prime`` embeds many texts in batches
+    (a build asks for the same logged queries many times, one at a time).
+
+    Parameters
+    ----------
+    encoder
+        The query encoder ``/search`` uses.
+    """
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self._memo: dict[str, np.ndarray] = {}
+
+    def prime(self, texts: list[str]) -> None:
+        """Embed the texts not seen yet, in the encoder's batches."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if todo:
+            self._memo.update(zip(todo, self.encoder.encode(todo), strict=True))
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """One vector per text, in order."""
+        self.prime(texts)
+        return np.stack([self._memo[t] for t in texts])
 
 
 class SearchRankerStep(BuildStep):
@@ -55,8 +85,9 @@ class SearchRankerStep(BuildStep):
     def message(self, ctx: BuildContext) -> str:
         return "training the search ranker on logged search sessions"
 
-    def _chain(self, ctx: BuildContext, out: Path) -> Surface:
-        """The search chain as ``/search`` serves it, opened from the version being built."""
+    def _chain(self, ctx: BuildContext, out: Path, queries: list[str]) -> Surface:
+        """The search chain as ``/search`` serves it, opened from the version being built, its
+        query vectors of the logged ``queries`` embedded up front in batches."""
         manifest = {"components": ctx.built}
         sources = {}
         for name in (*ctx.settings.surfaces.search.sources, "popular/trending"):
@@ -64,8 +95,9 @@ class SearchRankerStep(BuildStep):
             if found is not None:
                 sources[name] = load_source(found, ctx.catalog)
         understand = QueryUnderstanding.load(part_path(out, manifest, "understand"))  # type: ignore[arg-type]
-        enc = TextEncoder()
-        resources = {"understand": understand, "encode": lambda texts: enc.encode(texts)}
+        encode = QueryVectors(TextEncoder())
+        encode.prime([search_text(understand(q), q) for q in dict.fromkeys(queries)])
+        resources = {"understand": understand, "encode": encode}
         cfg = ctx.settings.surfaces.search.model_copy(update={"ranker": "rank/noop"})
         return build_surface("search", cfg, ctx.catalog, sources, ctx.settings.seed, resources)
 
@@ -76,12 +108,14 @@ class SearchRankerStep(BuildStep):
             reason = "the workspace has no events: search is not re-ranked"
             return {self.name: {"path": None, "component": "rank/noop", "trained": False,
                                 "reason": reason, "n_queries": 0}}  # fmt: skip
-        chain = self._chain(ctx, out)
         events = connect(ctx.engine).read_parquet(ctx.ws.events.glob())
+        labels = labels_table(events, settings.labels)
+        queries = [q for q in labels.column(C.QUERY).to_pylist() if q and q.strip()]
+        chain = self._chain(ctx, out, queries)
         texts = ItemTexts.from_catalog(ctx.catalog)
         sources = chain.env.sources
         fit = train_search_ranker(
-            labels_table(events, settings.labels),
+            labels,
             ChainCandidates(chain, cfg.depth),
             search_features(ctx.catalog, sources, texts),
             cfg,

@@ -39,6 +39,11 @@ def _filter(parsed: ParsedQuery, extra: ItemFilter | None) -> ItemFilter | None:
     return None if f.is_empty() else f
 
 
+def search_text(parsed: ParsedQuery, raw: str) -> str:
+    """The text the sources search for: the understood query, else the corrected, else raw."""
+    return parsed.text or parsed.corrected or raw
+
+
 @register_prepare("prepare/search")
 def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     """Understand ``request.query`` (``understand`` resource) and embed it for the ``dense/*``
@@ -55,7 +60,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     if not text.strip():
         raise InputError("The 'q' parameter must contain a word. Got only spaces instead.")
     parsed = env.resources["understand"](text)
-    query_text = parsed.text or parsed.corrected or text
+    query_text = search_text(parsed, text)
     f = _filter(parsed, request.item_filter)
     timings = {"understand": (time.perf_counter() - t0) * 1e3}
     vector = None

@@ -1,5 +1,6 @@
 """``GET /search``: the search surface (``prepare/search -> lexical/bm25 + dense/text ->
-fuse/rrf -> rank/noop -> blend/boost -> fallback/popular``).
+fuse/rrf -> rank/lambdamart -> blend/boost -> fallback/popular``; ``rank/noop`` when the
+version has no trained ranker).
 
 A ``def`` route: FastAPI runs it in its thread pool, so model inference and index searches
 never block the event loop.
@@ -14,7 +15,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from moodboard.data import Candidates
-from moodboard.rank import FEATURES, ItemTexts, SearchFeatures, query_context
+from moodboard.rank import (
+    FEATURES,
+    LAMBDAMART,
+    ItemTexts,
+    SearchFeatures,
+    query_context,
+    search_features,
+)
 from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
     Category,
@@ -30,11 +38,15 @@ router = APIRouter(tags=["surfaces"])
 
 
 def _search_features(engine: Engine) -> SearchFeatures:
-    """The ranking features of the live catalog, built on the first ``explain``."""
+    """The ranking features of the live catalog: the served ranker's own, else built on the
+    first ``explain`` the same way."""
+    model = engine.search.env.resources.get(LAMBDAMART)
+    if model is not None:
+        return model.features
     feats = engine.__dict__.get("_search_features")
     if feats is None:
-        vectors = engine.search.env.item_vectors("dense/text")
-        feats = SearchFeatures(engine.catalog, ItemTexts.from_catalog(engine.catalog), vectors)
+        texts = ItemTexts.from_catalog(engine.catalog)
+        feats = search_features(engine.catalog, engine.sources, texts)
         engine.__dict__["_search_features"] = feats
     return feats
 

@@ -1,8 +1,9 @@
 """``rank/lambdamart`` trained from the workspace's own search engagement.
 
-One search request is one LambdaMART group: the first ``k`` candidates the served search chain
-retrieves for the request's query (what the ranker re-ranks at serving time), with the
-``SearchFeatures`` that serve ``/search`` (the same chain, the same feature code) and a grade
+One search request is one LambdaMART group: the first ``depth`` candidates the served search
+chain's rank stage is given for the request's query (``Surface.rank_input``: what
+``rank/lambdamart`` re-ranks at serving time), with the ``SearchFeatures`` that serve
+``/search`` (the same chain, the same feature code) and a grade
 each: the impression's label (``pipelines.labels``: hide 0, shown 1, click 2, save 3,
 add_to_cart 4, purchase 5) for the items the shopper was shown, and 0 (``NOT_SHOWN``) for the
 candidates that were not shown. The impression's ``position`` is never a feature (it is what
@@ -118,7 +119,6 @@ def search_training_set(
     features: SearchFeatures,
     *,
     surface: str = SEARCH,
-    shown_only: bool = False,
 ) -> TrainingSet:
     """The labelled queries of ``labels`` as LambdaMART groups.
 
@@ -133,9 +133,6 @@ def search_training_set(
         The serving ``SearchFeatures`` of the catalog.
     surface
         The surface whose impressions are used.
-    shown_only
-        Keep only the shown candidates (the impressions) in each group, instead of every
-        retrieved candidate with ``NOT_SHOWN`` for those that were not shown.
 
     Returns
     -------
@@ -165,15 +162,10 @@ def search_training_set(
             continue
         if q not in memo:
             memo[q] = features(ctx, cand)
-        if shown_only:
-            rows_at = np.array(sorted(p for p, _ in keep), dtype=np.int64)
-            y = np.array([dict(keep)[p] for p in rows_at.tolist()], dtype=np.int32)
-            X.append(memo[q][rows_at])
-        else:
-            y = np.full(len(cand), NOT_SHOWN, dtype=np.int32)
-            for p, g in keep:
-                y[p] = g
-            X.append(memo[q])
+        y = np.full(len(cand), NOT_SHOWN, dtype=np.int32)
+        for p, g in keep:
+            y[p] = g
+        X.append(memo[q])
         ys.append(y)
         groups.append(len(y))
         reqs.append(req)
@@ -255,7 +247,7 @@ def train_search_ranker(
         labelled queries.
     """
     cfg = config or LambdaMARTConfig()
-    data = search_training_set(labels, retrieve, features, shown_only=cfg.shown_only)
+    data = search_training_set(labels, retrieve, features)
     n = len(data.groups)
     if n < cfg.min_queries:
         reason = (

@@ -42,9 +42,6 @@ class LambdaMARTConfig(BaseModel):
     min_queries: int = Field(default=50, ge=1)
     #: How many of the fused candidates the search ranker is trained on and re-ranks.
     depth: int = Field(default=100, ge=1)
-    #: Train on the shown candidates only (the impressions); else on every candidate of the
-    #: group, the ones not shown graded 0 like a hide.
-    shown_only: bool = False
 
 
 class LambdaMARTRanker:

@@ -167,6 +167,7 @@ def heldout_search_gain(
     config: LambdaMARTConfig | None = None,
     labels: LabelsConfig | None = None,
     test_fraction: float = 0.5,
+    retrieve: ChainCandidates | None = None,
 ) -> tuple[SearchRankerFit, RankerGain | None]:
     """Train on the earlier search requests, measure the served chain on the later ones.
 
@@ -185,6 +186,9 @@ def heldout_search_gain(
         The label window.
     test_fraction
         The share of the search requests held out, the latest ones.
+    retrieve
+        The rank stage's input of ``chain`` per query, if one is already at hand (its memo is
+        reused); default a new ``ChainCandidates(chain, config.depth)``.
 
     Returns
     -------
@@ -202,7 +206,7 @@ def heldout_search_gain(
     cut = search_time_cutoff(full, test_fraction)
     feats = features_at(cut)
     unranked = chain.with_rank(NoopRanker())
-    retrieve = ChainCandidates(unranked, cfg.depth)
+    retrieve = retrieve or ChainCandidates(unranked, cfg.depth)
     fit = train_search_ranker(labels_table(events, labels, as_of=cut), retrieve, feats, cfg)
     if fit.ranker is None:
         return fit, None

@@ -114,9 +114,10 @@ class SearchRankerStep(BuildStep):
         chain = self._chain(ctx, out, queries)
         texts = ItemTexts.from_catalog(ctx.catalog)
         sources = chain.env.sources
+        retrieve = ChainCandidates(chain, cfg.depth)
         fit = train_search_ranker(
             labels,
-            ChainCandidates(chain, cfg.depth),
+            retrieve,
             search_features(ctx.catalog, sources, texts),
             cfg,
         )
@@ -135,7 +136,13 @@ class SearchRankerStep(BuildStep):
 
         try:
             held, gain = heldout_search_gain(
-                events, chain, features_at, cfg, settings.labels, settings.heldout_fraction
+                events,
+                chain,
+                features_at,
+                cfg,
+                settings.labels,
+                settings.heldout_fraction,
+                retrieve,
             )
         except ValueError as exc:  # no search impressions to split
             entry["heldout"] = {"measured": False, "reason": str(exc)}

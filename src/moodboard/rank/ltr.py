@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,6 +42,10 @@ class LambdaMARTConfig(BaseModel):
     min_queries: int = Field(default=50, ge=1)
     #: How many of the fused candidates the search ranker is trained on and re-ranks.
     depth: int = Field(default=100, ge=1)
+    #: One LambdaMART group per query text (each item's best grade over the query's labelled
+    #: requests: demo held-out gain +5.9% vs +4.8% per request, a quarter of the rows), or
+    #: one per search request.
+    group_by: Literal["request", "query"] = "query"
 
 
 class LambdaMARTRanker:

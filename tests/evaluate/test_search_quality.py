@@ -12,7 +12,7 @@ from moodboard.datasets import load_home_depot
 from moodboard.evaluate.search import (
     SearchEvalConfig,
     SearchEvaluation,
-    judged_catalog_rewriter,
+    judged_catalog_understanding,
     split_queries,
 )
 
@@ -24,7 +24,9 @@ def report(datasets_root, tmp_path_factory):
     train, test = split_queries(load_home_depot(), 0.2, 0)
     cfg = SearchEvalConfig(finetune=None)  # fine-tuning costs minutes on 2 cores: README run
     ev = SearchEvaluation(
-        cfg, rewrite=judged_catalog_rewriter(train, test), work_dir=tmp_path_factory.mktemp("eval")
+        cfg,
+        understand=judged_catalog_understanding(train, test),
+        work_dir=tmp_path_factory.mktemp("eval"),
     )
     return ev.run(train, test)
 

@@ -155,6 +155,8 @@ class SearchEvaluation:
         After ``run``: method -> the ``Surface`` that ranked its test queries.
     rankings
         After ``run``: method -> test query -> the product ids it ranked, best first.
+    qrels
+        After ``run``: the scored test queries' judged gains.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class SearchEvaluation:
         self.work_dir = work_dir
         self.chains: dict[str, Surface] = {}
         self.rankings: dict[str, dict[str, list[str]]] = {}
+        self.qrels: dict[str, dict[str, float]] = {}
 
     def _encoder(self, model_path: Path | None) -> Callable[[list[str]], np.ndarray]:
         enc = TextEncoder(TextEncoderConfig(model_path=str(model_path) if model_path else None))
@@ -353,7 +356,7 @@ class SearchEvaluation:
         params["ltr_train_s"] = round(time.perf_counter() - t1, 1)
         chains["ltr"] = self._chain(base.sources, base.fuse.config, model)
         say(f"ranking {len(kept):,} test queries through each method's search chain")
-        self.chains = chains
+        self.chains, self.qrels = chains, kept
         self.rankings = {m: self._rank(c, sorted(kept)) for m, c in chains.items()}
         k = self.config.k
         methods = {m: mean_metrics(r, kept, k) for m, r in self.rankings.items()}

@@ -37,10 +37,10 @@ def test_every_method_clears_its_floor(report) -> None:
     assert m["bm25"] >= 0.40
     assert m["dense"] >= 0.28
     assert m["hybrid"] >= max(m["bm25"], m["dense"]) - 1e-3
-    assert m["ltr"] >= 0.445  # measured 0.4558 (0.4588 with the fine-tuned encoder)
+    assert m["ltr"] >= 0.445  # measured 0.4545 (0.4601 with the fine-tuned encoder)
 
 
 def test_learned_ranking_beats_bm25_clearly(report) -> None:
     m = {k: v["ndcg@10"] for k, v in report.methods.items()}
-    assert m["ltr"] >= 1.08 * m["bm25"], m  # measured 1.097 (1.104 with fine-tuning)
+    assert m["ltr"] >= 1.08 * m["bm25"], m  # measured 1.094 (1.108 with fine-tuning)
     assert report.methods["ltr"]["mrr"] > report.methods["bm25"]["mrr"]

@@ -58,7 +58,8 @@ ALLOWED = {
         "build",
         "ui",
     },
-    # evaluate composes the public interfaces of the stages and the build steps to measure them
+    # evaluate composes the public interfaces of the stages and the build steps to measure them,
+    # and scores through the surfaces' own chains
     "evaluate": {
         "data",
         "errors",
@@ -70,6 +71,7 @@ ALLOWED = {
         "blend",
         "pipelines",
         "build",
+        "surfaces",
     },
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},

@@ -47,7 +47,7 @@ def evaluate_search_cmd(
     from moodboard.evaluate.search import (
         SearchEvalConfig,
         SearchEvaluation,
-        judged_catalog_rewriter,
+        judged_catalog_understanding,
         read_judgments,
         split_queries,
     )
@@ -66,9 +66,9 @@ def evaluate_search_cmd(
         cfg = SearchEvalConfig(seed=seed)
         if not finetune:
             cfg = cfg.model_copy(update={"finetune": None})
-        rewrite = judged_catalog_rewriter(tr, te) if understand else None
+        qu = judged_catalog_understanding(tr, te) if understand else None
         with err.status("evaluating search") as status:
-            report = SearchEvaluation(cfg, rewrite=rewrite, work_dir=work_dir).run(
+            report = SearchEvaluation(cfg, understand=qu, work_dir=work_dir).run(
                 tr, te, progress=lambda m: status.update(m) if not as_json else None
             )
     if as_json:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from moodboard.data import Catalog, Product
+from moodboard.data import Product
 from moodboard.errors import InputError
 from moodboard.understand.parsed import ParsedQuery
 from moodboard.understand.query import QueryUnderstanding, QueryUnderstandingConfig
@@ -85,23 +85,3 @@ def verbatim(text: str) -> ParsedQuery:
     return ParsedQuery(
         raw=text, normalized=text, tokens=tuple(text.split()), corrected=text, text=text
     )
-
-
-def priceless(understand: Understand, catalog: Catalog) -> Understand:
-    """``understand``, but a price phrase is no filter when no product has a price.
-
-    A price bound keeps only products with a price in range, so on a catalog without prices
-    (judgments carry titles only) "drill under $50" would find nothing. The phrase stays out
-    of the searched text, as ``ParsedQuery.text`` has it.
-    """
-    if not np.isnan(catalog.price).all():
-        return understand
-
-    def parse(text: str) -> ParsedQuery:
-        parsed = understand(text)
-        if parsed.price_min is None and parsed.price_max is None:
-            return parsed
-        _log.debug("%r: price phrase ignored (the catalog has no prices)", text)
-        return parsed.model_copy(update={"price_min": None, "price_max": None})
-
-    return parse

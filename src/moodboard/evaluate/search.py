@@ -34,7 +34,6 @@ from moodboard.evaluate.judgments import (
     COLUMNS,
     Understand,
     judged_catalog_understanding,
-    priceless,
     qrels_of,
     read_judgments,
     split_queries,
@@ -53,6 +52,7 @@ from moodboard.rank import (
 from moodboard.rank.metrics import mean_metrics
 from moodboard.retrieve import CandidateSource, FuseConfig, Fuser, LexicalConfig, TrainingData
 from moodboard.surfaces import Surface, build_surface
+from moodboard.surfaces.search import search_text
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.finetune import ContrastiveTrainer, FinetuneConfig
 from moodboard.understand.text import TextEncoder, TextEncoderConfig
@@ -210,7 +210,7 @@ class SearchEvaluation:
             texts = self._texts_of("dense/tuned", titles)
             self.sources["dense/tuned"] = DenseStep().fit(texts, name="dense/tuned")
         self.texts = ItemTexts.from_catalog(self.catalog)
-        self._understood = cache(priceless(self.understand or verbatim, self.catalog))
+        self._understood = cache(self.understand or verbatim)
 
     def _texts_of(self, encoder: str, titles: list[str]) -> TrainingData:
         """The catalog with its titles embedded by one of the encoders."""
@@ -222,7 +222,7 @@ class SearchEvaluation:
         per-request ``encode`` calls are cache hits."""
         progress(f"understanding and embedding {len(queries):,} queries")
         parsed = [self._understood(q) for q in queries]
-        texts = [p.text or p.corrected or q for p, q in zip(parsed, queries, strict=True)]
+        texts = [search_text(p, q) for p, q in zip(parsed, queries, strict=True)]
         for encode in self.encoders.values():
             encode(texts)
 

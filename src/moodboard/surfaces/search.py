@@ -26,10 +26,11 @@ from moodboard.understand.query import ParsedQuery
 BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
 
 
-def _filter(parsed: ParsedQuery, extra: ItemFilter | None) -> ItemFilter | None:
-    """The query's price phrases, overridden by the request's own filter."""
-    price_min = parsed.price_min
-    price_max = parsed.price_max
+def _filter(parsed: ParsedQuery, extra: ItemFilter | None, priced: bool) -> ItemFilter | None:
+    """The query's price phrases (none when no product has a price: a bound keeps only priced
+    products, so "drill under $50" would find nothing), overridden by the request's filter."""
+    price_min = parsed.price_min if priced else None
+    price_max = parsed.price_max if priced else None
     attrs: dict[str, tuple[str, ...]] = {}
     if extra is not None:
         price_min = extra.price_min if extra.price_min is not None else price_min
@@ -61,7 +62,8 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         raise InputError("The 'q' parameter must contain a word. Got only spaces instead.")
     parsed = env.resources["understand"](text)
     query_text = search_text(parsed, text)
-    f = _filter(parsed, request.item_filter)
+    priced = env.memo("search/priced", lambda: bool(np.isfinite(env.catalog.price).any()))
+    f = _filter(parsed, request.item_filter, priced)
     timings = {"understand": (time.perf_counter() - t0) * 1e3}
     vector = None
     encode = env.resources.get("encode")

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from symspellpy import SymSpell, Verbosity
 
@@ -119,42 +120,24 @@ class SpellingCorrector:
 
     @classmethod
     def build(
-        cls,
-        counts: Mapping[str, int],
-        protected: Iterable[str] = (),
-        *,
-        min_length: int = 4,
-        long_length: int = 8,
-        background: bool = True,
-        background_ratio: float = 100.0,
-        bigrams: Mapping[str, int] | None = None,
-        context_weight: float = 2.0,
-        context_min_pairs: int = 5,
+        cls, counts: Mapping[str, int], protected: Iterable[str] = (), **options: Any
     ) -> SpellingCorrector:
         """A corrector with its symspell index built.
 
         Parameters
         ----------
-        counts, protected, min_length, long_length, background, background_ratio, bigrams,
-        context_weight, context_min_pairs
+        counts, protected
             As for the class.
+        **options
+            The class's keyword parameters (``min_length``, ``long_length``, ``background``,
+            ``background_ratio``, ``bigrams``, ``context_weight``, ``context_min_pairs``).
 
         Returns
         -------
         SpellingCorrector
             Ready to ``correct``.
         """
-        corrector = cls(
-            counts,
-            protected,
-            min_length=min_length,
-            long_length=long_length,
-            background=background,
-            background_ratio=background_ratio,
-            bigrams=bigrams,
-            context_weight=context_weight,
-            context_min_pairs=context_min_pairs,
-        )
+        corrector = cls(counts, protected, **options)
         symspell = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
         for word, count in corrector.counts.items():
             if count > 0 and word and not has_digit(word):

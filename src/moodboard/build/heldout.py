@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import ibis.expr.types as ir
 import numpy as np
@@ -104,22 +104,14 @@ class RankerGain:
         }
 
 
-class SearchChain(Protocol):
-    """The served search surface, as the measure uses it (``surfaces.Surface``)."""
-
-    def run(self, request: Request) -> Any: ...
-
-    def rank_input(self, request: Request) -> Any: ...
-
-
-def page_ids(chain: SearchChain, query: str, k: int = 10) -> list[str]:
+def page_ids(chain: Surface, query: str, k: int = 10) -> list[str]:
     """The ids of the first ``k`` items of the chain's page for ``query``."""
     res = chain.run(Request(surface=SEARCH, query=query, k=k))
-    return chain.env.catalog.ids.external(res.candidates.items[:k])  # type: ignore[attr-defined]
+    return chain.env.catalog.ids.external(res.candidates.items[:k])
 
 
 def ranked_vs_unranked(
-    labels: pa.Table, unranked: SearchChain, ranked: SearchChain, k: int = 10
+    labels: pa.Table, unranked: Surface, ranked: Surface, k: int = 10
 ) -> RankerGain:
     """Score the pages of two search chains against the engaged items of ``labels``.
 

@@ -1,7 +1,11 @@
-"""Quality floors on the real Home Depot judgments (80/20 query split, seed 0).
+"""Quality floors on the real Home Depot judgments, a fast configuration of the README run.
 
-Ranking is over every judged product; learning sees the training queries only. Floors sit a
-little under what this configuration measured here (see README for the full run).
+The README's figures rank every judged product for the 20% test queries of the whole set
+(``moodboard evaluate search --dataset home-depot``, about 5 minutes here). This floor keeps 40%
+of the queries (all the judgments of each, so about 21,000 products), splits them 80/20 (seed 0)
+and searches a smaller fusion grid: about 1.5 minutes on 2 cores. Learning sees the training
+queries only; every method ranks through its served search chain. Floors sit a little under
+what this configuration measured here.
 """
 
 from __future__ import annotations
@@ -13,34 +17,41 @@ from moodboard.evaluate.search import (
     SearchEvalConfig,
     SearchEvaluation,
     judged_catalog_understanding,
+    sample_queries,
     split_queries,
 )
 
 pytestmark = pytest.mark.slow
 
+#: No fine-tuning (minutes on 2 cores), rrf only, fusion tuned on 1,000 training queries.
+FAST = SearchEvalConfig(
+    finetune=None,
+    tune_queries=1_000,
+    fusion_methods=("rrf",),
+    rrf_k=(60.0,),
+    fusion_weights=(0.2, 0.4, 0.6, 0.8, 1.0),
+)
+
 
 @pytest.fixture(scope="module")
-def report(datasets_root, tmp_path_factory):
-    train, test = split_queries(load_home_depot(), 0.2, 0)
-    cfg = SearchEvalConfig(finetune=None)  # fine-tuning costs minutes on 2 cores: README run
-    ev = SearchEvaluation(
-        cfg,
-        understand=judged_catalog_understanding(train, test),
-        work_dir=tmp_path_factory.mktemp("eval"),
-    )
+def report(datasets_root):
+    train, test = split_queries(sample_queries(load_home_depot(), 0.4, 0), 0.2, 0)
+    ev = SearchEvaluation(FAST, understand=judged_catalog_understanding(train, test))
     return ev.run(train, test)
 
 
 def test_every_method_clears_its_floor(report) -> None:
     m = {k: v["ndcg@10"] for k, v in report.methods.items()}
-    assert report.queries > 1_800 and report.left_out < 20
-    assert m["bm25"] >= 0.40
-    assert m["dense"] >= 0.28
+    assert report.params["products"] > 20_000
+    assert report.queries > 700 and report.left_out < 10
+    # measured: bm25 0.4979, dense 0.3907, hybrid 0.5025, ltr 0.5395
+    assert m["bm25"] >= 0.48
+    assert m["dense"] >= 0.37
     assert m["hybrid"] >= max(m["bm25"], m["dense"]) - 1e-3
-    assert m["ltr"] >= 0.445  # measured 0.4545 (0.4601 with the fine-tuned encoder)
+    assert m["ltr"] >= 0.52
 
 
 def test_learned_ranking_beats_bm25_clearly(report) -> None:
     m = {k: v["ndcg@10"] for k, v in report.methods.items()}
-    assert m["ltr"] >= 1.08 * m["bm25"], m  # measured 1.094 (1.108 with fine-tuning)
+    assert m["ltr"] >= 1.05 * m["bm25"], m  # measured 1.084 (1.100 on the whole set)
     assert report.methods["ltr"]["mrr"] > report.methods["bm25"]["mrr"]

@@ -118,3 +118,26 @@ def test_weighted_rrf_keeps_provenance(catalog: Catalog) -> None:
         {"lexical/bm25": lex, "dense/text": den}
     )
     assert dense_only.items[:2].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_exact_dense_search_returns_what_faiss_flat_returns(filtered: bool) -> None:
+    import faiss
+
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((3_000, 32)).astype(np.float32)
+    queries = rng.standard_normal((5, 32)).astype(np.float32)
+    allowed = rng.random(3_000) < 0.01 if filtered else None  # ~30 pass: -1 past them
+    src = DenseSource().fit(TrainingData(n_items=3_000, item_features={"text": items}))
+    scores, idx = src.search(queries, 50, allowed)
+    flat = faiss.IndexFlatIP(32)
+    flat.add(items)
+    params = faiss.SearchParameters()
+    if allowed is not None:
+        bits = np.packbits(allowed.astype(np.uint8), bitorder="little")
+        params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+    ref_scores, ref_idx = flat.search(queries, 50, params=params)
+    np.testing.assert_array_equal(idx, ref_idx)
+    found = ref_idx >= 0
+    np.testing.assert_allclose(scores[found], ref_scores[found], rtol=1e-4, atol=1e-4)
+    assert (idx == -1).any() == filtered

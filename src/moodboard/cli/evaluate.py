@@ -27,6 +27,9 @@ def evaluate_search_cmd(
     ] = None,
     test_fraction: Annotated[float, typer.Option(help="Query share held out.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split and the learners.")] = 0,
+    sample: Annotated[
+        float, typer.Option(help="Share of the queries kept, all judgments of each: a faster run.")
+    ] = 1.0,
     finetune: Annotated[
         bool, typer.Option(help="Fine-tune the text encoder on the training judgments.")
     ] = True,
@@ -49,6 +52,7 @@ def evaluate_search_cmd(
         SearchEvaluation,
         judged_catalog_understanding,
         read_judgments,
+        sample_queries,
         split_queries,
     )
 
@@ -58,9 +62,12 @@ def evaluate_search_cmd(
                 _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
             from moodboard.datasets import load_home_depot
 
-            tr, te = split_queries(load_home_depot(), test_fraction, seed)
+            tr, te = split_queries(
+                sample_queries(load_home_depot(), sample, seed), test_fraction, seed
+            )
         elif train is not None and test is not None:
-            tr, te = read_judgments(train), read_judgments(test)
+            tr = sample_queries(read_judgments(train), sample, seed)
+            te = sample_queries(read_judgments(test), sample, seed)
         else:
             _fail("give --train and --test files, or --dataset home-depot")
         cfg = SearchEvalConfig(seed=seed)

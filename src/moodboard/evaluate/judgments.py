@@ -55,6 +55,24 @@ def split_queries(
     return df[~is_test].reset_index(drop=True), df[is_test].reset_index(drop=True)
 
 
+def sample_queries(df: pd.DataFrame, fraction: float, seed: int = 0) -> pd.DataFrame:
+    """The judgments of a random ``fraction`` of the queries (a query keeps all its rows).
+
+    Raises
+    ------
+    InputError
+        If ``fraction`` is not in (0, 1].
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise InputError(f"The query sample must be a fraction in (0, 1]. Got {fraction}.")
+    if fraction == 1.0:
+        return df
+    queries = np.array(sorted(df["search_term"].astype(str).unique()))
+    rng = np.random.default_rng(seed)
+    keep = set(rng.choice(queries, size=max(1, round(len(queries) * fraction)), replace=False))
+    return df[df["search_term"].astype(str).isin(keep)].reset_index(drop=True)
+
+
 def qrels_of(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Query -> {product id: gain}, gain = relevance - 1 (the mean over duplicate rows)."""
     g = df.assign(gain=df["relevance"].astype(float) - 1.0, pid=df["product_uid"].astype(str))

@@ -36,6 +36,7 @@ from moodboard.evaluate.judgments import (
     judged_catalog_understanding,
     qrels_of,
     read_judgments,
+    sample_queries,
     split_queries,
     verbatim,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "judged_catalog_understanding",
     "qrels_of",
     "read_judgments",
+    "sample_queries",
     "split_queries",
 ]
 

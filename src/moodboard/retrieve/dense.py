@@ -1,8 +1,12 @@
 """``dense/*`` and ``visual/*``: nearest neighbours by inner product on FAISS.
 
-Exact ``IndexFlatIP`` under ``exact_below`` items, HNSW above it, behind the same API. Filters
-run inside the search through an ``IDSelectorBitmap``, so a filtered query still gets ``k``
-results when ``k`` items pass.
+Exact search under ``exact_below`` items, HNSW above it, behind the same API. Filters run inside
+the search (an ``IDSelectorBitmap`` for HNSW, a mask for exact search), so a filtered query still
+gets ``k`` results when ``k`` items pass.
+
+Exact search is one BLAS product of the query block with the stored ``IndexFlatIP`` vectors and
+a partial sort: the flat kernel of the FAISS wheel pinned here is 3.5x slower for a single query
+(7.4 vs 2.1 ms over 45,658 x 384 on this 2-core machine), and one query is what ``/search`` asks.
 """
 
 from __future__ import annotations
@@ -39,6 +43,24 @@ class DenseConfig(SourceConfig):
 
 def _as_matrix(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.atleast_2d(np.asarray(x, dtype=np.float32)))
+
+
+def _exact_top_k(
+    items: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``IndexFlatIP.search``'s result by BLAS: the ``k`` best inner products per query (ties by
+    item index), -1 / -inf past the items ``allowed`` lets through."""
+    scores = queries @ items.T
+    if allowed is not None:
+        scores[:, ~allowed] = -np.inf
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -top_scores), axis=1)
+    idx = np.take_along_axis(top, order, axis=1)
+    out = np.take_along_axis(top_scores, order, axis=1)
+    idx[~np.isfinite(out)] = -1
+    return out.astype(np.float32), idx.astype(np.int64)
 
 
 class DenseSource(CandidateSource):
@@ -105,10 +127,10 @@ class DenseSource(CandidateSource):
         """
         self.check_fitted()
         k = max(1, min(int(k), self._index.ntotal))  # FAISS allocates n x k: never past the index
-        hnsw = isinstance(self._index, faiss.IndexHNSW)
-        params = faiss.SearchParametersHNSW() if hnsw else faiss.SearchParameters()
-        if hnsw:
-            params.efSearch = self.config.ef_search
+        if not isinstance(self._index, faiss.IndexHNSW):
+            return _exact_top_k(self.vectors, _as_matrix(vectors), k, allowed)
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = self.config.ef_search
         bits = sel = None
         if allowed is not None:
             bits = np.packbits(allowed.astype(np.uint8), bitorder="little")

@@ -167,6 +167,17 @@ def test_text_bf16_matches_fp32(text_encoder: TextEncoder, titles: list[str]) ->
     assert float(np.min(np.sum(fp32 * bf16, axis=1))) > 0.999
 
 
+def test_a_query_alone_runs_in_float32_and_agrees_with_its_batched_vector(
+    text_encoder: TextEncoder, titles: list[str]
+) -> None:
+    query = "navy blue shirt for men"
+    alone = text_encoder.encode([query])  # a batch under bf16_min_batch: no autocast
+    fp32 = TextEncoder(TextEncoderConfig(bf16=False)).encode([query])
+    np.testing.assert_allclose(alone, fp32, atol=1e-6)
+    batched = text_encoder.encode([query, *titles[:31]])[0]  # 32 texts: under bf16 autocast
+    assert float(alone[0] @ batched) > 0.999
+
+
 # --------------------------------------------------------------------------- image
 
 

@@ -187,3 +187,42 @@ def evaluate_recs_cmd(
             chosen,
         )
     out.print(t)
+
+
+@evaluate_app.command("open-bandit")
+def evaluate_open_bandit_cmd(
+    folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
+    bootstrap: Annotated[int, typer.Option(help="Resamples of each AUC's interval.")] = 1_000,
+    seed: Annotated[int, typer.Option(help="Seed of the folds, the bootstrap and the models.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Click AUC, log loss and ECE on the Open Bandit random-policy logs (all, men, women
+    pooled; out-of-fold), with bootstrap intervals of the AUC."""
+    from moodboard.evaluate.open_bandit import (
+        BanditEvalConfig,
+        bandit_table,
+        evaluate_click_models,
+        lightgbm_classifier,
+        logistic_regression,
+    )
+
+    with _errors():
+        cfg = BanditEvalConfig(folds=folds, bootstrap=bootstrap, seed=seed)
+        models = {"logistic": logistic_regression(seed), "lightgbm": lightgbm_classifier(seed)}
+        report = evaluate_click_models(bandit_table(), models, cfg)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+        return
+    t = Table(title=f"click prediction on {report.rows:,} impressions ({report.clicks} clicks)")
+    for c in ("model", "AUC", "95% interval", "log loss", "ECE"):
+        t.add_column(c)
+    for name, m in report.models.items():
+        lo, hi = m["auc_ci"]
+        t.add_row(
+            name,
+            f"{m['auc']:.4f}",
+            f"{lo:.3f} - {hi:.3f}",
+            f"{m['logloss']:.4f}",
+            f"{m['ece']:.4f}",
+        )
+    out.print(t)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +141,8 @@ class BanditReport:
     params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``--json`` object."""
-        return {"models": self.models, "rows": self.rows, "clicks": self.clicks} | {
-            "params": self.params
-        }
+        """The ``--json`` object: ``models``, ``rows``, ``clicks``, ``params``."""
+        return asdict(self)
 
 
 def _auc_interval(y: np.ndarray, p: np.ndarray, n: int, seed: int) -> list[float]:

@@ -58,18 +58,27 @@ def tree_features(x: MultiHeadInputs) -> np.ndarray:
     return np.hstack([x.dense, summary])
 
 
+def _per_head(
+    train: MultiHeadInputs, n: int, fit_predict: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``fit_predict(labels of one head) -> n probabilities`` for each head; a head without both
+    classes in ``train`` predicts its base rate."""
+    out = np.zeros((n, len(HEADS)))
+    for h in range(len(HEADS)):
+        y = train.labels[:, h]
+        both = 0 < y.sum() < len(y)
+        out[:, h] = fit_predict(y) if both else (y.mean() if len(y) else 0.0)
+    return out
+
+
 def lightgbm_heads(seed: int = 0, n_estimators: int = 200) -> HeadsModel:
     """One LightGBM classifier per head (a head without both classes predicts its base rate)."""
     import lightgbm as lgb
 
     def fit_predict(train: MultiHeadInputs, test: MultiHeadInputs) -> np.ndarray:
         xtr, xte = tree_features(train), tree_features(test)
-        out = np.zeros((len(test), len(HEADS)))
-        for h in range(len(HEADS)):
-            y = train.labels[:, h]
-            if not 0 < y.sum() < len(y):
-                out[:, h] = y.mean() if len(y) else 0.0
-                continue
+
+        def head(y: np.ndarray) -> np.ndarray:
             model = lgb.LGBMClassifier(
                 n_estimators=n_estimators,
                 learning_rate=0.05,
@@ -81,8 +90,9 @@ def lightgbm_heads(seed: int = 0, n_estimators: int = 200) -> HeadsModel:
                 n_jobs=1,
                 verbose=-1,
             )
-            out[:, h] = model.fit(xtr, y).predict_proba(xte)[:, 1]
-        return out
+            return model.fit(xtr, y).predict_proba(xte)[:, 1]
+
+        return _per_head(train, len(test), head)
 
     return fit_predict
 
@@ -96,14 +106,10 @@ def retrieval_order(train: MultiHeadInputs, test: MultiHeadInputs) -> np.ndarray
             return x.dense_column(RETRIEVAL_SCORE).astype(np.float64)[:, None]
         return -x.position.astype(np.float64)[:, None]
 
-    out = np.zeros((len(test), len(HEADS)))
-    for h in range(len(HEADS)):
-        y = train.labels[:, h]
-        if not 0 < y.sum() < len(y):
-            out[:, h] = y.mean() if len(y) else 0.0
-            continue
-        out[:, h] = LogisticRegression().fit(score(train), y).predict_proba(score(test))[:, 1]
-    return out
+    def head(y: np.ndarray) -> np.ndarray:
+        return LogisticRegression().fit(score(train), y).predict_proba(score(test))[:, 1]
+
+    return _per_head(train, len(test), head)
 
 
 def heads_report(labels: np.ndarray, probs: np.ndarray) -> dict[str, dict[str, float]]:

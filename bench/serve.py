@@ -35,6 +35,7 @@ from moodboard.data import Request
 from moodboard.ingest import Workspace
 from moodboard.retrieve import SourceQuery
 from moodboard.serve.registry import Engine
+from moodboard.surfaces.recent import RecentActions
 
 HOST = "127.0.0.1"
 
@@ -165,6 +166,12 @@ def main() -> None:
         bm25, dense = engine.sources["lexical/bm25"], engine.sources["dense/text"]
         enc = engine.text_encoder.encode
         vecs = enc(queries[:n])
+        recent = RecentActions()  # a server's real-time buffer, 1,000 shoppers x 50 actions
+        recent.add(
+            {"type": "click", "user_id": f"u{u}", "item_id": items[(u + j) % n]}
+            for u in range(1_000)
+            for j in range(60)
+        )
         parts = {
             "tantivy bm25 top-200": lambda i: bm25(SourceQuery(text=queries[i]), 200),
             "faiss dense top-200": lambda i: dense(SourceQuery(vector=vecs[i]), 200),
@@ -173,6 +180,7 @@ def main() -> None:
             "search chain in-process": lambda i: engine.search(
                 Request(surface="search", query=queries[i])
             ),
+            "recent actions read (50 held)": lambda i: recent(f"u{i % 1_000}"),
             "related chain in-process": lambda i: engine.related(
                 Request(surface="related", item_id=items[i], k=25)
             ),

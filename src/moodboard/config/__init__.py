@@ -156,6 +156,10 @@ class ServeSettings(_Section):
     #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
     #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
     torch_threads: int | None = Field(default=1, ge=1)
+    #: Actions accepted by POST /events since the live build, held per user for the next pages
+    #: (the newest ``recent_per_user`` of at most ``recent_users`` users).
+    recent_per_user: int = Field(default=50, ge=1, le=1_000)
+    recent_users: int = Field(default=100_000, ge=1)
     #: Largest body of a non-upload request (JSON routes), in KiB: 10,000 events take ~3 MB.
     max_body_kb: int = Field(default=4096, ge=1)
     #: Keys sent as ``Authorization: Bearer <key>`` (None: generated into the workspace).

@@ -36,6 +36,14 @@ ACTIONS: tuple[EventType, ...] = (
     EventType.HIDE,
 )
 
+#: The weight of each interaction in a user's history (hides and impressions are none).
+INTERACTION_WEIGHTS: dict[str, float] = {
+    EventType.CLICK.value: 1.0,
+    EventType.SAVE.value: 3.0,
+    EventType.ADD_TO_CART.value: 4.0,
+    EventType.PURCHASE.value: 8.0,
+}
+
 
 class Product(BaseModel):
     """One catalog item.

@@ -25,7 +25,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from moodboard.data import columns as C
-from moodboard.data.records import EventType
+from moodboard.data.records import INTERACTION_WEIGHTS, EventType
 
 _log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ class InteractionsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weights: dict[str, float] = Field(
-        default_factory=lambda: {"click": 1.0, "save": 3.0, "add_to_cart": 4.0, "purchase": 8.0}
-    )
+    weights: dict[str, float] = Field(default_factory=lambda: dict(INTERACTION_WEIGHTS))
     max_per_minute: int = Field(default=30, ge=1)
     max_per_day: int = Field(default=1_000, ge=1)
 

@@ -31,6 +31,7 @@ from moodboard.serve.keys import load_keys
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
 from moodboard.serve.registry import Engine
+from moodboard.surfaces.recent import RecentActions, RecentConfig
 
 _log = logging.getLogger(__name__)
 
@@ -166,10 +167,13 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     ws = Workspace(workspace, db_wait_s=settings.serve.db_wait_s)
     guard = Guard(load_keys(ws.root, settings.serve), settings.serve)
     metrics = ServerMetrics()
+    recent = RecentActions(
+        RecentConfig(per_user=settings.serve.recent_per_user, users=settings.serve.recent_users)
+    )
 
     def load(w: Workspace, version: str) -> Engine:
         try:
-            engine = Engine.load(w, version, settings=settings)
+            engine = Engine.load(w, version, settings=settings, resources={"recent": recent})
         except Exception:
             metrics.load_failures.inc()
             raise
@@ -188,6 +192,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         if app.state.starts == 1:
             ws.init()
             app.state.wal = EventWAL(ws, limits=settings.ingest).open()
+            recent.add(app.state.wal.pending_events().to_pylist())  # accepted, not built yet
             app.state.boards = BoardStore(ws)
             live.start()
             _log.info("serving %s (artifact %s)", ws.root, live.version)
@@ -210,6 +215,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.guard = guard
+    app.state.recent = recent
 
     faults.install(app)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,11 @@ class Engine:
 
     @classmethod
     def load(
-        cls, ws: Workspace, version: str | None = None, settings: Settings | None = None
+        cls,
+        ws: Workspace,
+        version: str | None = None,
+        settings: Settings | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> Engine:
         """Load a version (default: the live one) with its surfaces declared in ``settings``.
 
@@ -154,6 +159,9 @@ class Engine:
         settings
             Whose ``surfaces`` section declares each surface's chain; default
             ``load_settings()`` (``moodboard.toml`` and ``MOODBOARD_*``).
+        resources
+            What the server adds to the chains' resources, e.g. ``recent`` (the
+            ``RecentActions`` accepted since the build).
 
         Raises
         ------
@@ -193,6 +201,7 @@ class Engine:
             "complements": complements,
             "encode_upload": images.encode_upload,
             "histories": histories,
+            **(resources or {}),
         }
         ranker = load_search_model(path, manifest, catalog, sources)
         if ranker is not None:

@@ -113,7 +113,9 @@ def _history(request: Request, env: SurfaceEnv) -> tuple[np.ndarray, np.ndarray 
     if not request.items:
         histories = env.resources.get("histories") or UserHistories()
         user = request.user_id
-        return histories(user), np.asarray(histories.weights(user), dtype=np.float64)
+        hist = histories(user)
+        w = np.asarray(histories.weights(user), dtype=np.float64)
+        return _with_recent(hist, w, request, env)
     w = None if request.weights is None else np.asarray(request.weights, dtype=np.float64)
     if w is not None and len(w) != len(request.items):
         raise ConfigError(
@@ -123,6 +125,21 @@ def _history(request: Request, env: SurfaceEnv) -> tuple[np.ndarray, np.ndarray 
     idx = env.catalog.ids.indices(list(request.items), missing=-1).astype(np.int64)
     known = idx >= 0
     return idx[known], None if w is None else w[known]
+
+
+def _with_recent(
+    hist: np.ndarray, w: np.ndarray, request: Request, env: SurfaceEnv
+) -> tuple[np.ndarray, np.ndarray]:
+    """The built history followed by the user's actions accepted since (the ``recent``
+    resource, a ``RecentActions``: at most its ``per_user`` newest)."""
+    recent = env.resources.get("recent")
+    actions = recent(request.user_id) if recent is not None else ()
+    if not actions:
+        return hist, w
+    idx = env.catalog.ids.indices([a.item_id for a in actions], missing=-1).astype(np.int64)
+    known = idx >= 0
+    weights = np.array([a.weight for a in actions], dtype=np.float64)[known]
+    return np.concatenate([hist.astype(np.int64), idx[known]]), np.concatenate([w, weights])
 
 
 @register_prepare("prepare/feed")

@@ -55,6 +55,7 @@ def post_events(request: Request, batch: EventBatch) -> JSONResponse:
             status_code=422,
         )
     request.app.state.metrics.events.labels("api").inc(report.accepted)
+    request.app.state.recent.add(batch.events)  # the next page follows them, before a build
     return JSONResponse(
         {
             "accepted": report.accepted,

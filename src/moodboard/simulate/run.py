@@ -23,6 +23,7 @@ from moodboard.config import SimulateSettings
 from moodboard.data import Board
 from moodboard.data import columns as C
 from moodboard.ingest import IngestReport, Workspace, ingest_events
+from moodboard.simulate.bots import bot_events, plan_bots, write_bots
 from moodboard.simulate.clickmodel import PositionBiasedClickModel
 from moodboard.simulate.world import Shopper, World
 
@@ -136,6 +137,8 @@ class Simulator:
         self.settings = settings or SimulateSettings()
         self.pages = pages or RandomizedBrowser(world)
         self.click_model = PositionBiasedClickModel(self.settings.click_model)
+        #: The bot accounts by account number (``simulate.bots``); none by default.
+        self.bots = plan_bots(self)
 
     def user_id(self, n: int) -> str:
         """The external id of simulated user ``n``."""
@@ -180,6 +183,8 @@ class Simulator:
 
     def user_events(self, n: int) -> dict[str, list[Any]]:
         """All events of user ``n`` over the simulated days, as columns."""
+        if n in self.bots:
+            return bot_events(self, n, self.bots[n])
         s = self.settings
         shopper = self.shopper(n)
         boards = self.boards_of(shopper)
@@ -317,9 +322,12 @@ def _to_table(cols: dict[str, list[Any]]) -> pa.Table:
 
 
 def write_tastes(ws: Workspace, sim: Simulator) -> None:
-    """Write every simulated shopper's true tastes to ``DIR/simulation/tastes.parquet``."""
+    """Write every simulated shopper's true tastes to ``DIR/simulation/tastes.parquet`` (bots
+    have none: ``simulation/bots.parquet`` lists them)."""
     rows: dict[str, list[Any]] = {"user_id": [], "attribute": [], "value": [], "rank": []}
     for n in range(sim.settings.users):
+        if n in sim.bots:
+            continue
         sh = sim.shopper(n)
         for a, favs in sh.favourites.items():
             for r, v in enumerate(favs):
@@ -364,6 +372,7 @@ def run_simulation(
     ws.init()
     ws.upsert_boards(boards)
     write_tastes(ws, sim)
+    write_bots(ws, sim.bots)
     report = ingest_events(ws, sim.tables(progress))
     events = ws.status()["events"]
     _log.info("simulation: %s", report.summary())

@@ -150,7 +150,8 @@ class VisualStep(SourceStep):
 
 
 class PopularStep(SourceStep):
-    """``popular/trending``: time-decayed, action-weighted engagement per item."""
+    """``popular/trending``: time-decayed, action-weighted engagement per item (bots' events
+    left out)."""
 
     name = "popular/trending"
 
@@ -163,7 +164,11 @@ class PopularStep(SourceStep):
         if ctx.has_events:
             cfg = pop.config
             t = popularity_table(
-                connect_engine(ctx.engine), ctx.ws.events.glob(), cfg.weights, cfg.half_life_days
+                connect_engine(ctx.engine),
+                ctx.ws.events.glob(),
+                cfg.weights,
+                cfg.half_life_days,
+                exclude_users=ctx.bots.exclude(),
             )
             idx = ctx.catalog.ids.indices(t.column("item_id").to_pylist(), missing=-1)
             ok = idx >= 0

@@ -185,7 +185,7 @@ def write_bots(ws: Workspace, bots: dict[int, BotAccount]) -> None:
         {
             k: pa.array([r[j] for r in rows], pa.string())
             for j, k in enumerate((C.USER_ID, "kind", C.ITEM_ID))
-        }  # fmt: skip
+        }
     )
     path = ws.root / BOTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -195,15 +195,21 @@ def simulate(
     users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
     days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    bot_share: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Share of the accounts that are bots.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Simulate shoppers over the workspace catalog and ingest their events."""
+    """Simulate shoppers (and bots, with --bot-share) over the workspace catalog and ingest
+    their events."""
     from moodboard.simulate import run_simulation
 
     s = _settings(workspace)
     cfg = s.simulate.model_copy(
         update={
-            k: v for k, v in {"users": users, "days": days, "seed": seed}.items() if v is not None
+            k: v
+            for k, v in {"users": users, "days": days, "seed": seed, "bot_share": bot_share}.items()
+            if v is not None
         }
     )
     with _errors(), progress_bar("simulating shoppers", total=cfg.users, quiet=as_json) as adv:

@@ -94,6 +94,7 @@ class SimulationResult:
     boards: int
     report: IngestReport
     events: dict[str, int] = field(default_factory=dict)
+    bots: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """For ``--json``."""
@@ -102,6 +103,7 @@ class SimulationResult:
             "sessions": self.sessions,
             "boards": self.boards,
             "events": self.events,
+            "bots": self.bots,
             **self.report.as_dict(),
         }
 
@@ -109,7 +111,9 @@ class SimulationResult:
         """One line."""
         ev = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
         return (
-            f"simulated {self.users} shoppers, {self.sessions} sessions, {self.boards} boards; "
+            f"simulated {self.users} shoppers"
+            + (f" ({self.bots} of them bots)" if self.bots else "")
+            + f", {self.sessions} sessions, {self.boards} boards; "
             f"events: {ev}; {self.report.summary()}"
         )
 
@@ -376,4 +380,6 @@ def run_simulation(
     report = ingest_events(ws, sim.tables(progress))
     events = ws.status()["events"]
     _log.info("simulation: %s", report.summary())
-    return SimulationResult(settings.users, sim.sessions, len(boards), report, events)
+    return SimulationResult(
+        settings.users, sim.sessions, len(boards), report, events, len(sim.bots)
+    )

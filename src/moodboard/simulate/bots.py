@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 BOTS_FILE = "simulation/bots.parquet"
 _S = 1_000_000  # microseconds in a second
-_COLUMNS = (
+#: The columns of a simulated account's events, in order.
+EVENT_COLUMNS = (
     C.EVENT_ID,
     C.TS,
     C.USER_ID,
@@ -92,7 +93,7 @@ class _Log:
 
     def __init__(self, seed: int, n: int, user: str) -> None:
         self.seed, self.n, self.user = seed, n, user
-        self.cols: dict[str, list[Any]] = {k: [] for k in _COLUMNS}
+        self.cols: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
         self.requests = 0
 
     def request(self) -> str:
@@ -102,7 +103,7 @@ class _Log:
     def __call__(self, ts: int, typ: str, item: str | None = None, **kw: Any) -> None:
         row = {C.TS: ts, C.USER_ID: self.user, C.TYPE: typ, C.ITEM_ID: item, **kw}
         row[C.EVENT_ID] = f"sim{self.seed}-{self.n}-{len(self.cols[C.EVENT_ID]) + 1}"
-        for k in _COLUMNS:
+        for k in EVENT_COLUMNS:
             self.cols[k].append(row.get(k))
 
 

@@ -23,7 +23,7 @@ from moodboard.config import SimulateSettings
 from moodboard.data import Board
 from moodboard.data import columns as C
 from moodboard.ingest import IngestReport, Workspace, ingest_events
-from moodboard.simulate.bots import bot_events, plan_bots, write_bots
+from moodboard.simulate.bots import EVENT_COLUMNS, bot_events, plan_bots, write_bots
 from moodboard.simulate.clickmodel import PositionBiasedClickModel
 from moodboard.simulate.world import Shopper, World
 
@@ -194,22 +194,7 @@ class Simulator:
         boards = self.boards_of(shopper)
         board_attr = "articleType" if "articleType" in self.world.codes else None
         rng = np.random.default_rng([s.seed, n, 1])
-        cols: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                C.EVENT_ID,
-                C.TS,
-                C.USER_ID,
-                C.TYPE,
-                C.ITEM_ID,
-                C.QUERY,
-                C.SURFACE,
-                C.POSITION,
-                C.REQUEST_ID,
-                C.BOARD_ID,
-                C.PROPENSITY,
-            )
-        }
+        cols: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
         counter = 0
         start_us = int(datetime.fromisoformat(s.start).timestamp() * 1e6)
 

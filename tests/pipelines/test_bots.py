@@ -4,7 +4,8 @@ filter on the build's popularity and the ranker's training labels do not lift th
 One seeded simulation over the mini catalog (300 accounts, 4 days, 4% bots: four of each
 kind, every kind pushing its own 3 items). The build's own code paths are used: the
 ``popular/trending`` step with its build context, and the labels the search ranker step
-trains on (``labels_table`` of ``BuildContext.events()``), once with ``[bots]`` on and once off.
+trains on (``labels_table`` of ``BuildContext.events()``) and the complementary categories,
+once with ``[bots]`` on and once off.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import pyarrow.compute as pc
 import pytest
 
 from mini import mini_products
+from moodboard.build.complements import workspace_complements
 from moodboard.build.context import BuildContext
+from moodboard.build.layout import part
 from moodboard.build.steps import PopularStep
 from moodboard.config import BotsConfig, Settings, SimulateSettings
 from moodboard.data import columns as C
 from moodboard.ingest import Workspace, ingest_catalog
-from moodboard.pipelines import RULES, labels_table
+from moodboard.pipelines import RULES, Bots, labels_table
 from moodboard.retrieve.registry import load_source
 from moodboard.simulate import Simulator, World, load_bots, load_tastes, run_simulation
 
@@ -118,3 +121,25 @@ def test_bots_leave_the_shoppers_logs_unchanged(sim_ws: Workspace) -> None:
     assert with_bots.user_events(human) == without.user_events(human)
     assert with_bots.user_events(bot) == Simulator(world, SIM).user_events(bot)  # same seed
     assert with_bots.user_events(bot)[C.USER_ID][0] == without.user_events(bot)[C.USER_ID][0]
+
+
+def test_bots_campaigns_make_no_complementary_categories_with_the_filter(
+    sim_ws: Workspace,
+) -> None:
+    ctx = _context(sim_ws, True)
+    category = dict(zip(ctx.catalog.ids.external_ids, ctx.catalog.category, strict=True))
+    campaign_pairs = {
+        (category[a], category[b])
+        for bot in load_bots(sim_ws).values()
+        for a in bot.targets
+        for b in bot.targets
+        if category[a] != category[b]
+    }
+    cfg = part("related/complements").config(ctx.settings)  # type: ignore[misc]
+
+    def learned(bots: Bots | None) -> set[tuple[str, str]]:
+        comp = workspace_complements(sim_ws, ctx.catalog, cfg, "duckdb", bots)
+        return {(a, c.category) for a, cs in comp.pairs.items() for c in cs}
+
+    assert len(learned(None) & campaign_pairs) >= 4  # the bots' items, seen "together"
+    assert not learned(ctx.bots) & campaign_pairs

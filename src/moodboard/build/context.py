@@ -75,7 +75,8 @@ class BuildContext:
 
     def events(self) -> ir.Table:
         """The event log on the build's engine without the flagged accounts' events: what
-        every step that learns from engagement reads (popularity, labels, histories, queries).
+        every step that learns from engagement reads (labels, histories, queries; popularity and
+        complements leave ``bots`` out of their own reads).
 
         Raises
         ------

@@ -194,7 +194,7 @@ class ComplementsStep(BuildStep):
 
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
         cfg = part(self.name).config(ctx.settings)  # type: ignore[misc]
-        comp = workspace_complements(ctx.ws, ctx.catalog, cfg, ctx.engine)  # type: ignore[arg-type]
+        comp = workspace_complements(ctx.ws, ctx.catalog, cfg, ctx.engine, ctx.bots)  # type: ignore[arg-type]
         comp.save(out / self.folder)
         return {
             self.name: {

@@ -20,6 +20,7 @@ import pyarrow as pa
 from moodboard.config import Settings
 from moodboard.data import Catalog
 from moodboard.data import columns as C
+from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.pipelines import connect
 from moodboard.pipelines.bots import BOTS_SCHEMA, Bots, bots_table
@@ -80,9 +81,11 @@ class BuildContext:
 
         Raises
         ------
-        FileNotFoundError
+        InputError
             If the workspace has no events (check ``has_events`` first).
         """
+        if not self.has_events:
+            raise InputError(f"The workspace {self.ws.root} has no events: ingest some first.")
         raw = connect(self.engine).read_parquet(self.ws.events.glob())
         if not self.bots.flagged.num_rows:
             return raw

@@ -144,3 +144,14 @@ def test_build_of_an_empty_workspace_says_what_to_do(tmp_path: Path) -> None:
 def test_build_engine_must_be_duckdb_or_spark(tmp_path: Path) -> None:
     res = runner.invoke(app, ["build", "-w", str(tmp_path / "ws"), "--engine", "presto"])
     assert res.exit_code == 2 and "duckdb or spark" in res.output
+
+
+def test_status_shows_the_accounts_the_live_build_filtered_as_bots(mini_engine) -> None:
+    from moodboard.pipelines import RULES
+
+    ws = str(mini_engine.root)
+    st = json.loads(runner.invoke(app, ["status", "-w", ws, "--json"]).stdout)
+    # the mini engine's 300 simulated shoppers and planted sessions: nobody is a bot
+    assert st["bots"] == {"enabled": True, "flagged": 0, "by_rule": dict.fromkeys(RULES, 0)}
+    res = runner.invoke(app, ["status", "-w", ws])
+    assert res.exit_code == 0 and "accounts filtered as bots" in res.stdout

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from moodboard.config import BotsConfig
 from moodboard.data import columns as C
 from moodboard.ingest import EVENT_SCHEMA, Workspace
 from moodboard.pipelines import (
@@ -35,6 +36,7 @@ from moodboard.pipelines import (
     PipelinesConfig,
     SequencesConfig,
     SplitsConfig,
+    bots_table,
     coengagement,
     coengagement_graph_table,
     connect,
@@ -168,6 +170,7 @@ def outputs(ws: Workspace, spark: ibis.BaseBackend) -> dict[str, dict[str, pa.Ta
         "split_time",
         "split_leave_last_out",
         "labels",
+        "bots",
     ],
 )
 def test_every_pipeline_is_exactly_equal_on_duckdb_and_spark(outputs: dict, name: str) -> None:
@@ -220,6 +223,46 @@ def test_bots_are_removed_and_reported(outputs: dict) -> None:
     assert removed[0]["peak_per_minute"] == 75  # 0.8 s apart: 75 clicks within any 60 s
     assert removed[1]["n_actions"] == 320
     assert not {"bot-fast", "bot-slow"} & set(out["interactions"][C.USER_ID].to_pylist())
+
+
+#: Thresholds low enough that the hand-made log's shoppers trip every rule (on both engines).
+TOUCHY = BotsConfig(
+    max_per_minute=40,
+    max_per_day=300,
+    max_same_query_per_day=1,
+    max_gap_cv=0.6,
+    min_gaps=3,
+    min_item_entropy=2.5,
+    min_entropy_actions=6,
+)
+
+
+def test_bot_rules_flag_the_same_accounts_with_the_same_statistics_on_both_engines(
+    ws: Workspace, spark: ibis.BaseBackend
+) -> None:
+    duck, spk = (
+        bots_table(con.read_parquet(ws.events.glob()), TOUCHY) for con in (connect("duckdb"), spark)
+    )
+    assert duck.flagged.equals(spk.flagged), _first_difference(duck.flagged, spk.flagged)
+    assert all(n > 0 for n in duck.counts().values()), duck.counts()  # every rule fired
+    stats = duck.flagged.to_pylist()
+    assert {r["user_id"]: r["rule"] for r in stats if r["user_id"].startswith("bot")} == {
+        "bot-fast": "per_minute",
+        "bot-slow": "per_day",
+    }
+    cv = [r["gap_cv"] for r in stats if r["gap_cv"] is not None]
+    assert len({round(x, 3) for x in cv}) > 5  # real, varied floating statistics were compared
+
+
+def test_default_bot_rules_flag_only_the_bots(outputs: dict) -> None:
+    got = outputs["duckdb"]["bots"].to_pylist()
+    assert [(r["user_id"], r["rule"]) for r in got] == [
+        ("bot-fast", "per_minute"),  # 75 clicks within a minute
+        ("bot-slow", "regular_gaps"),  # a click every 2 minutes on the dot (320: under 1,000)
+    ]
+    p = np.array([22, 22, 22, 21, 21, 21, 21]) / 150  # bot-fast's 150 clicks over 7 items
+    assert got[0]["item_entropy"] == round(float(-(p * np.log2(p)).sum()), 6)
+    assert got[1]["gap_cv"] == 0.0
 
 
 def test_interactions_are_deduplicated_weighted_human_actions(log: pa.Table, outputs: dict) -> None:
@@ -338,6 +381,13 @@ def test_popularity_is_exactly_equal_on_duckdb_and_spark(
     )
     assert duck.num_rows > 0 and max(duck.column("score").to_pylist()) > 0
     assert duck.equals(spk), _first_difference(duck, spk)
+    bots = ibis.memtable({C.USER_ID: ["bot-fast", "bot-slow"]})  # as the build leaves bots out
+    duck_h, spk_h = (
+        popularity_table(con, ws.events.glob(), ACTION_WEIGHTS, 7.0, exclude_users=bots)
+        for con in (connect("duckdb"), spark)
+    )
+    assert duck_h.equals(spk_h), _first_difference(duck_h, spk_h)
+    assert not duck_h.equals(duck)  # the bots' clicks counted before
 
 
 @pytest.mark.parametrize(("window", "as_of"), [(30.0, None), (7.5, AS_OF)], ids=["all", "as_of"])

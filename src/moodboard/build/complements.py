@@ -21,6 +21,7 @@ from moodboard.data import Catalog
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace
 from moodboard.pipelines import connect
+from moodboard.pipelines.bots import Bots
 from moodboard.pipelines.coengagement import GROUP, coengagement_table
 from moodboard.surfaces.complements import Complement, Complements
 
@@ -28,18 +29,30 @@ _log = logging.getLogger(__name__)
 
 
 def workspace_complements(
-    ws: Workspace, catalog: Catalog, cfg: ComplementsConfig, engine: str
+    ws: Workspace,
+    catalog: Catalog,
+    cfg: ComplementsConfig,
+    engine: str,
+    bots: Bots | None = None,
 ) -> Complements:
-    """Complementary categories from sessions and boards (saves and the boards table)."""
+    """Complementary categories from sessions and boards (saves and the boards table), the
+    ``bots``' sessions and boards left out."""
     groups: list[str] = []
     ids: list[str] = []
+    flagged = set(bots.user_ids) if bots is not None else set()
     if ws.events.files():
         t = coengagement_table(
-            connect(engine), ws.events.glob(), cfg.actions, cfg.session_gap_minutes
+            connect(engine),
+            ws.events.glob(),
+            cfg.actions,
+            cfg.session_gap_minutes,
+            exclude_users=bots.exclude() if bots is not None else None,
         )
         groups += t.column(GROUP).to_pylist()
         ids += t.column("item_id").to_pylist()
     for board in ws.boards():
+        if board.user_id in flagged:
+            continue
         groups += [f"b:{board.id}"] * len(board.item_ids)
         ids += list(board.item_ids)
     idx = catalog.ids.indices(ids, missing=-1)

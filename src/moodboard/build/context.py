@@ -1,8 +1,9 @@
 """What the build steps read: the workspace's catalog and engagement, each computed once.
 
 A ``BuildContext`` holds the catalog snapshot and the settings; the inputs several steps share
-(text and image embeddings, users' sequences, search queries) are computed on first use and
-kept for the next step that asks.
+(text and image embeddings, users' sequences, search queries, the accounts flagged as bots) are
+computed on first use and kept for the next step that asks. Steps that learn from engagement
+read ``events()``: the log without the bots' events.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
 from moodboard.config import Settings
 from moodboard.data import Catalog
+from moodboard.data import columns as C
+from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.pipelines import connect
+from moodboard.pipelines.bots import BOTS_SCHEMA, Bots, bots_table
 from moodboard.pipelines.interactions import interactions
 from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
 from moodboard.understand.cache import EmbeddingCache
@@ -60,6 +65,31 @@ class BuildContext:
     def has_events(self) -> bool:
         """Whether the workspace holds any engagement."""
         return bool(self.ws.events.files())
+
+    @cached_property
+    def bots(self) -> Bots:
+        """The accounts flagged as bots (``pipelines.bots`` with ``settings.bots``)."""
+        if not self.has_events:
+            return Bots(BOTS_SCHEMA.empty_table(), self.settings.bots)
+        raw = connect(self.engine).read_parquet(self.ws.events.glob())
+        return bots_table(raw, self.settings.bots)
+
+    def events(self) -> ir.Table:
+        """The event log on the build's engine without the flagged accounts' events: what
+        every step that learns from engagement reads (labels, histories, queries; popularity and
+        complements leave ``bots`` out of their own reads).
+
+        Raises
+        ------
+        InputError
+            If the workspace has no events (check ``has_events`` first).
+        """
+        if not self.has_events:
+            raise InputError(f"The workspace {self.ws.root} has no events: ingest some first.")
+        raw = connect(self.engine).read_parquet(self.ws.events.glob())
+        if not self.bots.flagged.num_rows:
+            return raw
+        return raw.anti_join(self.bots.exclude(), C.USER_ID)
 
     def _cache(self, dim: int, name: str) -> EmbeddingCache:
         return EmbeddingCache(self.ws.root / "cache" / "embeddings", dim, name)
@@ -104,7 +134,7 @@ class BuildContext:
         if not self.has_events:
             return [], [], []
         length = self.settings.surfaces.feed.history_length
-        acts = interactions(connect(self.engine).read_parquet(self.ws.events.glob()), keep_us=True)
+        acts = interactions(self.events(), keep_us=True)
         t = sequences_table(acts, SequencesConfig(max_length=length))
         users, seqs, weights = [], [], []
         for user, ids, w in zip(
@@ -128,6 +158,6 @@ class BuildContext:
         """The text of every logged search."""
         if not self.has_events:
             return []
-        t = connect(self.engine).read_parquet(self.ws.events.glob())
+        t = self.events()
         q = t.filter((t.type == "search") & t.query.notnull()).select("query")
         return [r for r in q.to_pyarrow().column(0).to_pylist() if r]

@@ -23,7 +23,7 @@ from moodboard.build.heldout import heldout_search_gain, popularity_as_of
 from moodboard.build.layout import part_path
 from moodboard.build.steps import BuildStep
 from moodboard.data import columns as C
-from moodboard.pipelines import connect, labels_table
+from moodboard.pipelines import labels_table
 from moodboard.rank import (
     LAMBDAMART,
     ChainCandidates,
@@ -108,7 +108,7 @@ class SearchRankerStep(BuildStep):
             reason = "the workspace has no events: search is not re-ranked"
             return {self.name: {"path": None, "component": "rank/noop", "trained": False,
                                 "reason": reason, "n_queries": 0}}  # fmt: skip
-        events = connect(ctx.engine).read_parquet(ctx.ws.events.glob())
+        events = ctx.events()  # without the bots' events
         labels = labels_table(events, settings.labels)
         queries = [q for q in labels.column(C.QUERY).to_pylist() if q and q.strip()]
         chain = self._chain(ctx, out, queries)

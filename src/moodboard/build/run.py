@@ -115,6 +115,7 @@ def build(
                 "users": status["users"],
             },
             "components": components,
+            "bots": ctx.bots.as_dict(),
             "timings_s": timings,
         }
         new.publish(manifest, settings.build.keep_versions)

@@ -150,7 +150,8 @@ class VisualStep(SourceStep):
 
 
 class PopularStep(SourceStep):
-    """``popular/trending``: time-decayed, action-weighted engagement per item."""
+    """``popular/trending``: time-decayed, action-weighted engagement per item (bots' events
+    left out)."""
 
     name = "popular/trending"
 
@@ -163,7 +164,11 @@ class PopularStep(SourceStep):
         if ctx.has_events:
             cfg = pop.config
             t = popularity_table(
-                connect_engine(ctx.engine), ctx.ws.events.glob(), cfg.weights, cfg.half_life_days
+                connect_engine(ctx.engine),
+                ctx.ws.events.glob(),
+                cfg.weights,
+                cfg.half_life_days,
+                exclude_users=ctx.bots.exclude(),
             )
             idx = ctx.catalog.ids.indices(t.column("item_id").to_pylist(), missing=-1)
             ok = idx >= 0
@@ -189,7 +194,7 @@ class ComplementsStep(BuildStep):
 
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
         cfg = part(self.name).config(ctx.settings)  # type: ignore[misc]
-        comp = workspace_complements(ctx.ws, ctx.catalog, cfg, ctx.engine)  # type: ignore[arg-type]
+        comp = workspace_complements(ctx.ws, ctx.catalog, cfg, ctx.engine, ctx.bots)  # type: ignore[arg-type]
         comp.save(out / self.folder)
         return {
             self.name: {

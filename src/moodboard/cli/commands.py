@@ -157,13 +157,20 @@ def print_status(status: dict[str, Any]) -> None:
     if status.get("impressions_dropped"):
         t.add_row("impressions a server failed to log", f"{status['impressions_dropped']:,}")
     t.add_row("artifact", str(status["artifact"]))
+    if status.get("bots"):
+        bots = status["bots"]
+        rules = ", ".join(f"{r} {n:,}" for r, n in bots["by_rule"].items() if n)
+        filtered = f"{bots['flagged']:,}" + (f" ({rules})" if rules else "")
+        t.add_row("accounts filtered as bots", filtered if bots["enabled"] else "off")
     out.print(t)
 
 
 @app.command()
 def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Counts of products, users, boards and events by type (``events_pending``: accepted by
-    a server, still in its WAL), and the live artifact."""
+    a server, still in its WAL), the live artifact, and how many accounts its build filtered
+    as bots, by rule (``bots``)."""
+    from moodboard.build.layout import read_manifest
     from moodboard.ingest.walread import pending_count
     from moodboard.serve.dropped import dropped_impressions
 
@@ -172,6 +179,10 @@ def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         st = ws.status()
         st["events_pending"] = pending_count(ws) if ws.exists() else 0
         st["impressions_dropped"] = dropped_impressions(ws.root)
+        if st["artifact"]:
+            bots = read_manifest(ws.version_path(st["artifact"])).get("bots")
+            if bots is not None:
+                st["bots"] = bots
     if as_json:
         out.print_json(json.dumps(st))
     else:
@@ -184,15 +195,21 @@ def simulate(
     users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
     days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    bot_share: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Share of the accounts that are bots.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Simulate shoppers over the workspace catalog and ingest their events."""
+    """Simulate shoppers (and bots, with --bot-share) over the workspace catalog and ingest
+    their events."""
     from moodboard.simulate import run_simulation
 
     s = _settings(workspace)
     cfg = s.simulate.model_copy(
         update={
-            k: v for k, v in {"users": users, "days": days, "seed": seed}.items() if v is not None
+            k: v
+            for k, v in {"users": users, "days": days, "seed": seed, "bot_share": bot_share}.items()
+            if v is not None
         }
     )
     with _errors(), progress_bar("simulating shoppers", total=cfg.users, quiet=as_json) as adv:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -20,6 +21,7 @@ from pydantic_settings import (
 )
 
 from moodboard.config.models import (
+    BotsConfig,
     DenseConfig,
     FuseSettings,
     InterestsConfig,
@@ -49,6 +51,7 @@ from moodboard.config.surfaces import (
 
 __all__ = [
     "BoardConfig",
+    "BotsConfig",
     "BuildSettings",
     "ClickModelSettings",
     "ComplementsConfig",
@@ -141,6 +144,14 @@ class SimulateSettings(_Section):
     page_size: int = Field(default=24, ge=1)
     start: str = "2026-01-05"
     click_model: ClickModelSettings = ClickModelSettings()
+    #: Share of the accounts that are bots (``simulate.bots``); 0: shoppers only.
+    bot_share: float = Field(default=0.0, ge=0, le=1)
+    #: The kinds of bots, given to the bot accounts in turn.
+    bot_kinds: tuple[Literal["click_flood", "save_spam", "query_burst"], ...] = Field(
+        default=("click_flood", "save_spam", "query_burst"), min_length=1
+    )
+    #: The items each kind of bot pushes (one campaign per kind, shared by its bots).
+    bot_targets: int = Field(default=3, ge=1)
 
 
 class ServeSettings(_Section):
@@ -214,6 +225,7 @@ class Settings(BaseSettings):
     build: BuildSettings = BuildSettings()
     retrieve: RetrieveSettings = RetrieveSettings()
     rank: RankSettings = RankSettings()
+    bots: BotsConfig = BotsConfig()
     understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
 

@@ -32,6 +32,7 @@ _Frozen = SourceConfig
 FuseSettings = FuseConfig
 
 __all__ = [
+    "BotsConfig",
     "DenseConfig",
     "FuseSettings",
     "InterestsConfig",
@@ -70,6 +71,52 @@ class LabelsConfig(_Frozen):
     """
 
     window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+
+
+class BotsConfig(_Frozen):
+    """``[bots]``: the named rules that flag an account as a bot (``pipelines.bots``).
+
+    Each rule reads one statistic of the account's deduplicated events; an account is flagged
+    by the first rule, in this order, whose statistic crosses its threshold. Flagged accounts'
+    events are left out of what training and serving read (popularity, labels, histories).
+
+    Attributes
+    ----------
+    enabled
+        Flag accounts at all (False: nobody is flagged, every event counts).
+    max_per_minute
+        ``per_minute``: more actions (click, save, add_to_cart, purchase) than this within
+        any 60 seconds.
+    max_per_day
+        ``per_day``: more actions than this on one UTC day.
+    max_same_query_per_day
+        ``repeated_query``: one query text searched more times than this on one UTC day.
+    max_gap_cv
+        ``regular_gaps``: the times between consecutive events of one type (searches, clicks,
+        saves, ...) vary less than this (coefficient of variation: standard deviation /
+        mean, gaps in whole seconds capped at a day), over at least ``min_gaps`` gaps.
+    min_gaps
+        The fewest gaps of one type ``regular_gaps`` judges.
+    max_gap_minutes
+        Gaps this long or longer are breaks between sessions: ``regular_gaps`` does not judge
+        them.
+    min_item_entropy
+        ``item_entropy``: the actions are spread over the items with less entropy than this
+        (bits: log2 of the number of items when spread evenly), over at least
+        ``min_entropy_actions`` actions.
+    min_entropy_actions
+        The fewest actions ``item_entropy`` judges.
+    """
+
+    enabled: bool = True
+    max_per_minute: int = Field(default=30, ge=1)
+    max_per_day: int = Field(default=1_000, ge=1)
+    max_same_query_per_day: int = Field(default=12, ge=1)
+    max_gap_cv: float = Field(default=0.05, ge=0)
+    min_gaps: int = Field(default=10, ge=2)
+    max_gap_minutes: float = Field(default=30.0, gt=0)
+    min_item_entropy: float = Field(default=2.0, ge=0)
+    min_entropy_actions: int = Field(default=30, ge=1)
 
 
 class RankSettings(_Frozen):

@@ -1,5 +1,6 @@
 """Batch jobs written once as Ibis expressions, run on DuckDB (default) or Spark."""
 
+from moodboard.pipelines.bots import RULES, Bots, account_stats, bots_table, flag_bots
 from moodboard.pipelines.coengagement import (
     GraphConfig,
     coengagement,
@@ -37,6 +38,8 @@ __all__ = [
     "LABEL",
     "LABELS_SCHEMA",
     "OUTPUTS",
+    "RULES",
+    "Bots",
     "Engine",
     "GraphConfig",
     "Interactions",
@@ -45,11 +48,14 @@ __all__ = [
     "PipelinesConfig",
     "SequencesConfig",
     "SplitsConfig",
+    "account_stats",
+    "bots_table",
     "coengagement",
     "coengagement_graph",
     "coengagement_graph_table",
     "coengagement_table",
     "connect",
+    "flag_bots",
     "impression_labels",
     "interactions",
     "interactions_table",

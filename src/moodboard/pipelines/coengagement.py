@@ -123,9 +123,14 @@ def coengagement_table(
     events_glob: str,
     actions: Sequence[str],
     gap_minutes: float = 30.0,
+    *,
+    exclude_users: ir.Table | None = None,
 ) -> pa.Table:
-    """Run ``coengagement`` over Parquet event parts on a backend."""
+    """Run ``coengagement`` over Parquet event parts on a backend (``exclude_users``, a table
+    with a ``user_id`` column, left out)."""
     events = backend.read_parquet(events_glob)
+    if exclude_users is not None:
+        events = events.anti_join(exclude_users.select(C.USER_ID), C.USER_ID)
     return coengagement(events, actions, gap_minutes).to_pyarrow()
 
 

@@ -193,6 +193,33 @@ def actions(events: ir.Table, config: InteractionsConfig | None = None) -> ir.Ta
     )
 
 
+def action_rates(acts: ir.Table) -> ir.Table:
+    """Each user's action count and peak actions within 60 seconds and on one UTC day.
+
+    Parameters
+    ----------
+    acts
+        Actions with ``ts_us`` (:func:`actions`).
+
+    Returns
+    -------
+    ir.Table
+        ``user_id, n_actions, peak_per_minute, peak_per_day`` (int64), one row per user.
+    """
+    minute = ibis.window(group_by=acts[C.USER_ID], order_by=acts[US], range=(-(_MINUTE_US - 1), 0))
+    rated = acts.mutate(_in_minute=acts[C.EVENT_ID].count().over(minute))
+    per_day = rated.group_by(C.USER_ID, _day=rated[C.TS].date()).aggregate(
+        _n=rated[C.EVENT_ID].count(), _peak_minute=rated._in_minute.max()
+    )
+    return per_day.group_by(C.USER_ID).aggregate(
+        **{
+            N_ACTIONS: per_day._n.sum().cast("int64"),
+            PEAK_MINUTE: per_day._peak_minute.max().cast("int64"),
+            PEAK_DAY: per_day._n.max().cast("int64"),
+        }
+    )
+
+
 def removed_users(acts: ir.Table, config: InteractionsConfig | None = None) -> ir.Table:
     """Users whose action rates are not human, from :func:`actions`.
 
@@ -203,18 +230,7 @@ def removed_users(acts: ir.Table, config: InteractionsConfig | None = None) -> i
         on one UTC day, and the reason (``per_minute``, ``per_day`` or ``per_minute+per_day``).
     """
     cfg = config or InteractionsConfig()
-    minute = ibis.window(group_by=acts[C.USER_ID], order_by=acts[US], range=(-(_MINUTE_US - 1), 0))
-    rated = acts.mutate(_in_minute=acts[C.EVENT_ID].count().over(minute))
-    per_day = rated.group_by(C.USER_ID, _day=rated[C.TS].date()).aggregate(
-        _n=rated[C.EVENT_ID].count(), _peak_minute=rated._in_minute.max()
-    )
-    users = per_day.group_by(C.USER_ID).aggregate(
-        **{
-            N_ACTIONS: per_day._n.sum().cast("int64"),
-            PEAK_MINUTE: per_day._peak_minute.max().cast("int64"),
-            PEAK_DAY: per_day._n.max().cast("int64"),
-        }
-    )
+    users = action_rates(acts)
     fast = users[PEAK_MINUTE] > cfg.max_per_minute
     many = users[PEAK_DAY] > cfg.max_per_day
     reason = ibis.cases((fast & many, "per_minute+per_day"), (fast, "per_minute"), else_="per_day")

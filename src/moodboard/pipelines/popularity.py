@@ -19,6 +19,8 @@ def popularity(
     weights: Mapping[str, float],
     half_life_days: float = 7.0,
     now: datetime | None = None,
+    *,
+    exclude_users: ir.Table | None = None,
 ) -> ir.Table:
     """``item_id, score``: sum of action weights, halved every ``half_life_days`` before the
     reference time: the newest event of the log, or ``now`` (default: the current time) if
@@ -28,7 +30,12 @@ def popularity(
     Exact on DuckDB and Spark alike: times are integer microseconds, constants are DOUBLEs, and
     each contribution is rounded to 1e-9 and summed as an integer (a float sum's value would
     depend on the order an engine adds in).
+
+    ``exclude_users``: a table with a ``user_id`` column (e.g. ``Bots.exclude()``) whose
+    events are left out, reference time included.
     """
+    if exclude_users is not None:
+        events = events.anti_join(exclude_users.select(C.USER_ID), C.USER_ID)
     limit = ibis.literal(datetime_us(now or datetime.now(UTC)), "int64")
     newest = events.aggregate(_newest=ibis.least(epoch_us(events[C.TS].max()), limit))
     w = ibis.cases(
@@ -52,7 +59,11 @@ def popularity_table(
     weights: Mapping[str, float],
     half_life_days: float = 7.0,
     now: datetime | None = None,
+    *,
+    exclude_users: ir.Table | None = None,
 ) -> pa.Table:
-    """Run ``popularity`` over Parquet event parts on a backend."""
+    """Run ``popularity`` over Parquet event parts on a backend (``exclude_users``' events left
+    out)."""
     events = backend.read_parquet(events_glob)
-    return popularity(events, weights, half_life_days, now).order_by(C.ITEM_ID).to_pyarrow()
+    out = popularity(events, weights, half_life_days, now, exclude_users=exclude_users)
+    return out.order_by(C.ITEM_ID).to_pyarrow()

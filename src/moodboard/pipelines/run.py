@@ -10,8 +10,10 @@ import ibis
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.config import BotsConfig
 from moodboard.data import columns as C
 from moodboard.ingest import EVENT_SCHEMA, Workspace
+from moodboard.pipelines.bots import BOTS_SCHEMA, flag_bots
 from moodboard.pipelines.coengagement import GraphConfig, coengagement_graph_table
 from moodboard.pipelines.engine import Engine, connect
 from moodboard.pipelines.interactions import (
@@ -38,6 +40,7 @@ OUTPUTS: Final = (
     "split_time",
     "split_leave_last_out",
     "labels",
+    "bots",
 )
 
 
@@ -51,6 +54,7 @@ class PipelinesConfig(BaseModel):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    bots: BotsConfig = Field(default_factory=BotsConfig)
 
 
 def run_pipelines(
@@ -58,8 +62,9 @@ def run_pipelines(
     engine: Engine | ibis.BaseBackend = "duckdb",
     config: PipelinesConfig | None = None,
 ) -> dict[str, pa.Table]:
-    """Run interactions, removed users, sequences, the co-engagement graph, both splits and
-    the impression labels (bots' impressions left out).
+    """Run interactions, removed users, sequences, the co-engagement graph, both splits, the
+    impression labels (the impressions of removed users and of flagged bots left out) and the
+    accounts flagged as bots (``pipelines.bots``).
 
     The interactions are computed once (cached on the engine) and feed the other jobs. Every
     table is sorted by a unique key, so the same log gives the same tables on either engine.
@@ -95,6 +100,8 @@ def run_pipelines(
     acts = actions(events, cfg.interactions).cache()
     bots = removed_users(acts, cfg.interactions)
     kept = acts.anti_join(bots.select(C.USER_ID), C.USER_ID).cache()  # = interactions(...)
+    flagged = flag_bots(events, cfg.bots).cache()
+    unlabelled = bots.select(C.USER_ID).union(flagged.select(C.USER_ID))
     try:
         out = {
             "interactions": fetch(kept, INTERACTIONS_SCHEMA, INTERACTIONS_KEY),
@@ -104,12 +111,14 @@ def run_pipelines(
             "split_time": time_split_table(kept, cfg.splits),
             "split_leave_last_out": leave_last_out_table(kept, cfg.splits),
             "labels": fetch(
-                impression_labels(events, cfg.labels, exclude_users=bots),
+                impression_labels(events, cfg.labels, exclude_users=unlabelled),
                 LABELS_SCHEMA,
                 LABELS_KEY,
             ),
+            "bots": fetch(flagged, BOTS_SCHEMA, (C.USER_ID,)),
         }
     finally:
+        flagged.release()
         kept.release()
         acts.release()
     _log.info(

@@ -1,5 +1,7 @@
-"""Simulated shoppers over a real catalog: known tastes, a position-biased click model."""
+"""Simulated shoppers over a real catalog: known tastes, a position-biased click model, and
+optional bot accounts (``bots``)."""
 
+from moodboard.simulate.bots import BotAccount, load_bots
 from moodboard.simulate.clickmodel import Outcome, PositionBiasedClickModel
 from moodboard.simulate.run import (
     PageSource,
@@ -14,6 +16,7 @@ from moodboard.simulate.world import TASTE_ATTRIBUTES, Shopper, World
 
 __all__ = [
     "TASTE_ATTRIBUTES",
+    "BotAccount",
     "Outcome",
     "PageSource",
     "PositionBiasedClickModel",
@@ -23,6 +26,7 @@ __all__ = [
     "SimulationResult",
     "Simulator",
     "World",
+    "load_bots",
     "load_tastes",
     "run_simulation",
 ]

@@ -23,6 +23,7 @@ from moodboard.config import SimulateSettings
 from moodboard.data import Board
 from moodboard.data import columns as C
 from moodboard.ingest import IngestReport, Workspace, ingest_events
+from moodboard.simulate.bots import EVENT_COLUMNS, bot_events, plan_bots, write_bots
 from moodboard.simulate.clickmodel import PositionBiasedClickModel
 from moodboard.simulate.world import Shopper, World
 
@@ -93,6 +94,7 @@ class SimulationResult:
     boards: int
     report: IngestReport
     events: dict[str, int] = field(default_factory=dict)
+    bots: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """For ``--json``."""
@@ -101,6 +103,7 @@ class SimulationResult:
             "sessions": self.sessions,
             "boards": self.boards,
             "events": self.events,
+            "bots": self.bots,
             **self.report.as_dict(),
         }
 
@@ -108,7 +111,9 @@ class SimulationResult:
         """One line."""
         ev = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
         return (
-            f"simulated {self.users} shoppers, {self.sessions} sessions, {self.boards} boards; "
+            f"simulated {self.users} shoppers"
+            + (f" ({self.bots} of them bots)" if self.bots else "")
+            + f", {self.sessions} sessions, {self.boards} boards; "
             f"events: {ev}; {self.report.summary()}"
         )
 
@@ -136,6 +141,8 @@ class Simulator:
         self.settings = settings or SimulateSettings()
         self.pages = pages or RandomizedBrowser(world)
         self.click_model = PositionBiasedClickModel(self.settings.click_model)
+        #: The bot accounts by account number (``simulate.bots``); none by default.
+        self.bots = plan_bots(self)
 
     def user_id(self, n: int) -> str:
         """The external id of simulated user ``n``."""
@@ -180,27 +187,14 @@ class Simulator:
 
     def user_events(self, n: int) -> dict[str, list[Any]]:
         """All events of user ``n`` over the simulated days, as columns."""
+        if n in self.bots:
+            return bot_events(self, n, self.bots[n])
         s = self.settings
         shopper = self.shopper(n)
         boards = self.boards_of(shopper)
         board_attr = "articleType" if "articleType" in self.world.codes else None
         rng = np.random.default_rng([s.seed, n, 1])
-        cols: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                C.EVENT_ID,
-                C.TS,
-                C.USER_ID,
-                C.TYPE,
-                C.ITEM_ID,
-                C.QUERY,
-                C.SURFACE,
-                C.POSITION,
-                C.REQUEST_ID,
-                C.BOARD_ID,
-                C.PROPENSITY,
-            )
-        }
+        cols: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
         counter = 0
         start_us = int(datetime.fromisoformat(s.start).timestamp() * 1e6)
 
@@ -317,9 +311,12 @@ def _to_table(cols: dict[str, list[Any]]) -> pa.Table:
 
 
 def write_tastes(ws: Workspace, sim: Simulator) -> None:
-    """Write every simulated shopper's true tastes to ``DIR/simulation/tastes.parquet``."""
+    """Write every simulated shopper's true tastes to ``DIR/simulation/tastes.parquet`` (bots
+    have none: ``simulation/bots.parquet`` lists them)."""
     rows: dict[str, list[Any]] = {"user_id": [], "attribute": [], "value": [], "rank": []}
     for n in range(sim.settings.users):
+        if n in sim.bots:
+            continue
         sh = sim.shopper(n)
         for a, favs in sh.favourites.items():
             for r, v in enumerate(favs):
@@ -364,7 +361,10 @@ def run_simulation(
     ws.init()
     ws.upsert_boards(boards)
     write_tastes(ws, sim)
+    write_bots(ws, sim.bots)
     report = ingest_events(ws, sim.tables(progress))
     events = ws.status()["events"]
     _log.info("simulation: %s", report.summary())
-    return SimulationResult(settings.users, sim.sessions, len(boards), report, events)
+    return SimulationResult(
+        settings.users, sim.sessions, len(boards), report, events, len(sim.bots)
+    )

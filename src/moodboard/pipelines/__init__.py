@@ -16,9 +16,14 @@ from moodboard.pipelines.interactions import (
     removed_users,
 )
 from moodboard.pipelines.labels import (
+    HEADS,
+    HEADS_SCHEMA,
     LABEL,
     LABELS_SCHEMA,
     LabelsConfig,
+    head_actions,
+    heads_table,
+    impression_heads,
     impression_labels,
     labels_table,
 )
@@ -34,6 +39,8 @@ from moodboard.pipelines.splits import (
 )
 
 __all__ = [
+    "HEADS",
+    "HEADS_SCHEMA",
     "LABEL",
     "LABELS_SCHEMA",
     "OUTPUTS",
@@ -50,6 +57,9 @@ __all__ = [
     "coengagement_graph_table",
     "coengagement_table",
     "connect",
+    "head_actions",
+    "heads_table",
+    "impression_heads",
     "impression_labels",
     "interactions",
     "interactions_table",

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from moodboard.data import columns as C
 from moodboard.ingest import EVENT_SCHEMA
 from moodboard.pipelines import LabelsConfig, connect, labels_table
-from moodboard.pipelines.labels import HEADS, heads_table
+from moodboard.pipelines.interactions import fetch
+from moodboard.pipelines.labels import HEADS, HEADS_SCHEMA, LABELS_KEY, impression_heads
 
 T = datetime(2026, 1, 5, 10, 0, 0)
 
@@ -128,6 +129,10 @@ HEADS_OF = {
     "i": set(),  # the click came before the impression
     "j": set(),  # past the window, and another request's click
 }
+
+
+def heads_table(events: ibis.Table, config: LabelsConfig | None = None) -> pa.Table:
+    return fetch(impression_heads(events, config), HEADS_SCHEMA, LABELS_KEY)
 
 
 def test_heads_are_one_binary_label_per_action_on_the_same_rows() -> None:

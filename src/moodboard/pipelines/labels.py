@@ -96,6 +96,17 @@ HEADS_SCHEMA: Final = pa.schema(
     ]
 )
 _US = "_us"
+#: The impression's columns every row keeps.
+_KEPT: Final = (
+    C.REQUEST_ID,
+    C.ITEM_ID,
+    C.EVENT_ID,
+    C.TS,
+    C.USER_ID,
+    C.SURFACE,
+    C.POSITION,
+    C.PROPENSITY,
+)
 
 
 def _first_per(t: ir.Table, key: tuple[str, ...]) -> ir.Table:
@@ -198,17 +209,7 @@ def impression_labels(
         (best >= GRADES[EventType.CLICK.value], best),
         else_=SHOWN,
     )
-    return out.select(
-        C.REQUEST_ID,
-        C.ITEM_ID,
-        C.EVENT_ID,
-        C.TS,
-        C.USER_ID,
-        C.SURFACE,
-        C.POSITION,
-        C.PROPENSITY,
-        **{C.QUERY: _query(out), LABEL: label.cast("int32")},
-    )
+    return out.select(*_KEPT, **{C.QUERY: _query(out), LABEL: label.cast("int32")})
 
 
 def impression_heads(
@@ -237,14 +238,7 @@ def impression_heads(
     """
     out = _joined(events, config, as_of, exclude_users)
     return out.select(
-        C.REQUEST_ID,
-        C.ITEM_ID,
-        C.EVENT_ID,
-        C.TS,
-        C.USER_ID,
-        C.SURFACE,
-        C.POSITION,
-        C.PROPENSITY,
+        *_KEPT,
         C.PROPS,
         **{
             C.QUERY: _query(out),
@@ -298,27 +292,4 @@ def labels_table(
         LABELS_KEY,
     )
     _log.info("labelled %d impressions", out.num_rows)
-    return out
-
-
-def heads_table(
-    events: ir.Table,
-    config: LabelsConfig | None = None,
-    *,
-    as_of: datetime | None = None,
-    exclude_users: ir.Table | None = None,
-) -> pa.Table:
-    """:func:`impression_heads`, executed and sorted by ``LABELS_KEY``.
-
-    Returns
-    -------
-    pa.Table
-        ``HEADS_SCHEMA``.
-    """
-    out = fetch(
-        impression_heads(events, config, as_of=as_of, exclude_users=exclude_users),
-        HEADS_SCHEMA,
-        LABELS_KEY,
-    )
-    _log.info("labelled %d impressions with %d heads", out.num_rows, len(HEADS))
     return out

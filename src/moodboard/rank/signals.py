@@ -17,13 +17,13 @@ events (``pipelines.labels.head_actions`` for training), bots already removed by
 
 from __future__ import annotations
 
+import bisect
 import logging
 from dataclasses import dataclass
 from typing import Final, Literal
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -254,24 +254,40 @@ class OnlineSignals:
     def __init__(self, signals: Signals, events: pa.Table) -> None:
         self.signals = signals
         rows = _first_actions(events)
-        self._counts: list[dict[str, np.ndarray]] = []
+        self._counts: list[dict[str, list[int]]] = []
         for c in signals.counts:
             keyed: dict[str, list[int]] = {}
             for us, _, user, item, typ in rows:
                 if typ in c.types:
                     keyed.setdefault(user if c.by == "user" else item, []).append(us)
-            self._counts.append({k: np.asarray(v, dtype=np.int64) for k, v in keyed.items()})
+            self._counts.append(keyed)
         seqs: dict[str, list[tuple]] = {}
         for r in rows:
             if r[4] in signals.history.types:
                 seqs.setdefault(r[2], []).append(r)
-        self._history = {
-            u: (np.asarray([r[0] for r in rs], dtype=np.int64), rs) for u, rs in seqs.items()
-        }
+        self._history = {u: ([r[0] for r in rs], rs) for u, rs in seqs.items()}
         _log.debug("online signals over %d actions of %d users", len(rows), len(seqs))
+
+    def _user(self, user: str, t: int) -> tuple[list[int], list, list, list]:
+        """The user's counts (0 for item counts) and history at ``t``."""
+        counts = [
+            bisect.bisect_left(keyed.get(user, ()), t) if c.by == "user" else 0
+            for c, keyed in zip(self.signals.counts, self._counts, strict=True)
+        ]
+        times, seq = self._history.get(user, ((), ()))
+        end = bisect.bisect_left(times, t)
+        last = seq[max(0, end - self.signals.history.n) : end][::-1]
+        return (
+            counts,
+            [r[3] for r in last],
+            [r[4] for r in last],
+            [(t - r[0]) / 1_000_000 for r in last],
+        )
 
     def evaluate(self, user_ids: list[str], item_ids: list[str], ts_us: list[int]) -> pa.Table:
         """The features of impressions (user, candidate item, time in microseconds).
+
+        The user's part is computed once per (user, time): a page's candidates share it.
 
         Returns
         -------
@@ -289,26 +305,25 @@ class OnlineSignals:
                 f"evaluate needs one user, item and time per impression. Got {len(user_ids)}, "
                 f"{len(item_ids)} and {len(ts_us)}."
             )
-        out: dict[str, list] = {c.name: [] for c in self.signals.counts}
-        hist: dict[str, list] = {HISTORY_ITEMS: [], HISTORY_TYPES: [], HISTORY_AGES: []}
-        empty = np.empty(0, dtype=np.int64)
-        n = self.signals.history.n
+        counts = self.signals.counts
+        out: list[list[int]] = [[] for _ in counts]
+        hist: tuple[list, list, list] = ([], [], [])
+        memo: dict[tuple[str, int], tuple] = {}
         for user, item, t in zip(user_ids, item_ids, ts_us, strict=True):
-            for c, keyed in zip(self.signals.counts, self._counts, strict=True):
-                times = keyed.get(user if c.by == "user" else item, empty)
-                out[c.name].append(int(np.searchsorted(times, t, side="left")))
-            times, seq = self._history.get(user, (empty, []))
-            end = int(np.searchsorted(times, t, side="left"))
-            last = seq[max(0, end - n) : end][::-1]
-            hist[HISTORY_ITEMS].append([r[3] for r in last])
-            hist[HISTORY_TYPES].append([r[4] for r in last])
-            hist[HISTORY_AGES].append([(t - r[0]) / 1_000_000 for r in last])
+            at = memo.get((user, t))
+            if at is None:
+                at = memo[(user, t)] = self._user(user, t)
+            for k, (c, keyed) in enumerate(zip(counts, self._counts, strict=True)):
+                n = at[0][k] if c.by == "user" else bisect.bisect_left(keyed.get(item, ()), t)
+                out[k].append(n)
+            for h, values in zip(hist, at[1:], strict=True):
+                h.append(values)
         return pa.table(
             {
-                **{k: pa.array(v, pa.int64()) for k, v in out.items()},
-                HISTORY_ITEMS: pa.array(hist[HISTORY_ITEMS], pa.list_(pa.string())),
-                HISTORY_TYPES: pa.array(hist[HISTORY_TYPES], pa.list_(pa.string())),
-                HISTORY_AGES: pa.array(hist[HISTORY_AGES], pa.list_(pa.float64())),
+                **{c.name: pa.array(v, pa.int64()) for c, v in zip(counts, out, strict=True)},
+                HISTORY_ITEMS: pa.array(hist[0], pa.list_(pa.string())),
+                HISTORY_TYPES: pa.array(hist[1], pa.list_(pa.string())),
+                HISTORY_AGES: pa.array(hist[2], pa.list_(pa.float64())),
             }
         )
 

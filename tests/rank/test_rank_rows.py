@@ -127,6 +127,7 @@ def test_serving_time_features_equal_the_training_rows() -> None:
     lengths = [len(h) for h in sample.column(HISTORY_ITEMS).to_pylist()]
     assert 0 in lengths and 5 in lengths  # cold users and full histories were both sampled
     assert sum(sample.column("item_n_positive").to_pylist()) > 0
+    assert online.evaluate([], [], []).schema.equals(served.schema)
 
 
 def test_a_log_without_impressions_yields_no_rows_and_says_why() -> None:

@@ -24,6 +24,7 @@ from typing import Final, Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
@@ -306,26 +307,39 @@ class OnlineSignals:
                 f"{len(item_ids)} and {len(ts_us)}."
             )
         counts = self.signals.counts
-        out: list[list[int]] = [[] for _ in counts]
-        hist: tuple[list, list, list] = ([], [], [])
-        memo: dict[tuple[str, int], tuple] = {}
+        by_item = [(k, keyed) for k, keyed in enumerate(self._counts) if counts[k].by == "item"]
+        out: dict[int, list[int]] = {k: [] for k, _ in by_item}
+        memo: dict[tuple[str, int], int] = {}  # (user, time) -> its row in ``users``
+        users: list[tuple] = []
+        which: list[int] = []
         for user, item, t in zip(user_ids, item_ids, ts_us, strict=True):
-            at = memo.get((user, t))
-            if at is None:
-                at = memo[(user, t)] = self._user(user, t)
-            for k, (c, keyed) in enumerate(zip(counts, self._counts, strict=True)):
-                n = at[0][k] if c.by == "user" else bisect.bisect_left(keyed.get(item, ()), t)
-                out[k].append(n)
-            for h, values in zip(hist, at[1:], strict=True):
-                h.append(values)
-        return pa.table(
-            {
-                **{c.name: pa.array(v, pa.int64()) for c, v in zip(counts, out, strict=True)},
-                HISTORY_ITEMS: pa.array(hist[0], pa.list_(pa.string())),
-                HISTORY_TYPES: pa.array(hist[1], pa.list_(pa.string())),
-                HISTORY_AGES: pa.array(hist[2], pa.list_(pa.float64())),
-            }
+            j = memo.get((user, t))
+            if j is None:
+                j = memo[(user, t)] = len(users)
+                users.append(self._user(user, t))
+            which.append(j)
+            for k, keyed in by_item:
+                out[k].append(bisect.bisect_left(keyed.get(item, ()), t))
+        per_user = np.asarray([u[0] for u in users], dtype=np.int64).reshape(
+            len(users), len(counts)
         )
+        for k, c in enumerate(counts):
+            if c.by == "user":
+                out[k] = per_user[which, k].tolist()
+        take = pa.array(which, pa.int64())
+        lists = {
+            name: pa.array([u[col] for u in users], pa.list_(typ)).take(take)
+            for col, (name, typ) in enumerate(
+                (
+                    (HISTORY_ITEMS, pa.string()),
+                    (HISTORY_TYPES, pa.string()),
+                    (HISTORY_AGES, pa.float64()),
+                ),
+                start=1,
+            )
+        }
+        counted = {c.name: pa.array(out[k], pa.int64()) for k, c in enumerate(counts)}
+        return pa.table({**counted, **lists})
 
 
 def _first_actions(events: pa.Table) -> list[tuple[int, str, str, str, str]]:

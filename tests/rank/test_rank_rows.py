@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from moodboard.build.rank_rows import ranker_rows
+from moodboard.build.rank_rows import ranker_rows, workspace_ranker_rows
 from moodboard.data import IdMap
 from moodboard.data import columns as C
-from moodboard.ingest import EVENT_SCHEMA
+from moodboard.ingest import EVENT_SCHEMA, Workspace
 from moodboard.pipelines import connect
 from moodboard.rank.inputs import ACTION_CODES, HEADS
 from moodboard.rank.rows import dense_names, to_inputs
@@ -130,13 +130,18 @@ def test_serving_time_features_equal_the_training_rows() -> None:
     assert online.evaluate([], [], []).schema.equals(served.schema)
 
 
-def test_a_log_without_impressions_yields_no_rows_and_says_why() -> None:
+def test_a_workspace_without_impressions_yields_no_rows_and_says_why(ws: Workspace) -> None:
+    out = workspace_ranker_rows(ws, signals=SIGNALS)
+    assert out.rows.num_rows == 0 and "no events" in out.reason
     buys = [_ev(f"p{n}", n, "purchase", f"i{n % 3}", None, surface=None) for n in range(20)]
-    events = connect("duckdb").create_table("log", pa.Table.from_pylist(buys, schema=EVENT_SCHEMA))
-    out = ranker_rows(events, signals=SIGNALS)
+    ws.events.append(pa.Table.from_pylist(buys, schema=EVENT_SCHEMA))
+    out = workspace_ranker_rows(ws, signals=SIGNALS)
     assert out.rows.num_rows == 0
     assert "no impressions" in out.reason and "rank/noop" in out.reason
     assert set(FEATURES) <= set(out.rows.column_names)
+    ws.events.append(pa.Table.from_pylist(LOG, schema=EVENT_SCHEMA))
+    out = workspace_ranker_rows(ws, signals=SIGNALS)
+    assert out.reason is None and out.rows.num_rows == 13
 
 
 def test_rows_become_the_models_arrays_with_the_logged_retrieval_scores() -> None:

@@ -26,7 +26,14 @@ import pyarrow.compute as pc
 from moodboard.config import LabelsConfig
 from moodboard.data import columns as C
 from moodboard.data.records import EventType
-from moodboard.pipelines.interactions import fetch
+from moodboard.ingest import Workspace
+from moodboard.pipelines.engine import Engine, connect
+from moodboard.pipelines.interactions import (
+    InteractionsConfig,
+    actions,
+    fetch,
+    removed_users,
+)
 from moodboard.pipelines.labels import HEADS_SCHEMA, LABELS_KEY, head_actions, impression_heads
 from moodboard.rank.rows import retrieval_columns
 from moodboard.rank.signals import HISTORY_AGES, HISTORY_ITEMS, HISTORY_TYPES, Signals, signals_ibis
@@ -112,6 +119,46 @@ def ranker_rows(
         {h: pc.sum(rows.column(h)).as_py() for h in HEADS_SCHEMA.names[-5:]},
     )
     return RankerRows(rows)
+
+
+def workspace_ranker_rows(
+    ws: Workspace,
+    engine: Engine = "duckdb",
+    labels: LabelsConfig | None = None,
+    signals: Signals | None = None,
+    interactions: InteractionsConfig | None = None,
+) -> RankerRows:
+    """:func:`ranker_rows` of a workspace's committed event log, bots left out.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    engine
+        ``"duckdb"`` or ``"spark"``.
+    labels, signals
+        As for :func:`ranker_rows`.
+    interactions
+        The rate limits whose offenders are left out (``pipelines.removed_users``: the
+        users ``run_pipelines`` removes); the spam filter replaces this rule set.
+
+    Returns
+    -------
+    RankerRows
+        The rows, or none and the reason (also when the workspace has no events at all).
+
+    Raises
+    ------
+    ImportError
+        If Spark is asked for and pyspark is not installed.
+    """
+    sig = signals or Signals.default()
+    if not ws.events.files():
+        empty = retrieval_columns(rows_schema(sig).empty_table())
+        return RankerRows(empty, "the workspace has no events: the rank stage keeps rank/noop")
+    events = connect(engine).read_parquet(ws.events.glob())
+    bots = removed_users(actions(events, interactions), interactions)
+    return ranker_rows(events, labels, sig, exclude_users=bots)
 
 
 def _no_rows_reason(events: ir.Table) -> str:

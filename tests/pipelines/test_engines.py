@@ -13,6 +13,7 @@ On DuckDB the outputs are also checked against their definitions (a plain-Python
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import tempfile
@@ -89,6 +90,7 @@ def _event_log(seed: int = 5) -> pa.Table:
                         C.QUERY: query + ("" if kind == "search" else "!") if query else None,
                         C.SURFACE: "search" if u % 2 else "feed",
                         C.POSITION: n + 1 if kind == "impression" else None,
+                        C.PROPS: _props(u, n) if kind == "impression" else None,
                     }
                 )
             ts += timedelta(hours=float(rng.uniform(1, 20)))
@@ -98,6 +100,13 @@ def _event_log(seed: int = 5) -> pa.Table:
     for n in range(320):  # an abuser: a click every 2 minutes for 10 hours of one day
         rows.append(_row(f"slow{n:03d}", day + timedelta(minutes=2 * n), "bot-slow", n))
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+
+
+def _props(u: int, n: int) -> str:
+    """What the server logs with a shown item: its sources and their scores (no rng drawn)."""
+    sources = ["lexical/bm25", "dense/text"][: 1 + (u + n) % 2]
+    scores = {"bm25": round(1.5 + 0.37 * n, 3), "retrieval": 1 / (60 + n)}
+    return json.dumps({"sources": sources, "scores": scores if u % 5 else {"retrieval": 0.5}})
 
 
 def _row(eid: str, ts: datetime, user: str, n: int) -> dict:
@@ -432,3 +441,27 @@ def _labels_oracle(rows: list[dict], window: float, as_of: datetime | None) -> l
         label = best if best >= 3 else 0 if "hide" in acts else best or 1
         out.append((*key, label, imp[C.QUERY] or searched.get(key[0])))
     return out
+
+
+def test_ranker_rows_are_exactly_equal_on_duckdb_and_spark(
+    ws: Workspace, spark: ibis.BaseBackend
+) -> None:
+    from moodboard.build.rank_rows import ranker_rows
+    from moodboard.pipelines.interactions import actions, removed_users
+    from moodboard.rank.signals import HISTORY_ITEMS, Signals, SignalsConfig
+
+    signals = Signals.default(SignalsConfig(history_length=6))
+    tables = []
+    for con in (connect("duckdb"), spark):
+        events = con.read_parquet(ws.events.glob())
+        bots = removed_users(actions(events, CONFIG.interactions), CONFIG.interactions)
+        tables.append(ranker_rows(events, signals=signals, exclude_users=bots).rows)
+    duck, spk = tables
+    assert duck.num_rows > 500 and {"score:bm25", "score:retrieval"} <= set(duck.column_names)
+    lengths = {len(h) for h in duck.column(HISTORY_ITEMS).to_pylist()}
+    assert {0, 6} <= lengths  # cold users and full histories (ties on ts included)
+    assert duck.schema.equals(spk.schema)
+    assert duck.equals(spk), _first_difference(duck, spk)
+    with_bots = ranker_rows(connect("duckdb").read_parquet(ws.events.glob()), signals=signals)
+    inflated = pc.greater(with_bots.rows["item_n_positive"], duck["item_n_positive"])
+    assert pc.any(inflated).as_py()  # the bots' clicks count only when they are not excluded

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from moodboard.data import columns as C
 from moodboard.ingest import EVENT_SCHEMA
 from moodboard.pipelines import LabelsConfig, connect, labels_table
+from moodboard.pipelines.interactions import fetch
+from moodboard.pipelines.labels import HEADS, HEADS_SCHEMA, LABELS_KEY, impression_heads
 
 T = datetime(2026, 1, 5, 10, 0, 0)
 
@@ -113,3 +115,40 @@ def test_excluded_users_lose_their_impressions(events: ibis.Table) -> None:
     bots = ibis.memtable({C.USER_ID: ["bot"]})
     got = _by_key(labels_table(events, exclude_users=bots))
     assert ("r9", "a") not in got and len(got) == 12
+
+
+HEADS_OF = {
+    "a": set(),
+    "b": {"click"},
+    "c": {"click", "save"},
+    "d": {"add_to_cart"},
+    "e": {"add_to_cart", "purchase"},
+    "f": {"hide"},
+    "g": {"click", "hide"},  # no precedence: each head learns its own action
+    "h": {"hide", "purchase"},
+    "i": set(),  # the click came before the impression
+    "j": set(),  # past the window, and another request's click
+}
+
+
+def heads_table(events: ibis.Table, config: LabelsConfig | None = None) -> pa.Table:
+    return fetch(impression_heads(events, config), HEADS_SCHEMA, LABELS_KEY)
+
+
+def test_heads_are_one_binary_label_per_action_on_the_same_rows() -> None:
+    log = [
+        r | {"props": '{"sources": ["lexical/bm25"]}'} if r["type"] == "impression" else r
+        for r in LOG
+    ]
+    events = connect("duckdb").create_table("log", pa.Table.from_pylist(log, schema=EVENT_SCHEMA))
+    heads = _by_key(heads_table(events))
+    assert set(heads) == set(_by_key(labels_table(events)))  # the same impressions
+    got = {i: {h for h in HEADS if r[h]} for (q, i), r in heads.items() if q == "r1"}
+    assert got == HEADS_OF
+    assert heads[("r2", "z")]["click"] == 1 and heads[("r2", "a")]["click"] == 0
+    a = heads[("r1", "a")]
+    assert (a[C.EVENT_ID], a[C.POSITION], a[C.QUERY]) == ("i-a", 1, "blue shirt")
+    assert a["props"] == '{"sources": ["lexical/bm25"]}'
+    assert a["ts_us"] == int((a[C.TS] - datetime(1970, 1, 1)) / timedelta(microseconds=1))
+    late = _by_key(heads_table(events, LabelsConfig(window_minutes=31)))
+    assert late[("r1", "j")]["click"] == 1

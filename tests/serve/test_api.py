@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 
@@ -135,6 +136,27 @@ def test_every_page_is_logged_as_impressions_and_a_click_joins_it(
     click = ev[(ev["type"] == "click") & (ev["request_id"] == page["request_id"])]
     joined = click.merge(imp, on=["request_id", "item_id"], suffixes=("", "_imp"))
     assert len(joined) == 1 and joined["position_imp"].iloc[0] == 3
+
+
+def test_impressions_log_each_items_sources_and_scores_and_the_page_is_unchanged(
+    client: TestClient, served_ws: Workspace
+) -> None:
+    plain = client.get("/search", params={"q": "watch", "k": 6, "user": "props"}).json()
+    assert all("explain" not in it for it in plain["items"])  # the page JSON has no props
+    page = client.get(
+        "/search", params={"q": "watch", "k": 6, "user": "props", "explain": "true"}
+    ).json()
+    ev = _events(served_ws, client)
+    imp = ev[(ev["type"] == "impression") & (ev["request_id"] == page["request_id"])]
+    props = {r.item_id: json.loads(r.props) for r in imp.itertuples()}
+    assert len(props) == 6
+    for it in page["items"]:
+        want = it["explain"]
+        assert props[it["id"]]["sources"] == want["sources"] and want["sources"]
+        assert props[it["id"]]["scores"] == {
+            n: v for n, v in want["scores"].items() if v is not None
+        }
+    assert any(len(p["scores"]) >= 2 for p in props.values())
 
 
 def test_bad_events_are_422_and_nothing_is_stored(client: TestClient, served_ws: Workspace) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodboard.rank import LambdaMARTConfig
+from moodboard.rank import LambdaMARTConfig, SignalsConfig
 from moodboard.retrieve import (
     DenseConfig,
     FuseConfig,
@@ -131,8 +131,11 @@ class RankSettings(_Frozen):
     heldout_fraction
         The latest share of the search requests the build holds out to measure the served
         ranked chain against the unranked one (reported in the manifest).
+    signals
+        The point-in-time features of the multi-head ranker's rows (``rank.signals``).
     """
 
     lambdamart: LambdaMARTConfig = LambdaMARTConfig()
     labels: LabelsConfig = LabelsConfig()
+    signals: SignalsConfig = SignalsConfig()
     heldout_fraction: float = Field(default=0.5, gt=0, lt=1)

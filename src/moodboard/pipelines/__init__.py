@@ -17,9 +17,13 @@ from moodboard.pipelines.interactions import (
     removed_users,
 )
 from moodboard.pipelines.labels import (
+    HEADS,
+    HEADS_SCHEMA,
     LABEL,
     LABELS_SCHEMA,
     LabelsConfig,
+    head_actions,
+    impression_heads,
     impression_labels,
     labels_table,
 )
@@ -35,6 +39,8 @@ from moodboard.pipelines.splits import (
 )
 
 __all__ = [
+    "HEADS",
+    "HEADS_SCHEMA",
     "LABEL",
     "LABELS_SCHEMA",
     "OUTPUTS",
@@ -56,6 +62,8 @@ __all__ = [
     "coengagement_table",
     "connect",
     "flag_bots",
+    "head_actions",
+    "impression_heads",
     "impression_labels",
     "interactions",
     "interactions_table",

@@ -15,6 +15,7 @@ from moodboard.rank.features import (
     query_context,
     stems,
 )
+from moodboard.rank.inputs import HEADS, MultiHeadInputs
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
 from moodboard.rank.registry import (
     RANKERS,
@@ -25,6 +26,7 @@ from moodboard.rank.registry import (
     make_ranker,
     register_ranker,
 )
+from moodboard.rank.rows import dense_names, retrieval_columns, to_inputs
 from moodboard.rank.search import (
     LAMBDAMART,
     LambdaMARTStage,
@@ -32,9 +34,11 @@ from moodboard.rank.search import (
     lambdamart_stage,
     search_features,
 )
+from moodboard.rank.signals import OnlineSignals, Signals, SignalsConfig, signals_ibis
 
 __all__ = [
     "FEATURES",
+    "HEADS",
     "LAMBDAMART",
     "RANKERS",
     "ChainCandidates",
@@ -42,7 +46,9 @@ __all__ = [
     "LambdaMARTConfig",
     "LambdaMARTRanker",
     "LambdaMARTStage",
+    "MultiHeadInputs",
     "NoopRanker",
+    "OnlineSignals",
     "QueryContext",
     "RankQuery",
     "Ranker",
@@ -50,13 +56,19 @@ __all__ = [
     "SearchModel",
     "SearchRankerFit",
     "ShuffleRanker",
+    "Signals",
+    "SignalsConfig",
     "TrainingSet",
+    "dense_names",
     "lambdamart_stage",
     "make_ranker",
     "query_context",
     "register_ranker",
+    "retrieval_columns",
     "search_features",
     "search_training_set",
+    "signals_ibis",
     "stems",
+    "to_inputs",
     "train_search_ranker",
 ]

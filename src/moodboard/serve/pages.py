@@ -1,7 +1,9 @@
 """Turning a surface's ranked candidates into the JSON page, and logging it as impressions.
 
 Every page served is logged as one ``impression`` event per item (surface, position, request
-id, propensity), so a later click or save that carries the ``request_id`` joins to it.
+id, propensity), so a later click or save that carries the ``request_id`` joins to it. Its
+``props`` carry what the ranker learns from (``page_props``): the item's retrieval sources
+and its scores, ``{"sources": ["lexical/bm25", ...], "scores": {"bm25": 1.5, ...}}``.
 """
 
 from __future__ import annotations
@@ -132,16 +134,58 @@ def build_page(
     return out
 
 
+def page_props(cand: Candidates, cursor: int, k: int) -> list[dict[str, Any]]:
+    """The logged ``props`` of items ``cursor .. cursor + k`` of ``cand`` (the page's items):
+    each item's source names and its scores (a score that is NaN, i.e. not given by that
+    source, is left out)."""
+    page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
+    sources = page.sources if len(page.sources) else np.full(len(page), "", dtype=object)
+    out = []
+    for j in range(len(page)):
+        scores = {n: _num(v[j]) for n, v in page.scores.items()}
+        out.append(
+            {
+                "sources": [s for s in str(sources[j] or "").split("+") if s],
+                "scores": {n: v for n, v in scores.items() if v is not None},
+            }
+        )
+    return out
+
+
 def impression_rows(
-    page: Mapping[str, Any], user_id: str, query: str | None = None
+    page: Mapping[str, Any],
+    user_id: str,
+    query: str | None = None,
+    props: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One ``impression`` event per item of a served page.
 
     The ranking is deterministic given the request, so each item's propensity is 1.
+
+    Parameters
+    ----------
+    page
+        The page JSON (``build_page``).
+    user_id, query
+        Logged on every impression.
+    props
+        One ``props`` object per page item, in page order (``page_props``); none when None.
+
+    Raises
+    ------
+    ValueError
+        If ``props`` is not one object per page item.
     """
+    items = page["items"]
+    if props is not None and len(props) != len(items):
+        raise ValueError(
+            f"impression_rows needs one props object per page item. Got {len(props)} for "
+            f"{len(items)} items."
+        )
     ts = datetime.now(UTC).isoformat()
-    return [
-        {
+    rows = []
+    for j, it in enumerate(items):
+        row = {
             "event_id": uuid.uuid4().hex,
             "ts": ts,
             "user_id": user_id,
@@ -153,5 +197,7 @@ def impression_rows(
             "request_id": page["request_id"],
             "propensity": 1.0,
         }
-        for it in page["items"]
-    ]
+        if props is not None:
+            row["props"] = dict(props[j])
+        rows.append(row)
+    return rows

@@ -15,7 +15,7 @@ from moodboard.data import Candidates, ItemFilter, StageTiming, new_request_id
 from moodboard.data import Request as SurfaceRequest
 from moodboard.errors import InputError, NotFoundError
 from moodboard.serve.dropped import DroppedImpressions
-from moodboard.serve.pages import ItemCards, build_page, impression_rows
+from moodboard.serve.pages import ItemCards, build_page, impression_rows, page_props
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
 
@@ -202,7 +202,8 @@ def respond(
     if extra:
         page.update(extra)
     if page["items"]:
-        log_impressions(request, impression_rows(page, p.user or ANONYMOUS, query))
+        props = page_props(cand, p.start, p.k)
+        log_impressions(request, impression_rows(page, p.user or ANONYMOUS, query, props))
     return JSONResponse(page)
 
 

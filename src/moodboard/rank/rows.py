@@ -1,0 +1,173 @@
+"""The multi-head ranker's rows: the impression's logged retrieval sources and scores as
+columns, and the rows as ``MultiHeadInputs``.
+
+A row is one shown item (``pipelines.labels.impression_heads``) with its point-in-time
+features (``rank.signals``). The server logs each shown item's ``props`` as
+``{"sources": [...], "scores": {name: value}}`` (``serve.pages.page_props``);
+``retrieval_columns`` turns them into a ``sources`` list column and one ``score:<name>``
+column per score name (null where the item had no such score). ``to_inputs`` makes the
+numpy arrays the model reads: the history newest first as catalog indices, and the dense
+features by name (counts, scores with a ``has:<name>`` indicator, sources as ``from:<name>``
+flags).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+
+from moodboard.data import IdMap
+from moodboard.data import columns as C
+from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, PAD_ITEM, MultiHeadInputs
+from moodboard.rank.signals import HISTORY_AGES, HISTORY_ITEMS, HISTORY_TYPES, Signals
+
+_log = logging.getLogger(__name__)
+
+#: The list column of the item's retrieval sources.
+SOURCES: Final = "sources"
+#: Prefixes of the score columns, of their presence flags and of the source flags.
+SCORE: Final = "score:"
+HAS: Final = "has:"
+FROM: Final = "from:"
+
+
+def retrieval_columns(rows: pa.Table) -> pa.Table:
+    """``rows`` with its ``props`` parsed: ``sources`` and one ``score:<name>`` per name.
+
+    A row whose ``props`` is null, not JSON, or lacks the keys gets no sources and null
+    scores (counted in the log); other keys of ``props`` are ignored.
+
+    Returns
+    -------
+    pa.Table
+        ``rows`` without ``props``, plus ``sources`` (list of string) and the float64 score
+        columns, in name order.
+    """
+    parsed, bad = [], 0
+    for text in rows.column(C.PROPS).to_pylist() if C.PROPS in rows.column_names else []:
+        try:
+            p = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            p, bad = {}, bad + 1
+        p = p if isinstance(p, dict) else {}
+        srcs = p.get("sources") if isinstance(p.get("sources"), list) else []
+        scores = p.get("scores") if isinstance(p.get("scores"), dict) else {}
+        parsed.append(
+            (
+                [str(s) for s in srcs],
+                {str(k): float(v) for k, v in scores.items() if isinstance(v, (int, float))},
+            )
+        )
+    if bad:
+        _log.warning("%d impressions have props that are not JSON: no retrieval columns", bad)
+    if not parsed:
+        parsed = [([], {})] * rows.num_rows
+    out = rows.drop_columns([c for c in (C.PROPS,) if c in rows.column_names])
+    out = out.append_column(SOURCES, pa.array([s for s, _ in parsed], pa.list_(pa.string())))
+    for name in sorted({n for _, sc in parsed for n in sc}):
+        values = pa.array([sc.get(name) for _, sc in parsed], pa.float64())
+        out = out.append_column(SCORE + name, values)
+    return out
+
+
+def dense_names(rows: pa.Table, signals: Signals) -> tuple[str, ...]:
+    """The dense features of ``rows``: the counts, then per score name ``score:<name>`` and
+    ``has:<name>``, then ``from:<source>`` per source seen."""
+    scores = [c[len(SCORE) :] for c in rows.column_names if c.startswith(SCORE)]
+    seen = sorted({s for lst in rows.column(SOURCES).to_pylist() for s in lst or ()})
+    return (
+        *signals.count_names,
+        *(f"{p}{n}" for n in scores for p in (SCORE, HAS)),
+        *(FROM + s for s in seen),
+    )
+
+
+def to_inputs(
+    rows: pa.Table,
+    ids: IdMap,
+    signals: Signals,
+    names: Sequence[str] | None = None,
+) -> MultiHeadInputs:
+    """The rows as the model's arrays (``MultiHeadInputs``).
+
+    Rows whose candidate is not in the catalog are left out (counted in the log); history
+    actions on items not in the catalog are skipped (the rest keep their order). A dense name
+    the rows lack (a score no row has) is 0.
+
+    Parameters
+    ----------
+    rows
+        The training rows (``build.rank_rows``): the head labels, ``position``, the counts and
+        history of ``signals``, and ``retrieval_columns``.
+    ids
+        The catalog's ids.
+    signals
+        The definitions the rows were made with (``history.n`` is ``N``).
+    names
+        The dense features, in order; default ``dense_names(rows, signals)`` (at serving time,
+        pass the names the model was trained with).
+
+    Returns
+    -------
+    MultiHeadInputs
+        One row per kept impression, in the rows' order.
+    """
+    names = tuple(names) if names is not None else dense_names(rows, signals)
+    item = ids.indices(rows.column(C.ITEM_ID).to_pylist(), missing=-1).astype(np.int64)
+    keep = np.flatnonzero(item >= 0)
+    if len(keep) < rows.num_rows:
+        _log.info("%d rows name items not in the catalog: left out", rows.num_rows - len(keep))
+    rows = rows.take(pa.array(keep))
+    n = signals.history.n
+    b = rows.num_rows
+    h_items = np.full((b, n), PAD_ITEM, dtype=np.int64)
+    h_actions = np.full((b, n), PAD_ACTION, dtype=np.int64)
+    h_ages = np.zeros((b, n), dtype=np.float32)
+    lists = zip(
+        *(rows.column(c).to_pylist() for c in (HISTORY_ITEMS, HISTORY_TYPES, HISTORY_AGES)),
+        strict=True,
+    )
+    for r, (its, types, ages) in enumerate(lists):
+        idx = ids.indices(its or [], missing=-1)
+        known = [j for j in range(len(idx)) if idx[j] >= 0][:n]
+        h_items[r, : len(known)] = idx[known]
+        h_actions[r, : len(known)] = [ACTION_CODES[types[j]] for j in known]
+        h_ages[r, : len(known)] = [ages[j] for j in known]
+    dense = np.zeros((b, len(names)), dtype=np.float32)
+    sources = rows.column(SOURCES).to_pylist() if SOURCES in rows.column_names else [[]] * b
+    for k, name in enumerate(names):
+        dense[:, k] = _dense_column(rows, name, sources)
+    labels = np.stack(
+        [rows.column(h).to_numpy(zero_copy_only=False) for h in HEADS], axis=1
+    ).astype(np.float32)
+    return MultiHeadInputs(
+        history_items=h_items,
+        history_actions=h_actions,
+        history_age_s=h_ages,
+        item=item[keep],
+        dense=dense,
+        dense_names=names,
+        position=rows.column(C.POSITION).fill_null(0).to_numpy().astype(np.int64),
+        labels=labels,
+    )
+
+
+def _dense_column(rows: pa.Table, name: str, sources: list) -> np.ndarray:
+    """One dense feature of ``rows`` by name (0 where unknown or null)."""
+    b = rows.num_rows
+    if name.startswith(FROM):
+        src = name[len(FROM) :]
+        return np.array([src in (s or ()) for s in sources], dtype=np.float32)
+    if name.startswith(HAS):
+        col = SCORE + name[len(HAS) :]
+        if col not in rows.column_names:
+            return np.zeros(b, dtype=np.float32)
+        return rows.column(col).is_valid().to_numpy(zero_copy_only=False).astype(np.float32)
+    if name not in rows.column_names:
+        return np.zeros(b, dtype=np.float32)
+    return rows.column(name).fill_null(0).to_numpy().astype(np.float32)

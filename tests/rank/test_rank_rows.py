@@ -186,6 +186,11 @@ def test_rows_become_the_models_arrays_with_the_logged_retrieval_scores() -> Non
     assert x.history_actions[first].tolist() == [ACTION_CODES["click"], 0, 0]
     served = to_inputs(rows, ids, SIGNALS, names=(*names, "score:walks"))
     assert served.dense_column("score:walks").tolist() == [0.0] * len(served)
+    no_j = to_inputs(rows, IdMap([i for i in "zyxabcdefghi"]), SIGNALS)  # "j" left the catalog
+    assert len(no_j) == len(keys) - 1  # its impression is left out ...
+    r2 = no_j.take(np.array([keys.index(("r2", "a")) - 1]))
+    assert r2.history_items[0].tolist() == [ids.index("h"), ids.index("g"), -1]
+    assert r2.history_age_s[0].tolist() == [14.0, 15.0, 0.0]  # ... and skipped in histories
     with pytest.raises(KeyError, match="score:nope"):
         x.dense_column("score:nope")
 

@@ -16,16 +16,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from moodboard.data import IdMap
+from moodboard.data import Candidates, IdMap
 from moodboard.data import columns as C
 from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, PAD_ITEM, MultiHeadInputs
-from moodboard.rank.signals import HISTORY_AGES, HISTORY_ITEMS, HISTORY_TYPES, Signals
+from moodboard.rank.signals import (
+    HISTORY_AGES,
+    HISTORY_ITEMS,
+    HISTORY_TYPES,
+    OnlineSignals,
+    Signals,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -69,11 +75,76 @@ def retrieval_columns(rows: pa.Table) -> pa.Table:
     if not parsed:
         parsed = [([], {})] * rows.num_rows
     out = rows.drop_columns([c for c in (C.PROPS,) if c in rows.column_names])
-    out = out.append_column(SOURCES, pa.array([s for s, _ in parsed], pa.list_(pa.string())))
+    return _with_retrieval(out, parsed)
+
+
+def _with_retrieval(rows: pa.Table, parsed: list[tuple[list[str], dict[str, float]]]) -> pa.Table:
+    """``rows`` plus ``sources`` and the ``score:<name>`` columns of per-row (sources, scores)."""
+    out = rows.append_column(SOURCES, pa.array([s for s, _ in parsed], pa.list_(pa.string())))
     for name in sorted({n for _, sc in parsed for n in sc}):
         values = pa.array([sc.get(name) for _, sc in parsed], pa.float64())
         out = out.append_column(SCORE + name, values)
     return out
+
+
+def candidate_props(cand: Candidates) -> list[dict[str, Any]]:
+    """What the server logs in each shown candidate's impression ``props``: its source names
+    and its scores rounded to 6 decimals (a NaN score, not given by that source, left out).
+
+    ``serving_rows`` reads the same values, so the retrieval columns a model is trained on
+    (``retrieval_columns`` of the logged props) are those it is served.
+    """
+    sources = cand.sources if len(cand.sources) else np.full(len(cand), "", dtype=object)
+    scores = {n: np.asarray(v, dtype=np.float64) for n, v in cand.scores.items()}
+    return [
+        {
+            "sources": [s for s in str(sources[j] or "").split("+") if s],
+            "scores": {n: round(float(v[j]), 6) for n, v in scores.items() if not np.isnan(v[j])},
+        }
+        for j in range(len(cand))
+    ]
+
+
+def serving_rows(
+    cand: Candidates, ids: IdMap, user_id: str, ts_us: int, online: OnlineSignals
+) -> pa.Table:
+    """The rows of one request's candidates at serving time, for ``to_inputs``.
+
+    The same columns as the training rows' features: the point-in-time features of
+    ``online`` at ``ts_us`` and the candidates' retrieval sources and scores; ``position``
+    is 1 (fixed at serving) and the labels 0.
+
+    Parameters
+    ----------
+    cand
+        The candidates the rank stage scores.
+    ids
+        The catalog's ids.
+    user_id, ts_us
+        The request's user and time (microseconds since the epoch).
+    online
+        The serving-time features over the events the server holds.
+
+    Returns
+    -------
+    pa.Table
+        One row per candidate, in candidate order.
+    """
+    n = len(cand)
+    items = ids.external(cand.items)
+    feats = online.evaluate([user_id] * n, items, [ts_us] * n)
+    base = pa.table(
+        {
+            C.ITEM_ID: pa.array(items, pa.string()),
+            C.USER_ID: pa.array([user_id] * n, pa.string()),
+            C.POSITION: pa.array(np.ones(n, dtype=np.int32)),
+            **{h: pa.array(np.zeros(n, dtype=np.int8)) for h in HEADS},
+        }
+    )
+    for name in feats.column_names:
+        base = base.append_column(name, feats.column(name))
+    parsed = [(p["sources"], p["scores"]) for p in candidate_props(cand)]
+    return _with_retrieval(base, parsed)
 
 
 def dense_names(rows: pa.Table, signals: Signals) -> tuple[str, ...]:

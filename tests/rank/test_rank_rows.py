@@ -18,12 +18,12 @@ import pyarrow as pa
 import pytest
 
 from moodboard.build.rank_rows import ranker_rows, workspace_ranker_rows
-from moodboard.data import IdMap
+from moodboard.data import Candidates, IdMap
 from moodboard.data import columns as C
 from moodboard.ingest import EVENT_SCHEMA, Workspace
 from moodboard.pipelines import connect
 from moodboard.rank.inputs import ACTION_CODES, HEADS
-from moodboard.rank.rows import dense_names, to_inputs
+from moodboard.rank.rows import candidate_props, dense_names, serving_rows, to_inputs
 from moodboard.rank.signals import (
     HISTORY_AGES,
     HISTORY_ITEMS,
@@ -186,6 +186,11 @@ def test_rows_become_the_models_arrays_with_the_logged_retrieval_scores() -> Non
     assert x.history_actions[first].tolist() == [ACTION_CODES["click"], 0, 0]
     served = to_inputs(rows, ids, SIGNALS, names=(*names, "score:walks"))
     assert served.dense_column("score:walks").tolist() == [0.0] * len(served)
+    no_j = to_inputs(rows, IdMap([i for i in "zyxabcdefghi"]), SIGNALS)  # "j" left the catalog
+    assert len(no_j) == len(keys) - 1  # its impression is left out ...
+    r2 = no_j.take(np.array([keys.index(("r2", "a")) - 1]))
+    assert r2.history_items[0].tolist() == [ids.index("h"), ids.index("g"), -1]
+    assert r2.history_age_s[0].tolist() == [14.0, 15.0, 0.0]  # ... and skipped in histories
     with pytest.raises(KeyError, match="score:nope"):
         x.dense_column("score:nope")
 
@@ -197,3 +202,35 @@ def test_signals_refuse_unknown_actions_and_duplicate_names() -> None:
         Signals((Count("n", "user", ("view",)),), History(3))
     with pytest.raises(ValueError, match="distinct"):
         Signals((Count("n", "user", ("click",)), Count("n", "item", ("save",))), History(3))
+
+
+def test_a_served_requests_model_inputs_equal_its_logged_training_row() -> None:
+    """The server logs a page's candidates (``candidate_props``); the training row of each
+    shown item and the serving-time row of the same candidate give the same model inputs."""
+    ids = IdMap(list("zyxabcdefghij"))
+    cand = Candidates(
+        np.array([ids.index("a"), ids.index("z")]),
+        {"bm25": np.array([2.123456789, np.nan]), "retrieval": np.array([0.1, 0.05])},
+        np.array(["lexical/bm25+dense/text", "dense/text"], dtype=object),
+    )
+    logged = dict(zip("az", candidate_props(cand), strict=True))
+    assert logged["z"] == {"sources": ["dense/text"], "scores": {"retrieval": 0.05}}
+    log = [
+        r | {C.PROPS: json.dumps(logged[r[C.ITEM_ID]])}
+        if r[C.TYPE] == "impression" and r[C.REQUEST_ID] == "r2"
+        else r
+        for r in LOG
+    ]
+    rows = _rows(log)
+    names = dense_names(rows, SIGNALS)
+    assert {"score:bm25", "from:lexical/bm25", "user_n_hide"} <= set(names)
+    r2 = [k for k, r in enumerate(rows.to_pylist()) if r[C.REQUEST_ID] == "r2"]
+    trained = to_inputs(rows, ids, SIGNALS).take(np.array(r2))
+    online = OnlineSignals(SIGNALS, pa.Table.from_pylist(log, schema=EVENT_SCHEMA))
+    at = rows.column("ts_us")[r2[0]].as_py()
+    served = to_inputs(serving_rows(cand, ids, "u1", at, online), ids, SIGNALS, names)
+    assert served.item.tolist() == trained.item.tolist()
+    np.testing.assert_allclose(served.dense, trained.dense, rtol=0, atol=1e-6)
+    assert served.dense_column("score:bm25")[0] == np.float32(2.123457)
+    for field in ("history_items", "history_actions", "history_age_s"):
+        assert np.array_equal(getattr(served, field), getattr(trained, field)), field

@@ -26,7 +26,13 @@ from moodboard.rank.registry import (
     make_ranker,
     register_ranker,
 )
-from moodboard.rank.rows import dense_names, retrieval_columns, to_inputs
+from moodboard.rank.rows import (
+    candidate_props,
+    dense_names,
+    retrieval_columns,
+    serving_rows,
+    to_inputs,
+)
 from moodboard.rank.search import (
     LAMBDAMART,
     LambdaMARTStage,
@@ -59,6 +65,7 @@ __all__ = [
     "Signals",
     "SignalsConfig",
     "TrainingSet",
+    "candidate_props",
     "dense_names",
     "lambdamart_stage",
     "make_ranker",
@@ -67,6 +74,7 @@ __all__ = [
     "retrieval_columns",
     "search_features",
     "search_training_set",
+    "serving_rows",
     "signals_ibis",
     "stems",
     "to_inputs",

@@ -16,15 +16,22 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from moodboard.data import IdMap
+from moodboard.data import Candidates, IdMap
 from moodboard.data import columns as C
 from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, PAD_ITEM, MultiHeadInputs
-from moodboard.rank.signals import HISTORY_AGES, HISTORY_ITEMS, HISTORY_TYPES, Signals
+from moodboard.rank.signals import (
+    HISTORY_AGES,
+    HISTORY_ITEMS,
+    HISTORY_TYPES,
+    OnlineSignals,
+    Signals,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -68,18 +75,83 @@ def retrieval_columns(rows: pa.Table) -> pa.Table:
     if not parsed:
         parsed = [([], {})] * rows.num_rows
     out = rows.drop_columns([c for c in (C.PROPS,) if c in rows.column_names])
-    out = out.append_column(SOURCES, pa.array([s for s, _ in parsed], pa.list_(pa.string())))
+    return _with_retrieval(out, parsed)
+
+
+def _with_retrieval(rows: pa.Table, parsed: list[tuple[list[str], dict[str, float]]]) -> pa.Table:
+    """``rows`` plus ``sources`` and the ``score:<name>`` columns of per-row (sources, scores)."""
+    out = rows.append_column(SOURCES, pa.array([s for s, _ in parsed], pa.list_(pa.string())))
     for name in sorted({n for _, sc in parsed for n in sc}):
         values = pa.array([sc.get(name) for _, sc in parsed], pa.float64())
         out = out.append_column(SCORE + name, values)
     return out
 
 
+def candidate_props(cand: Candidates) -> list[dict[str, Any]]:
+    """What the server logs in each shown candidate's impression ``props``: its source names
+    and its scores rounded to 6 decimals (a NaN score, not given by that source, left out).
+
+    ``serving_rows`` reads the same values, so the retrieval columns a model is trained on
+    (``retrieval_columns`` of the logged props) are those it is served.
+    """
+    sources = cand.sources if len(cand.sources) else np.full(len(cand), "", dtype=object)
+    scores = {n: np.asarray(v, dtype=np.float64) for n, v in cand.scores.items()}
+    return [
+        {
+            "sources": [s for s in str(sources[j] or "").split("+") if s],
+            "scores": {n: round(float(v[j]), 6) for n, v in scores.items() if not np.isnan(v[j])},
+        }
+        for j in range(len(cand))
+    ]
+
+
+def serving_rows(
+    cand: Candidates, ids: IdMap, user_id: str, ts_us: int, online: OnlineSignals
+) -> pa.Table:
+    """The rows of one request's candidates at serving time, for ``to_inputs``.
+
+    The same columns as the training rows' features: the point-in-time features of
+    ``online`` at ``ts_us`` and the candidates' retrieval sources and scores; ``position``
+    is 1 (fixed at serving) and the labels 0.
+
+    Parameters
+    ----------
+    cand
+        The candidates the rank stage scores.
+    ids
+        The catalog's ids.
+    user_id, ts_us
+        The request's user and time (microseconds since the epoch).
+    online
+        The serving-time features over the events the server holds.
+
+    Returns
+    -------
+    pa.Table
+        One row per candidate, in candidate order.
+    """
+    n = len(cand)
+    items = ids.external(cand.items)
+    feats = online.evaluate([user_id] * n, items, [ts_us] * n)
+    base = pa.table(
+        {
+            C.ITEM_ID: pa.array(items, pa.string()),
+            C.USER_ID: pa.array([user_id] * n, pa.string()),
+            C.POSITION: pa.array(np.ones(n, dtype=np.int32)),
+            **{h: pa.array(np.zeros(n, dtype=np.int8)) for h in HEADS},
+        }
+    )
+    for name in feats.column_names:
+        base = base.append_column(name, feats.column(name))
+    parsed = [(p["sources"], p["scores"]) for p in candidate_props(cand)]
+    return _with_retrieval(base, parsed)
+
+
 def dense_names(rows: pa.Table, signals: Signals) -> tuple[str, ...]:
     """The dense features of ``rows``: the counts, then per score name ``score:<name>`` and
     ``has:<name>``, then ``from:<source>`` per source seen."""
     scores = [c[len(SCORE) :] for c in rows.column_names if c.startswith(SCORE)]
-    seen = sorted({s for lst in rows.column(SOURCES).to_pylist() for s in lst or ()})
+    seen = sorted(pc.unique(_flat(rows, SOURCES)[1]).drop_null().to_pylist())
     return (
         *signals.count_names,
         *(f"{p}{n}" for n in scores for p in (SCORE, HAS)),
@@ -122,26 +194,27 @@ def to_inputs(
     keep = np.flatnonzero(item >= 0)
     if len(keep) < rows.num_rows:
         _log.info("%d rows name items not in the catalog: left out", rows.num_rows - len(keep))
-    rows = rows.take(pa.array(keep))
+        rows = rows.take(pa.array(keep))
     n = signals.history.n
     b = rows.num_rows
     h_items = np.full((b, n), PAD_ITEM, dtype=np.int64)
     h_actions = np.full((b, n), PAD_ACTION, dtype=np.int64)
     h_ages = np.zeros((b, n), dtype=np.float32)
-    lists = zip(
-        *(rows.column(c).to_pylist() for c in (HISTORY_ITEMS, HISTORY_TYPES, HISTORY_AGES)),
-        strict=True,
-    )
-    for r, (its, types, ages) in enumerate(lists):
-        idx = ids.indices(its or [], missing=-1)
-        known = [j for j in range(len(idx)) if idx[j] >= 0][:n]
-        h_items[r, : len(known)] = idx[known]
-        h_actions[r, : len(known)] = [ACTION_CODES[types[j]] for j in known]
-        h_ages[r, : len(known)] = [ages[j] for j in known]
+    row, flat = _flat(rows, HISTORY_ITEMS)
+    idx = _indices(ids, flat)
+    known = idx >= 0
+    row = row[known]
+    slot = np.arange(len(row)) - np.searchsorted(row, row, side="left")  # rank within its row
+    fits = slot < n
+    at = (row[fits], slot[fits])
+    h_items[at] = idx[known][fits]
+    kinds = pc.index_in(_flat(rows, HISTORY_TYPES)[1], value_set=pa.array(list(ACTION_CODES)))
+    codes = np.asarray(list(ACTION_CODES.values()), dtype=np.int64)
+    h_actions[at] = codes[kinds.to_numpy(zero_copy_only=False)[known][fits]]
+    h_ages[at] = _flat(rows, HISTORY_AGES)[1].to_numpy(zero_copy_only=False)[known][fits]
     dense = np.zeros((b, len(names)), dtype=np.float32)
-    sources = rows.column(SOURCES).to_pylist() if SOURCES in rows.column_names else [[]] * b
     for k, name in enumerate(names):
-        dense[:, k] = _dense_column(rows, name, sources)
+        dense[:, k] = _dense_column(rows, name)
     labels = np.stack(
         [rows.column(h).to_numpy(zero_copy_only=False) for h in HEADS], axis=1
     ).astype(np.float32)
@@ -157,12 +230,31 @@ def to_inputs(
     )
 
 
-def _dense_column(rows: pa.Table, name: str, sources: list) -> np.ndarray:
+def _flat(rows: pa.Table, name: str) -> tuple[np.ndarray, pa.Array]:
+    """A list column flattened: each value's row, and the values (a null list is empty)."""
+    col = rows.column(name).combine_chunks()
+    lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+    return np.repeat(np.arange(len(lengths)), lengths), pc.list_flatten(col)
+
+
+def _indices(ids: IdMap, values: pa.Array) -> np.ndarray:
+    """Catalog indices of item ids (-1 when not in the catalog), looked up once per distinct id."""
+    if not len(values):
+        return np.empty(0, dtype=np.int64)
+    codes = pc.dictionary_encode(values)
+    distinct = ids.indices(codes.dictionary.to_pylist(), missing=-1).astype(np.int64)
+    return distinct[codes.indices.to_numpy(zero_copy_only=False)]
+
+
+def _dense_column(rows: pa.Table, name: str) -> np.ndarray:
     """One dense feature of ``rows`` by name (0 where unknown or null)."""
     b = rows.num_rows
     if name.startswith(FROM):
-        src = name[len(FROM) :]
-        return np.array([src in (s or ()) for s in sources], dtype=np.float32)
+        row, flat = _flat(rows, SOURCES)
+        out = np.zeros(b, dtype=np.float32)
+        hit = pc.equal(flat, name[len(FROM) :]).to_numpy(zero_copy_only=False)
+        out[row[hit]] = 1.0
+        return out
     if name.startswith(HAS):
         col = SCORE + name[len(HAS) :]
         if col not in rows.column_names:

@@ -177,61 +177,82 @@ def signals_ibis(
         ``rows`` with one int64 column per count and the history's lists (``history_item_ids``,
         ``history_types``, ``history_age_s``: newest first; null when the user had no action).
     """
-    a = actions.select(
-        _a_eid=actions[C.EVENT_ID],
-        _a_user=actions[C.USER_ID],
-        _a_item=actions[C.ITEM_ID],
-        _a_type=actions[C.TYPE],
-        _a_us=actions[TS_US],
-    )
     on = rows.select(*dict.fromkeys((*key, C.USER_ID, C.ITEM_ID, TS_US)))
-    out = rows
-    for by in _BY:
-        counts = [c for c in signals.counts if c.by == by]
-        if by == "user" or counts:
-            out = out.left_join(_by_counts(on, a, by, counts, signals.history, key), list(key))
-            out = out.drop(*(f"{k}_right" for k in key if f"{k}_right" in out.columns))
+    out = rows.left_join(_counts(on, actions, signals.counts, key), list(key))
+    out = out.drop(*(f"{k}_right" for k in key if f"{k}_right" in out.columns))
+    out = out.left_join(_history(on, actions, signals.history, key), list(key))
+    out = out.drop(*(f"{k}_right" for k in key if f"{k}_right" in out.columns))
     return out.mutate(**{c.name: out[c.name].fill_null(0).cast("int64") for c in signals.counts})
 
 
-def _by_counts(
-    on: ir.Table,
-    a: ir.Table,
-    by: str,
-    counts: list[Count],
-    history: History,
-    key: tuple[str, ...],
+def _counts(
+    on: ir.Table, actions: ir.Table, counts: tuple[Count, ...], key: tuple[str, ...]
 ) -> ir.Table:
-    """The counts ``by`` the user or the item (and the user's history) per row key."""
-    side = a._a_user if by == "user" else a._a_item
-    hits = on.join(a, [on[_BY[by]] == side, a._a_us < on[TS_US]])
-    aggs = {
-        c.name: ibis.cases((hits._a_type.isin(c.types), 1), else_=0).sum().cast("int64")
-        for c in counts
-    }
-    g = hits.group_by([hits[k] for k in key]).aggregate(**aggs)
-    if by != "user":
-        return g
-    h = hits.filter(hits._a_type.isin(history.types))
+    """The counts per row key: the rows and the actions in one table, each count a running
+    sum over the user's (or item's) events strictly earlier in microseconds (a range window
+    ending 1 us before the row: an action at the impression's very time is not counted)."""
+    imp = on.select(
+        *key,
+        _user=on[C.USER_ID],
+        _item=on[C.ITEM_ID],
+        _us=on[TS_US],
+        _type=ibis.null().cast("string"),
+        _row=ibis.literal(True),
+    )
+    act = actions.select(
+        **{k: ibis.null().cast(on[k].type()) for k in key},
+        _user=actions[C.USER_ID],
+        _item=actions[C.ITEM_ID],
+        _us=actions[TS_US],
+        _type=actions[C.TYPE],
+        _row=ibis.literal(False),
+    )
+    u = imp.union(act, distinct=False)
+    sums = {}
+    for c in counts:
+        side = u._user if c.by == "user" else u._item
+        before = ibis.window(group_by=side, order_by=u._us, range=(None, -1))
+        sums[c.name] = ibis.cases((u._type.isin(c.types), 1), else_=0).sum().over(before)
+    u = u.mutate(**sums)
+    u = u.filter(u._row)
+    return u.select(*key, *(c.name for c in counts))
+
+
+def _history(on: ir.Table, actions: ir.Table, history: History, key: tuple[str, ...]) -> ir.Table:
+    """The user's last ``history.n`` actions before each row, newest first, per row key.
+
+    The history depends on (user, time) only: it is computed once per distinct pair (the items
+    of a page are logged at one time) and joined back to the rows."""
+    a = actions.filter(actions[C.TYPE].isin(history.types))
+    a = a.select(
+        _a_eid=a[C.EVENT_ID],
+        _a_user=a[C.USER_ID],
+        _a_item=a[C.ITEM_ID],
+        _a_type=a[C.TYPE],
+        _a_us=a[TS_US],
+    )
+    at = on.select(_user=on[C.USER_ID], _us=on[TS_US]).distinct()
+    h = at.join(a, [at._user == a._a_user, a._a_us < at._us])
     newest = ibis.window(
-        group_by=[h[k] for k in key], order_by=[ibis.desc(h._a_us), ibis.desc(h._a_eid)]
+        group_by=[h._user, h._us], order_by=[ibis.desc(h._a_us), ibis.desc(h._a_eid)]
     )
     h = h.mutate(_back=ibis.row_number().over(newest))
     h = h.filter(h._back < history.n)
-    age = (h[TS_US] - h._a_us).cast("float64") / 1_000_000
+    age = (h._us - h._a_us).cast("float64") / 1_000_000
     step = ibis.struct({"back": h._back, "item": h._a_item, "type": h._a_type, "age": age})
-    seq = h.group_by([h[k] for k in key]).aggregate(_steps=step.collect())
+    seq = h.group_by([h._user, h._us]).aggregate(_steps=step.collect())
     steps = seq._steps.sort()
     seq = seq.select(
-        *key,
+        seq._user,
+        seq._us,
         **{
             HISTORY_ITEMS: steps.map(lambda s: s["item"]),
             HISTORY_TYPES: steps.map(lambda s: s["type"]),
             HISTORY_AGES: steps.map(lambda s: s["age"]),
         },
     )
-    g = g.left_join(seq, list(key))
-    return g.drop(*(f"{k}_right" for k in key if f"{k}_right" in g.columns))
+    out = on.join(seq, [on[C.USER_ID] == seq._user, on[TS_US] == seq._us])
+    return out.select(*key, HISTORY_ITEMS, HISTORY_TYPES, HISTORY_AGES)
 
 
 class OnlineSignals:

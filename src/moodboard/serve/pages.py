@@ -19,6 +19,7 @@ from urllib.parse import quote
 import numpy as np
 
 from moodboard.data import Candidates, Catalog
+from moodboard.rank.rows import candidate_props
 from moodboard.surfaces.runner import page_score
 
 
@@ -136,20 +137,8 @@ def build_page(
 
 def page_props(cand: Candidates, cursor: int, k: int) -> list[dict[str, Any]]:
     """The logged ``props`` of items ``cursor .. cursor + k`` of ``cand`` (the page's items):
-    each item's source names and its scores (a score that is NaN, i.e. not given by that
-    source, is left out)."""
-    page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
-    sources = page.sources if len(page.sources) else np.full(len(page), "", dtype=object)
-    out = []
-    for j in range(len(page)):
-        scores = {n: _num(v[j]) for n, v in page.scores.items()}
-        out.append(
-            {
-                "sources": [s for s in str(sources[j] or "").split("+") if s],
-                "scores": {n: v for n, v in scores.items() if v is not None},
-            }
-        )
-    return out
+    each item's source names and its scores (``rank.rows.candidate_props``)."""
+    return candidate_props(cand.take(np.arange(cursor, min(cursor + k, len(cand)))))
 
 
 def impression_rows(

@@ -23,17 +23,13 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from moodboard.config import LabelsConfig
+from moodboard.config import BotsConfig, LabelsConfig
 from moodboard.data import columns as C
 from moodboard.data.records import EventType
 from moodboard.ingest import Workspace
+from moodboard.pipelines.bots import flag_bots
 from moodboard.pipelines.engine import Engine, connect
-from moodboard.pipelines.interactions import (
-    InteractionsConfig,
-    actions,
-    fetch,
-    removed_users,
-)
+from moodboard.pipelines.interactions import fetch
 from moodboard.pipelines.labels import HEADS_SCHEMA, LABELS_KEY, head_actions, impression_heads
 from moodboard.rank.rows import retrieval_columns
 from moodboard.rank.signals import HISTORY_AGES, HISTORY_ITEMS, HISTORY_TYPES, Signals, signals_ibis
@@ -126,7 +122,7 @@ def workspace_ranker_rows(
     engine: Engine = "duckdb",
     labels: LabelsConfig | None = None,
     signals: Signals | None = None,
-    interactions: InteractionsConfig | None = None,
+    bots: BotsConfig | None = None,
 ) -> RankerRows:
     """:func:`ranker_rows` of a workspace's committed event log, bots left out.
 
@@ -138,9 +134,9 @@ def workspace_ranker_rows(
         ``"duckdb"`` or ``"spark"``.
     labels, signals
         As for :func:`ranker_rows`.
-    interactions
-        The rate limits whose offenders are left out (``pipelines.removed_users``: the
-        users ``run_pipelines`` removes); the spam filter replaces this rule set.
+    bots
+        The rules whose flagged accounts are left out (``pipelines.bots``; the build's
+        ``[bots]``); default ``BotsConfig()``.
 
     Returns
     -------
@@ -157,8 +153,7 @@ def workspace_ranker_rows(
         empty = retrieval_columns(rows_schema(sig).empty_table())
         return RankerRows(empty, "the workspace has no events: the rank stage keeps rank/noop")
     events = connect(engine).read_parquet(ws.events.glob())
-    bots = removed_users(actions(events, interactions), interactions)
-    return ranker_rows(events, labels, sig, exclude_users=bots)
+    return ranker_rows(events, labels, sig, exclude_users=flag_bots(events, bots))
 
 
 def _no_rows_reason(events: ir.Table) -> str:

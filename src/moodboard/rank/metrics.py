@@ -67,3 +67,25 @@ def mean_metrics(
         f"ndcg@{k}": float(np.mean(nd)) if nd else 0.0,
         "mrr": float(np.mean(mr)) if mr else 0.0,
     }
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: over ``bins`` equal-width probability bins, the mean
+    ``|observed rate - mean probability|`` weighted by the bin's share of rows.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ or there are no rows.
+    """
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if len(p) != len(y) or len(p) == 0:
+        raise ValueError(
+            f"ECE needs as many labels as probabilities, at least one. "
+            f"Got {len(p)} and {len(y)} instead."
+        )
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    n = np.bincount(which, minlength=bins)
+    gap = np.abs(np.bincount(which, y, bins) - np.bincount(which, p, bins))
+    return float(gap.sum() / n.sum())

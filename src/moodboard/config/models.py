@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodboard.rank import LambdaMARTConfig
+from moodboard.rank import LambdaMARTConfig, MultiHeadConfig
 from moodboard.retrieve import (
     DenseConfig,
     FuseConfig,
@@ -38,6 +38,7 @@ __all__ = [
     "LabelsConfig",
     "LambdaMARTConfig",
     "LexicalConfig",
+    "MultiHeadConfig",
     "PopularConfig",
     "QueryUnderstandingConfig",
     "RankSettings",
@@ -79,6 +80,9 @@ class RankSettings(_Frozen):
     ----------
     lambdamart
         The search ranker (``rank/lambdamart``): LightGBM parameters, ``min_queries``, ``depth``.
+    multihead
+        The multi-head engagement ranker (``rank/multihead``): network, training,
+        calibration and utility weights.
     labels
         The label window of the impressions it learns from.
     heldout_fraction
@@ -87,5 +91,6 @@ class RankSettings(_Frozen):
     """
 
     lambdamart: LambdaMARTConfig = LambdaMARTConfig()
+    multihead: MultiHeadConfig = MultiHeadConfig()
     labels: LabelsConfig = LabelsConfig()
     heldout_fraction: float = Field(default=0.5, gt=0, lt=1)

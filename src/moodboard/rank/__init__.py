@@ -15,7 +15,16 @@ from moodboard.rank.features import (
     query_context,
     stems,
 )
+from moodboard.rank.calibration import Calibrator, fit_calibrator
+from moodboard.rank.inputs import ACTION_CODES, HEADS, MultiHeadInputs
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
+from moodboard.rank.multihead import MultiHeadConfig, MultiHeadRanker
+from moodboard.rank.multihead_stage import (
+    MULTIHEAD,
+    MultiHeadModel,
+    MultiHeadStage,
+    multihead_stage,
+)
 from moodboard.rank.registry import (
     RANKERS,
     NoopRanker,
@@ -34,14 +43,23 @@ from moodboard.rank.search import (
 )
 
 __all__ = [
+    "ACTION_CODES",
     "FEATURES",
+    "HEADS",
     "LAMBDAMART",
+    "MULTIHEAD",
     "RANKERS",
+    "Calibrator",
     "ChainCandidates",
     "ItemTexts",
     "LambdaMARTConfig",
     "LambdaMARTRanker",
     "LambdaMARTStage",
+    "MultiHeadConfig",
+    "MultiHeadInputs",
+    "MultiHeadModel",
+    "MultiHeadRanker",
+    "MultiHeadStage",
     "NoopRanker",
     "QueryContext",
     "RankQuery",
@@ -51,8 +69,10 @@ __all__ = [
     "SearchRankerFit",
     "ShuffleRanker",
     "TrainingSet",
+    "fit_calibrator",
     "lambdamart_stage",
     "make_ranker",
+    "multihead_stage",
     "query_context",
     "register_ranker",
     "search_features",

@@ -164,16 +164,24 @@ class ActionSequence(nn.Module):
         gap = gap * real
         tokens = items + self.actions(actions) + self.gaps(gap) * real.unsqueeze(-1)
         # rows with the same history (one user's candidates at serving) are encoded once
-        uniq, inverse = torch.unique(torch.cat([ids, actions, gap], 1), dim=0, return_inverse=True)
-        if len(uniq) < b:
-            first = torch.empty(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(b))
-            enc = self._encode(tokens[first], real[first])[inverse]
-        else:
+        if self.training:
             enc = self._encode(tokens, real)
+        else:
+            enc = self._encode_unique(tokens, real, torch.cat([ids, actions, gap], 1))
         memory = torch.cat([self.empty.expand(b, 1, -1), enc], dim=1)
         pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool), ~real], dim=1)
         out, _ = self.attend(cand.unsqueeze(1), memory, memory, key_padding_mask=pad)
         return self.norm(out.squeeze(1))
+
+    def _encode_unique(
+        self, tokens: torch.Tensor, real: torch.Tensor, key: torch.Tensor
+    ) -> torch.Tensor:
+        b = len(tokens)
+        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+        if len(uniq) < b:
+            first = torch.empty(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(b))
+            return self._encode(tokens[first], real[first])[inverse]
+        return self._encode(tokens, real)
 
     def _encode(self, tokens: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         if tokens.shape[1] == 0:

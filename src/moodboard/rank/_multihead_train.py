@@ -104,7 +104,9 @@ class MultiHeadTrainer:
         finally:
             torch.set_num_threads(threads)
 
-    def _fit(self, net: MultiHeadNet, train: MultiHeadInputs, valid: MultiHeadInputs) -> TrainReport:
+    def _fit(
+        self, net: MultiHeadNet, train: MultiHeadInputs, valid: MultiHeadInputs
+    ) -> TrainReport:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)

@@ -49,14 +49,14 @@ class MultiHeadConfig(BaseModel):
     tower_dim: int = Field(default=16, ge=2)
     #: Positions with their own training-only bias (later positions share the last).
     max_position: int = Field(default=50, ge=1)
-    dropout: float = Field(default=0.1, ge=0, lt=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
     #: Share of item ids replaced by the out-of-vocabulary row in training (cold items).
-    id_dropout: float = Field(default=0.1, ge=0, lt=1)
+    id_dropout: float = Field(default=0.5, ge=0, lt=1)
     #: Weight of each head's binary cross-entropy (heads left out weigh 1).
     loss_weights: dict[str, float] = Field(
         default_factory=lambda: {h: 1.0 for h in HEADS}, validate_default=True
     )
-    lr: float = Field(default=3e-3, gt=0)
+    lr: float = Field(default=1e-2, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     batch_size: int = Field(default=512, ge=2)
     epochs: int = Field(default=20, ge=1)
@@ -78,7 +78,7 @@ class MultiHeadConfig(BaseModel):
         validate_default=True,
     )
     seed: int = 0
-    threads: int = Field(default=2, ge=1)
+    threads: int = Field(default=1, ge=1)
 
     def model_post_init(self, context: object) -> None:
         """Check head names and that ``heads`` divides ``dim``.
@@ -142,7 +142,9 @@ def check_inputs(x: MultiHeadInputs, dense_names: tuple[str, ...] | None = None)
 def _fingerprint(content: np.ndarray | None) -> str:
     if content is None:
         return ""
-    return hashlib.blake2b(np.ascontiguousarray(content, np.float32).tobytes(), digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        np.ascontiguousarray(content, np.float32).tobytes(), digest_size=8
+    ).hexdigest()
 
 
 class MultiHeadRanker:
@@ -218,7 +220,9 @@ class MultiHeadRanker:
         self.net.items.set_content(content)
         dense = np.asarray(train.dense, dtype=np.float64)
         with torch.no_grad():
-            self.net.dense_mean.copy_(torch.as_tensor(np.nanmean(dense, 0) if len(dense[0]) else []))
+            self.net.dense_mean.copy_(
+                torch.as_tensor(np.nanmean(dense, 0) if len(dense[0]) else [])
+            )
             std = np.nanstd(dense, 0) if len(dense[0]) else np.ones(0)
             self.net.dense_std.copy_(torch.as_tensor(np.where(std > 1e-9, std, 1.0)))
         fitted = MultiHeadTrainer(self.config).fit(self.net, train, valid)

@@ -57,19 +57,26 @@ def make_engagement(
         Everything derives from it.
     """
     rng = np.random.default_rng(seed)
-    category = rng.integers(0, n_categories, n_items)
+    category = np.arange(n_items) % n_categories
     centroids = rng.normal(size=(n_categories, content_dim))
     content = (centroids[category] + 0.5 * rng.normal(size=(n_items, content_dim))).astype(
         np.float32
     )
     appeal = rng.normal(0, 0.6, n_items)
-    by_cat = [np.flatnonzero(category == c) for c in range(n_categories)]
+    by_cat = np.argsort(category, kind="stable")  # items grouped by category
+    count = np.bincount(category, minlength=n_categories)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+
+    def pick(cats: np.ndarray) -> np.ndarray:
+        """A uniform random item of each category in ``cats`` (categories are never empty)."""
+        return by_cat[start[cats] + (rng.random(cats.shape) * count[cats]).astype(np.int64)]
+
     # each row's user likes one or two categories; recent actions mostly come from them
     liked = rng.integers(0, n_categories, (n_rows, 2))
     from_liked = rng.random((n_rows, history)) < 0.85
     which = liked[np.arange(n_rows)[:, None], rng.integers(0, 2, (n_rows, history))]
     cats = np.where(from_liked, which, rng.integers(0, n_categories, (n_rows, history)))
-    items = np.array([[rng.choice(by_cat[c]) for c in row] for row in cats], dtype=np.int64)
+    items = pick(cats).astype(np.int64)
     actions = rng.choice(
         [ACTION_CODES["click"], ACTION_CODES["save"], ACTION_CODES["add_to_cart"]],
         size=(n_rows, history),
@@ -80,8 +87,10 @@ def make_engagement(
     pad = np.arange(history)[None, :] >= length[:, None]
     items[pad], actions[pad], age[pad] = -1, 0, 0.0
     # half the candidates come from the liked categories (as a retrieval stage would give)
-    cand_cat = np.where(rng.random(n_rows) < 0.5, liked[:, 0], rng.integers(0, n_categories, n_rows))
-    item = np.array([rng.choice(by_cat[c]) for c in cand_cat], dtype=np.int64)
+    cand_cat = np.where(
+        rng.random(n_rows) < 0.5, liked[:, 0], rng.integers(0, n_categories, n_rows)
+    )
+    item = pick(cand_cat).astype(np.int64)
     recent = np.where(pad, -1, category[np.maximum(items, 0)])[:, :6]
     match = (recent == category[item][:, None]).any(axis=1)
     position = rng.integers(1, 31, n_rows)

@@ -1,5 +1,6 @@
 """Ranking: request-time features and learned rankers; pure: data in, ``Candidates`` out."""
 
+from moodboard.rank.calibration import Calibrator, fit_calibrator
 from moodboard.rank.engagement import (
     ChainCandidates,
     SearchRankerFit,
@@ -15,7 +16,6 @@ from moodboard.rank.features import (
     query_context,
     stems,
 )
-from moodboard.rank.calibration import Calibrator, fit_calibrator
 from moodboard.rank.inputs import ACTION_CODES, HEADS, MultiHeadInputs
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
 from moodboard.rank.multihead import MultiHeadConfig, MultiHeadRanker

@@ -92,11 +92,9 @@ class ItemEmbedding(nn.Module):
         c = torch.as_tensor(np.asarray(content, dtype=np.float32))
         self.content = F.normalize(c, dim=-1)  # every vector on the same scale
 
-    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``idx.shape + (dim,)`` learned vectors and ``idx.shape + (content_dim,)`` content
-        vectors (unit length; zeros for padding ``-1`` and items without content)."""
-        flat = idx.reshape(-1)
-        uniq, inverse = torch.unique(flat, return_inverse=True)  # a user's history repeats
+    def forward(self, idx: torch.Tensor) -> Embedded:
+        """The learned and content vectors of the distinct items among ``idx`` (any shape)."""
+        uniq, inverse = torch.unique(idx, return_inverse=True)  # a user's history repeats
         oov = uniq >= self.n_items
         if self.training and self.id_dropout > 0:
             oov = oov | (torch.rand(uniq.shape) < self.id_dropout)
@@ -106,19 +104,78 @@ class ItemEmbedding(nn.Module):
             known = (uniq >= 0) & (uniq < len(self.content))
             c[known] = self.content[uniq[known]]
             v = v + self.project(c)
-        v = v * (uniq >= 0).unsqueeze(-1)
-        return v[inverse].reshape(*idx.shape, -1), c[inverse].reshape(*idx.shape, -1)
+        return Embedded(v * (uniq >= 0).unsqueeze(-1), c, inverse)
 
 
-def similarity(cand: torch.Tensor, hist: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """``(B, 2)``: the largest and the mean dot product of each candidate vector ``(B, d)``
-    with the real rows of its history ``(B, N, d)`` (0 without history)."""
-    if hist.shape[1] == 0:
-        return torch.zeros(len(cand), 2)
-    dots = (hist * cand.unsqueeze(1)).sum(-1)
-    top = dots.masked_fill(~real, float("-inf")).amax(1)
-    top = torch.where(real.any(1), top, torch.zeros_like(top))
-    return torch.stack([top, (dots * real).sum(1) / real.sum(1).clamp(min=1)], dim=1)
+@dataclass(frozen=True)
+class Embedded:
+    """Vectors of distinct items and where each input position finds its row.
+
+    ``vectors`` ``(U, dim)`` learned (zeros for padding), ``content`` ``(U, content_dim)`` unit
+    content vectors (zeros for padding and items without content), ``inverse`` the input's
+    shape of row indices.
+    """
+
+    vectors: torch.Tensor
+    content: torch.Tensor
+    inverse: torch.Tensor
+
+    def rows(self) -> torch.Tensor:
+        """The learned vectors in the input's shape ``+ (dim,)``."""
+        return self.vectors[self.inverse]
+
+
+def _dots(a: torch.Tensor, ia: torch.Tensor, b: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` dot products of ``a[ia]`` ``(B,)`` with ``b[ib]`` ``(B or 1, N)``: through
+    the distinct items' products when fewer (one user's page), else row by row."""
+    if len(a) * len(b) <= len(ia) * ib.shape[-1]:
+        return (a @ b.T)[ia.unsqueeze(1), ib]
+    return (b[ib] * a[ia].unsqueeze(1)).sum(-1)
+
+
+def similarity(cand: Embedded, hist: Embedded, real: torch.Tensor) -> torch.Tensor:
+    """``(B, 4)``: the largest and the mean dot product of each candidate with the real rows
+    of its history (``real`` ``(B or 1, N)``), of the learned and of the content vectors (0
+    without history)."""
+    if real.shape[1] == 0:
+        return torch.zeros(len(cand.inverse), 4)
+    out = []
+    for a, b in ((cand.vectors, hist.vectors), (cand.content, hist.content)):
+        dots = _dots(a, cand.inverse, b, hist.inverse)
+        top = dots.masked_fill(~real, float("-inf")).amax(1)
+        out += [torch.where(real.any(1), top, torch.zeros_like(top))]
+        out += [(dots * real).sum(1) / real.sum(1).clamp(min=1)]
+    return torch.stack(out, dim=1)
+
+
+class TargetAttention(nn.Module):
+    """Multi-head attention of each candidate over a memory shared by all rows or per row."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query, self.key = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.value, self.out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, cand: torch.Tensor, memory: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """``(B, dim)``; ``memory`` ``(M, L, dim)`` with ``M`` 1 or ``B``, ``pad`` ``(M, L)``
+        True where a slot is padding (never a whole row)."""
+        b, (m, n, d) = len(cand), memory.shape
+        h = self.heads
+        q = self.query(cand).view(b, h, d // h)
+        k = self.key(memory).view(m, n, h, d // h)
+        v = self.value(memory).view(m, n, h, d // h)
+        if m == 1:  # one user's page: keys and values once
+            scores = torch.einsum("bhd,nhd->bhn", q, k[0])
+        else:
+            scores = torch.einsum("bhd,bnhd->bhn", q, k)
+        scores = (scores / (d // h) ** 0.5).masked_fill(pad.unsqueeze(1), float("-inf"))
+        w = torch.softmax(scores, dim=-1)
+        if m == 1:
+            out = torch.einsum("bhn,nhd->bhd", w, v[0])
+        else:
+            out = torch.einsum("bhn,bnhd->bhd", w, v)
+        return self.out(out.reshape(b, d))
 
 
 class ActionSequence(nn.Module):
@@ -141,55 +198,31 @@ class ActionSequence(nn.Module):
             dim, heads, ff_dim, dropout, batch_first=True, norm_first=True
         )
         self.empty = nn.Parameter(torch.zeros(1, 1, dim))
-        self.attend = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attend = TargetAttention(dim, heads)
         self.norm = nn.LayerNorm(dim)
 
     def forward(
-        self,
-        cand: torch.Tensor,
-        items: torch.Tensor,
-        ids: torch.Tensor,
-        actions: torch.Tensor,
-        age: torch.Tensor,
+        self, cand: torch.Tensor, items: torch.Tensor, actions: torch.Tensor, age: torch.Tensor
     ) -> torch.Tensor:
         """``(B, dim)``: what the history says about each candidate ``cand`` ``(B, dim)``.
 
-        ``items`` ``(B, N, dim)`` are the vectors of the history's items ``ids`` ``(B, N)``,
-        ``actions`` ``(B, N)`` the codes (0 pad), ``age`` ``(B, N)`` the seconds before the
-        impression.
+        ``items`` ``(M, N, dim)`` are the history's item vectors, ``actions`` ``(M, N)`` the
+        codes (0 pad), ``age`` ``(M, N)`` the seconds before the impression; ``M`` is ``B``,
+        or 1 when every candidate shares one history (one user's page).
         """
-        b = len(cand)
         real = actions > 0
         gap = torch.log2(1.0 + age.clamp(min=0)).floor().long().clamp(0, self.gap_buckets - 1)
-        gap = gap * real
         tokens = items + self.actions(actions) + self.gaps(gap) * real.unsqueeze(-1)
-        # rows with the same history (one user's candidates at serving) are encoded once
-        if self.training:
-            enc = self._encode(tokens, real)
-        else:
-            enc = self._encode_unique(tokens, real, torch.cat([ids, actions, gap], 1))
-        memory = torch.cat([self.empty.expand(b, 1, -1), enc], dim=1)
-        pad = torch.cat([torch.zeros(b, 1, dtype=torch.bool), ~real], dim=1)
-        out, _ = self.attend(cand.unsqueeze(1), memory, memory, key_padding_mask=pad)
-        return self.norm(out.squeeze(1))
-
-    def _encode_unique(
-        self, tokens: torch.Tensor, real: torch.Tensor, key: torch.Tensor
-    ) -> torch.Tensor:
-        b = len(tokens)
-        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
-        if len(uniq) < b:
-            first = torch.empty(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(b))
-            return self._encode(tokens[first], real[first])[inverse]
-        return self._encode(tokens, real)
-
-    def _encode(self, tokens: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[1] == 0:
-            return tokens
-        # a row without history attends to its first slot alone (no all-masked row: NaN)
-        pad = ~real
-        pad[:, 0] = False
-        return self.encoder(tokens, src_key_padding_mask=pad)
+        enc = tokens
+        if tokens.shape[1]:
+            # a row without history attends to its first slot alone (all-masked rows: NaN)
+            pad = ~real
+            pad[:, 0] = False
+            enc = self.encoder(tokens, src_key_padding_mask=pad)
+        m = len(tokens)
+        memory = torch.cat([self.empty.expand(m, 1, -1), enc], dim=1)
+        pad = torch.cat([torch.zeros(m, 1, dtype=torch.bool), ~real], dim=1)
+        return self.norm(self.attend(cand, memory, pad))
 
 
 class MMoE(nn.Module):
@@ -211,6 +244,11 @@ class MMoE(nn.Module):
         return {
             t: (torch.softmax(g(x), dim=-1).unsqueeze(-1) * e).sum(1) for t, g in self.gates.items()
         }
+
+
+def _shared(*history: torch.Tensor) -> bool:
+    """Whether every row has the first row's history."""
+    return len(history[0]) > 1 and all(bool((h == h[0]).all()) for h in history)
 
 
 class MultiHeadNet(nn.Module):
@@ -270,21 +308,17 @@ class MultiHeadNet(nn.Module):
     def forward(self, batch: Batch, use_position: bool = False) -> torch.Tensor:
         """``(B, 5)`` logits in ``HEADS`` order; position 1 for every row unless
         ``use_position`` (training)."""
-        cand, cand_content = self.items(batch.item)
+        item = self.items(batch.item)
+        cand = item.rows()
         dense = (batch.dense - self.dense_mean) / self.dense_std
         parts = [cand]
         if self.sequence is not None:
-            hist, hist_content = self.items(batch.history_items)
-            s = self.sequence(
-                cand, hist, batch.history_items, batch.history_actions, batch.history_age_s
-            )
-            real = batch.history_actions > 0
-            parts += [
-                s,
-                cand * s,
-                similarity(cand, hist, real),
-                similarity(cand_content, hist_content, real),
-            ]
+            ids, actions, age = batch.history_items, batch.history_actions, batch.history_age_s
+            if not self.training and _shared(ids, actions, age):
+                ids, actions, age = ids[:1], actions[:1], age[:1]  # one user's page
+            hist = self.items(ids)
+            s = self.sequence(cand, hist.rows(), actions, age)
+            parts += [s, cand * s, similarity(item, hist, actions > 0)]
         parts.append(dense.nan_to_num(0.0).clamp(-10.0, 10.0))
         mixed = self.mmoe(torch.cat(parts, dim=-1))
         logits = torch.cat([self.heads[h](self.towers[h](mixed[h])) for h in HEADS], dim=-1)

@@ -205,7 +205,7 @@ class MultiHeadRanker:
 
         check_inputs(inputs)
         n = len(inputs)
-        n_valid = int(round(n * self.config.validation_fraction))
+        n_valid = round(n * self.config.validation_fraction)
         if n_valid < 2 or n - n_valid < 2:
             raise ConfigError(
                 f"MultiHeadRanker.fit needs at least 2 training and 2 held-out rows "

@@ -7,12 +7,18 @@ learned. Each call is the whole stage: the inputs callable (here a prebuilt page
 inputs from a request is the prepare step's cost), the five calibrated heads, the utility and
 the sort. Target (issue 12): under 5 ms for 300 candidates on this machine.
 
+Torch runs on one thread by default, as the server does (``serve.torch_threads``); the
+``load`` column is the machine's 1-minute load average after each row (a shared machine with
+load above its 2 cores gives slower figures than the model's own) and ``cpu_ms`` the CPU time
+this process spent per call (what the call costs whatever its neighbours do).
+
 Usage: ``python bench/rank.py [--candidates 300] [--calls 500] [--threads 1 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +42,17 @@ from moodboard.rank import (
 from moodboard.rank.multihead import take_rows
 from moodboard.rank.synthetic import make_engagement
 
-COLUMNS = ["model", "threads", "candidates", "history", "p50_ms", "p99_ms", "mean_ms"]
+COLUMNS = [
+    "model",
+    "threads",
+    "candidates",
+    "history",
+    "p50_ms",
+    "p99_ms",
+    "mean_ms",
+    "cpu_ms",
+    "load",
+]
 
 
 def _page(inputs: Any, n: int) -> Any:
@@ -57,12 +73,15 @@ def _measure(ranker: MultiHeadRanker, page: Any, calls: int, threads: int) -> di
     for _ in range(20):
         stage(cand, query)
     times = []
+    cpu0 = time.process_time()
     for _ in range(calls):
         t0 = time.perf_counter()
         stage(cand, query)
         times.append((time.perf_counter() - t0) * 1000)
+    cpu = (time.process_time() - cpu0) * 1000 / calls
     t = np.asarray(times)
     return {
+        "cpu_ms": cpu,
         "p50_ms": float(np.percentile(t, 50)),
         "p99_ms": float(np.percentile(t, 99)),
         "mean_ms": float(t.mean()),
@@ -73,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--candidates", type=int, default=300)
     ap.add_argument("--calls", type=int, default=500)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
     args = ap.parse_args()
     cfg = MultiHeadConfig()
     data = make_engagement(
@@ -92,6 +111,8 @@ def main() -> None:
                     "candidates": args.candidates,
                     "history": int((page.history_actions[0] > 0).sum()),
                     **_measure(ranker, page, args.calls, threads),
+                    # the machine's 1-minute load average after the run (2 cores: > 1 is busy)
+                    "load": os.getloadavg()[0],
                 }
             )
     report("rank", rows, COLUMNS)

@@ -232,9 +232,9 @@ class MMoE(nn.Module):
         self, d_in: int, experts: int, expert_dim: int, tasks: Sequence[str], dropout: float
     ) -> None:
         super().__init__()
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []  # serving skips no-op modules
         self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(d_in, expert_dim), nn.ReLU(), nn.Dropout(dropout))
-            for _ in range(experts)
+            nn.Sequential(nn.Linear(d_in, expert_dim), nn.ReLU(), *drop) for _ in range(experts)
         )
         self.gates = nn.ModuleDict({t: nn.Linear(d_in, experts) for t in tasks})
 
@@ -242,7 +242,8 @@ class MMoE(nn.Module):
         """Each task's ``(B, expert_dim)`` mixture."""
         e = torch.stack([expert(x) for expert in self.experts], dim=1)
         return {
-            t: (torch.softmax(g(x), dim=-1).unsqueeze(-1) * e).sum(1) for t, g in self.gates.items()
+            t: torch.bmm(torch.softmax(g(x), dim=-1).unsqueeze(1), e).squeeze(1)
+            for t, g in self.gates.items()
         }
 
 

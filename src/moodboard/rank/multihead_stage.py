@@ -82,11 +82,9 @@ class MultiHeadStage:
                 f"Got {len(x)} instead: fix the MultiHeadModel.inputs callable."
             )
         probs = self.model.ranker.predict_proba(x)
-        out = cand
-        for j, h in enumerate(HEADS):
-            out = out.with_score(f"p_{h}", probs[:, j])
-        util = self.model.ranker.utility(probs, self.model.weights)
-        return out.with_score(UTILITY, util).sort_by(UTILITY)
+        scores = {**cand.scores, **{f"p_{h}": probs[:, j] for j, h in enumerate(HEADS)}}
+        scores[UTILITY] = self.model.ranker.utility(probs, self.model.weights)
+        return Candidates(cand.items, scores, cand.sources).sort_by(UTILITY)
 
 
 def multihead_stage(seed: int = 0, resources: Mapping[str, Any] | None = None) -> MultiHeadStage:

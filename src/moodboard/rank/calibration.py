@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from moodboard.errors import ConfigError
+from moodboard.rank.metrics import paired
 
 _log = logging.getLogger(__name__)
 
@@ -79,16 +80,10 @@ def fit_calibrator(
 
     Raises
     ------
-    ConfigError
+    ValueError
         If the lengths differ or there are no rows.
     """
-    z = np.asarray(logits, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    if len(z) != len(y) or len(z) == 0:
-        raise ConfigError(
-            f"fit_calibrator needs as many labels as logits, at least one. "
-            f"Got {len(z)} logits and {len(y)} labels instead."
-        )
+    z, y = paired(logits, labels, "fit_calibrator")
     rate = float(y.mean())
     if rate in (0.0, 1.0):
         _log.warning("calibration rows hold one class only (rate %.0f): constant", rate)
@@ -97,7 +92,9 @@ def fit_calibrator(
         from sklearn.isotonic import IsotonicRegression
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z, y)
-        return Calibrator("isotonic", tuple(iso.X_thresholds_), tuple(iso.y_thresholds_))
+        return Calibrator(
+            "isotonic", tuple(map(float, iso.X_thresholds_)), tuple(map(float, iso.y_thresholds_))
+        )
     from sklearn.linear_model import LogisticRegression
 
     lr = LogisticRegression(C=1e6).fit(z[:, None], y)

@@ -69,6 +69,24 @@ def mean_metrics(
     }
 
 
+def paired(scores: np.ndarray, labels: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` and ``labels`` as flat float64 arrays of the same, non-zero length.
+
+    Raises
+    ------
+    ValueError
+        If the lengths differ or there are no rows (the message names ``who``).
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    if len(s) != len(y) or len(s) == 0:
+        raise ValueError(
+            f"{who} needs as many labels as scores, at least one. "
+            f"Got {len(s)} scores and {len(y)} labels instead."
+        )
+    return s, y
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error: over ``bins`` equal-width probability bins, the mean
     ``|observed rate - mean probability|`` weighted by the bin's share of rows.
@@ -78,13 +96,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     ValueError
         If the lengths differ or there are no rows.
     """
-    p = np.asarray(probs, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    if len(p) != len(y) or len(p) == 0:
-        raise ValueError(
-            f"ECE needs as many labels as probabilities, at least one. "
-            f"Got {len(p)} and {len(y)} instead."
-        )
+    p, y = paired(probs, labels, "expected_calibration_error")
     which = np.minimum((p * bins).astype(np.int64), bins - 1)
     n = np.bincount(which, minlength=bins)
     gap = np.abs(np.bincount(which, y, bins) - np.bincount(which, p, bins))

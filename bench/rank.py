@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,6 @@ from moodboard.rank import (
     RankQuery,
     make_ranker,
 )
-from moodboard.rank.multihead import take_rows
 from moodboard.rank.synthetic import make_engagement
 
 COLUMNS = [
@@ -58,14 +58,13 @@ COLUMNS = [
 def _page(inputs: Any, n: int) -> Any:
     """One user's page: the longest history's row and dense features, ``n`` candidates."""
     row = int(np.argmax((inputs.history_actions > 0).sum(1)))
-    return take_rows(inputs, np.full(n, row, dtype=np.int64))
+    return inputs.take(np.full(n, row, dtype=np.int64))
 
 
 def _measure(ranker: MultiHeadRanker, page: Any, calls: int, threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     items = np.arange(len(page.item), dtype=np.int64) * 131 % ranker.n_items
-    page = take_rows(page, np.arange(len(page.item)))
-    object.__setattr__(page, "item", items)
+    page = replace(page, item=items)
     model = MultiHeadModel(ranker, lambda query, cand: page)
     stage = make_ranker(MULTIHEAD, resources={MULTIHEAD: model})
     cand = Candidates.from_scores(items, np.linspace(1.0, 0.0, len(items)), "dense/text")

@@ -5,6 +5,7 @@ see most of the signal."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,6 @@ from moodboard.rank import (
     make_ranker,
 )
 from moodboard.rank.metrics import expected_calibration_error
-from moodboard.rank.multihead import take_rows
 from moodboard.rank.synthetic import SyntheticEngagement, make_engagement
 
 TRAIN = 8000
@@ -39,19 +39,19 @@ def data() -> SyntheticEngagement:
 
 @pytest.fixture(scope="module")
 def heldout(data: SyntheticEngagement) -> MultiHeadInputs:
-    return take_rows(data.inputs, np.arange(TRAIN, len(data.inputs)))
+    return data.inputs.take(np.arange(TRAIN, len(data.inputs)))
 
 
 @pytest.fixture(scope="module")
 def ranker(data: SyntheticEngagement) -> MultiHeadRanker:
-    train = take_rows(data.inputs, np.arange(TRAIN))
+    train = data.inputs.take(np.arange(TRAIN))
     return MultiHeadRanker(MultiHeadConfig(**FAST)).fit(train, data.content)
 
 
 def test_sequence_input_beats_the_ablation_and_a_random_order(
     data: SyntheticEngagement, ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
-    train = take_rows(data.inputs, np.arange(TRAIN))
+    train = data.inputs.take(np.arange(TRAIN))
     flat = MultiHeadRanker(MultiHeadConfig(sequence=False, **FAST)).fit(train, data.content)
     assert flat.net.sequence is None and ranker.net.sequence is not None
     y = heldout.labels[:, 0]
@@ -78,9 +78,8 @@ def test_calibrated_click_probabilities_match_held_out_rates(
 def test_position_is_learned_in_training_but_never_changes_serving_scores(
     ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
-    rows = take_rows(heldout, np.arange(500))
-    moved = take_rows(rows, np.arange(500))
-    object.__setattr__(moved, "position", np.full(500, 30, dtype=np.int64))
+    rows = heldout.take(np.arange(500))
+    moved = replace(rows, position=np.full(500, 30, dtype=np.int64))
     np.testing.assert_array_equal(ranker.predict_proba(rows), ranker.predict_proba(moved))
     # the training-only bias did learn that lower positions are clicked less (the data's
     # -0.4 log(position)): the serving score at position 1 is the unbiased one
@@ -97,7 +96,7 @@ def test_save_load_round_trip_is_exact_and_weights_only(
     meta = json.loads((tmp_path / "m" / "ranker.json").read_text())
     assert set(meta["calibration"]) == set(HEADS)
     loaded = MultiHeadRanker.load(tmp_path / "m", data.content)
-    rows = take_rows(heldout, np.arange(2000))
+    rows = heldout.take(np.arange(2000))
     np.testing.assert_array_equal(loaded.predict_proba(rows), ranker.predict_proba(rows))
     with pytest.raises(ConfigError, match="same table"):
         MultiHeadRanker.load(tmp_path / "m", data.content[:, ::-1].copy())
@@ -107,14 +106,12 @@ def test_rank_stage_orders_candidates_by_utility_with_hide_negative(
     data: SyntheticEngagement, ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
     # one user's page: the history of the first held-out row, 40 candidates
-    user = take_rows(heldout, np.zeros(40, dtype=np.int64))
+    user = heldout.take(np.zeros(40, dtype=np.int64))
     items = np.arange(40, dtype=np.int64) * 7
 
     def inputs(query: RankQuery, cand: Candidates) -> MultiHeadInputs:
         assert query.user == "u1"
-        x = take_rows(user, np.arange(len(cand)))
-        object.__setattr__(x, "item", cand.items.astype(np.int64))
-        return x
+        return replace(user.take(np.arange(len(cand))), item=cand.items.astype(np.int64))
 
     stage = make_ranker(MULTIHEAD, resources={MULTIHEAD: MultiHeadModel(ranker, inputs)})
     cand = Candidates.from_scores(items, np.linspace(1, 0, 40), "dense/text")
@@ -127,17 +124,20 @@ def test_rank_stage_orders_candidates_by_utility_with_hide_negative(
     assert ranker.utility(np.array([[0.0, 0, 0, 0, 0.5]]))[0] < 0  # hide lowers utility
     with pytest.raises(ConfigError, match="trained multi-head model"):
         make_ranker(MULTIHEAD)
-    short = MultiHeadModel(ranker, lambda q, c: take_rows(user, np.arange(3)))
+    short = MultiHeadModel(ranker, lambda q, c: user.take(np.arange(3)))
     with pytest.raises(ConfigError, match="one row per candidate"):
         make_ranker(MULTIHEAD, resources={MULTIHEAD: short})(cand, RankQuery(user="u1"))
 
 
-def test_inputs_with_other_dense_features_are_refused(
+def test_inputs_with_other_dense_features_or_unknown_actions_are_refused(
     ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
-    rows = take_rows(heldout, np.arange(10))
-    object.__setattr__(rows, "dense_names", ("price", "popularity", "retrieval_score"))
+    rows = replace(heldout.take(np.arange(10)), dense_names=("price", "popularity", "score"))
     with pytest.raises(ConfigError, match="in this order"):
+        ranker.predict(rows)
+    rows = heldout.take(np.arange(10))
+    rows = replace(rows, history_actions=np.full_like(rows.history_actions, 9))
+    with pytest.raises(ConfigError, match="codes 0..5"):
         ranker.predict(rows)
 
 
@@ -145,10 +145,7 @@ def test_a_users_page_scores_as_its_rows_one_by_one(
     ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
     # a page shares one history (encoded once); alone, each row takes the general path
-    page = take_rows(heldout, np.full(30, 5, dtype=np.int64))
-    object.__setattr__(page, "item", np.arange(30, dtype=np.int64) * 11)
-    one_by_one = np.concatenate(
-        [ranker.predict_proba(take_rows(page, np.array([i]))) for i in range(30)]
-    )
+    page = replace(heldout.take(np.full(30, 5, dtype=np.int64)), item=np.arange(30) * 11)
+    one_by_one = np.concatenate([ranker.predict_proba(page.take(np.array([i]))) for i in range(30)])
     np.testing.assert_allclose(ranker.predict_proba(page), one_by_one, rtol=1e-5, atol=1e-7)
     assert len(np.unique(one_by_one[:, 0])) > 20  # the candidates do differ

@@ -10,7 +10,6 @@ calibration); the content table is the catalog's and is given again at load.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -102,36 +101,15 @@ class MultiHeadConfig(BaseModel):
             )
 
 
-def take_rows(x: MultiHeadInputs, rows: np.ndarray) -> MultiHeadInputs:
-    """The rows ``rows`` of ``x``."""
-    return dataclasses.replace(
-        x,
-        **{
-            f.name: np.asarray(getattr(x, f.name))[rows]
-            for f in dataclasses.fields(x)
-            if f.name != "dense_names"
-        },
-    )
-
-
 def check_inputs(x: MultiHeadInputs, dense_names: tuple[str, ...] | None = None) -> None:
-    """Raise ``ConfigError`` unless ``x``'s arrays agree (and carry ``dense_names``)."""
-    b = len(x.item)
-    shapes = {
-        "history_items": (b, -1),
-        "history_actions": (b, np.shape(x.history_items)[-1]),
-        "history_age_s": (b, np.shape(x.history_items)[-1]),
-        "dense": (b, len(x.dense_names)),
-        "position": (b,),
-        "labels": (b, len(HEADS)),
-    }
-    for name, want in shapes.items():
-        got = np.shape(getattr(x, name))
-        if len(got) != len(want) or any(w not in (-1, g) for w, g in zip(want, got, strict=True)):
-            raise ConfigError(
-                f"MultiHeadInputs.{name} must have shape {want} (-1: any) for {b} rows. "
-                f"Got {got} instead."
-            )
+    """Raise ``ConfigError`` unless ``x``'s action codes are known (``MultiHeadInputs`` checks
+    its shapes itself) and its dense features are ``dense_names`` in that order."""
+    codes = np.asarray(x.history_actions)
+    if codes.size and (codes.min() < 0 or codes.max() > len(HEADS)):
+        raise ConfigError(
+            f"MultiHeadInputs.history_actions must hold codes 0..{len(HEADS)} (ACTION_CODES, "
+            f"0 pad). Got {codes.min()}..{codes.max()} instead."
+        )
     if dense_names is not None and tuple(x.dense_names) != tuple(dense_names):
         raise ConfigError(
             f"The dense features must be {list(dense_names)} in this order, as the ranker was "
@@ -214,8 +192,8 @@ class MultiHeadRanker:
         if n_items is None:
             seen = max(int(np.max(inputs.item)), int(np.max(inputs.history_items, initial=-1)))
             n_items = len(content) if content is not None else seen + 1
-        train = take_rows(inputs, np.arange(n - n_valid))
-        valid = take_rows(inputs, np.arange(n - n_valid, n))
+        train = inputs.take(np.arange(n - n_valid))
+        valid = inputs.take(np.arange(n - n_valid, n))
         self._build(n_items, 0 if content is None else content.shape[1], tuple(inputs.dense_names))
         self.net.items.set_content(content)
         dense = np.asarray(train.dense, dtype=np.float64)

@@ -137,7 +137,7 @@ def test_inputs_with_other_dense_features_or_unknown_actions_are_refused(
         ranker.predict(rows)
     rows = heldout.take(np.arange(10))
     rows = replace(rows, history_actions=np.full_like(rows.history_actions, 9))
-    with pytest.raises(ConfigError, match="codes 0..5"):
+    with pytest.raises(ConfigError, match=r"codes 0\.\.5"):
         ranker.predict(rows)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodboard.rank import LambdaMARTConfig, SignalsConfig
+from moodboard.rank import LambdaMARTConfig, MultiHeadConfig, SignalsConfig
 from moodboard.retrieve import (
     DenseConfig,
     FuseConfig,
@@ -39,6 +39,7 @@ __all__ = [
     "LabelsConfig",
     "LambdaMARTConfig",
     "LexicalConfig",
+    "MultiHeadConfig",
     "PopularConfig",
     "QueryUnderstandingConfig",
     "RankSettings",
@@ -126,6 +127,9 @@ class RankSettings(_Frozen):
     ----------
     lambdamart
         The search ranker (``rank/lambdamart``): LightGBM parameters, ``min_queries``, ``depth``.
+    multihead
+        The multi-head engagement ranker (``rank/multihead``): network, training,
+        calibration and utility weights.
     labels
         The label window of the impressions it learns from.
     heldout_fraction
@@ -136,6 +140,7 @@ class RankSettings(_Frozen):
     """
 
     lambdamart: LambdaMARTConfig = LambdaMARTConfig()
+    multihead: MultiHeadConfig = MultiHeadConfig()
     labels: LabelsConfig = LabelsConfig()
     signals: SignalsConfig = SignalsConfig()
     heldout_fraction: float = Field(default=0.5, gt=0, lt=1)

@@ -1,5 +1,6 @@
 """Ranking: request-time features and learned rankers; pure: data in, ``Candidates`` out."""
 
+from moodboard.rank.calibration import Calibrator, fit_calibrator
 from moodboard.rank.engagement import (
     ChainCandidates,
     SearchRankerFit,
@@ -15,8 +16,15 @@ from moodboard.rank.features import (
     query_context,
     stems,
 )
-from moodboard.rank.inputs import HEADS, MultiHeadInputs
+from moodboard.rank.inputs import ACTION_CODES, HEADS, MultiHeadInputs
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
+from moodboard.rank.multihead import MultiHeadConfig, MultiHeadRanker
+from moodboard.rank.multihead_stage import (
+    MULTIHEAD,
+    MultiHeadModel,
+    MultiHeadStage,
+    multihead_stage,
+)
 from moodboard.rank.registry import (
     RANKERS,
     NoopRanker,
@@ -43,16 +51,23 @@ from moodboard.rank.search import (
 from moodboard.rank.signals import OnlineSignals, Signals, SignalsConfig, signals_ibis
 
 __all__ = [
+    "ACTION_CODES",
     "FEATURES",
     "HEADS",
     "LAMBDAMART",
+    "MULTIHEAD",
     "RANKERS",
+    "Calibrator",
     "ChainCandidates",
     "ItemTexts",
     "LambdaMARTConfig",
     "LambdaMARTRanker",
     "LambdaMARTStage",
+    "MultiHeadConfig",
     "MultiHeadInputs",
+    "MultiHeadModel",
+    "MultiHeadRanker",
+    "MultiHeadStage",
     "NoopRanker",
     "OnlineSignals",
     "QueryContext",
@@ -67,8 +82,10 @@ __all__ = [
     "TrainingSet",
     "candidate_props",
     "dense_names",
+    "fit_calibrator",
     "lambdamart_stage",
     "make_ranker",
+    "multihead_stage",
     "query_context",
     "register_ranker",
     "retrieval_columns",

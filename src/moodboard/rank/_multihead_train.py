@@ -60,11 +60,12 @@ def head_aucs(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def score(net: MultiHeadNet, x: MultiHeadInputs, max_history: int, batch: int) -> np.ndarray:
     """Serving logits ``(B, 5)`` of ``x`` (position fixed at 1), in batches."""
-    net.eval()
+    if net.training:
+        net.eval()
     out = []
     with torch.inference_mode():
         for lo in range(0, len(x), batch):
-            rows = np.arange(lo, min(lo + batch, len(x)))
+            rows = None if len(x) <= batch else np.arange(lo, min(lo + batch, len(x)))
             out.append(net(Batch.of(x, max_history, rows)).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(HEADS)), dtype=np.float32)
 

@@ -101,7 +101,9 @@ class MultiHeadTrainer:
         threads = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)  # a small model: more threads contend
         try:
-            return self._fit(net, train, valid)
+            with torch.random.fork_rng(devices=[]):  # seeded id dropout, caller's RNG kept
+                torch.manual_seed(self.config.seed)
+                return self._fit(net, train, valid)
         finally:
             torch.set_num_threads(threads)
 
@@ -109,7 +111,6 @@ class MultiHeadTrainer:
         self, net: MultiHeadNet, train: MultiHeadInputs, valid: MultiHeadInputs
     ) -> TrainReport:
         cfg = self.config
-        torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         report = TrainReport()

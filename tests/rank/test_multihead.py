@@ -71,7 +71,7 @@ def test_calibrated_click_probabilities_match_held_out_rates(
     ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
     p = ranker.predict(heldout)["click"]
-    assert expected_calibration_error(p, heldout.labels[:, 0]) < 0.02  # measured 0.014
+    assert expected_calibration_error(heldout.labels[:, 0], p) < 0.02  # measured 0.013 (15 bins)
     assert abs(p.mean() - heldout.labels[:, 0].mean()) < 0.01
 
 
@@ -120,7 +120,7 @@ def test_rank_stage_orders_candidates_by_utility_with_hide_negative(
     util = out.score("utility")
     assert np.all(np.diff(util) <= 0)
     p = np.stack([out.score(f"p_{h}") for h in HEADS], axis=1)
-    np.testing.assert_allclose(util, ranker.utility(p), rtol=1e-5)
+    np.testing.assert_allclose(util, ranker.utility(p), rtol=1e-5, atol=1e-6)  # float32
     assert ranker.utility(np.array([[0.0, 0, 0, 0, 0.5]]))[0] < 0  # hide lowers utility
     with pytest.raises(ConfigError, match="trained multi-head model"):
         make_ranker(MULTIHEAD)

@@ -69,35 +69,47 @@ def mean_metrics(
     }
 
 
-def paired(scores: np.ndarray, labels: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """``scores`` and ``labels`` as flat float64 arrays of the same, non-zero length.
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """ECE of binary probabilities: over ``bins`` equal-width bins of ``probs`` on [0, 1], the
+    share-weighted mean of ``|mean(label) - mean(prob)|`` (bins are closed on the right, the
+    first also on the left: the binning of ``torchmetrics``' ``BinaryCalibrationError``).
 
     Raises
     ------
     ValueError
-        If the lengths differ or there are no rows (the message names ``who``).
+        If the arrays differ in length, are empty, or a probability is outside [0, 1].
     """
-    s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=np.float64).ravel()
-    if len(s) != len(y) or len(s) == 0:
-        raise ValueError(
-            f"{who} needs as many labels as scores, at least one. "
-            f"Got {len(s)} scores and {len(y)} labels instead."
-        )
-    return s, y
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    if len(y) != len(p) or not len(y):
+        raise ValueError(f"ECE needs as many labels as probabilities (>0): {len(y)} vs {len(p)}.")
+    if not ((p >= 0) & (p <= 1)).all():
+        raise ValueError("ECE takes probabilities in [0, 1]: calibrate the scores first.")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, p, side="left") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    gap = np.abs(
+        np.bincount(which, weights=y, minlength=bins) - np.bincount(which, p, minlength=bins)
+    )
+    return float(gap.sum() / count.sum())
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: over ``bins`` equal-width probability bins, the mean
-    ``|observed rate - mean probability|`` weighted by the bin's share of rows.
+def head_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """AUC, log loss and ECE of one head's probabilities (AUC is NaN without both classes).
 
     Raises
     ------
     ValueError
-        If the lengths differ or there are no rows.
+        As :func:`expected_calibration_error`.
     """
-    p, y = paired(probs, labels, "expected_calibration_error")
-    which = np.minimum((p * bins).astype(np.int64), bins - 1)
-    n = np.bincount(which, minlength=bins)
-    gap = np.abs(np.bincount(which, y, bins) - np.bincount(which, p, bins))
-    return float(gap.sum() / n.sum())
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    y = np.asarray(labels, dtype=np.float64).ravel()
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    ece = expected_calibration_error(y, p)
+    both = 0 < y.sum() < len(y)
+    return {
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "logloss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "ece": ece,
+    }

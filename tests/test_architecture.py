@@ -59,12 +59,13 @@ ALLOWED = {
         "ui",
     },
     # evaluate composes the public interfaces of the stages and the build steps to measure them,
-    # and scores through the surfaces' own chains
+    # and scores through the surfaces' own chains (on a workspace's logs too: ingest)
     "evaluate": {
         "data",
         "errors",
         "config",
         "datasets",
+        "ingest",
         "understand",
         "retrieve",
         "rank",

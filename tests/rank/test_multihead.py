@@ -58,7 +58,7 @@ def test_sequence_input_beats_the_ablation_and_a_random_order(
     auc = roc_auc_score(y, ranker.predict(heldout)["click"])
     auc_flat = roc_auc_score(y, flat.predict(heldout)["click"])
     auc_random = roc_auc_score(y, np.random.default_rng(0).random(len(y)))
-    # measured 0.68 vs 0.63 vs 0.50 (the true probabilities reach 0.79)
+    # measured 0.70 vs 0.62 vs 0.50 (the true probabilities reach 0.78)
     assert auc > auc_flat + 0.03, (auc, auc_flat)
     assert auc > auc_random + 0.12, (auc, auc_random)
     # every head learns something the order of a random list does not
@@ -71,7 +71,7 @@ def test_calibrated_click_probabilities_match_held_out_rates(
     ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
     p = ranker.predict(heldout)["click"]
-    assert expected_calibration_error(heldout.labels[:, 0], p) < 0.02  # measured 0.010
+    assert expected_calibration_error(heldout.labels[:, 0], p) < 0.02  # measured 0.013 (15 bins)
     assert abs(p.mean() - heldout.labels[:, 0].mean()) < 0.01
 
 
@@ -120,7 +120,7 @@ def test_rank_stage_orders_candidates_by_utility_with_hide_negative(
     util = out.score("utility")
     assert np.all(np.diff(util) <= 0)
     p = np.stack([out.score(f"p_{h}") for h in HEADS], axis=1)
-    np.testing.assert_allclose(util, ranker.utility(p), rtol=1e-5)
+    np.testing.assert_allclose(util, ranker.utility(p), rtol=1e-5, atol=1e-6)  # float32
     assert ranker.utility(np.array([[0.0, 0, 0, 0, 0.5]]))[0] < 0  # hide lowers utility
     with pytest.raises(ConfigError, match="trained multi-head model"):
         make_ranker(MULTIHEAD)
@@ -149,3 +149,14 @@ def test_a_users_page_scores_as_its_rows_one_by_one(
     one_by_one = np.concatenate([ranker.predict_proba(page.take(np.array([i]))) for i in range(30)])
     np.testing.assert_allclose(ranker.predict_proba(page), one_by_one, rtol=1e-5, atol=1e-7)
     assert len(np.unique(one_by_one[:, 0])) > 20  # the candidates do differ
+
+
+def test_same_seed_same_model_whatever_ran_before() -> None:
+    small = make_engagement(1500, seed=1)
+    cfg = MultiHeadConfig(epochs=2, patience=2, seed=3)
+    first = MultiHeadRanker(cfg).fit(small.inputs, small.content).predict_proba(small.inputs)
+    torch.rand(1000)  # the caller's random state moved on
+    again = MultiHeadRanker(cfg).fit(small.inputs, small.content).predict_proba(small.inputs)
+    np.testing.assert_array_equal(first, again)
+    other = MultiHeadRanker(cfg.model_copy(update={"seed": 4})).fit(small.inputs, small.content)
+    assert not np.array_equal(other.predict_proba(small.inputs), first)

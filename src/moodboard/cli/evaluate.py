@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from moodboard.cli.common import JsonOpt, _errors, _fail, app, err, out
+from moodboard.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    _errors,
+    _fail,
+    _settings,
+    _workspace,
+    app,
+    err,
+    out,
+)
 
 evaluate_app = typer.Typer(
     help="Offline evaluation of search and recommendations.", no_args_is_help=True
@@ -225,4 +235,37 @@ def evaluate_open_bandit_cmd(
             f"{m['logloss']:.4f}",
             f"{m['ece']:.4f}",
         )
+    out.print(t)
+
+
+@evaluate_app.command("ranker")
+def evaluate_ranker_cmd(
+    workspace: WorkspaceOpt = None,
+    test_fraction: Annotated[float, typer.Option(help="Share of the newest rows scored.")] = 0.3,
+    max_rows: Annotated[
+        int | None, typer.Option(help="Use only the newest rows (a faster run).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-head AUC, log loss and ECE of the multi-head ranker on the workspace's own logs
+    (split by time), beside LightGBM per head, the network without the sequence input and the
+    retrieval order."""
+    from moodboard.evaluate.ranker import workspace_ranker_report
+
+    with _errors():
+        report = workspace_ranker_report(
+            _workspace(workspace), _settings(workspace), test_fraction, max_rows
+        )
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    t = Table(title=f"ranker heads on {report['rows']['test']:,} later impressions")
+    t.add_column("model")
+    for head in report["heads"]:
+        t.add_column(f"{head} AUC / ECE")
+    models = {"multihead": report["heads"]} | {
+        n: b["heads"] for n, b in report["baselines"].items()
+    }
+    for name, heads in models.items():
+        t.add_row(name, *(f"{heads[h]['auc']:.3f} / {heads[h]['ece']:.3f}" for h in heads))
     out.print(t)

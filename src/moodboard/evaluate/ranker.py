@@ -20,9 +20,18 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
+from moodboard.build.layout import PRODUCTS_FILE, part_path, read_manifest
+from moodboard.build.rank_rows import workspace_ranker_rows
+from moodboard.config import Settings
+from moodboard.data import Catalog
+from moodboard.errors import InputError, NotFoundError
+from moodboard.ingest import Workspace
+from moodboard.rank import MultiHeadConfig, MultiHeadRanker, Signals
 from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, MultiHeadInputs
 from moodboard.rank.metrics import head_metrics
+from moodboard.rank.rows import to_inputs
 
 _log = logging.getLogger(__name__)
 
@@ -141,4 +150,65 @@ def evaluate_rankers(
     positives = {h: int(test.labels[:, i].sum()) for i, h in enumerate(HEADS)}
     report["rows"] = {"train": len(train), "test": len(test), "test_positives": positives}
     _log.info("ranker evaluation on %d later rows: %s", len(test), report["heads"])
+    return report
+
+
+def workspace_ranker_report(
+    ws: Workspace,
+    settings: Settings,
+    test_fraction: float = 0.3,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
+    """The multi-head ranker against its baselines on a workspace's own logs, split by time.
+
+    The rows are the build's (``build.rank_rows``: labelled impressions with point-in-time
+    features, bots left out); the earlier ``1 - test_fraction`` train every model (the
+    multi-head ranker calibrates on the newest part of those), the later rows score them. The
+    item content vectors are the live version's ``dense/text`` vectors.
+
+    Raises
+    ------
+    NotFoundError
+        If the workspace has no live version.
+    InputError
+        If the logs hold no labelled impressions (the reason says why), or too few.
+    """
+    version = ws.current_artifact()
+    if version is None:
+        raise NotFoundError(f"No artifact is live in {ws.root}: run `moodboard build` first.")
+    path = ws.version_path(version)
+    manifest = read_manifest(path)
+    catalog = Catalog.from_table(pq.read_table(path / PRODUCTS_FILE))
+    dense = part_path(path, manifest, "dense/text")
+    content = np.load(dense / "vectors.npy", allow_pickle=False) if dense else None
+    signals = Signals.default(settings.rank.signals)
+    found = workspace_ranker_rows(
+        ws, labels=settings.rank.labels, signals=signals, bots=settings.bots
+    )
+    if found.reason is not None:
+        raise InputError(f"No ranker rows in {ws.root}: {found.reason}.")
+    rows = found.rows.sort_by("ts_us")
+    if max_rows is not None and rows.num_rows > max_rows:
+        rows = rows.slice(rows.num_rows - max_rows)  # the newest rows
+    x = to_inputs(rows, catalog.ids, signals)
+    cut = round(len(x) * (1 - test_fraction))
+    if cut < 100 or len(x) - cut < 100:
+        raise InputError(f"{len(x)} labelled impressions are too few to split by time.")
+    train, test = x.take(slice(0, cut)), x.take(slice(cut, None))
+    cfg = settings.rank.multihead
+
+    def multihead(config: MultiHeadConfig) -> HeadsModel:
+        def fit_predict(tr: MultiHeadInputs, te: MultiHeadInputs) -> np.ndarray:
+            model = MultiHeadRanker(config).fit(tr, content, n_items=len(catalog))
+            return model.predict_proba(te)
+
+        return fit_predict
+
+    baselines = {
+        "lightgbm": lightgbm_heads(settings.seed),
+        "no_sequence": multihead(cfg.model_copy(update={"sequence": False})),
+        "retrieval_order": retrieval_order,
+    }
+    report = evaluate_rankers(train, test, multihead(cfg), baselines)
+    report["artifact"] = version
     return report

@@ -226,25 +226,35 @@ class ActionSequence(nn.Module):
 
 
 class MMoE(nn.Module):
-    """Multi-gate mixture of experts: shared experts, a softmax gate per task."""
+    """Multi-gate mixture of experts: shared experts, a softmax gate per task.
+
+    Each expert and each gate is its own ``nn.Linear``; the forward pass runs all experts as
+    one product and all gates as one (the same numbers, a third of the calls at serving).
+    """
 
     def __init__(
         self, d_in: int, experts: int, expert_dim: int, tasks: Sequence[str], dropout: float
     ) -> None:
         super().__init__()
-        drop = [nn.Dropout(dropout)] if dropout > 0 else []  # serving skips no-op modules
-        self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(d_in, expert_dim), nn.ReLU(), *drop) for _ in range(experts)
-        )
+        self.dropout = dropout
+        self.experts = nn.ModuleList(nn.Linear(d_in, expert_dim) for _ in range(experts))
         self.gates = nn.ModuleDict({t: nn.Linear(d_in, experts) for t in tasks})
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each task's ``(B, expert_dim)`` mixture."""
-        e = torch.stack([expert(x) for expert in self.experts], dim=1)
-        return {
-            t: torch.bmm(torch.softmax(g(x), dim=-1).unsqueeze(1), e).squeeze(1)
-            for t, g in self.gates.items()
-        }
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, tasks, expert_dim)``: each task's mixture, tasks in the gates' order."""
+        b, n = len(x), len(self.experts)
+        e = F.linear(
+            x,
+            torch.cat([m.weight for m in self.experts]),
+            torch.cat([m.bias for m in self.experts]),
+        )
+        e = F.dropout(F.relu(e), self.dropout, self.training).view(b, n, -1)
+        g = F.linear(
+            x,
+            torch.cat([m.weight for m in self.gates.values()]),
+            torch.cat([m.bias for m in self.gates.values()]),
+        )
+        return torch.bmm(torch.softmax(g.view(b, -1, n), dim=-1), e)
 
 
 def _shared(*history: torch.Tensor) -> bool:
@@ -321,8 +331,10 @@ class MultiHeadNet(nn.Module):
             s = self.sequence(cand, hist.rows(), actions, age)
             parts += [s, cand * s, similarity(item, hist, actions > 0)]
         parts.append(dense.nan_to_num(0.0).clamp(-10.0, 10.0))
-        mixed = self.mmoe(torch.cat(parts, dim=-1))
-        logits = torch.cat([self.heads[h](self.towers[h](mixed[h])) for h in HEADS], dim=-1)
+        mixed = self.mmoe(torch.cat(parts, dim=-1))  # (B, heads, expert_dim)
+        logits = torch.cat(
+            [self.heads[h](self.towers[h](mixed[:, j])) for j, h in enumerate(HEADS)], dim=-1
+        )
         pos = batch.position.clamp(1, self.max_position) if use_position else None
         if pos is None:
             return logits + self.position_bias.weight[1]

@@ -60,11 +60,12 @@ def head_aucs(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 def score(net: MultiHeadNet, x: MultiHeadInputs, max_history: int, batch: int) -> np.ndarray:
     """Serving logits ``(B, 5)`` of ``x`` (position fixed at 1), in batches."""
-    net.eval()
+    if net.training:
+        net.eval()
     out = []
     with torch.inference_mode():
         for lo in range(0, len(x), batch):
-            rows = np.arange(lo, min(lo + batch, len(x)))
+            rows = None if len(x) <= batch else np.arange(lo, min(lo + batch, len(x)))
             out.append(net(Batch.of(x, max_history, rows)).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(HEADS)), dtype=np.float32)
 
@@ -100,7 +101,9 @@ class MultiHeadTrainer:
         threads = torch.get_num_threads()
         torch.set_num_threads(self.config.threads)  # a small model: more threads contend
         try:
-            return self._fit(net, train, valid)
+            with torch.random.fork_rng(devices=[]):  # seeded id dropout, caller's RNG kept
+                torch.manual_seed(self.config.seed)
+                return self._fit(net, train, valid)
         finally:
             torch.set_num_threads(threads)
 
@@ -108,7 +111,6 @@ class MultiHeadTrainer:
         self, net: MultiHeadNet, train: MultiHeadInputs, valid: MultiHeadInputs
     ) -> TrainReport:
         cfg = self.config
-        torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         report = TrainReport()

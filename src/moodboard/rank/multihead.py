@@ -143,15 +143,19 @@ class MultiHeadRanker:
         self.report: dict[str, object] = {}
 
     def _build(self, n_items: int, content_dim: int, dense_names: tuple[str, ...]) -> None:
+        import torch
+
         from moodboard.rank._multihead_net import MultiHeadNet
 
         c = self.config
         self.n_items, self.content_dim, self.dense_names = n_items, content_dim, dense_names
-        self.net = MultiHeadNet(
-            n_items, content_dim, len(dense_names), c.dim, c.heads, c.ff_dim, c.gap_buckets,
-            c.experts, c.expert_dim, c.tower_dim, c.max_position, c.sequence, c.dropout,
-            c.id_dropout,
-        )  # fmt: skip
+        with torch.random.fork_rng(devices=[]):  # the same weights for the same seed
+            torch.manual_seed(c.seed)
+            self.net = MultiHeadNet(
+                n_items, content_dim, len(dense_names), c.dim, c.heads, c.ff_dim,
+                c.gap_buckets, c.experts, c.expert_dim, c.tower_dim, c.max_position,
+                c.sequence, c.dropout, c.id_dropout,
+            )  # fmt: skip
 
     def fit(
         self,

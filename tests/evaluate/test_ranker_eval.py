@@ -62,7 +62,7 @@ def test_true_probabilities_win_and_are_calibrated(report) -> None:
     order = report["baselines"]["retrieval_order"]["heads"]["click"]
     assert click["auc"] >= lgbm["auc"] - 0.01 and click["ece"] < 0.03
     assert lgbm["auc"] > order["auc"] + 0.1  # the signal is in a feature, not the order
-    assert 0.5 < order["auc"] < 0.65  # the position carries a little of it
+    assert order["auc"] == pytest.approx(0.5)  # no retrieval score logged: a random order
 
 
 def test_history_summary_counts_actions_and_sees_the_candidate() -> None:

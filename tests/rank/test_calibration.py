@@ -42,7 +42,6 @@ def test_single_class_rows_give_a_constant_and_bad_input_names_the_fix() -> None
         fit_calibrator(np.zeros(3), np.zeros(2))
     with pytest.raises(ConfigError, match="platt, isotonic or constant"):
         Calibrator.from_json({"method": "pickle", "x": [], "y": []})
-<<<<<<< HEAD
 
 
 def test_ece_by_hand() -> None:
@@ -50,5 +49,3 @@ def test_ece_by_hand() -> None:
     p = np.array([0.15, 0.15, 0.95])
     y = np.array([0.0, 1.0, 1.0])
     assert expected_calibration_error(y, p, bins=10) == pytest.approx((2 * 0.35 + 0.05) / 3)
-=======
->>>>>>> i12-model

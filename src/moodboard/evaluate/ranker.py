@@ -8,9 +8,9 @@ baselines of the same run:
 - ``lightgbm``: one LightGBM classifier per head on the same rows: the dense features plus a
   summary of the history a tree can read (counts per action type, how recent the newest action
   is, whether and how the candidate itself was acted on);
-- ``retrieval_order``: the order the candidates were retrieved in (the logged retrieval score
-  when the rows carry one, else the position shown), made a probability per head by a
-  logistic fit on the earlier rows.
+- ``retrieval_order``: the order the candidates were retrieved in (the logged retrieval scores;
+  none logged: a random order), made a probability per head by a logistic fit on the earlier
+  rows. The position shown is no ranker's input: it carries the position bias of the clicks.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ _log = logging.getLogger(__name__)
 HeadsModel = Callable[[MultiHeadInputs, MultiHeadInputs], np.ndarray]
 #: The dense column read as the retrieval order when present.
 RETRIEVAL_SCORE = "retrieval_score"
+#: The logged per-source retrieval scores (``rank.rows``).
+SCORE_PREFIX = "score:"
 
 
 def history_summary(x: MultiHeadInputs) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -107,13 +109,23 @@ def lightgbm_heads(seed: int = 0, n_estimators: int = 200) -> HeadsModel:
 
 
 def retrieval_order(train: MultiHeadInputs, test: MultiHeadInputs) -> np.ndarray:
-    """Each head's probability from the retrieval order alone (a logistic fit on ``train``)."""
+    """Each head's probability from the retrieval order alone (a logistic fit on ``train``).
+
+    The order is the sum of the logged retrieval scores (``score:<source>`` columns; RRF-like
+    when the sources' scores are ranks). Without any logged score the shown order is no
+    retrieval order (the simulator's randomized pages shuffle it; a position also carries the
+    click model's position bias, which no ranker is allowed to read), so every row gets the
+    same score: the baseline is a random order.
+    """
     from sklearn.linear_model import LogisticRegression
 
     def score(x: MultiHeadInputs) -> np.ndarray:
+        cols = [j for j, n in enumerate(x.dense_names) if n.startswith(SCORE_PREFIX)]
         if RETRIEVAL_SCORE in x.dense_names:
             return x.dense_column(RETRIEVAL_SCORE).astype(np.float64)[:, None]
-        return -x.position.astype(np.float64)[:, None]
+        if cols:
+            return x.dense[:, cols].astype(np.float64).sum(1, keepdims=True)
+        return np.zeros((len(x), 1))
 
     def head(y: np.ndarray) -> np.ndarray:
         return LogisticRegression().fit(score(train), y).predict_proba(score(test))[:, 1]

@@ -69,45 +69,32 @@ def mean_metrics(
     }
 
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
-    """ECE of binary probabilities: over ``bins`` equal-width bins of ``probs`` on [0, 1], the
-    share-weighted mean of ``|mean(label) - mean(prob)|`` (bins are closed on the right, the
-    first also on the left: the binning of ``torchmetrics``' ``BinaryCalibrationError``).
+def paired(scores: np.ndarray, labels: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` and ``labels`` as flat float64 arrays of the same, non-zero length.
 
     Raises
     ------
     ValueError
-        If the arrays differ in length, are empty, or a probability is outside [0, 1].
+        If the lengths differ or there are no rows (the message names ``who``).
     """
+    s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=np.float64).ravel()
-    p = np.asarray(probs, dtype=np.float64).ravel()
-    if len(y) != len(p) or not len(y):
-        raise ValueError(f"ECE needs as many labels as probabilities (>0): {len(y)} vs {len(p)}.")
-    if not ((p >= 0) & (p <= 1)).all():
-        raise ValueError("ECE takes probabilities in [0, 1]: calibrate the scores first.")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, p, side="left") - 1, 0, bins - 1)
-    count = np.bincount(which, minlength=bins)
-    gap = np.abs(
-        np.bincount(which, weights=y, minlength=bins) - np.bincount(which, p, minlength=bins)
-    )
-    return float(gap.sum() / count.sum())
+    if len(s) != len(y) or len(s) == 0:
+        raise ValueError(
+            f"{who} needs as many labels as scores, at least one. "
+            f"Got {len(s)} scores and {len(y)} labels instead."
+        )
+    return s, y
 
 
-<<<<<<< HEAD
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
     """ECE of binary probabilities: over ``bins`` equal-width bins of ``probs`` on [0, 1], the
     share-weighted mean of ``|mean(label) - mean(prob)|`` (bins are closed on the right, the
     first also on the left: the binning of ``torchmetrics``' ``BinaryCalibrationError``).
-=======
-def head_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """AUC, log loss and ECE of one head's probabilities (AUC is NaN without both classes).
->>>>>>> i12-model
 
     Raises
     ------
     ValueError
-<<<<<<< HEAD
         If the arrays differ in length, are empty, or a probability is outside [0, 1].
     """
     p, y = paired(probs, labels, "expected_calibration_error")
@@ -133,14 +120,6 @@ def head_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import log_loss, roc_auc_score
 
     p, y = paired(probs, labels, "head_metrics")
-=======
-        As :func:`expected_calibration_error`.
-    """
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    p = np.asarray(probs, dtype=np.float64).ravel()
->>>>>>> i12-model
     ece = expected_calibration_error(y, p)
     both = 0 < y.sum() < len(y)
     return {

@@ -44,9 +44,9 @@ def test_a_corrupt_version_is_loaded_once_and_the_old_one_keeps_serving(
     loads: list[str | None] = []
     real = Engine.load.__func__
 
-    def counted(cls, ws, version=None, settings=None):
+    def counted(cls, ws, version=None, settings=None, **kw):
         loads.append(version)
-        return real(cls, ws, version, settings)
+        return real(cls, ws, version, settings, **kw)
 
     monkeypatch.setattr(Engine, "load", classmethod(counted))
     ws, good = ws_copy, ws_copy.current_artifact()

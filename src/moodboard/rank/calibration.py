@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from moodboard.errors import ConfigError
+from moodboard.rank.metrics import paired
 
 _log = logging.getLogger(__name__)
 
@@ -82,13 +83,7 @@ def fit_calibrator(
     ValueError
         If the lengths differ or there are no rows.
     """
-    z = np.asarray(logits, dtype=np.float64).ravel()
-    y = np.asarray(labels, dtype=np.float64).ravel()
-    if len(z) != len(y) or len(z) == 0:
-        raise ValueError(
-            f"fit_calibrator needs as many labels as logits, at least one. "
-            f"Got {len(z)} logits and {len(y)} labels instead."
-        )
+    z, y = paired(logits, labels, "fit_calibrator")
     rate = float(y.mean())
     if rate in (0.0, 1.0):
         _log.warning("calibration rows hold one class only (rate %.0f): constant", rate)

@@ -71,6 +71,8 @@ def mini_settings() -> Settings:
         }
     )
     s.surfaces = s.surfaces.model_copy(update={"feed": feed})
+    multihead = s.rank.multihead.model_copy(update={"max_rows": 20_000, "epochs": 4})
+    s.rank = s.rank.model_copy(update={"multihead": multihead})
     return s
 
 

@@ -12,9 +12,12 @@ from typer.testing import CliRunner
 from moodboard.cli import app
 from moodboard.evaluate.open_bandit import (
     BanditEvalConfig,
+    bandit_inputs,
     bandit_table,
     evaluate_click_models,
+    multihead_click,
 )
+from moodboard.rank import MultiHeadConfig
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +56,30 @@ def test_cli_reports_each_model_with_an_interval(monkeypatch, table) -> None:
     import moodboard.evaluate.open_bandit as ob
 
     monkeypatch.setattr(ob, "bandit_table", lambda: table)
-    res = CliRunner().invoke(app, ["evaluate", "open-bandit", "--bootstrap", "200", "--json"])
+    cmd = ["evaluate", "open-bandit", "--bootstrap", "200", "--json"]
+    res = CliRunner().invoke(app, [*cmd, "--model", "logistic", "--model", "lightgbm"])
     assert res.exit_code == 0, res.output
     got = json.loads(res.output)
     assert got["clicks"] == 130 and set(got["models"]) == {"logistic", "lightgbm"}
     for m in got["models"].values():
         assert 0.4 < m["auc"] < 0.75 and m["auc_ci"][0] <= m["auc"] <= m["auc_ci"][1]
         assert m["ece"] < 0.02  # the base rate is 0.4%: every model is close to it
+
+
+def test_the_multihead_click_head_reads_the_rows_and_stays_calibrated(table) -> None:
+    """The ranker's inputs of the bandit rows (item id, one-hot categories, numbers, the slot
+    as the training-only position), and its click head cross-validated on a slice."""
+    x = bandit_inputs(table.iloc[:5], table["click"].to_numpy()[:5])
+    assert x.item.tolist() == table["item"].cat.codes[:5].tolist()
+    assert x.position.tolist() == table["position"][:5].astype(int).tolist()
+    assert "affinity" in x.dense_names and any(
+        n.startswith("user_feature_0=") for n in x.dense_names
+    )
+    assert x.dense.sum(1).min() > 0 and (x.history_actions == 0).all()
+    fast = MultiHeadConfig(sequence=False, max_history=1, dim=8, epochs=2, patience=1, seed=0)
+    part = table.iloc[::5]
+    r = evaluate_click_models(
+        part, {"multihead": multihead_click(0, fast)}, BanditEvalConfig(bootstrap=100)
+    )
+    m = r.models["multihead"]
+    assert 0.3 < m["auc"] < 0.8 and m["ece"] < 0.02 and m["logloss"] < 0.05

@@ -29,7 +29,7 @@ from moodboard.rank.metrics import expected_calibration_error
 from moodboard.rank.synthetic import SyntheticEngagement, make_engagement
 
 TRAIN = 8000
-FAST = {"epochs": 8, "patience": 2, "validation_fraction": 0.25}
+FAST = {"epochs": 8, "patience": 2, "validation_fraction": 0.25, "lr": 1e-2}
 
 
 @pytest.fixture(scope="module")

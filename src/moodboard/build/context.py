@@ -9,6 +9,7 @@ read ``events()``: the log without the bots' events.
 from __future__ import annotations
 
 import logging
+from datetime import UTC
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,18 @@ class BuildContext:
             return Bots(BOTS_SCHEMA.empty_table(), self.settings.bots)
         raw = connect(self.engine).read_parquet(self.ws.events.glob())
         return bots_table(raw, self.settings.bots)
+
+    @cached_property
+    def events_until(self) -> str | None:
+        """The newest event time the build reads (ISO 8601), None without events: the server
+        counts its buffered actions after it only (``surfaces.recent``)."""
+        if not self.has_events:
+            return None
+        raw = connect(self.engine).read_parquet(self.ws.events.glob())
+        newest = raw[C.TS].max().to_pyarrow().as_py()
+        if newest is None:
+            return None
+        return (newest if newest.tzinfo else newest.replace(tzinfo=UTC)).isoformat()
 
     def events(self) -> ir.Table:
         """The event log on the build's engine without the flagged accounts' events: what

@@ -20,6 +20,9 @@ Layout of a version::
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
     rank_lambdamart/      the search ranker (LightGBM model.txt + ranker.json), if trained
+    rank_multihead/       the multi-head ranker (model.pt state dict + ranker.json) with the
+                          actions and definitions of its serving features, if trained
+    bots.parquet          the accounts flagged as bots, each with its rule
     manifest.json         what, from which data, with which parameters, and timings
 """
 
@@ -35,7 +38,7 @@ from pydantic import BaseModel
 
 from moodboard.config import Settings
 from moodboard.errors import InputError
-from moodboard.rank import LambdaMARTRanker
+from moodboard.rank import LambdaMARTRanker, MultiHeadRanker
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
@@ -45,6 +48,8 @@ from moodboard.understand.query import QueryUnderstanding
 #: The files every version holds, beside its components.
 MANIFEST_FILE = "manifest.json"
 PRODUCTS_FILE = "products.parquet"
+#: The accounts the build flagged as bots (``user_id``, ``rule``).
+BOTS_FILE = "bots.parquet"
 #: Which items have an image embedding, inside the visual source's folder.
 HAS_IMAGE_FILE = "has_image.npy"
 #: The prefix of a version being built (a hidden folder in ``artifacts/``).
@@ -106,6 +111,7 @@ _PARTS = (
     Part("feed/fusion", "feed/fusion.json", None, lambda s: s.surfaces.feed.fuse),
     Part("understand", "understand", QueryUnderstanding, lambda s: s.understand),
     Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),
+    Part("rank/multihead", "rank_multihead", MultiHeadRanker, lambda s: s.rank.multihead),
 )
 #: Component name -> its part.
 LAYOUT: dict[str, Part] = {p.name: p for p in _PARTS}

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from moodboard import __version__
 from moodboard.build.artifact import NewVersion
 from moodboard.build.context import BuildContext
-from moodboard.build.layout import RECOMMENDERS, part
+from moodboard.build.layout import BOTS_FILE, RECOMMENDERS, part
+from moodboard.build.multihead import MultiHeadStep
 from moodboard.build.ranker import SearchRankerStep
 from moodboard.build.recommenders import FusionStep, RecommenderStep
 from moodboard.build.steps import (
@@ -55,6 +58,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         FusionStep(),
         UnderstandStep(),
         SearchRankerStep(settings.rank.lambdamart),
+        MultiHeadStep(settings.rank.multihead),
     ]
 
 
@@ -103,6 +107,7 @@ def build(
             components |= built.components
             ctx.built |= built.components
             timings |= built.timings
+        pq.write_table(ctx.bots.flagged, new.folder / BOTS_FILE)
         status = ws.status()
         manifest = {
             "version": new.version,
@@ -113,9 +118,10 @@ def build(
                 "events": status["events"],
                 "events_total": status["events_total"],
                 "users": status["users"],
+                "events_until": ctx.events_until,
             },
             "components": components,
-            "bots": ctx.bots.as_dict(),
+            "bots": ctx.bots.as_dict() | {"path": BOTS_FILE},
             "timings_s": timings,
         }
         new.publish(manifest, settings.build.keep_versions)

@@ -199,11 +199,18 @@ def evaluate_recs_cmd(
     out.print(t)
 
 
+_BANDIT_MODELS = "logistic, lightgbm, multihead"
+
+
 @evaluate_app.command("open-bandit")
 def evaluate_open_bandit_cmd(
     folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     bootstrap: Annotated[int, typer.Option(help="Resamples of each AUC's interval.")] = 1_000,
     seed: Annotated[int, typer.Option(help="Seed of the folds, the bootstrap and the models.")] = 0,
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="A model to run (repeat; default all): " + _BANDIT_MODELS),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Click AUC, log loss and ECE on the Open Bandit random-policy logs (all, men, women
@@ -214,12 +221,21 @@ def evaluate_open_bandit_cmd(
         evaluate_click_models,
         lightgbm_classifier,
         logistic_regression,
+        multihead_click,
     )
 
     with _errors():
         cfg = BanditEvalConfig(folds=folds, bootstrap=bootstrap, seed=seed)
-        models = {"logistic": logistic_regression(seed), "lightgbm": lightgbm_classifier(seed)}
-        report = evaluate_click_models(bandit_table(), models, cfg)
+        known = {
+            "logistic": logistic_regression,
+            "lightgbm": lightgbm_classifier,
+            "multihead": multihead_click,
+        }
+        unknown = sorted(set(models or ()) - set(known))
+        if unknown:
+            _fail(f"Unknown --model {unknown}: choose among {_BANDIT_MODELS}.")
+        chosen = {n: make(seed) for n, make in known.items() if not models or n in models}
+        report = evaluate_click_models(bandit_table(), chosen, cfg)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
         return

@@ -23,6 +23,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.datasets import load_open_bandit
+from moodboard.rank import MultiHeadConfig, MultiHeadRanker
+from moodboard.rank.inputs import HEADS, PAD_ACTION, PAD_ITEM, MultiHeadInputs
 from moodboard.rank.metrics import head_metrics
 
 _log = logging.getLogger(__name__)
@@ -127,6 +129,59 @@ def lightgbm_classifier(seed: int = 0) -> ClickModel:
         )
         cols = [*CATEGORICAL, *NUMERIC]
         return model.fit(train[cols], y).predict_proba(test[cols])[:, 1]
+
+    return fit_predict
+
+
+def bandit_inputs(rows: pd.DataFrame, y: np.ndarray | None = None) -> MultiHeadInputs:
+    """The rows as the multi-head ranker's inputs: the item as its id, the other categories
+    one-hot and the numbers as dense features, the slot as the training-only position, the
+    clicks as the click head's labels (the other heads are never positive here). The logs hold
+    no user ids, so there is no action sequence."""
+    cats = [c for c in CATEGORICAL if c != "item"]
+    onehot = pd.get_dummies(rows[cats], prefix_sep="=", dtype=np.float32)
+    numeric = rows[[c for c in NUMERIC if c != "position"]].to_numpy(np.float32)
+    b = len(rows)
+    labels = np.zeros((b, len(HEADS)), dtype=np.float32)
+    labels[:, 0] = 0 if y is None else y
+    return MultiHeadInputs(
+        history_items=np.full((b, 1), PAD_ITEM, dtype=np.int64),
+        history_actions=np.full((b, 1), PAD_ACTION, dtype=np.int64),
+        history_age_s=np.zeros((b, 1), dtype=np.float32),
+        item=rows["item"].cat.codes.to_numpy(np.int64),
+        dense=np.hstack([onehot.to_numpy(np.float32), numeric]),
+        dense_names=(*onehot.columns, *(c for c in NUMERIC if c != "position")),
+        position=rows["position"].to_numpy(np.int64),
+        labels=labels,
+    )
+
+
+def multihead_click(seed: int = 0, config: MultiHeadConfig | None = None) -> ClickModel:
+    """The multi-head ranker's calibrated click head (no sequence: the logs name no users),
+    trained on the click loss alone; its held-out slice for early stopping and calibration is a
+    seeded random share of the training fold."""
+    cfg = config or MultiHeadConfig(
+        sequence=False,
+        max_history=1,
+        dim=16,
+        experts=2,
+        expert_dim=16,
+        tower_dim=8,
+        id_dropout=0.2,
+        weight_decay=1e-3,
+        lr=3e-3,
+        epochs=15,
+        patience=4,
+        loss_weights={"click": 1.0, "save": 0.0, "add_to_cart": 0.0, "purchase": 0.0, "hide": 0.0},
+        seed=seed,
+    )
+
+    def fit_predict(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame) -> np.ndarray:
+        order = np.random.default_rng(seed).permutation(len(train))
+        x = bandit_inputs(train, y).take(order)
+        n_items = len(train["item"].cat.categories)
+        model = MultiHeadRanker(cfg).fit(x, None, n_items=n_items)
+        return model.predict_proba(bandit_inputs(test))[:, HEADS.index("click")]
 
     return fit_predict
 

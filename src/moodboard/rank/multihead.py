@@ -55,10 +55,10 @@ class MultiHeadConfig(BaseModel):
     loss_weights: dict[str, float] = Field(
         default_factory=lambda: {h: 1.0 for h in HEADS}, validate_default=True
     )
-    lr: float = Field(default=1e-2, gt=0)
+    lr: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     batch_size: int = Field(default=512, ge=2)
-    epochs: int = Field(default=20, ge=1)
+    epochs: int = Field(default=10, ge=1)
     #: Epochs without a better validation score before training stops.
     patience: int = Field(default=3, ge=1)
     early_stopping: Literal["auc", "loss"] = "auc"
@@ -78,6 +78,12 @@ class MultiHeadConfig(BaseModel):
     )
     seed: int = 0
     threads: int = Field(default=1, ge=1)
+    #: The build trains the ranker only from at least this many labelled impressions.
+    min_rows: int = Field(default=2_000, ge=10)
+    #: The build trains on the newest ``max_rows`` labelled impressions.
+    max_rows: int = Field(default=40_000, ge=10)
+    #: Serving: the stage scores the first ``depth`` candidates of the fused list.
+    depth: int = Field(default=100, ge=1, le=5_000)
 
     def model_post_init(self, context: object) -> None:
         """Check head names and that ``heads`` divides ``dim``.

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from moodboard.data import Candidates
 from moodboard.errors import ConfigError
 from moodboard.rank.inputs import HEADS, MultiHeadInputs
@@ -44,11 +46,15 @@ class MultiHeadModel:
         the prepared context, dense features of each candidate).
     weights
         Utility weights per head (None: the ranker's config).
+    depth
+        The stage scores the first ``depth`` candidates of the fused list; the rest follow
+        them in their order.
     """
 
     ranker: MultiHeadRanker
     inputs: InputsFn
     weights: Mapping[str, float] | None = None
+    depth: int = 300
 
 
 class MultiHeadStage:
@@ -66,7 +72,8 @@ class MultiHeadStage:
         self.model = model
 
     def __call__(self, cand: Candidates, query: RankQuery) -> Candidates:
-        """The candidates with ``p_<head>`` and ``utility`` columns, by utility descending.
+        """The first ``depth`` candidates with ``p_<head>`` and ``utility`` columns, by utility
+        descending, then the rest in their order (utility below the scored ones, heads NaN).
 
         Raises
         ------
@@ -75,15 +82,23 @@ class MultiHeadStage:
         """
         if len(cand) == 0:
             return cand
-        x = self.model.inputs(query, cand)
-        if len(x) != len(cand):
+        n = min(self.model.depth, len(cand))
+        head = cand.head(n)
+        x = self.model.inputs(query, head)
+        if len(x) != n:
             raise ConfigError(
-                f"The inputs of {MULTIHEAD} must have one row per candidate ({len(cand)}). "
+                f"The inputs of {MULTIHEAD} must have one row per candidate ({n}). "
                 f"Got {len(x)} instead: fix the MultiHeadModel.inputs callable."
             )
         probs = self.model.ranker.predict_proba(x)
-        scores = {**cand.scores, **{f"p_{h}": probs[:, j] for j, h in enumerate(HEADS)}}
-        scores[UTILITY] = self.model.ranker.utility(probs, self.model.weights)
+        utility = self.model.ranker.utility(probs, self.model.weights)
+        rest = len(cand) - n
+        pad = np.full(rest, np.nan)
+        scores = {
+            **cand.scores,
+            **{f"p_{h}": np.concatenate([probs[:, j], pad]) for j, h in enumerate(HEADS)},
+            UTILITY: np.concatenate([utility, utility.min() - 1.0 - np.arange(rest)]),
+        }
         return Candidates(cand.items, scores, cand.sources).sort_by(UTILITY)
 
 

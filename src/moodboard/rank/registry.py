@@ -36,12 +36,20 @@ class RankQuery:
         The query text, for query-dependent rankers.
     context
         Whatever the surface's prepare step adds (e.g. the parsed query).
+    ts_us
+        The request's time in microseconds since the epoch (a simulation's clock; None: the
+        ranker's features are read at the newest time they know).
+    recent
+        The user's actions accepted since the live build, ``(ts_us, item_id, type)`` oldest
+        first (``surfaces.recent``: the real-time part of the user's sequence).
     """
 
     user: str | None = None
     request_id: str = ""
     text: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    ts_us: int | None = None
+    recent: tuple[tuple[int, str, str], ...] = ()
 
 
 class Ranker(Protocol):

@@ -106,7 +106,12 @@ def candidate_props(cand: Candidates) -> list[dict[str, Any]]:
 
 
 def serving_rows(
-    cand: Candidates, ids: IdMap, user_id: str, ts_us: int, online: OnlineSignals
+    cand: Candidates,
+    ids: IdMap,
+    user_id: str,
+    ts_us: int,
+    online: OnlineSignals,
+    recent: Sequence[tuple[int, str, str]] = (),
 ) -> pa.Table:
     """The rows of one request's candidates at serving time, for ``to_inputs``.
 
@@ -124,6 +129,9 @@ def serving_rows(
         The request's user and time (microseconds since the epoch).
     online
         The serving-time features over the events the server holds.
+    recent
+        The user's actions accepted since those events, ``(ts_us, item_id, type)`` oldest
+        first (``OnlineSignals.evaluate``).
 
     Returns
     -------
@@ -132,7 +140,7 @@ def serving_rows(
     """
     n = len(cand)
     items = ids.external(cand.items)
-    feats = online.evaluate([user_id] * n, items, [ts_us] * n)
+    feats = online.evaluate([user_id] * n, items, [ts_us] * n, {user_id: recent})
     base = pa.table(
         {
             C.ITEM_ID: pa.array(items, pa.string()),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -290,26 +291,45 @@ class OnlineSignals:
         self._history = {u: ([r[0] for r in rs], rs) for u, rs in seqs.items()}
         _log.debug("online signals over %d actions of %d users", len(rows), len(seqs))
 
-    def _user(self, user: str, t: int) -> tuple[list[int], list, list, list]:
-        """The user's counts (0 for item counts) and history at ``t``."""
+    def _user(
+        self, user: str, t: int, extra: Sequence[tuple[int, str, str]] = ()
+    ) -> tuple[list[int], list, list, list]:
+        """The user's counts (0 for item counts) and history at ``t``; ``extra`` are the
+        user's actions the held events lack, ``(ts_us, item_id, type)`` oldest first."""
+        extra = [r for r in extra if r[0] < t and r[2] in HEADS]
         counts = [
-            bisect.bisect_left(keyed.get(user, ()), t) if c.by == "user" else 0
+            bisect.bisect_left(keyed.get(user, ()), t) + sum(r[2] in c.types for r in extra)
+            if c.by == "user"
+            else 0
             for c, keyed in zip(self.signals.counts, self._counts, strict=True)
         ]
+        n = self.signals.history.n
         times, seq = self._history.get(user, ((), ()))
         end = bisect.bisect_left(times, t)
-        last = seq[max(0, end - self.signals.history.n) : end][::-1]
+        held = [(r[0], r[3], r[4]) for r in seq[max(0, end - n) : end]]
+        newer = [r for r in extra if r[2] in self.signals.history.types]
+        last = (held + newer)[-n:][::-1]
         return (
             counts,
-            [r[3] for r in last],
-            [r[4] for r in last],
-            [(t - r[0]) / 1_000_000 for r in last],
+            [r[1] for r in last],
+            [r[2] for r in last],
+            [max(0, t - r[0]) / 1_000_000 for r in last],
         )
 
-    def evaluate(self, user_ids: list[str], item_ids: list[str], ts_us: list[int]) -> pa.Table:
+    def evaluate(
+        self,
+        user_ids: list[str],
+        item_ids: list[str],
+        ts_us: list[int],
+        recent: Mapping[str, Sequence[tuple[int, str, str]]] | None = None,
+    ) -> pa.Table:
         """The features of impressions (user, candidate item, time in microseconds).
 
         The user's part is computed once per (user, time): a page's candidates share it.
+        ``recent`` adds, per user, actions the held events lack (those a server accepted
+        since its build: ``(ts_us, item_id, type)``, oldest first) to the user's counts and
+        history, under the same rule (only those strictly before the impression). The items'
+        counts stay those of the held events.
 
         Returns
         -------
@@ -337,7 +357,7 @@ class OnlineSignals:
             j = memo.get((user, t))
             if j is None:
                 j = memo[(user, t)] = len(users)
-                users.append(self._user(user, t))
+                users.append(self._user(user, t, (recent or {}).get(user, ())))
             which.append(j)
             for k, keyed in by_item:
                 out[k].append(bisect.bisect_left(keyed.get(item, ()), t))
@@ -348,16 +368,11 @@ class OnlineSignals:
             if c.by == "user":
                 out[k] = per_user[which, k].tolist()
         take = pa.array(which, pa.int64())
+        kinds = ((HISTORY_ITEMS, pa.string()), (HISTORY_TYPES, pa.string()))
+        kinds += ((HISTORY_AGES, pa.float64()),)
         lists = {
             name: pa.array([u[col] for u in users], pa.list_(typ)).take(take)
-            for col, (name, typ) in enumerate(
-                (
-                    (HISTORY_ITEMS, pa.string()),
-                    (HISTORY_TYPES, pa.string()),
-                    (HISTORY_AGES, pa.float64()),
-                ),
-                start=1,
-            )
+            for col, (name, typ) in enumerate(kinds, start=1)
         }
         counted = {c.name: pa.array(out[k], pa.int64()) for k, c in enumerate(counts)}
         return pa.table({**counted, **lists})

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +29,26 @@ from moodboard.build.layout import (
 )
 from moodboard.config import FuseSettings, Settings, load_settings
 from moodboard.data import Catalog
-from moodboard.errors import InputError, NotFoundError
+from moodboard.data import columns as C
+from moodboard.errors import ConfigError, InputError, NotFoundError
 from moodboard.ingest import Workspace
 from moodboard.media import MAX_PIXELS
 from moodboard.rank import (
     FEATURES,
     LAMBDAMART,
+    MULTIHEAD,
     ItemTexts,
     LambdaMARTRanker,
+    MultiHeadModel,
     SearchModel,
     search_features,
 )
+from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.feed import UserHistories
+from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -203,14 +209,17 @@ class Engine:
             "histories": histories,
             **(resources or {}),
         }
-        ranker = load_search_model(path, manifest, catalog, sources)
-        if ranker is not None:
-            resources[LAMBDAMART] = ranker
+        resources |= realtime_resources(path, manifest)
+        models = {
+            LAMBDAMART: load_search_model(path, manifest, catalog, sources),
+            MULTIHEAD: load_multihead_model(path, manifest, catalog),
+        }
+        resources |= {name: model for name, model in models.items() if model is not None}
         declared = surfaces.declared() | {"feed": feed_config}
         for name, config in declared.items():
-            if config.ranker == LAMBDAMART and ranker is None:
-                why = manifest["components"].get(LAMBDAMART, {}).get("reason", "not built")
-                _log.info("surface %s keeps rank/noop: no trained %s (%s)", name, LAMBDAMART, why)
+            if config.ranker in models and models[config.ranker] is None:
+                why = manifest["components"].get(config.ranker, {}).get("reason", "not built")
+                _log.info("%s keeps rank/noop: no trained %s (%s)", name, config.ranker, why)
                 declared[name] = config.model_copy(update={"ranker": "rank/noop"})
         chains = {
             name: build_surface(name, config, catalog, sources, settings.seed, resources)
@@ -263,6 +272,48 @@ def load_search_model(
         )
     features = search_features(catalog, sources, ItemTexts.from_catalog(catalog))
     return SearchModel(ranker, features, ranker.config.depth)
+
+
+def load_multihead_model(
+    path: Path, manifest: dict[str, Any], catalog: Catalog
+) -> MultiHeadModel | None:
+    """The multi-head ranker the version holds, with its serving inputs, or None if it has none.
+
+    Raises
+    ------
+    InputError
+        If the saved ranker is unreadable or was trained with other item vectors.
+    """
+    found = part_path(path, manifest, MULTIHEAD)
+    if found is None:
+        return None
+    dense = part_path(path, manifest, "dense/text")
+    try:
+        content = np.load(dense / "vectors.npy", allow_pickle=False) if dense else None
+        return load_serving(found, catalog.ids, content)
+    except (OSError, ValueError, KeyError, RuntimeError, ConfigError) as exc:
+        raise InputError(f"{found} is not a readable multi-head ranker ({exc}): rebuild.") from exc
+
+
+def realtime_resources(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What ``surfaces.recent`` reads beside the server's buffer: the newest event time the
+    version read (``events_until``) and the accounts it flagged as bots (``bots``).
+
+    Raises
+    ------
+    InputError
+        If the version's bots file is listed but unreadable.
+    """
+    until = manifest.get("data", {}).get("events_until")
+    out: dict[str, Any] = {EVENTS_UNTIL: datetime.fromisoformat(until) if until else None}
+    listed = manifest.get("bots", {}).get("path")
+    bots_file = path / listed if listed else None
+    if bots_file is not None and bots_file.is_file():
+        try:
+            out[BOTS] = frozenset(pq.read_table(bots_file, columns=[C.USER_ID])[0].to_pylist())
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{bots_file} is not a readable bots file ({exc}): rebuild.") from exc
+    return out
 
 
 def load_sources(

@@ -23,9 +23,9 @@ import numpy as np
 
 from moodboard.blend import dedup_images
 from moodboard.data import Candidates, Request
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
 from moodboard.retrieve.fuse import round_robin
+from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.related import neighbour_probes
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
@@ -126,7 +126,7 @@ def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         probes,
         max(env.config.per_source, need),
         exclude=board,
-        rank=RankQuery(request.user_id, request.request_id, context=context),
+        rank=rank_query(request, env.resources, context=context),
         context=context,
         timings_ms=timings,
     )

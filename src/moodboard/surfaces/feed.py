@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 from moodboard.blend import explore_slice, interleave, slots
 from moodboard.data import Candidates, Request
 from moodboard.errors import ConfigError
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.recent import rank_query, recent_actions
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
 
@@ -132,8 +132,7 @@ def _with_recent(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The built history followed by the user's actions accepted since (the ``recent``
     resource, a ``RecentActions``: at most its ``per_user`` newest)."""
-    recent = env.resources.get("recent")
-    actions = recent(request.user_id) if recent is not None else ()
+    actions = recent_actions(request, env.resources)
     if not actions:
         return hist, w
     idx = env.catalog.ids.indices([a.item_id for a in actions], missing=-1).astype(np.int64)
@@ -173,7 +172,7 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         backup={n: Probe(cold) for n in cfg.cold_sources if n in env.sources},
         item_filter=f,
         exclude=skip,
-        rank=RankQuery(user, request.request_id, context=context),
+        rank=rank_query(request, env.resources, context=context),
         context=context,
     )
 

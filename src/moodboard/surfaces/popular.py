@@ -8,8 +8,8 @@ empty while the catalog and the request's filter allow items.
 from __future__ import annotations
 
 from moodboard.data import Request
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, SurfaceEnv
 from moodboard.surfaces.steps import register_prepare
 
@@ -29,6 +29,6 @@ def prepare_popular(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         max(need, cfg.per_source) if many else need,
         item_filter=f,
         exclude=skip,
-        rank=RankQuery(request.user_id, request.request_id),
+        rank=rank_query(request, env.resources),
         keep_single=True,
     )

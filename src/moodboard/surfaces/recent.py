@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.data import Request
 from moodboard.data import columns as C
 from moodboard.data.records import INTERACTION_WEIGHTS
+from moodboard.rank import RankQuery
 
 
 class RecentConfig(BaseModel):
@@ -109,3 +111,42 @@ class RecentActions:
         with self._lock:
             queue = self._users.get(user)
             return tuple(queue) if queue else ()
+
+
+#: Resource names: the buffer, the newest event time the live build read (a ``datetime``), and
+#: the accounts the build flagged as bots (a set of user ids).
+RECENT, EVENTS_UNTIL, BOTS = "recent", "events_until", "bots"
+
+
+def recent_actions(request: Request, resources: Mapping[str, Any]) -> tuple[RecentAction, ...]:
+    """The request's user's actions of the ``recent`` buffer the live build did not see.
+
+    Left out: actions at or before the build's newest event (``events_until``: after a
+    rebuild the buffer still holds actions the new version learned from; they must not count
+    twice), and every action of an account the build flagged as a bot (``bots``).
+    """
+    buffer = resources.get(RECENT)
+    user = request.user_id
+    if buffer is None or not user or user in resources.get(BOTS, ()):
+        return ()
+    since = resources.get(EVENTS_UNTIL)
+    return tuple(a for a in buffer(user) if since is None or a.ts > since)
+
+
+def rank_query(
+    request: Request,
+    resources: Mapping[str, Any],
+    text: str | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> RankQuery:
+    """What the rank stage may know of ``request``: who, when (the request's clock, a
+    simulation's in a simulation) and the user's actions since the build (``recent_actions``).
+    """
+    us = round(request.ts.timestamp() * 1_000_000)
+    recent = tuple(
+        (round(a.ts.timestamp() * 1_000_000), a.item_id, a.action)
+        for a in recent_actions(request, resources)
+    )
+    return RankQuery(
+        request.user_id, request.request_id, text, dict(context or {}), ts_us=us, recent=recent
+    )

@@ -22,8 +22,8 @@ import numpy as np
 
 from moodboard.blend import boost_matches, dedup_images, interleave, slots
 from moodboard.data import Candidates, Request
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
 
@@ -90,7 +90,7 @@ def prepare_related(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         max(cfg.per_source, need),
         lists=lists,
         exclude=skip,
-        rank=RankQuery(request.user_id, request.request_id, context=context),
+        rank=rank_query(request, env.resources, context=context),
         context=context,
     )
 

@@ -16,8 +16,8 @@ import numpy as np
 from moodboard.blend import boost_matches
 from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.errors import InputError
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
 from moodboard.understand.query import ParsedQuery
@@ -84,7 +84,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         cfg.per_source,
         item_filter=f,
         exclude=exclude,
-        rank=RankQuery(request.user_id, request.request_id, query_text, context),
+        rank=rank_query(request, env.resources, query_text, context),
         context=context,
         timings_ms=timings,
     )

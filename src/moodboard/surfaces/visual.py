@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 
 from moodboard.data import Request
-from moodboard.rank import RankQuery
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, SurfaceEnv
 from moodboard.surfaces.steps import register_prepare
 
@@ -48,6 +48,6 @@ def prepare_visual(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         probes,
         max(env.config.per_source, need),
         item_filter=f,
-        rank=RankQuery(request.user_id, request.request_id),
+        rank=rank_query(request, env.resources),
         timings_ms=timings,
     )

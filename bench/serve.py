@@ -61,12 +61,13 @@ def _workspace(arg: str | None, tmp: str) -> Workspace:
     return ws
 
 
-def _serve(ws: Workspace, port: int) -> subprocess.Popen:
+def _serve(ws: Workspace, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("moodboard")
     proc = subprocess.Popen(
         [str(exe), "serve", "--workspace", str(ws.root), "--host", HOST, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -126,6 +127,36 @@ def _time(fn: Callable[[int], object], n: int) -> list[float]:
     return out
 
 
+#: The ``/feed`` servers: the fused order, and the multi-head ranker over its first candidates.
+FEED_RANKERS = {
+    "rank/noop": {},
+    "rank/multihead": {"MOODBOARD_SURFACES__FEED__RANKER": "rank/multihead"},
+}
+
+
+def _feed_rows(ws: Workspace, engine: Engine, n: int) -> list[dict]:
+    """``GET /feed/{user}`` of known shoppers at concurrency 1, served without and with
+    ``rank/multihead`` (skipped when the version trained none)."""
+    users = [u for u in engine.histories.users() if len(engine.history(u))][:n] or ["nobody"]
+    rows = []
+    for ranker, env in FEED_RANKERS.items():
+        if ranker != "rank/noop" and not engine.manifest["components"].get(ranker, {}).get("path"):
+            print(f"/feed with {ranker}: not trained in this version, skipped")
+            continue
+        port = _free_port()
+        proc = _serve(ws, port, env)
+        try:
+            url = f"http://{HOST}:{port}/feed"
+            call = lambda c, i, url=url: c.get(f"{url}/{users[i % len(users)]}")  # noqa: E731
+            _load(call, 20, 1)
+            lat, wall, errors = _load(call, n, 1)
+            rows.append(_row(f"GET /feed ({ranker})", 1, lat, wall, errors))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workspace")
@@ -163,6 +194,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
+        rows += _feed_rows(ws, engine, n)
         bm25, dense = engine.sources["lexical/bm25"], engine.sources["dense/text"]
         enc = engine.text_encoder.encode
         vecs = enc(queries[:n])

@@ -63,6 +63,10 @@ class UserHistories:
     def __len__(self) -> int:
         return len(self._by_user)
 
+    def users(self) -> list[str]:
+        """The users with a history, sorted."""
+        return sorted(self._by_user)
+
     def __call__(self, user: str | None) -> np.ndarray:
         """The user's items, oldest first (empty for an unknown or anonymous user)."""
         h = self._by_user.get(user) if user is not None else None

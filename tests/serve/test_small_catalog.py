@@ -16,12 +16,13 @@ import pyarrow.csv as pcsv
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from serving import api_client
+from serving import api_client, serve_settings
 
 from moodboard.build import build
 from moodboard.config import SimulateSettings
 from moodboard.datasets import load_fashion
 from moodboard.ingest import Workspace, ingest_catalog
+from moodboard.serve.registry import Engine
 from moodboard.simulate import run_simulation
 
 SLASHED = "a/b 1?x#y"
@@ -144,3 +145,19 @@ def test_too_few_search_sessions_serve_search_unranked_and_the_manifest_says_why
     page = client.get("/search", params={"q": "blue shirts", "explain": 1}).json()
     ranks = [s["component"] for s in page["explain"]["stages"] if s["name"] == "rank"]
     assert ranks == ["rank/noop"] and page["items"]
+
+
+def test_too_few_labelled_impressions_train_no_multihead_ranker_and_say_why(
+    small_ws: Workspace,
+) -> None:
+    manifest = json.loads(
+        (small_ws.artifacts_dir / small_ws.current_artifact() / "manifest.json").read_text()
+    )
+    entry = manifest["components"]["rank/multihead"]
+    assert not entry["trained"] and entry["path"] is None and entry["component"] == "rank/noop"
+    assert "rank.multihead.min_rows" in entry["reason"] or "no impressions" in entry["reason"]
+    settings = serve_settings()
+    feed = settings.surfaces.feed.model_copy(update={"ranker": "rank/multihead"})
+    settings.surfaces = settings.surfaces.model_copy(update={"feed": feed})
+    engine = Engine.load(small_ws, settings=settings)  # declared, none trained: rank/noop
+    assert engine.surfaces["feed"].rank.name == "rank/noop"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,12 +37,17 @@ class RankQuery:
         The query text, for query-dependent rankers.
     context
         Whatever the surface's prepare step adds (e.g. the parsed query).
+    ts
+        The request's time (the runner sets it from ``Request.ts``: the simulated clock in a
+        simulation). A ranker that reads time (time gaps, point-in-time counts) reads this,
+        never the wall clock.
     """
 
     user: str | None = None
     request_id: str = ""
     text: str | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    ts: datetime | None = None
 
 
 class Ranker(Protocol):

@@ -9,8 +9,9 @@ fused by weighted reciprocal rank with provenance. A user without one (anonymous
 items left the catalog) gets the ``cold_sources`` (popular items) with ``explore_share`` of the
 page, at evenly spaced slots, given to a random slice of the catalog seeded by (seed, user,
 request key): the same key gives the same page, so a feed pages on consistently, and a new key
-(a new day, a new session) shows other items. The fallback sources fill what is left, and a
-page is never an error while the catalog and the filter allow items.
+(a new day, a new session) shows other items. The key is the request's ``session``, else the
+UTC day of the request's time (the simulated day in a simulation). The fallback sources fill
+what is left, and a page is never an error while the catalog and the filter allow items.
 
 The page order is computed over ``max(k, per_source)`` items and then cut, so a longer page
 (the next cursor) starts with the shorter one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -133,13 +135,18 @@ def _with_recent(
     """The built history followed by the user's actions accepted since (the ``recent``
     resource, a ``RecentActions``: at most its ``per_user`` newest)."""
     recent = env.resources.get("recent")
-    actions = recent(request.user_id) if recent is not None else ()
+    actions = recent(request.user_id, before=request.ts) if recent is not None else ()
     if not actions:
         return hist, w
     idx = env.catalog.ids.indices([a.item_id for a in actions], missing=-1).astype(np.int64)
     known = idx >= 0
     weights = np.array([a.weight for a in actions], dtype=np.float64)[known]
     return np.concatenate([hist.astype(np.int64), idx[known]]), np.concatenate([w, weights])
+
+
+def _utc_day(ts: datetime) -> str:
+    """The UTC day of a time (a naive one is UTC already), ``YYYY-MM-DD``."""
+    return (ts.astimezone(UTC) if ts.tzinfo else ts).date().isoformat()
 
 
 @register_prepare("prepare/feed")
@@ -164,7 +171,7 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     cold = SourceQuery(item_filter=f, exclude=skip)
     context = {
         "user": user,
-        "key": request.session if request.session is not None else 0,
+        "key": request.session if request.session is not None else _utc_day(request.ts),
         "personalized": bool(names),
     }
     return Prepared(

@@ -6,7 +6,8 @@ holds), so the next page can follow a shopper who just clicked, without a rebuil
 TransAct's real-time sequence does. It is bounded: at most ``per_user`` actions per user (the
 newest) and ``users`` users (the least recently active leave first). Reads return the actions
 oldest first with the weight of each (the weights of the build's interactions, so a recent
-save counts as a logged one). Thread-safe.
+save counts as a logged one), and only those before the request's time: a surface reads the
+request's clock (the simulated one in a simulation), never the wall clock. Thread-safe.
 """
 
 from __future__ import annotations
@@ -102,10 +103,17 @@ class RecentActions:
                 self._ids.pop(gone, None)
         return kept
 
-    def __call__(self, user: str | None) -> tuple[RecentAction, ...]:
-        """The user's held actions, oldest first (none for an unknown or absent user)."""
+    def __call__(
+        self, user: str | None, before: datetime | None = None
+    ) -> tuple[RecentAction, ...]:
+        """The user's held actions, oldest first (none for an unknown or absent user); with
+        ``before`` (the request's time), only those that happened before it."""
         if not user:
             return ()
         with self._lock:
             queue = self._users.get(user)
-            return tuple(queue) if queue else ()
+            held = tuple(queue) if queue else ()
+        if before is None:
+            return held
+        before = before if before.tzinfo else before.replace(tzinfo=UTC)
+        return tuple(a for a in held if a.ts < before)

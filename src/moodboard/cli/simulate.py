@@ -69,7 +69,9 @@ def simulate(
     ] = 0,
     arms_dir: Annotated[
         Path | None,
-        typer.Option(help="Keep each arm's workspace here (default: a temporary folder, removed after)."),
+        typer.Option(
+            help="Keep each arm's workspace here (default: a temporary folder, removed after)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -129,7 +131,7 @@ def _compare(
     rebuild_every: int | None,
     as_json: bool,
 ) -> None:
-    from moodboard.simulate.arms import compare_arms, parse_arm
+    from moodboard.simulate.arms import check_arms, compare_arms, parse_arm
     from moodboard.simulate.engine import blocks
 
     ws = _workspace(workspace)
@@ -137,6 +139,7 @@ def _compare(
     per_arm = cfg.users * len(list(blocks(0, cfg.days, randomized_days, rebuild_every)))
     with ExitStack() as stack, _errors():
         arms = [parse_arm(a) for a in arm_texts]
+        check_arms(arms)
         if not ws.exists():
             _fail(f"{ws.root} is not a workspace yet: run `moodboard ingest catalog` first.")
         folder = arms_dir

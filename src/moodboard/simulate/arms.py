@@ -72,6 +72,21 @@ def parse_arm(text: str) -> Arm:
     return Arm(name, overrides)
 
 
+def check_arms(arms: Sequence[Arm]) -> None:
+    """Check there are at least two arms, with distinct names.
+
+    Raises
+    ------
+    ConfigError
+        If not.
+    """
+    names = [a.name for a in arms]
+    if len(arms) < 2 or len(set(names)) != len(names):
+        raise ConfigError(
+            f"A comparison needs at least two arms with distinct names. Got {names} instead."
+        )
+
+
 def copy_workspace(ws: Workspace, dest: Path) -> Workspace:
     """A copy of ``ws`` in ``dest`` (database, events, boards, caches, the live artifact; the
     other artifact versions are left out).
@@ -152,11 +167,7 @@ def compare_arms(
     InputError
         As ``simulate_through_engine``.
     """
-    names = [a.name for a in arms]
-    if len(arms) < 2 or len(set(names)) != len(names):
-        raise ConfigError(
-            f"A comparison needs at least two arms with distinct names. Got {names} instead."
-        )
+    check_arms(arms)
     configured = {a.name: apply_overrides(settings, a.overrides) for a in arms}
     runs = {}
     for arm in arms:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -272,12 +273,30 @@ def simulate_through_engine(
         )
         if through:
             tables = _counting(tables, counts, account)
-        reports.append(ingest_events(ws, tables, limits=settings.ingest))
+        with serving_threads(settings.serve.torch_threads if through else None):
+            reports.append(ingest_events(ws, tables, limits=settings.ingest))
     run.report = _added(reports)
     run.sessions = sim.sessions
     run.per_user = {m: counts[t][humans] for m, t in METRICS.items()}
     run.events = ws.status()["events"]
     return run
+
+
+@contextmanager
+def serving_threads(n: int | None) -> Iterator[None]:
+    """torch at ``n`` threads (``serve.torch_threads``, as the server runs it) inside, as it
+    was after (for the builds); None: unchanged."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _build(ws: Workspace, settings: Settings, say: Callable[[str], None]) -> str:

@@ -32,7 +32,7 @@ ALLOWED = {
     "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
     # the simulated shoppers shop through the engine: its surfaces, its server's page logging
     # (serve.pages) and its build
-    "simulate": {"data", "errors", "config", "ingest", "surfaces", "serve", "build"},
+    "simulate": {"data", "errors", "config", "ingest", "retrieve", "surfaces", "serve", "build"},
     # build composes stages and pipelines into artifacts (evaluate measures through it)
     "build": {
         "data",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from moodboard.data import columns as C
 from moodboard.errors import InputError, NotFoundError
 from moodboard.ingest import IngestReport, Workspace, ingest_events
 from moodboard.ingest.workspace import connect_memory
+from moodboard.retrieve.sequence import torch_threads
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.simulate.run import Simulator, setup_world
@@ -282,21 +283,10 @@ def simulate_through_engine(
     return run
 
 
-@contextmanager
-def serving_threads(n: int | None) -> Iterator[None]:
+def serving_threads(n: int | None) -> AbstractContextManager[None]:
     """torch at ``n`` threads (``serve.torch_threads``, as the server runs it) inside, as it
     was after (for the builds); None: unchanged."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return nullcontext() if n is None else torch_threads(n)
 
 
 def _build(ws: Workspace, settings: Settings, say: Callable[[str], None]) -> str:

@@ -99,6 +99,7 @@ class Simulator:
         #: Items already saved to each board (board id -> item ids) when the run starts.
         self.board_items: dict[str, list[str]] = {}
         self.click_model = PositionBiasedClickModel(self.settings.click_model)
+        self._shoppers: dict[int, Shopper] = {}
         #: The bot accounts by account number (``simulate.bots``); none by default.
         self.bots = plan_bots(self)
         #: Each shopper's state across ``day_tables`` calls, by account number.
@@ -110,9 +111,12 @@ class Simulator:
         return f"sim-u{n:06d}"
 
     def shopper(self, n: int) -> Shopper:
-        """User ``n``'s tastes: a pure function of (seed, n)."""
-        rng = np.random.default_rng([self.settings.seed, n, 0])
-        return self.world.sample_shopper(self.user_id(n), rng)
+        """User ``n``'s tastes: a pure function of (seed, n) (drawn once)."""
+        found = self._shoppers.get(n)
+        if found is None:
+            rng = np.random.default_rng([self.settings.seed, n, 0])
+            found = self._shoppers[n] = self.world.sample_shopper(self.user_id(n), rng)
+        return found
 
     def boards_of(self, shopper: Shopper) -> list[Board]:
         """One board per favourite of the main attribute (article type where there is one)."""

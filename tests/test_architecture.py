@@ -30,7 +30,9 @@ ALLOWED = {
     "blend": {"data", "errors", "retrieve"},
     # a surface is its prepare step over the stages, run by one runner
     "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
-    "simulate": {"data", "errors", "config", "ingest"},
+    # the simulated shoppers shop through the engine: its surfaces, its server's page logging
+    # (serve.pages) and its build
+    "simulate": {"data", "errors", "config", "ingest", "retrieve", "surfaces", "serve", "build"},
     # build composes stages and pipelines into artifacts (evaluate measures through it)
     "build": {
         "data",

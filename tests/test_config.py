@@ -74,3 +74,36 @@ def test_unknown_keys_are_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MOODBOARD_CONFIG", str(bad))
     with pytest.raises(ValidationError, match="chunk_rowz"):
         load_settings()
+
+
+def test_overrides_by_dotted_key_set_settings_and_name_what_is_wrong() -> None:
+    from moodboard.config.overrides import apply_overrides, parse_overrides
+    from moodboard.errors import ConfigError
+
+    text = (
+        'surfaces.feed.ranker=rank/shuffle; surfaces.feed.sources=["two_tower", "sequence"],'
+        'surfaces.feed.explore_share_known=0.2;surfaces.search.fuse.method="rrf"'
+    )
+    overrides = parse_overrides(text)
+    assert overrides == {
+        "surfaces.feed.ranker": "rank/shuffle",  # a bare string
+        "surfaces.feed.sources": ["two_tower", "sequence"],  # the comma inside stays
+        "surfaces.feed.explore_share_known": 0.2,
+        "surfaces.search.fuse.method": "rrf",
+    }
+    base = Settings()
+    s = apply_overrides(base, overrides)
+    assert s.surfaces.feed.ranker == "rank/shuffle"
+    assert s.surfaces.feed.sources == ("two_tower", "sequence")
+    assert s.surfaces.feed.explore_share_known == 0.2
+    assert base.surfaces.feed.ranker == "rank/noop"  # the original is untouched
+    assert apply_overrides(base, parse_overrides("")) == base
+    with pytest.raises(ConfigError, match=r"surfaces\.feed\.rnker"):
+        apply_overrides(base, parse_overrides("surfaces.feed.rnker=rank/noop"))
+    with pytest.raises(ConfigError, match="explore_share"):
+        apply_overrides(base, parse_overrides("surfaces.feed.explore_share=3"))
+    with pytest.raises(ConfigError, match=r"'serve\.port\.x'"):
+        apply_overrides(base, parse_overrides("serve.port.x=1"))
+    for bad in ("surfaces.feed.ranker", "=1", "a..b=1", "a=1;a=2"):
+        with pytest.raises(ConfigError):
+            parse_overrides(bad)

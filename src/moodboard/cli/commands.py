@@ -1,5 +1,6 @@
-"""The ``moodboard`` verbs, one per stage: ingest, validate, status, simulate, build, serve,
-bench, experiment, demo."""
+"""The ``moodboard`` verbs, one per stage: ingest, validate, status, build, serve, bench,
+experiment (``simulate`` and ``demo`` are in ``cli.simulate``, ``evaluate`` in
+``cli.evaluate``)."""
 
 from __future__ import annotations
 
@@ -189,37 +190,6 @@ def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         print_status(st)
 
 
-@app.command()
-def simulate(
-    workspace: WorkspaceOpt = None,
-    users: Annotated[int | None, typer.Option(help="Shoppers to simulate.")] = None,
-    days: Annotated[int | None, typer.Option(help="Days of activity.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    bot_share: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Share of the accounts that are bots.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Simulate shoppers (and bots, with --bot-share) over the workspace catalog and ingest
-    their events."""
-    from moodboard.simulate import run_simulation
-
-    s = _settings(workspace)
-    cfg = s.simulate.model_copy(
-        update={
-            k: v
-            for k, v in {"users": users, "days": days, "seed": seed, "bot_share": bot_share}.items()
-            if v is not None
-        }
-    )
-    with _errors(), progress_bar("simulating shoppers", total=cfg.users, quiet=as_json) as adv:
-        result = run_simulation(_workspace(workspace), cfg, progress=adv)
-    if as_json:
-        out.print_json(json.dumps(result.as_dict()))
-    else:
-        out.print(result.summary(), highlight=False)
-
-
 def _not_built(verb: str, issue: str) -> None:
     _fail(f"'moodboard {verb}' is not built yet in this version ({issue}).")
 
@@ -292,49 +262,6 @@ def bench() -> None:
 def experiment() -> None:
     """A/B experiments: assignment, metrics and reports."""
     _not_built("experiment", "it arrives with the experimentation platform")
-
-
-@app.command()
-def demo(
-    workspace: WorkspaceOpt = None,
-    users: Annotated[int, typer.Option(help="Shoppers to simulate.")] = 2000,
-    days: Annotated[int, typer.Option(help="Days of activity.")] = 7,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop before serving.")] = False,
-) -> None:
-    """Ingest the fashion catalog, simulate shoppers, build, and serve (each step only once)."""
-    from moodboard.datasets import ingest_dataset
-    from moodboard.simulate import run_simulation
-
-    s = _settings(workspace)
-    ws = _workspace(workspace)
-    with _errors():
-        if ws.status()["products"] == 0:
-            with progress_bar("ingesting the fashion catalog") as adv:
-                r = ingest_dataset(ws, "fashion", progress=adv)["catalog"]
-            out.print(f"catalog: {r.summary()}", highlight=False)
-        else:
-            out.print("catalog: already in the workspace", highlight=False)
-        if ws.status()["events_total"] == 0:
-            cfg = s.simulate.model_copy(update={"users": users, "days": days})
-            with progress_bar("simulating shoppers", total=cfg.users) as adv:
-                result = run_simulation(ws, cfg, progress=adv)
-            out.print(result.summary(), highlight=False)
-        else:
-            out.print("events: already in the workspace", highlight=False)
-        if ws.current_artifact() is None:
-            from moodboard.build import build as build_artifact
-
-            with err.status("building") as status:
-                manifest = build_artifact(ws, say=lambda m: status.update(m))
-            out.print(
-                f"built {manifest['version']} in {sum(manifest['timings_s'].values()):.0f} s",
-                highlight=False,
-            )
-        else:
-            out.print(f"artifact: {ws.current_artifact()} already live", highlight=False)
-    print_status(ws.status())
-    if not no_serve:
-        _serve(s, ws, None, None)
 
 
 def main() -> None:

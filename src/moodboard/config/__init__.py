@@ -152,6 +152,21 @@ class SimulateSettings(_Section):
     )
     #: The items each kind of bot pushes (one campaign per kind, shared by its bots).
     bot_targets: int = Field(default=3, ge=1)
+    #: Share of the sessions on each surface (normalized): a search, the home feed, the
+    #: product page of a clicked item (related) or the ideas of one of the shopper's boards.
+    surface_mix: dict[Literal["search", "feed", "related", "board"], float] = Field(
+        default_factory=lambda: {"search": 0.7, "feed": 0.3, "related": 0.0, "board": 0.0}
+    )
+
+    @field_validator("surface_mix")
+    @classmethod
+    def _some_surface(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(
+                "simulate.surface_mix must give each surface a share >= 0, some of them > 0. "
+                f"Got {v} instead."
+            )
+        return v
 
 
 class ServeSettings(_Section):

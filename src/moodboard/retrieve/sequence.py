@@ -117,7 +117,8 @@ def attribute_lists(codes: np.ndarray) -> list[np.ndarray]:
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's process-wide thread count set to ``n`` inside, restored after."""
     import torch
 
     before = torch.get_num_threads()
@@ -177,7 +178,7 @@ class SequenceRecommender(CandidateSource):
             )
         self._n_attributes, self._attribute_width = n_attrs, 0 if attrs is None else attrs.shape[1]
         t0 = time.monotonic()
-        with _torch_threads(cfg.threads):
+        with torch_threads(cfg.threads):
             import torch
 
             torch.manual_seed(cfg.seed)
@@ -268,7 +269,7 @@ class SequenceRecommender(CandidateSource):
         from moodboard.retrieve._sasrec import left_pad
 
         hs = self._clean(histories)
-        with _torch_threads(self.config.threads), torch.inference_mode():
+        with torch_threads(self.config.threads), torch.inference_mode():
             for i in range(0, len(hs), batch):
                 part = hs[i : i + batch]
                 x = torch.from_numpy(left_pad(part, self.config.max_len))

@@ -146,6 +146,7 @@ def impression_rows(
     user_id: str,
     query: str | None = None,
     props: Sequence[Mapping[str, Any]] | None = None,
+    ts: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """One ``impression`` event per item of a served page.
 
@@ -159,6 +160,9 @@ def impression_rows(
         Logged on every impression.
     props
         One ``props`` object per page item, in page order (``page_props``); none when None.
+    ts
+        When the page was served (the request's time: the simulated clock in a simulation);
+        default now.
 
     Raises
     ------
@@ -171,12 +175,12 @@ def impression_rows(
             f"impression_rows needs one props object per page item. Got {len(props)} for "
             f"{len(items)} items."
         )
-    ts = datetime.now(UTC).isoformat()
+    when = (ts or datetime.now(UTC)).isoformat()
     rows = []
     for j, it in enumerate(items):
         row = {
             "event_id": uuid.uuid4().hex,
-            "ts": ts,
+            "ts": when,
             "user_id": user_id,
             "type": "impression",
             "item_id": it["id"],
@@ -190,3 +194,19 @@ def impression_rows(
             row["props"] = dict(props[j])
         rows.append(row)
     return rows
+
+
+def page_impressions(
+    page: Mapping[str, Any],
+    cand: Candidates,
+    user_id: str,
+    query: str | None = None,
+    ts: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The impression rows of a page built by ``build_page`` from ``cand`` (none for an empty
+    page), each with its ``props`` (``page_props``), stamped ``ts`` (default now)."""
+    if not page["items"]:
+        return []
+    cursor = page["items"][0]["position"] - 1
+    props = page_props(cand, cursor, len(page["items"]))
+    return impression_rows(page, user_id, query, props, ts)

@@ -6,10 +6,11 @@ gives it (``build.layout``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +84,33 @@ class SharedImageEncoder:
 
 
 _log = logging.getLogger(__name__)
+
+
+class QueryVectors:
+    """The engine's ``encode`` resource: texts -> unit vectors (``TextEncoder.encode``), with
+    the vectors of the last ``size`` single texts kept (a search's next page, a head query,
+    a simulated shopper's query again); callers get a copy.
+
+    Parameters
+    ----------
+    encoder
+        The text encoder.
+    size
+        Most single texts kept (least recently used leave first).
+    """
+
+    def __init__(self, encoder: TextEncoder, size: int = 4096) -> None:
+        self.encoder = encoder
+        self._one = functools.lru_cache(maxsize=size)(self._encode_one)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        return self.encoder.encode([text])
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text (a single text may come from the kept vectors)."""
+        if len(texts) == 1 and isinstance(texts[0], str):
+            return self._one(texts[0]).copy()
+        return self.encoder.encode(texts)
 
 
 @dataclass
@@ -203,7 +231,7 @@ class Engine:
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
-            "encode": lambda texts: enc.encode(texts),
+            "encode": QueryVectors(enc),
             "complements": complements,
             "encode_upload": images.encode_upload,
             "histories": histories,

@@ -2,8 +2,8 @@
 
 ``SimulateSettings.bot_share`` of the accounts are bots (chosen by the seed; their ids look
 like any shopper's). The bots of one kind run one campaign: they push the same
-``bot_targets`` items, drawn by the seed. Like shoppers, bots ask for pages (from the
-simulation's ``PageSource``) and act on them under the page's ``request_id``; the campaign's
+``bot_targets`` items, drawn by the seed. Like shoppers, bots ask for pages (randomized ones,
+whatever the shoppers see) and act on them under the page's ``request_id``; the campaign's
 items are on every page they act on (the bot kept asking until they were).
 
 - ``click_flood``: once a day, one feed page, then 150 clicks on the targets 0.4-1.2 s apart.
@@ -91,28 +91,36 @@ def plan_bots(sim: Simulator) -> dict[int, BotAccount]:
 class _Log:
     """Event columns of one account, with its event and request ids."""
 
-    def __init__(self, seed: int, n: int, user: str) -> None:
-        self.seed, self.n, self.user = seed, n, user
+    def __init__(self, prefix: str, n: int, user: str) -> None:
+        self.prefix, self.n, self.user = prefix, n, user
         self.cols: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
         self.requests = 0
 
     def request(self) -> str:
         self.requests += 1
-        return f"sim{self.seed}-{self.n}-r{self.requests}-0"
+        return f"{self.prefix}-{self.n}-r{self.requests}-0"
 
     def __call__(self, ts: int, typ: str, item: str | None = None, **kw: Any) -> None:
         row = {C.TS: ts, C.USER_ID: self.user, C.TYPE: typ, C.ITEM_ID: item, **kw}
-        row[C.EVENT_ID] = f"sim{self.seed}-{self.n}-{len(self.cols[C.EVENT_ID]) + 1}"
+        row[C.EVENT_ID] = f"{self.prefix}-{self.n}-{len(self.cols[C.EVENT_ID]) + 1}"
         for k in EVENT_COLUMNS:
             self.cols[k].append(row.get(k))
 
 
-def bot_events(sim: Simulator, n: int, bot: BotAccount) -> dict[str, list[Any]]:
+def bot_events(
+    sim: Simulator, n: int, bot: BotAccount, days: range | None = None, prefix: str | None = None
+) -> dict[str, list[Any]]:
     """All events of bot account ``n`` over the simulated days, as columns (as
-    ``Simulator.user_events``)."""
+    ``Simulator.user_events``).
+
+    ``days`` (default: all of them) are day numbers from ``simulate.start``; a range that does
+    not start at day 0 draws from its own generator. ``prefix`` starts the event and request
+    ids (default ``sim<seed>``).
+    """
     s = sim.settings
-    rng = np.random.default_rng([s.seed, n, 7])
-    log = _Log(s.seed, n, bot.user_id)
+    days = range(s.days) if days is None else days
+    rng = np.random.default_rng([s.seed, n, 7, *([days.start] if days.start else [])])
+    log = _Log(prefix or f"sim{s.seed}", n, bot.user_id)
     shopper = sim.shopper(n)
     board = sim.boards_of(shopper)[0].id
     index = {str(x): i for i, x in enumerate(sim.world.item_ids)}
@@ -127,7 +135,7 @@ def bot_events(sim: Simulator, n: int, bot: BotAccount) -> dict[str, list[Any]]:
         if query:
             log(t, "search", query=query, surface=surface, request_id=request)
         order_rng = np.random.default_rng([s.seed, n, 8, log.requests])
-        items = list(sim.pages(order_rng, shopper, filters, s.page_size, 0).items)
+        items = list(sim.browser.order(order_rng, filters, s.page_size, 0).items)
         items = [i for i in items if i not in targets][: max(s.page_size - len(targets), 0)]
         for i in targets:
             items.insert(int(rng.integers(0, len(items) + 1)), i)
@@ -173,7 +181,7 @@ def bot_events(sim: Simulator, n: int, bot: BotAccount) -> dict[str, list[Any]]:
         "click_flood": click_flood, "save_spam": save_spam, "query_burst": query_burst
     }  # fmt: skip
     run = kinds[bot.kind]
-    for day in range(s.days):
+    for day in days:
         run(day0 + day * 86_400 * _S)
     return {**log.cols, "_sessions": [log.requests]}
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +24,7 @@ from moodboard.data import columns as C
 from moodboard.ingest import IngestReport, Workspace, ingest_events
 from moodboard.simulate.bots import EVENT_COLUMNS, bot_events, plan_bots, write_bots
 from moodboard.simulate.clickmodel import PositionBiasedClickModel
+from moodboard.simulate.sessions import ActionSink, PageSource, RandomizedBrowser, ShopperDays
 from moodboard.simulate.world import Shopper, World
 
 _log = logging.getLogger(__name__)
@@ -37,52 +37,6 @@ _TEMPLATES: tuple[tuple[str, ...], ...] = (
     ("baseColour", "gender", "articleType"),
 )
 TASTES_FILE = "simulation/tastes.parquet"
-
-
-@dataclass(frozen=True)
-class ShownPage:
-    """Items (indices into the world) in display order and each one's logging propensity."""
-
-    items: np.ndarray
-    propensity: np.ndarray
-
-
-class PageSource(Protocol):
-    """Anything that answers a simulated request with a page."""
-
-    def __call__(
-        self,
-        rng: np.random.Generator,
-        shopper: Shopper,
-        filters: dict[str, str],
-        k: int,
-        cursor: int,
-    ) -> ShownPage: ...
-
-
-class RandomizedBrowser:
-    """Shows the items matching the filters (all items on the feed) in a random order.
-
-    The order is a fixed permutation per (request seed), so page 2 continues page 1.
-    """
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-
-    def __call__(
-        self,
-        rng: np.random.Generator,
-        shopper: Shopper,
-        filters: dict[str, str],
-        k: int,
-        cursor: int,
-    ) -> ShownPage:
-        mask = np.ones(len(self.world), dtype=bool)
-        for a, v in filters.items():
-            mask &= self.world.codes[a] == self.world.vocab[a].index(v)
-        cand = np.flatnonzero(mask)
-        order = rng.permutation(cand)[cursor : cursor + k]
-        return ShownPage(order, np.full(len(order), 1.0 / max(len(cand), 1)))
 
 
 @dataclass
@@ -139,19 +93,30 @@ class Simulator:
     ) -> None:
         self.world = world
         self.settings = settings or SimulateSettings()
-        self.pages = pages or RandomizedBrowser(world)
+        #: Randomized pages: the default page source, and the bots' (whatever the shoppers see).
+        self.browser = RandomizedBrowser(world)
+        self.pages = pages or self.browser
+        #: Items already saved to each board (board id -> item ids) when the run starts.
+        self.board_items: dict[str, list[str]] = {}
         self.click_model = PositionBiasedClickModel(self.settings.click_model)
+        self._shoppers: dict[int, Shopper] = {}
         #: The bot accounts by account number (``simulate.bots``); none by default.
         self.bots = plan_bots(self)
+        #: Each shopper's state across ``day_tables`` calls, by account number.
+        self.states: dict[int, ShopperDays] = {}
+        self.sessions = 0
 
     def user_id(self, n: int) -> str:
         """The external id of simulated user ``n``."""
         return f"sim-u{n:06d}"
 
     def shopper(self, n: int) -> Shopper:
-        """User ``n``'s tastes: a pure function of (seed, n)."""
-        rng = np.random.default_rng([self.settings.seed, n, 0])
-        return self.world.sample_shopper(self.user_id(n), rng)
+        """User ``n``'s tastes: a pure function of (seed, n) (drawn once)."""
+        found = self._shoppers.get(n)
+        if found is None:
+            rng = np.random.default_rng([self.settings.seed, n, 0])
+            found = self._shoppers[n] = self.world.sample_shopper(self.user_id(n), rng)
+        return found
 
     def boards_of(self, shopper: Shopper) -> list[Board]:
         """One board per favourite of the main attribute (article type where there is one)."""
@@ -163,7 +128,8 @@ class Simulator:
             for j, v in enumerate(shopper.favourites[attr])
         ]
 
-    def _query(self, rng: np.random.Generator, shopper: Shopper) -> dict[str, str]:
+    def query_filters(self, rng: np.random.Generator, shopper: Shopper) -> dict[str, str]:
+        """The attribute values of a search: a template's attributes, mostly favourites."""
         usable = [t for t in _TEMPLATES if all(a in self.world.codes for a in t)]
         if not usable:
             usable = [tuple(self.world.codes)[-1:]]
@@ -186,103 +152,12 @@ class Simulator:
         return bool(mask.any())
 
     def user_events(self, n: int) -> dict[str, list[Any]]:
-        """All events of user ``n`` over the simulated days, as columns."""
+        """All events of user ``n`` over the simulated days, as columns (sequential draws)."""
         if n in self.bots:
             return bot_events(self, n, self.bots[n])
-        s = self.settings
-        shopper = self.shopper(n)
-        boards = self.boards_of(shopper)
-        board_attr = "articleType" if "articleType" in self.world.codes else None
-        rng = np.random.default_rng([s.seed, n, 1])
-        cols: dict[str, list[Any]] = {k: [] for k in EVENT_COLUMNS}
-        counter = 0
-        start_us = int(datetime.fromisoformat(s.start).timestamp() * 1e6)
-
-        def emit(
-            ts: int,
-            typ: str,
-            item: str | None = None,
-            query: str | None = None,
-            surface: str | None = None,
-            position: int | None = None,
-            request: str | None = None,
-            board: str | None = None,
-            propensity: float | None = None,
-        ) -> None:
-            nonlocal counter
-            counter += 1
-            for key, val in (
-                (C.EVENT_ID, f"sim{s.seed}-{n}-{counter}"),
-                (C.TS, ts),
-                (C.USER_ID, shopper.user_id),
-                (C.TYPE, typ),
-                (C.ITEM_ID, item),
-                (C.QUERY, query),
-                (C.SURFACE, surface),
-                (C.POSITION, position),
-                (C.REQUEST_ID, request),
-                (C.BOARD_ID, board),
-                (C.PROPENSITY, propensity),
-            ):
-                cols[key].append(val)
-
-        n_sessions = 0
-        for day in range(s.days):
-            for _ in range(int(rng.poisson(s.sessions_per_day))):
-                n_sessions += 1
-                t = start_us + day * 86_400_000_000 + int(rng.uniform(7, 23) * 3_600_000_000)
-                searching = rng.random() < 0.7
-                filters = self._query(rng, shopper) if searching else {}
-                query = " ".join(v.lower() for v in filters.values()) if searching else None
-                surface = "search" if searching else "feed"
-                for page in range(s.pages_per_session):
-                    request = f"sim{s.seed}-{n}-r{n_sessions}-{page}"
-                    if searching and page == 0:
-                        emit(t, "search", query=query, surface=surface, request=request)
-                    # the same order seed on every page, so page 2 continues page 1
-                    order_rng = np.random.default_rng([s.seed, n, 2, n_sessions])
-                    shown = self.pages(order_rng, shopper, filters, s.page_size, page * s.page_size)
-                    if len(shown.items) == 0:
-                        break
-                    positions = np.arange(1, len(shown.items) + 1) + page * s.page_size
-                    out = self.click_model.sample(
-                        rng, positions, self.world.affinity(shopper, shown.items)
-                    )
-                    for j, item in enumerate(shown.items):
-                        iid = str(self.world.item_ids[item])
-                        t += 1_000_000
-                        emit(
-                            t,
-                            "impression",
-                            iid,
-                            query,
-                            surface,
-                            int(positions[j]),
-                            request,
-                            propensity=float(shown.propensity[j]),
-                        )
-                    for j in np.flatnonzero(out.click | out.hide):
-                        iid = str(self.world.item_ids[shown.items[j]])
-                        t += int(rng.integers(2, 30)) * 1_000_000
-                        pos = int(positions[j])
-                        if out.hide[j]:
-                            emit(t, "hide", iid, query, surface, pos, request)
-                            continue
-                        emit(t, "click", iid, query, surface, pos, request)
-                        if out.save[j] and boards:
-                            board = boards[0].id
-                            if board_attr is not None:
-                                v = self.world.value(board_attr, int(shown.items[j]))
-                                board = next(
-                                    (b.id for b in boards if b.title == f"{v} ideas"), board
-                                )
-                            emit(t + 1, "save", iid, query, surface, pos, request, board)
-                        if out.cart[j]:
-                            emit(t + 2, "add_to_cart", iid, query, surface, pos, request)
-                        if out.purchase[j]:
-                            emit(t + 3, "purchase", iid, query, surface, pos, request)
-                    t += 60_000_000
-        cols["_sessions"] = [n_sessions]
+        days = ShopperDays(self, n, crn=False, prefix=f"sim{self.settings.seed}")
+        cols = days.run(range(self.settings.days), self.pages)
+        cols["_sessions"] = [days.sessions]
         return cols
 
     def tables(
@@ -296,16 +171,64 @@ class Simulator:
             for n in range(lo, min(lo + users_per_table, s.users)):
                 cols = self.user_events(n)
                 self.sessions += cols.pop("_sessions")[0]
-                for k, v in cols.items():
-                    acc.setdefault(k, []).extend(v)
+                _append(acc, cols)
                 if progress:
                     progress(1)
             if acc:
                 yield _to_table(acc)
 
+    def day_tables(
+        self,
+        days: range,
+        prefix: str,
+        *,
+        on_actions: ActionSink | None = None,
+        progress: Callable[[int], None] | None = None,
+        users_per_table: int = 500,
+    ) -> Iterator[pa.Table]:
+        """The events of every account on ``days`` (day numbers from ``simulate.start``), with
+        common random numbers (``sessions``), as tables of ``users_per_table`` users.
+
+        Each shopper's state (clicks, saved items, counters) carries over from the previous
+        call, so successive calls simulate consecutive blocks of days; pages come from
+        ``self.pages`` (which may change between calls) and each page's actions go to
+        ``on_actions`` as they happen. ``prefix`` starts every event and request id.
+        """
+        s = self.settings
+        for lo in range(0, s.users, users_per_table):
+            acc: dict[str, list[Any]] = {}
+            for n in range(lo, min(lo + users_per_table, s.users)):
+                if n in self.bots:
+                    cols = bot_events(self, n, self.bots[n], days, f"{prefix}d{days.start}")
+                    cols.pop("_sessions")
+                else:
+                    state = self.states.get(n)
+                    if state is None:
+                        state = self.states[n] = ShopperDays(self, n, crn=True, prefix=prefix)
+                    cols = state.run(days, self.pages, on_actions)
+                _append(acc, cols)
+                if progress:
+                    progress(1)
+            if acc:
+                yield _to_table(acc)
+        self.sessions = sum(st.sessions for st in self.states.values())
+
+
+def _append(acc: dict[str, list[Any]], cols: dict[str, list[Any]]) -> None:
+    """Add one account's columns to ``acc`` (a column it lacks is null)."""
+    rows = len(cols[C.EVENT_ID])
+    for k in (*EVENT_COLUMNS, C.PROPS):
+        acc.setdefault(k, []).extend(cols.get(k) or [None] * rows)
+
 
 def _to_table(cols: dict[str, list[Any]]) -> pa.Table:
-    arrays = {k: pa.array(v) for k, v in cols.items() if k != C.TS}
+    """Columns as a table (``ts`` in microseconds; a ``props`` column only if some row has
+    props)."""
+    arrays = {
+        k: pa.array(v, type=pa.string() if k == C.PROPS else None)
+        for k, v in cols.items()
+        if k != C.TS and not (k == C.PROPS and all(x is None for x in v))
+    }
     arrays[C.TS] = pa.array(cols[C.TS], type=pa.int64()).cast(pa.timestamp("us"))
     return pa.table(arrays)
 
@@ -355,16 +278,20 @@ def run_simulation(
         If the workspace has no products.
     """
     settings = settings or SimulateSettings()
-    world = World.from_products(ws.products_table())
-    sim = Simulator(world, settings, pages)
-    boards = [b for n in range(settings.users) for b in sim.boards_of(sim.shopper(n))]
+    sim = Simulator(World.from_products(ws.products_table()), settings, pages)
+    boards = setup_world(ws, sim)
+    report = ingest_events(ws, sim.tables(progress))
+    events = ws.status()["events"]
+    _log.info("simulation: %s", report.summary())
+    return SimulationResult(settings.users, sim.sessions, boards, report, events, len(sim.bots))
+
+
+def setup_world(ws: Workspace, sim: Simulator) -> int:
+    """Store the shoppers' boards, their true tastes and the bot accounts in the workspace;
+    returns the number of boards."""
+    boards = [b for n in range(sim.settings.users) for b in sim.boards_of(sim.shopper(n))]
     ws.init()
     ws.upsert_boards(boards)
     write_tastes(ws, sim)
     write_bots(ws, sim.bots)
-    report = ingest_events(ws, sim.tables(progress))
-    events = ws.status()["events"]
-    _log.info("simulation: %s", report.summary())
-    return SimulationResult(
-        settings.users, sim.sessions, len(boards), report, events, len(sim.bots)
-    )
+    return len(boards)

@@ -9,8 +9,9 @@ fused by weighted reciprocal rank with provenance. A user without one (anonymous
 items left the catalog) gets the ``cold_sources`` (popular items) with ``explore_share`` of the
 page, at evenly spaced slots, given to a random slice of the catalog seeded by (seed, user,
 request key): the same key gives the same page, so a feed pages on consistently, and a new key
-(a new day, a new session) shows other items. The fallback sources fill what is left, and a
-page is never an error while the catalog and the filter allow items.
+(a new day, a new session) shows other items. The key is the request's ``session``, else the
+UTC day of the request's time (the simulated day in a simulation). The fallback sources fill
+what is left, and a page is never an error while the catalog and the filter allow items.
 
 The page order is computed over ``max(k, per_source)`` items and then cut, so a longer page
 (the next cursor) starts with the shorter one.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +147,11 @@ def _with_recent(
     return np.concatenate([hist.astype(np.int64), idx[known]]), np.concatenate([w, weights])
 
 
+def _utc_day(ts: datetime) -> str:
+    """The UTC day of a time (a naive one is UTC already), ``YYYY-MM-DD``."""
+    return (ts.astimezone(UTC) if ts.tzinfo else ts).date().isoformat()
+
+
 @register_prepare("prepare/feed")
 def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     """Ask the personalized sources with the user's history (oldest first), its action
@@ -167,7 +174,7 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     cold = SourceQuery(item_filter=f, exclude=skip)
     context = {
         "user": user,
-        "key": request.session if request.session is not None else 0,
+        "key": request.session if request.session is not None else _utc_day(request.ts),
         "personalized": bool(names),
     }
     return Prepared(

@@ -6,7 +6,8 @@ holds), so the next page can follow a shopper who just clicked, without a rebuil
 TransAct's real-time sequence does. It is bounded: at most ``per_user`` actions per user (the
 newest) and ``users`` users (the least recently active leave first). Reads return the actions
 oldest first with the weight of each (the weights of the build's interactions, so a recent
-save counts as a logged one). Thread-safe.
+save counts as a logged one), and only those before the request's time: a surface reads the
+request's clock (the simulated one in a simulation), never the wall clock. Thread-safe.
 """
 
 from __future__ import annotations
@@ -104,13 +105,20 @@ class RecentActions:
                 self._ids.pop(gone, None)
         return kept
 
-    def __call__(self, user: str | None) -> tuple[RecentAction, ...]:
-        """The user's held actions, oldest first (none for an unknown or absent user)."""
+    def __call__(
+        self, user: str | None, before: datetime | None = None
+    ) -> tuple[RecentAction, ...]:
+        """The user's held actions, oldest first (none for an unknown or absent user); with
+        ``before`` (the request's time), only those that happened before it."""
         if not user:
             return ()
         with self._lock:
             queue = self._users.get(user)
-            return tuple(queue) if queue else ()
+            held = tuple(queue) if queue else ()
+        if before is None:
+            return held
+        before = before if before.tzinfo else before.replace(tzinfo=UTC)
+        return tuple(a for a in held if a.ts < before)
 
 
 #: Resource names: the buffer, the newest event time the live build read (a ``datetime``), and
@@ -119,7 +127,8 @@ RECENT, EVENTS_UNTIL, BOTS = "recent", "events_until", "bots"
 
 
 def recent_actions(request: Request, resources: Mapping[str, Any]) -> tuple[RecentAction, ...]:
-    """The request's user's actions of the ``recent`` buffer the live build did not see.
+    """The request's user's actions of the ``recent`` buffer the live build did not see,
+    before the request's time (a simulation's clock in a simulation).
 
     Left out: actions at or before the build's newest event (``events_until``: after a
     rebuild the buffer still holds actions the new version learned from; they must not count
@@ -130,7 +139,7 @@ def recent_actions(request: Request, resources: Mapping[str, Any]) -> tuple[Rece
     if buffer is None or not user or user in resources.get(BOTS, ()):
         return ()
     since = resources.get(EVENTS_UNTIL)
-    return tuple(a for a in buffer(user) if since is None or a.ts > since)
+    return tuple(a for a in buffer(user, before=request.ts) if since is None or a.ts > since)
 
 
 def rank_query(

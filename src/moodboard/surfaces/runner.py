@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -224,16 +224,8 @@ class Surface:
 
     def with_rank(self, rank: Ranker) -> Surface:
         """The same chain with another rank stage (an experiment arm, a held-out ranker)."""
-        return Surface(
-            self.name,
-            self.prepare,
-            self.sources,
-            self.fuse,
-            rank,
-            self.blend,
-            self.fallback,
-            self.env,
-        )
+        parts = (self.prepare, self.sources, self.fuse, rank, self.blend, self.fallback)
+        return Surface(self.name, *parts, self.env)
 
     @property
     def config(self) -> Any:
@@ -267,6 +259,8 @@ class Surface:
         """Prepare, retrieve and fuse: what the rank stage is given, with those stages' times."""
         t0 = time.perf_counter()
         prepared = self.prepare.fn(request, need, self.env)
+        clock = round(request.ts.timestamp() * 1_000_000)  # the simulated one in a simulation
+        prepared = replace(prepared, rank=replace(prepared.rank, ts_us=clock))
         t1 = time.perf_counter()
         stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
         t: dict[str, float] = {}

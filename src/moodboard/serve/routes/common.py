@@ -15,7 +15,7 @@ from moodboard.data import Candidates, ItemFilter, StageTiming, new_request_id
 from moodboard.data import Request as SurfaceRequest
 from moodboard.errors import InputError, NotFoundError
 from moodboard.serve.dropped import DroppedImpressions
-from moodboard.serve.pages import ItemCards, build_page, impression_rows, page_props
+from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
 
@@ -201,9 +201,9 @@ def respond(
     page["artifact"] = engine.version
     if extra:
         page.update(extra)
-    if page["items"]:
-        props = page_props(cand, p.start, p.k)
-        log_impressions(request, impression_rows(page, p.user or ANONYMOUS, query, props))
+    rows = page_impressions(page, cand, p.user or ANONYMOUS, query)
+    if rows:
+        log_impressions(request, rows)
     return JSONResponse(page)
 
 

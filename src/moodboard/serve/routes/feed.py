@@ -8,7 +8,6 @@ without a ``session`` the key is the UTC day.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -46,10 +45,12 @@ def feed(
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
     user_id = user_or_none(user_id) or ANONYMOUS  # whitespace alone: an anonymous shopper
-    nonce = session or datetime.now(UTC).date().isoformat()
     p = PageParams(p.k, p.start, user_id, p.explain)
 
     def extra(res: SurfaceResult) -> dict[str, Any]:
         return {"user_id": user_id, "personalized": res.prepared.context["personalized"]}
 
-    return serve_surface(request, engine, "feed", p, extra=extra, session=nonce, item_filter=f)
+    # no session: the surface keys exploration by the request's UTC day
+    return serve_surface(
+        request, engine, "feed", p, extra=extra, session=session or None, item_filter=f
+    )

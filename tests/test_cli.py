@@ -152,6 +152,11 @@ def test_status_shows_the_accounts_the_live_build_filtered_as_bots(mini_engine) 
     ws = str(mini_engine.root)
     st = json.loads(runner.invoke(app, ["status", "-w", ws, "--json"]).stdout)
     # the mini engine's 300 simulated shoppers and planted sessions: nobody is a bot
-    assert st["bots"] == {"enabled": True, "flagged": 0, "by_rule": dict.fromkeys(RULES, 0)}
+    assert st["bots"] == {
+        "enabled": True,
+        "flagged": 0,
+        "by_rule": dict.fromkeys(RULES, 0),
+        "path": "bots.parquet",  # the flagged accounts, in the version
+    }
     res = runner.invoke(app, ["status", "-w", ws])
     assert res.exit_code == 0 and "accounts filtered as bots" in res.stdout

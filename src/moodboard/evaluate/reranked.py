@@ -79,6 +79,9 @@ class RerankConfig(BaseModel):
         feature_fraction=0.8,
         bagging_fraction=0.8,
         label_levels=2,
+        # one thread: with two, OpenMP's waiting threads slow the boosting 4-8 times on a
+        # machine with other jobs on its cores (measured on this 2-core machine)
+        threads=1,
     )
     seed: int = 0
 
@@ -119,12 +122,12 @@ def _scored(
     s = exclude_histories(np.asarray(model.score(histories), dtype=np.float32), histories)
     finite = np.isfinite(s)
     n = np.maximum(finite.sum(1), 1)
-    s0 = np.where(finite, s, 0.0)
-    mean = s0.sum(1) / n
-    std = np.sqrt(np.maximum((s0**2).sum(1) / n - mean**2, 0.0))
+    mean = s.sum(1, where=finite, dtype=np.float64) / n
+    sq = np.square(s, where=finite, out=np.zeros_like(s)).sum(1, dtype=np.float64)
+    std = np.sqrt(np.maximum(sq / n - mean**2, 0.0))
     score = s[np.arange(len(cands))[:, None], np.maximum(cands, 0)].astype(np.float64)
     z = (score - mean[:, None]) / np.where(std > 0, std, 1.0)[:, None]
-    return s, score, np.where(finite, s, -np.inf).max(1), z
+    return s, score, s.max(1, where=finite, initial=-np.inf), z
 
 
 def member_columns(

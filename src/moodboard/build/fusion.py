@@ -141,6 +141,27 @@ class FusionTable:
         rr = np.where(p > 0, 1.0 / (rrf_k + p), 0.0)
         return np.asarray(weights, dtype=np.float64) @ rr
 
+    def top(
+        self, weights: Sequence[float], rrf_k: float, depth: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's ``depth`` best fused items and their fused scores, best first.
+
+        Ties go to the lower item index, as in ``ranks``; rows are padded with item ``-1``
+        and score ``-inf`` past the user's entries. Returns ``(items, scores)``, both
+        ``(n_users, depth)`` (int32, float64).
+        """
+        s = self.scores(weights, rrf_k)
+        order = np.lexsort((self.items, -s, self.rows))
+        rows = self.rows[order]
+        pos = np.arange(len(order)) - self.starts[rows]
+        keep = pos < depth
+        n_users = len(self.starts) - 1
+        items = np.full((n_users, depth), -1, dtype=np.int32)
+        scores = np.full((n_users, depth), -np.inf)
+        items[rows[keep], pos[keep]] = self.items[order[keep]]
+        scores[rows[keep], pos[keep]] = s[order[keep]]
+        return items, scores
+
     def ranks(self, weights: Sequence[float], rrf_k: float, n_items: int) -> list[np.ndarray]:
         """0-based fused rank of every target (``n_items`` if in no list), per user."""
         s = self.scores(weights, rrf_k)

@@ -110,6 +110,8 @@ def _chosen(method: str, params: dict[str, Any]) -> str:
     """What validation chose: a baseline's grid point, the fusion's weights, else defaults."""
     from moodboard.evaluate.recs import BASELINE_GRIDS
 
+    if method == "ranked":
+        return f"{params['trees']} trees, re-ranker {params['rerank_s']:.0f} s"
     if method == "fused":
         w = " ".join(
             f"{m}={x:g}" for m, x in zip(params["members"], params["weights"], strict=True)
@@ -132,13 +134,16 @@ def evaluate_recs_cmd(
         str | None,
         typer.Option(
             help="Comma-separated methods: popularity, als, ease, itemknn, the learned sources "
-            "that exist (sequence, graph/walks, two_tower, user_interests) and fused "
-            "[default: all, fused when it has 2 members]"
+            "that exist (sequence, graph/walks, two_tower, user_interests), fused and ranked "
+            "(the fused top 200 re-ranked by LambdaMART learned on the validation step) "
+            "[default: all, fused and ranked when fused has 2 members]"
         ),
     ] = None,
     fuse: Annotated[
         str | None,
-        typer.Option(help="Comma-separated members of fused [default: the learned sources]"),
+        typer.Option(
+            help="Comma-separated members of fused and ranked [default: the learned sources]"
+        ),
     ] = None,
     max_users: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random sample of this many users.")
@@ -156,12 +161,14 @@ def evaluate_recs_cmd(
     """HR@10 and NDCG@10 (and Recall@20, NDCG@20 on online-retail) of recommenders.
 
     Amazon: the S3-Rec leave-one-out protocol (tune on the second-to-last item, test once on
-    the last, full ranking over all items without the history). online-retail: fit on
+    the last, full ranking over all items without the history; ranked learns on the
+    second-to-last item only). online-retail: fit on
     purchases before 2011-11-01, rank each customer's new items after it.
     """
     from moodboard.evaluate.rec_protocol import load_split
     from moodboard.evaluate.recs import (
         FUSED,
+        RANKED,
         RecEvaluation,
         baseline_factories,
         learned_factories,
@@ -173,7 +180,7 @@ def evaluate_recs_cmd(
         members = _names(fuse) if fuse is not None else list(learned)
         wanted = _names(methods)
         if wanted is None:
-            wanted = [*factories] + ([FUSED] if len(members) >= 2 else [])
+            wanted = [*factories] + ([FUSED, RANKED] if len(members) >= 2 else [])
         split = load_split(dataset, max_users=max_users, seed=seed, refit=refit)
         with err.status(f"evaluating recommendations on {dataset}") as status:
             report = RecEvaluation(factories, fuse=members).run(

@@ -14,7 +14,12 @@ choose among them (plus the refit on the time split); ``eval_s`` the test scorin
 
 ``fused`` is weighted reciprocal-rank fusion of the top-200 lists of the members given in
 ``fuse``; its weights are tuned on the validation step and its ``train_s`` is the members'
-``train_s`` plus that tuning.
+``train_s`` plus that tuning. ``ranked`` re-ranks the fused top 200 with LambdaMART learned on
+the validation step (``moodboard.evaluate.reranked``); its ``train_s`` is ``fused``'s plus the
+re-ranker's own (``rerank_s``).
+
+The methods themselves (baselines with their grids, learned sources) are in
+``moodboard.evaluate.rec_methods``.
 """
 
 from __future__ import annotations
@@ -36,20 +41,39 @@ from moodboard.build.fusion import (
     tune_fusion,
 )
 from moodboard.errors import ConfigError, InputError
+from moodboard.evaluate.rec_methods import (
+    BASELINE_GRIDS,
+    Factory,
+    baseline_factories,
+    learned_factories,
+)
 from moodboard.evaluate.rec_protocol import (
     RecSplit,
     Step,
     target_ranks,
 )
+from moodboard.evaluate.reranked import Member, RerankConfig, rerank
 from moodboard.retrieve import CandidateSource, TrainingData
-from moodboard.retrieve.registry import BASELINES, full_ranking, source_class
+
+__all__ = [
+    "BASELINE_GRIDS",
+    "FUSED",
+    "RANKED",
+    "Factory",
+    "MethodResult",
+    "RecEvalConfig",
+    "RecEvaluation",
+    "RecReport",
+    "baseline_factories",
+    "learned_factories",
+]
 
 _log = logging.getLogger(__name__)
 
-#: A method: returns its candidate configurations as unfitted recommenders (its tuning grid).
-Factory = Callable[[], Sequence[CandidateSource]]
 Progress = Callable[[str], None]
-FUSED = "fused"
+FUSED, RANKED = "fused", "ranked"
+#: A member's top lists and fitted models, (validation, test) each.
+_Kept = tuple[tuple[np.ndarray, np.ndarray], tuple[CandidateSource, CandidateSource]]
 
 
 class RecEvalConfig(BaseModel):
@@ -64,6 +88,8 @@ class RecEvalConfig(BaseModel):
     fuse_top, fuse_weights, rrf_k, fuse_rounds
         Fusion: list length per member, the weight grid, the RRF constants, the coordinate
         ascent rounds.
+    rerank
+        The ``ranked`` method's re-ranker.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,6 +100,7 @@ class RecEvalConfig(BaseModel):
     fuse_weights: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
     rrf_k: tuple[float, ...] = (60.0, 10.0)
     fuse_rounds: int = Field(default=2, ge=1)
+    rerank: RerankConfig = RerankConfig()
 
 
 @dataclass
@@ -105,12 +132,17 @@ class RecReport:
         return names
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"dataset": ..., "methods": {name: {"hr@10", "ndcg@10", [...], "train_s"}}}``."""
+        """``{"dataset": ..., "methods": {name: {"hr@10", "ndcg@10", [...], "train_s"}}}``;
+        ``ranked`` adds ``rerank_s``, its re-ranker's own part of ``train_s``."""
         names = self.metric_names()
         return {
             "dataset": self.dataset,
             "methods": {
-                m: {**{n: r.test[n] for n in names}, "train_s": round(r.train_s, 3)}
+                m: {
+                    **{n: r.test[n] for n in names},
+                    "train_s": round(r.train_s, 3),
+                    **({"rerank_s": r.params["rerank_s"]} if "rerank_s" in r.params else {}),
+                }
                 for m, r in self.methods.items()
             },
         }
@@ -136,7 +168,8 @@ class RecEvaluation:
     config
         Evaluation parameters; defaults to ``RecEvalConfig()``.
     fuse
-        The methods whose top lists ``fused`` combines (at least 2 when ``fused`` is run).
+        The methods whose top lists ``fused`` combines and ``ranked`` re-ranks (at least 2
+        when either is run).
     """
 
     def __init__(
@@ -150,16 +183,18 @@ class RecEvaluation:
         self.fuse = tuple(fuse)
 
     def _check(self, methods: Sequence[str]) -> list[str]:
-        known = [*self.factories, FUSED]
+        known = [*self.factories, FUSED, RANKED]
         bad = [m for m in methods if m not in known]
         if bad:
             raise ConfigError(
                 f"Unknown method(s) {', '.join(bad)}: choose among {', '.join(known)}."
             )
-        if FUSED in methods:
+        fusing = FUSED in methods or RANKED in methods
+        if fusing:
             if len(self.fuse) < 2:
                 raise ConfigError(
-                    f"'fused' needs at least 2 member methods in fuse. Got {list(self.fuse)}."
+                    f"'fused' and 'ranked' need at least 2 member methods in fuse. "
+                    f"Got {list(self.fuse)}."
                 )
             missing = [m for m in self.fuse if m not in self.factories]
             if missing:
@@ -167,10 +202,10 @@ class RecEvaluation:
                     f"fuse names {', '.join(missing)}, which are not registered methods; "
                     f"choose among {', '.join(self.factories)}."
                 )
-        order = [m for m in methods if m != FUSED]
-        if FUSED in methods:
+        order = [m for m in methods if m not in (FUSED, RANKED)]
+        if fusing:
             order += [m for m in self.fuse if m not in order] + [FUSED]
-        return order
+        return order + ([RANKED] if RANKED in methods else [])
 
     def run(
         self,
@@ -199,15 +234,21 @@ class RecEvaluation:
                 f"for {split.dataset}; use e.g. 'ndcg@{split.ks[0]}'."
             )
         results: dict[str, MethodResult] = {}
-        lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        kept: dict[str, _Kept] = {}
         for name in order:
             if name == FUSED:
+                lists = {m: kept[m][0] for m in self.fuse}
                 results[name] = self._fused(split, results, lists, say)
+            elif name == RANKED:
+                results[name] = self._ranked(split, results, kept, say)
+                kept.clear()
             else:
                 keep = name in self.fuse and FUSED in order
-                results[name], kept = self._method(name, split, keep, say)
-                if kept is not None:
-                    lists[name] = kept
+                results[name], member = self._method(name, split, keep, say)
+                if member is not None:
+                    kept[name] = member
+            if name == FUSED and RANKED not in order:
+                kept.clear()
             _log.info("%s on %s: %s", name, split.dataset, results[name])
         return RecReport(split.dataset, split.ks, dict(split.notes), results)
 
@@ -228,7 +269,7 @@ class RecEvaluation:
 
     def _method(
         self, name: str, split: RecSplit, keep_lists: bool, say: Progress
-    ) -> tuple[MethodResult, tuple[np.ndarray, np.ndarray] | None]:
+    ) -> tuple[MethodResult, _Kept | None]:
         cands: list[CandidateSource | None] = list(self._candidates(name))
         tune = len(cands) > 1 or keep_lists
         refit = split.test_train is not None
@@ -250,6 +291,7 @@ class RecEvaluation:
                 if model is None or value > best_value:
                     model, best_value, n_best, valid = fitted, value, n, scored
                 del fitted, cand
+        tuned = model if keep_lists else None  # the fusion members' feed ``ranked``
         if refit:
             say(f"{name}: fitting the chosen configuration on all training data")
             model = None  # free the tuning model first
@@ -267,8 +309,8 @@ class RecEvaluation:
             params=_params(model),
         )
         kept = None
-        if keep_lists and valid.lists is not None and test.lists is not None:
-            kept = (valid.lists, test.lists)
+        if tuned is not None and valid.lists is not None and test.lists is not None:
+            kept = ((valid.lists, test.lists), (tuned, model))
         return result, kept
 
     def _score(
@@ -328,60 +370,21 @@ class RecEvaluation:
             },
         )
 
-
-# ---------------------------------------------------------------------- the registry
-#: The baselines' tuning grids (validation picks one point of each).
-BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
-    "popularity": [{}],
-    "als": [
-        {"factors": f, "regularization": r, "alpha": a}
-        for f in (64, 128, 256)
-        for r in (0.01, 1.0)
-        for a in (10.0, 40.0)
-    ],
-    "ease": [{"l2": v} for v in (50.0, 200.0, 800.0)],
-    "itemknn": [
-        {"neighbours": k, "shrink": s} for k in (100, 500, 2000) for s in (10.0, 50.0, 200.0)
-    ],
-}
-
-
-def baseline_factories(
-    seed: int = 0, grids: Mapping[str, Sequence[Mapping[str, Any]]] | None = None
-) -> dict[str, Factory]:
-    """``popularity``, ``als``, ``ease``, ``itemknn`` with their tuning grids (seeded).
-
-    Parameters
-    ----------
-    seed
-        Seed of every configuration.
-    grids
-        Replaces ``BASELINE_GRIDS`` entries, e.g. ``{"ease": [{"l2": 200.0}]}``.
-    """
-    chosen = {**BASELINE_GRIDS, **(grids or {})}
-
-    def factory(name: str) -> Factory:
-        cls = source_class(name)
-        return lambda: [cls(cls.Config(**p, seed=seed)) for p in chosen[name]]
-
-    return {name: factory(name) for name in BASELINES}
-
-
-def learned_factories(seed: int = 0) -> dict[str, Factory]:
-    """The learned full-ranking sources of the registry (all but the baselines), each with
-    its default config, seeded."""
-    return {
-        name: _learned_factory(source_class(name), seed)
-        for name in full_ranking()
-        if name not in BASELINES
-    }
-
-
-def _learned_factory(cls: type[CandidateSource], seed: int) -> Factory:
-    def make() -> list[CandidateSource]:
-        cfg = cls.Config()
-        if "seed" in type(cfg).model_fields:
-            cfg = cfg.model_copy(update={"seed": seed})
-        return [cls(cfg)]
-
-    return make
+    def _ranked(
+        self,
+        split: RecSplit,
+        results: Mapping[str, MethodResult],
+        kept: Mapping[str, _Kept],
+        say: Progress,
+    ) -> MethodResult:
+        say("ranked: learning the re-ranker on the validation step")
+        fused = results[FUSED].params
+        members = [Member(m, *kept[m]) for m in self.fuse]
+        r = rerank(split, members, (fused["weights"], fused["rrf_k"]), self.config.rerank)
+        return MethodResult(
+            test=r.test,
+            valid=r.valid,
+            train_s=results[FUSED].train_s + r.train_s,
+            eval_s=r.eval_s,
+            params={**r.params, "rerank_s": round(r.train_s, 3)},
+        )

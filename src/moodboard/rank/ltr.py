@@ -92,7 +92,14 @@ class LambdaMARTRanker:
         self.gain_scale = scale
         return self
 
-    def fit_labels(self, X: np.ndarray, labels: np.ndarray, groups: Sequence[int]) -> Self:
+    def fit_labels(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray,
+        groups: Sequence[int],
+        valid: tuple[np.ndarray, np.ndarray, Sequence[int]] | None = None,
+        early_stopping: int = 50,
+    ) -> Self:
         """Train on integer grades as they are (e.g. engagement labels 0..5), unscaled.
 
         Parameters
@@ -103,6 +110,12 @@ class LambdaMARTRanker:
             Integer grades in ``0 .. label_levels - 1``; the gain of grade ``g`` is ``g``.
         groups
             Rows per query, in order.
+        valid
+            Held-out ``(X, labels, groups)``: training stops when their NDCG@``eval_at`` has
+            not improved for ``early_stopping`` trees, and the best number of trees is kept
+            (``best_iteration``).
+        early_stopping
+            Patience in trees (with ``valid``).
 
         Raises
         ------
@@ -116,19 +129,28 @@ class LambdaMARTRanker:
                 f"The 'labels' of LambdaMARTRanker.fit_labels must be integers in 0..{top} "
                 f"(label_levels - 1). Got {y.dtype} values {y.min()}..{y.max()} instead."
             )
-        self._train(X, y.astype(np.int32), groups, "labels")
+        self._train(X, y.astype(np.int32), groups, "labels", valid, early_stopping)
         self.gain_scale = 1.0
         return self
 
-    def _train(self, X: np.ndarray, labels: np.ndarray, groups: Sequence[int], what: str) -> None:
+    def _train(
+        self,
+        X: np.ndarray,
+        labels: np.ndarray,
+        groups: Sequence[int],
+        what: str,
+        valid: tuple[np.ndarray, np.ndarray, Sequence[int]] | None = None,
+        early_stopping: int = 50,
+    ) -> None:
         import lightgbm as lgb
 
         X = np.asarray(X, dtype=np.float32)
-        if len(X) != len(labels) or sum(groups) != len(X):
-            raise ConfigError(
-                f"LambdaMARTRanker.fit needs len(X) == len({what}) == sum(groups). "
-                f"Got {len(X)}, {len(labels)}, {sum(groups)} instead."
-            )
+        for x, y, g in [(X, labels, groups), *([valid] if valid is not None else [])]:
+            if len(x) != len(y) or sum(g) != len(x):
+                raise ConfigError(
+                    f"LambdaMARTRanker.fit needs len(X) == len({what}) == sum(groups). "
+                    f"Got {len(x)}, {len(y)}, {sum(g)} instead."
+                )
         c = self.config
         params = {
             "objective": "lambdarank",
@@ -148,8 +170,21 @@ class LambdaMARTRanker:
         }
         names = list(self.feature_names) or None
         ds = lgb.Dataset(X, labels, group=list(groups), feature_name=names or "auto")
-        self._booster = lgb.train(params, ds, num_boost_round=c.n_estimators)
-        _log.info("trained LambdaMART on %d rows, %d queries", len(X), len(groups))
+        sets, callbacks = [], []
+        if valid is not None:
+            vx, vy, vg = valid
+            sets = [lgb.Dataset(np.asarray(vx, np.float32), vy, group=list(vg), reference=ds)]
+            callbacks = [lgb.early_stopping(early_stopping, verbose=False)]
+        self._booster = lgb.train(
+            params, ds, num_boost_round=c.n_estimators, valid_sets=sets, callbacks=callbacks
+        )
+        self.best_iteration = int(self._booster.best_iteration or c.n_estimators)
+        _log.info(
+            "trained LambdaMART on %d rows, %d queries, %d trees",
+            len(X),
+            len(groups),
+            self.best_iteration,
+        )
 
     def _check(self) -> None:
         if self._booster is None:

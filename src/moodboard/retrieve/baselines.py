@@ -64,6 +64,34 @@ def interaction_matrix(
     return m
 
 
+def window_counts(
+    sequences: Sequence[np.ndarray], n_items: int, window: int, symmetric: bool = True
+) -> sp.csr_matrix:
+    """Item-item counts of the pairs at most ``window`` events apart, each counting ``1 / d``.
+
+    ``symmetric``: ``(a, b)`` and ``(b, a)`` both count; else only ``a`` before ``b`` (with
+    ``window=1``: the transition counts ``a -> b``). Returns an ``(n_items, n_items)`` float64
+    CSR matrix with duplicates summed.
+    """
+    lens = np.array([len(s) for s in sequences], dtype=np.int64)
+    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences] or [np.empty(0, int)])
+    user = np.repeat(np.arange(len(lens)), lens)
+    rows, cols, vals = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+    for d in range(1, window + 1):
+        same = np.flatnonzero(user[:-d] == user[d:])
+        rows.append(flat[same])
+        cols.append(flat[same + d])
+        if symmetric:
+            rows.append(flat[same + d])
+            cols.append(flat[same])
+        vals.append(np.full((1 + symmetric) * len(same), 1.0 / d))
+    c = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), (n_items, n_items)
+    )
+    c.sum_duplicates()
+    return c
+
+
 class BaselineConfig(SourceConfig):
     """Base of the baselines' configs; ``seed`` makes every baseline reproducible."""
 

@@ -40,6 +40,7 @@ from moodboard.retrieve.base import (
     check_k,
     top_k,
 )
+from moodboard.retrieve.baselines import window_counts
 
 _log = logging.getLogger(__name__)
 
@@ -109,21 +110,9 @@ def cooccurrence_embeddings(
     """
     if dim >= n_items:
         raise ConfigError(f"The 'dim' parameter must be < n_items ({n_items}). Got {dim}.")
-    lens = np.array([len(s) for s in sequences], dtype=np.int64)
-    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences] or [np.empty(0, int)])
-    user = np.repeat(np.arange(len(lens)), lens)
-    rows, cols, vals = [], [], []
-    for d in range(1, window + 1):
-        same = np.flatnonzero(user[:-d] == user[d:])
-        rows += [flat[same], flat[same + d]]
-        cols += [flat[same + d], flat[same]]
-        vals.append(np.full(2 * len(same), 1.0 / d))
-    if not sum(len(v) for v in vals):
+    c = window_counts(sequences, n_items, window)
+    if not c.nnz:
         return np.zeros((n_items, dim), dtype=np.float32)
-    c = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), (n_items, n_items)
-    )
-    c.sum_duplicates()
     row = np.asarray(c.sum(1)).ravel()
     ctx = row**0.75
     c = c.tocoo()

@@ -123,7 +123,14 @@ class FeedConfig(_Chain):
 
     prepare: str = "prepare/feed"
     blend: str = "blend/explore"
-    sources: tuple[str, ...] = ("two_tower", "sequence", "graph/walks", "user_interests", "ease")
+    sources: tuple[str, ...] = (
+        "two_tower",
+        "sequence",
+        "graph/walks",
+        "user_interests",
+        "ease",
+        "popular/trending",
+    )
     per_source: int = Field(default=200, ge=1)
     cold_sources: tuple[str, ...] = ("popular/trending",)
     explore_share: float = Field(default=0.25, ge=0, le=1)
@@ -131,12 +138,14 @@ class FeedConfig(_Chain):
     exclude_engaged: bool = True
     history_length: int = Field(default=200, ge=1)
     valid_users: int = Field(default=2000, ge=0)
+    visit_gap_minutes: float = Field(default=30.0, gt=0)
+    refit: tuple[str, ...] = ("ease",)
     tune_fusion: bool = True
     two_tower: TwoTowerConfig = TwoTowerConfig()
     sequence: SequenceConfig = SequenceConfig(epochs=60, max_minutes=3.0)
     walks: WalksConfig = WalksConfig()
     interests: InterestsConfig = InterestsConfig()
-    ease: EASEConfig = EASEConfig(l2=500.0, neighbours=200)
+    ease: EASEConfig = EASEConfig(l2=500.0, neighbours=200, threads=1)
 
 
 class SurfaceConfig(_Chain):

@@ -98,8 +98,9 @@ def served_split(
     root
         The datasets folder; default ``$MOODBOARD_DATASETS``.
     max_users
-        Keep a seeded random sample of this many customers (their purchases only, before and
-        after the cutoff); every product stays in the catalog.
+        A quick run: keep a seeded random sample of this many customers (their purchases
+        only, before and after the cutoff) and the products they bought (the catalog the
+        build embeds and every method ranks); None: every customer and every product.
     seed
         Seed of that sample.
 
@@ -119,7 +120,11 @@ def served_split(
     customers = np.unique(events.column(C.USER_ID).to_numpy(zero_copy_only=False))
     chosen = customers[sample_rows(len(customers), max_users, seed)]
     events = events.filter(pc.is_in(events.column(C.USER_ID), pa.array(chosen)))
-    item_ids = data.products.column(C.ID).to_pylist()
+    products = data.products
+    if max_users is not None:
+        bought = pc.unique(events.column(C.ITEM_ID))
+        products = products.filter(pc.is_in(products.column(C.ID), bought))
+    item_ids = products.column(C.ID).to_pylist()
     before = pc.less(events.column(C.TS), RETAIL_CUTOFF)
     ev = events.select([C.USER_ID, C.ITEM_ID, C.TS]).to_pandas()
     ev["i"] = ev[C.ITEM_ID].map({x: n for n, x in enumerate(item_ids)}).astype("int64")
@@ -146,7 +151,7 @@ def served_split(
         sum(len(n) > 0 for n in new),
     )
     return ServedSplit(
-        data.products,
+        products,
         events.filter(before),
         item_ids,
         users,
@@ -184,7 +189,7 @@ def ease_lists(split: ServedSplit, l2: float, k: int, batch: int = 1024) -> dict
     """EASE fitted on ``split.train``: its recalls (all items: history not excluded; new
     items: history excluded) and its fit and scoring seconds."""
     t0 = time.perf_counter()
-    model = EASE(EASEConfig(l2=l2)).fit(split.train)
+    model = EASE(EASEConfig(l2=l2, threads=1)).fit(split.train)
     fit_s = time.perf_counter() - t0
     every, new = [], []
     for lo in range(0, len(split.histories), batch):
@@ -248,6 +253,7 @@ def evaluate_served(
     k: int = 20,
     work_dir: Path | str | None = None,
     progress: Progress | None = None,
+    ease_grid: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Build, serve and score the feed of ``split``'s customers, and EASE beside it.
 
@@ -263,6 +269,9 @@ def evaluate_served(
         Where the workspace is built (kept); default a temporary folder, removed after.
     progress
         Receives a message per phase.
+    ease_grid
+        The EASE lambdas measured beside ``EASE_L2`` (500, reported as ``ease``); default the
+        points of ``BASELINE_GRIDS["ease"]``; all are reported in ``ease_grid``.
 
     Returns
     -------
@@ -296,7 +305,9 @@ def evaluate_served(
         "personalized": round(float(np.mean(personalized)), 4) if personalized else 0.0
     }
     t0 = time.perf_counter()
-    grid = sorted({EASE_L2, *(float(p["l2"]) for p in BASELINE_GRIDS["ease"])})
+    if ease_grid is None:
+        ease_grid = [float(p["l2"]) for p in BASELINE_GRIDS["ease"]]
+    grid = sorted({EASE_L2, *(float(x) for x in ease_grid)})
     ease = {}
     for l2 in grid:
         say(f"EASE, lambda {l2:g}")

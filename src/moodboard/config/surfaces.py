@@ -131,6 +131,8 @@ class FeedConfig(_Chain):
         "ease",
         "popular/trending",
     )
+    #: Until a build tunes it, popularity stays out of the personalized feed (weight 0).
+    fuse: FuseSettings = FuseSettings(weights={"popular/trending": 0.0})
     per_source: int = Field(default=200, ge=1)
     cold_sources: tuple[str, ...] = ("popular/trending",)
     explore_share: float = Field(default=0.25, ge=0, le=1)

@@ -8,6 +8,7 @@ reported. EASE is fitted in the same run on the same purchases.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,39 +17,41 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from mini import mini_settings
 from moodboard.cli import app
-from moodboard.config import Settings
 from moodboard.evaluate.rec_protocol import RETAIL_CUTOFF
-from moodboard.evaluate.served import ServedSplit, evaluate_served, recall_at, served_split
+from moodboard.evaluate.served import ServedSplit, recall_at, served_split
 from moodboard.ingest import Workspace, all_events
 
 CUSTOMERS = 250
+#: The mini engine's fast recommenders, shorter still (this checks the mechanism), as the
+#: ``MOODBOARD_*`` variables a user would set.
+FAST = {
+    "SURFACES__FEED__TWO_TOWER__EPOCHS": "2",
+    "SURFACES__FEED__TWO_TOWER__DIM": "32",
+    "SURFACES__FEED__TWO_TOWER__HIDDEN": "64",
+    "SURFACES__FEED__SEQUENCE__EPOCHS": "2",
+    "SURFACES__FEED__SEQUENCE__EVAL_EVERY": "2",
+    "SURFACES__FEED__SEQUENCE__DIM": "32",
+    "SURFACES__FEED__SEQUENCE__N_LAYERS": "1",
+    "SURFACES__FEED__INTERESTS__DIM": "32",
+    "SURFACES__FEED__REFIT": "[]",
+}
 
 
 @pytest.fixture(scope="module")
 def run(
     datasets_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[ServedSplit, dict[str, Any], Path]:
-    split = served_split(datasets_root, max_users=CUSTOMERS, seed=0)
+    """``moodboard evaluate recs --dataset online-retail --served`` on a slice, and its split."""
     root = tmp_path_factory.mktemp("served") / "ws"
-    report = evaluate_served(split, _fast_settings(), work_dir=root, ease_grid=())
-    return split, report, root
-
-
-def _fast_settings() -> Settings:
-    """The mini engine's fast recommenders, shorter still (this checks the mechanism)."""
-    s = mini_settings()
-    feed = s.surfaces.feed
-    feed = feed.model_copy(
-        update={
-            "two_tower": feed.two_tower.model_copy(update={"epochs": 2}),
-            "sequence": feed.sequence.model_copy(update={"epochs": 2, "eval_every": 2}),
-            "interests": feed.interests.model_copy(update={"dim": 32}),
-            "refit": (),
-        }
-    )
-    return s.model_copy(update={"surfaces": s.surfaces.model_copy(update={"feed": feed})})
+    args = ["evaluate", "recs", "--dataset", "online-retail", "--served", "--json"]
+    args += ["--max-users", str(CUSTOMERS), "--work-dir", str(root)]
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in FAST.items():
+            mp.setenv(f"MOODBOARD_{name}", value)
+        res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return served_split(datasets_root, max_users=CUSTOMERS, seed=0), json.loads(res.stdout), root
 
 
 def test_the_split_keeps_the_purchases_before_the_cutoff(run: tuple) -> None:
@@ -65,29 +68,36 @@ def test_the_reported_recall_is_the_one_of_the_pages_the_server_logged(run: tupl
     split, report, root = run
     logged = all_events(Workspace(root)).to_pandas()
     logged = logged[(logged["type"] == "impression") & (logged["surface"] == "feed")]
-    assert logged.groupby("user_id")["request_id"].nunique().eq(1).all()  # one page each
     assert set(logged["user_id"]) == set(split.users)
+    # two pages each, in this order: the feed as configured, then with engaged items allowed
+    requests = logged.drop_duplicates("request_id").sort_values("ts").groupby("user_id")
+    assert requests["request_id"].count().eq(2).all()
     index = {x: n for n, x in enumerate(split.item_ids)}
-    pages = {
-        u: np.array([index[i] for i in g.sort_values("position")["item_id"]])
-        for u, g in logged.groupby("user_id")
-    }
-    lists = [pages[u] for u in split.users]
-    assert all(len(p) == report["k"] == 20 for p in lists)
-    served = report["served"]
-    assert served["personalized"] == 1.0  # every customer's page came from the recommenders
-    assert served["users"] == len(split.users)
-    assert served["recall@20"] == pytest.approx(recall_at(lists, split.bought, 20).mean(), abs=1e-4)
     has_new = [n for n, t in enumerate(split.new) if len(t)]
-    new = recall_at([lists[n] for n in has_new], [split.new[n] for n in has_new], 20).mean()
-    assert served["recall@20_new"] == pytest.approx(new, abs=1e-4)
-    assert served["users_new"] == len(has_new)
+    for nth, name in enumerate(("served", "served_repeats")):
+        chosen = set(requests.nth(nth)["request_id"])
+        pages = {
+            u: np.array([index[i] for i in g.sort_values("position")["item_id"]])
+            for u, g in logged[logged["request_id"].isin(chosen)].groupby("user_id")
+        }
+        lists = [pages[u] for u in split.users]
+        assert all(len(p) == report["k"] == 20 for p in lists)
+        served = report[name]
+        assert served["personalized"] == 1.0  # every page came from the recommenders
+        assert served["users"] == len(split.users) and served["users_new"] == len(has_new)
+        every = recall_at(lists, split.bought, 20).mean()
+        new = recall_at([lists[n] for n in has_new], [split.new[n] for n in has_new], 20).mean()
+        assert (served["recall@20"], served["recall@20_new"]) == pytest.approx(
+            (every, new), abs=1e-4
+        )
+    # the configured feed leaves out what each customer bought; the other shows some again
+    assert report["served_repeats"]["recall@20"] > report["served"]["recall@20"]
 
 
 def test_ease_is_measured_beside_it_and_both_find_new_purchases(run: tuple) -> None:
     _, report, _ = run
     served, ease = report["served"], report["ease"]
-    assert ease["l2"] == 500.0 and set(report["ease_grid"]) == {"500"}
+    assert ease["l2"] == 500.0 and set(report["ease_grid"]) == {"50", "200", "500", "800"}
     assert ease["users"] == served["users"] and ease["users_new"] == served["users_new"]
     # floors a little under what this slice measures (88 customers, 81 with new items:
     # served 0.041, EASE 0.054 on new items; all items, repeats included: 0.018, 0.211)

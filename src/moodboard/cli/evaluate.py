@@ -160,6 +160,12 @@ def evaluate_recs_cmd(
             "fitted on the same purchases."
         ),
     ] = False,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="--served: build the workspace here and keep it [default: a temporary folder]"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """HR@10 and NDCG@10 (and Recall@20, NDCG@20 on online-retail) of recommenders.
@@ -170,7 +176,7 @@ def evaluate_recs_cmd(
     served home feed itself is scored (the build and the server's chain, not a copy).
     """
     if served:
-        _served_recs(dataset, max_users, seed, as_json)
+        _served_recs(dataset, max_users, seed, work_dir, as_json)
         return
     from moodboard.evaluate.rec_protocol import load_split
     from moodboard.evaluate.recs import (
@@ -212,7 +218,9 @@ def evaluate_recs_cmd(
     out.print(t)
 
 
-def _served_recs(dataset: str, max_users: int | None, seed: int, as_json: bool) -> None:
+def _served_recs(
+    dataset: str, max_users: int | None, seed: int, work_dir: Path | None, as_json: bool
+) -> None:
     """``evaluate recs --served``: the served feed of Online Retail against EASE."""
     from moodboard.evaluate.served import evaluate_served, served_split
 
@@ -221,7 +229,9 @@ def _served_recs(dataset: str, max_users: int | None, seed: int, as_json: bool) 
             _fail(f"--served measures online-retail only. Got --dataset {dataset!r} instead.")
         split = served_split(max_users=max_users, seed=seed)
         with err.status("evaluating the served feed on online-retail") as status:
-            report = evaluate_served(split, _settings(None), progress=status.update)
+            report = evaluate_served(
+                split, _settings(None), work_dir=work_dir, progress=status.update
+            )
     if as_json:
         out.print_json(json.dumps(report))
         return
@@ -232,13 +242,13 @@ def _served_recs(dataset: str, max_users: int | None, seed: int, as_json: bool) 
     )
     for c in ("method", f"Recall@{k}", f"Recall@{k} new items"):
         t.add_column(c)
-    t.add_row(
-        "served /feed", *(f"{report['served'][m]:.4f}" for m in (f"recall@{k}", f"recall@{k}_new"))
-    )
+    metrics = (f"recall@{k}", f"recall@{k}_new")
+    t.add_row("served /feed", *(f"{report['served'][m]:.4f}" for m in metrics))
+    if "served_repeats" in report:
+        row = (f"{report['served_repeats'][m]:.4f}" for m in metrics)
+        t.add_row("served /feed, bought items allowed", *row)
     for l2, r in report["ease_grid"].items():
-        t.add_row(
-            f"ease (lambda {l2})", *(f"{r[m]:.4f}" for m in (f"recall@{k}", f"recall@{k}_new"))
-        )
+        t.add_row(f"ease (lambda {l2})", *(f"{r[m]:.4f}" for m in metrics))
     out.print(t)
     times = ", ".join(f"{n} {s:.0f} s" for n, s in report["timings_s"].items())
     out.print(f"feed fusion {report['build']['feed_fusion']}; {times}")

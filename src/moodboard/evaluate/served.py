@@ -14,6 +14,9 @@ customer bought from the cutoff on:
 - ``recall@20_new``: the same over the items they had not bought before (customers with at
   least one such item).
 
+The same workspace is then served again with ``exclude_engaged`` off (``served_repeats``):
+what a store whose customers buy the same items again would show.
+
 EASE (``retrieve.baselines``, the closed form of Steck 2019) is fitted in the same run on the
 same purchases (every customer's full sequence before the cutoff) and ranks all items for the
 same customers: over all items for ``recall@20`` and without the customer's items for
@@ -247,6 +250,24 @@ def served_feeds(
     return pages, personalized
 
 
+def _repeats(settings: Settings) -> Settings:
+    """``settings`` with the feed showing engaged items too (``exclude_engaged`` off)."""
+    feed = settings.surfaces.feed.model_copy(update={"exclude_engaged": False})
+    surfaces = settings.surfaces.model_copy(update={"feed": feed})
+    return settings.model_copy(update={"surfaces": surfaces})
+
+
+def _served_scores(
+    split: ServedSplit, k: int, root: Path, settings: Settings, say: Progress
+) -> dict[str, Any]:
+    """The recalls of the served pages, and the share of them that were personalized."""
+    pages, personalized = served_feeds(root, settings, split.users, k, say)
+    index = {x: n for n, x in enumerate(split.item_ids)}
+    lists = [np.array([index.get(i, -1) for i in p], dtype=np.int64) for p in pages]
+    share = round(float(np.mean(personalized)), 4) if personalized else 0.0
+    return _scores(split, k, lists) | {"personalized": share}
+
+
 def evaluate_served(
     split: ServedSplit,
     settings: Settings | None = None,
@@ -277,8 +298,10 @@ def evaluate_served(
     -------
     dict
         ``{"served": {"recall@20", "recall@20_new", "users", "users_new", "personalized"},
-        "ease": {... "l2": 500}, "ease_grid": {l2: {...}}, "build": {...},
-        "timings_s": {...}}``.
+        "served_repeats": {...}, "ease": {... "l2": 500}, "ease_grid": {l2: {...}},
+        "build": {...}, "timings_s": {...}}``; ``served_repeats`` (the same workspace served
+        with ``surfaces.feed.exclude_engaged`` off: what a store whose customers re-buy would
+        show) when the settings exclude engaged items.
 
     Raises
     ------
@@ -297,13 +320,11 @@ def evaluate_served(
         manifest = build_workspace(split, root, settings)
         timings["ingest_and_build"] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
-        pages, personalized = served_feeds(root, settings, split.users, k, say)
+        served = {"served": _served_scores(split, k, root, settings, say)}
         timings["serve"] = round(time.perf_counter() - t0, 2)
-    index = {x: n for n, x in enumerate(split.item_ids)}
-    lists = [np.array([index.get(i, -1) for i in p], dtype=np.int64) for p in pages]
-    served = _scores(split, k, lists) | {
-        "personalized": round(float(np.mean(personalized)), 4) if personalized else 0.0
-    }
+        if settings.surfaces.feed.exclude_engaged:
+            say("the served feed again, engaged items allowed")
+            served["served_repeats"] = _served_scores(split, k, root, _repeats(settings), say)
     t0 = time.perf_counter()
     if ease_grid is None:
         ease_grid = [float(p["l2"]) for p in BASELINE_GRIDS["ease"]]
@@ -318,7 +339,7 @@ def evaluate_served(
         "dataset": "online-retail",
         "cutoff": RETAIL_CUTOFF,
         "k": k,
-        "served": served,
+        **served,
         "ease": ease[f"{EASE_L2:g}"],
         "ease_grid": ease,
         "build": {

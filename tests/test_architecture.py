@@ -61,7 +61,8 @@ ALLOWED = {
         "ui",
     },
     # evaluate composes the public interfaces of the stages and the build steps to measure them,
-    # and scores through the surfaces' own chains (on a workspace's logs too: ingest)
+    # and scores through the surfaces' own chains (on a workspace's logs too: ingest) and
+    # through the served app itself (serve)
     "evaluate": {
         "data",
         "errors",
@@ -75,6 +76,7 @@ ALLOWED = {
         "pipelines",
         "build",
         "surfaces",
+        "serve",
     },
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},

@@ -99,6 +99,11 @@ def _event_log(seed: int = 5) -> pa.Table:
     day = START.replace(hour=4)
     for n in range(320):  # an abuser: a click every 2 minutes for 10 hours of one day
         rows.append(_row(f"slow{n:03d}", day + timedelta(minutes=2 * n), "bot-slow", n))
+    for order in range(2):  # a store's customer: two orders of 45 lines, each at one instant
+        at = START + timedelta(days=order, hours=9)
+        for n in range(45):
+            row = _row(f"order{order}-{n:02d}", at, "buyer", n)
+            rows.append(row | {C.TYPE: "purchase", C.ITEM_ID: f"i{n:03d}"})
     return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
 
 
@@ -232,6 +237,8 @@ def test_bots_are_removed_and_reported(outputs: dict) -> None:
     assert removed[0]["peak_per_minute"] == 75  # 0.8 s apart: 75 clicks within any 60 s
     assert removed[1]["n_actions"] == 320
     assert not {"bot-fast", "bot-slow"} & set(out["interactions"][C.USER_ID].to_pylist())
+    # an order's 45 lines are one checkout, not 45 actions within a minute
+    assert out["interactions"][C.USER_ID].to_pylist().count("buyer") == 90
 
 
 #: Thresholds low enough that the hand-made log's shoppers trip every rule (on both engines).
@@ -268,7 +275,7 @@ def test_default_bot_rules_flag_only_the_bots(outputs: dict) -> None:
     assert [(r["user_id"], r["rule"]) for r in got] == [
         ("bot-fast", "per_minute"),  # 75 clicks within a minute
         ("bot-slow", "regular_gaps"),  # a click every 2 minutes on the dot (320: under 1,000)
-    ]
+    ]  # not "buyer": the 45 lines of an order at one instant are one action, no 0 s gaps
     p = np.array([22, 22, 22, 21, 21, 21, 21]) / 150  # bot-fast's 150 clicks over 7 items
     assert got[0]["item_entropy"] == round(float(-(p * np.log2(p)).sum()), 6)
     assert got[1]["gap_cv"] == 0.0

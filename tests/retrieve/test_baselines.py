@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from moodboard.retrieve.baselines import (
     Popularity,
     interaction_matrix,
 )
-from moodboard.retrieve.registry import BASELINES, source_class
+from moodboard.retrieve.registry import BASELINES, load_source, source_class
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,32 @@ def test_ease_equals_the_closed_form(toy: TrainingData) -> None:
     assert model.weights_.flags["C_CONTIGUOUS"]  # row access when scoring
     np.testing.assert_allclose(model.weights_, b, atol=1e-5)
     np.testing.assert_allclose(model.score(toy.sequences[:5]), x[:5] @ b, atol=1e-5)
+
+
+def test_ease_neighbours_keep_each_items_largest_weights_and_reload(
+    toy: TrainingData, tmp_path: Path
+) -> None:
+    dense = EASE(EASEConfig(l2=7.0)).fit(toy).weights_
+    top = np.zeros_like(dense)
+    for i in range(40):
+        j = np.argsort(-np.abs(dense[i]), kind="stable")[:6]
+        top[i, j] = dense[i, j]
+    assert (top < 0).any()  # negative weights are neighbours too
+    model = EASE(EASEConfig(l2=7.0, neighbours=6)).fit(toy)
+    np.testing.assert_allclose(model.weights_.toarray(), top, atol=1e-6)
+    x = _dense(toy)
+    np.testing.assert_allclose(model.score(toy.sequences[:5]), x[:5] @ top, atol=1e-5)
+    model.save(tmp_path / "ease")
+    assert not (tmp_path / "ease" / "weights.npy").exists()  # sparse: no n_items^2 file
+    loaded = load_source(tmp_path / "ease")
+    np.testing.assert_allclose(loaded.score(toy.sequences[:5]), x[:5] @ top, atol=1e-5)
+
+
+def test_ease_ignores_items_nobody_bought(toy: TrainingData) -> None:
+    wider = TrainingData(n_items=50, sequences=toy.sequences)  # items 40..49 never bought
+    w = EASE(EASEConfig(l2=7.0)).fit(wider).weights_
+    np.testing.assert_allclose(w[:40, :40], EASE(EASEConfig(l2=7.0)).fit(toy).weights_, atol=1e-6)
+    assert not w[40:].any() and not w[:, 40:].any()
 
 
 def test_itemknn_equals_a_dense_cosine_with_shrink(toy: TrainingData) -> None:

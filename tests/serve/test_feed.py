@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from serving import api_client
 
 from moodboard.blend import EXPLORE
-from moodboard.config import FuseSettings
+from moodboard.config import FeedConfig
 from moodboard.data import Request
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace, all_events
@@ -64,16 +64,17 @@ def test_the_build_trains_two_tower_and_saves_histories(client: TestClient) -> N
 def test_the_build_trains_every_recommender_and_tunes_the_fusion(client: TestClient) -> None:
     engine = client.app.state.live.engine
     comp = engine.manifest["components"]
-    names = ("two_tower", "sequence", "graph/walks", "user_interests")
+    names = ("two_tower", "sequence", "graph/walks", "user_interests", "ease")
+    members = (*names, "popular/trending")  # popularity is tuned with them
     assert set(engine.recommenders) == set(names)
     assert personalized(engine.feed.env) == [
-        n for n in names if comp["feed/fusion"]["weights"][n] > 0
+        n for n in members if comp["feed/fusion"]["weights"][n] > 0
     ]
     for name in names:
         assert comp[name]["path"] and 0.0 <= comp[name]["valid_ndcg@10"] <= 1.0, name
-    assert comp["sequence"]["epochs"] >= 1
+    assert comp["sequence"]["epochs"] >= 1 and comp["ease"]["refit"] is True
     fusion = comp["feed/fusion"]
-    assert set(fusion["weights"]) == set(names) and fusion["valid_users"] >= 10
+    assert set(fusion["weights"]) == set(members) and fusion["valid_users"] >= 10
     # the tuned fusion is at least as good on the held-out items as every member alone
     assert fusion["valid_ndcg@10"] >= max(comp[n]["valid_ndcg@10"] for n in names) - 1e-9
     assert dict(engine.feed.config.fuse.weights) == fusion["weights"]
@@ -175,7 +176,8 @@ def test_the_feed_fuses_every_loaded_recommender_with_provenance(
         "two_tower": engine.sources["two_tower"],
         "user_interests": _watch_lover(engine.catalog),
     }
-    cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # equal weights
+    untuned = FeedConfig().fuse  # the recommenders at equal weights, popularity out
+    cfg = engine.feed.config.model_copy(update={"fuse": untuned})
     chain = build_surface("feed", cfg, engine.catalog, sources, 0, engine.feed.env.resources)
     assert personalized(chain.env) == ["two_tower", "user_interests"]
     history = engine.history(known[3])
@@ -203,7 +205,7 @@ def test_action_weights_steer_the_walks_and_are_saved_with_histories(
     (a, got_a), (b, got_b) = next(
         (x, y) for x in reach.items() for y in reach.items() if not x[1] & y[1]
     )
-    cfg = engine.feed.config.model_copy(update={"fuse": FuseSettings()})  # not the tuned one
+    cfg = engine.feed.config.model_copy(update={"fuse": FeedConfig().fuse})  # not the tuned one
     sources = {"popular/trending": engine.sources["popular/trending"], "graph/walks": walked}
     chain = build_surface("feed", cfg, engine.catalog, sources, 0, engine.feed.env.resources)
     two = Request(surface="feed", items=tuple(engine.catalog.ids.external([a, b])), k=3)

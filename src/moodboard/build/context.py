@@ -26,7 +26,13 @@ from moodboard.ingest import Workspace
 from moodboard.pipelines import connect
 from moodboard.pipelines.bots import BOTS_SCHEMA, Bots, bots_table
 from moodboard.pipelines.interactions import interactions
-from moodboard.pipelines.sequences import ITEM_IDS, WEIGHTS, SequencesConfig, sequences_table
+from moodboard.pipelines.sequences import (
+    ITEM_IDS,
+    TIMESTAMPS,
+    WEIGHTS,
+    SequencesConfig,
+    sequences_table,
+)
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.text import TextEncoder
@@ -136,7 +142,7 @@ class BuildContext:
             return None
         return vecs, has
 
-    @cached_property
+    @property
     def sequences(self) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
         """Users, their last ``surfaces.feed.history_length`` interactions (item indices,
         oldest first) and weights.
@@ -144,20 +150,35 @@ class BuildContext:
         Items no longer in the catalog are dropped; an item repeated right after itself (a
         click, then a save of the same item) is one step, weighted by its strongest action.
         """
+        users, seqs, weights, _ = self._sequences
+        return users, seqs, weights
+
+    @property
+    def sequence_times(self) -> list[np.ndarray]:
+        """When each step of ``sequences`` happened (its first action; int64 microseconds
+        since the epoch), aligned with them."""
+        return self._sequences[3]
+
+    @cached_property
+    def _sequences(
+        self,
+    ) -> tuple[list[str], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         if not self.has_events:
-            return [], [], []
+            return [], [], [], []
         length = self.settings.surfaces.feed.history_length
         acts = interactions(self.events(), keep_us=True)
         t = sequences_table(acts, SequencesConfig(max_length=length))
-        users, seqs, weights = [], [], []
-        for user, ids, w in zip(
+        users, seqs, weights, times = [], [], [], []
+        for user, ids, w, ts in zip(
             t.column("user_id").to_pylist(),
             t.column(ITEM_IDS).to_pylist(),
             t.column(WEIGHTS).to_pylist(),
+            t.column(TIMESTAMPS).cast(pa.list_(pa.int64())).to_pylist(),
             strict=True,
         ):
             idx = self.catalog.ids.indices(ids, missing=-1)
             w = np.asarray(w, dtype=np.float32)[idx >= 0]
+            ts = np.asarray(ts, dtype=np.int64)[idx >= 0]
             idx = idx[idx >= 0].astype(np.int64)
             if not len(idx):
                 continue
@@ -165,7 +186,8 @@ class BuildContext:
             users.append(user)
             seqs.append(idx[start])
             weights.append(np.maximum.reduceat(w, start))
-        return users, seqs, weights
+            times.append(ts[start])
+        return users, seqs, weights, times
 
     def search_queries(self) -> list[str]:
         """The text of every logged search."""

@@ -90,7 +90,7 @@ def _source(name: str, folder: str | None, config: Callable[[Settings], BaseMode
 
 
 #: The feed's recommenders, in the order the build trains them.
-RECOMMENDERS = ("two_tower", "sequence", "graph/walks", "user_interests")
+RECOMMENDERS = ("two_tower", "sequence", "graph/walks", "user_interests", "ease")
 
 _PARTS = (
     _source("lexical/bm25", "lexical", lambda s: s.retrieve.lexical),
@@ -108,6 +108,7 @@ _PARTS = (
     _source("sequence", None, lambda s: s.surfaces.feed.sequence),
     _source("graph/walks", None, lambda s: s.surfaces.feed.walks),
     _source("user_interests", None, lambda s: s.surfaces.feed.interests),
+    _source("ease", None, lambda s: s.surfaces.feed.ease),
     Part("feed/fusion", "feed/fusion.json", None, lambda s: s.surfaces.feed.fuse),
     Part("understand", "understand", QueryUnderstanding, lambda s: s.understand),
     Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),

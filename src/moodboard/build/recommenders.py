@@ -1,13 +1,21 @@
 """The build's feed steps: one per personalized recommender, then the feed's fusion.
 
-The last item of up to ``FeedConfig.valid_users`` users with three or more interactions is
-held out; ``two_tower``, ``sequence``, ``graph/walks`` and ``user_interests`` are trained on the
-rest (``sequence`` also stops early on those held-out items). Each then ranks every item for
-the held-out users (their own items excluded), and the weights of the feed's reciprocal-rank
+The feed is asked when a user comes back, so the held-out step is a next visit: the last
+visit (the steps after the user's last gap of ``FeedConfig.visit_gap_minutes`` or more) of up
+to ``FeedConfig.valid_users`` users with two or more items before it and an item in it they had
+not engaged with, the target being the last such item (the feed leaves out what the user
+engaged with). Within one visit the next item is mostly the same session's or basket's, which
+rewards other models than the ones that find what a user comes back for. ``two_tower``,
+``sequence``, ``graph/walks``, ``user_interests`` and ``ease`` are trained on the rest
+(``sequence`` also stops early on those held-out items). Each then ranks every item for the
+held-out users (their own items excluded), and the weights of the feed's reciprocal-rank
 fusion and its ``k`` are tuned on those lists (coordinate ascent on NDCG@10, as ``moodboard
-evaluate recs`` tunes ``fused``). The models are served as trained: there is no refit, so the
-held-out interactions are missing from training but present in the histories the feed reads.
-The tuned fusion is written to the ``feed/fusion`` part with every member's validation NDCG@10.
+evaluate recs`` tunes ``fused``). The models are served as trained, except those named in
+``FeedConfig.refit`` (``ease``, a closed form), fitted again on every interaction once
+measured; the others miss the held-out visits in training, though the histories the feed
+reads hold them. When the feed's ``sources`` name ``popular/trending``, popularity joins the
+tuning as a member, computed without the held-out users' events. The tuned fusion is written
+to the ``feed/fusion`` part with every member's validation NDCG@10.
 
 The held-out split is made once per build (``feed_split``) and shared by the steps through the
 build context, as are the members' validation lists the fusion step tunes on.
@@ -17,11 +25,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import ibis
 import numpy as np
+import pyarrow as pa
 
 from moodboard.build.context import BuildContext
 from moodboard.build.fusion import (
@@ -33,6 +44,9 @@ from moodboard.build.fusion import (
 )
 from moodboard.build.steps import BuildStep
 from moodboard.config import InterestsConfig
+from moodboard.data import columns as C
+from moodboard.pipelines import connect as connect_engine
+from moodboard.pipelines import popularity_table
 from moodboard.retrieve import CandidateSource, TrainingData
 from moodboard.retrieve.item_features import attribute_codes
 from moodboard.retrieve.registry import source_class
@@ -40,26 +54,50 @@ from moodboard.retrieve.sequence import attribute_lists
 
 _log = logging.getLogger(__name__)
 
+POPULAR = "popular/trending"
 #: The candidate weights and RRF ``k`` values of the tuning.
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 RRF_KS = (60.0, 10.0)
 
 
+def last_visits(times: Sequence[np.ndarray], gap_us: int) -> np.ndarray:
+    """Where each user's last visit starts in their sequence: right after the last gap of
+    ``gap_us`` or more between consecutive steps (0: one visit)."""
+    starts = np.zeros(len(times), dtype=np.int64)
+    for u, t in enumerate(times):
+        gaps = np.flatnonzero(np.diff(np.asarray(t, dtype=np.int64)) >= gap_us)
+        starts[u] = gaps[-1] + 1 if len(gaps) else 0
+    return starts
+
+
 def holdout(
-    data: TrainingData, n_users: int, seed: int
+    data: TrainingData, n_users: int, seed: int, visits: np.ndarray | None = None
 ) -> tuple[TrainingData, np.ndarray, list[np.ndarray], np.ndarray]:
-    """Training data without the last item of up to ``n_users`` users with 3+ items; those
-    users, their histories and their held-out items."""
-    eligible = np.flatnonzero([len(s) >= 3 for s in data.sequences])
-    held = np.sort(np.random.default_rng(seed).permutation(eligible)[:n_users])
+    """Training data without the last visit of up to ``n_users`` users; those users, their
+    histories (what came before the visit) and their held-out items.
+
+    A user can be held out with 2+ items before their last visit and an item in it they had
+    not engaged with before; the target is the last such item (the feed shows new items).
+    ``visits`` gives where each user's last visit starts (``last_visits``); None: a visit is
+    one item.
+    """
     seqs = [np.asarray(s, dtype=np.int64) for s in data.sequences]
+    if visits is None:
+        visits = np.array([len(s) - 1 for s in seqs], dtype=np.int64)
+    new = {}
+    for u, (s, v) in enumerate(zip(seqs, visits, strict=True)):
+        later = s[v:][~np.isin(s[v:], s[:v])] if v >= 2 else s[:0]
+        if len(later):
+            new[u] = int(later[-1])
+    eligible = np.fromiter(new, dtype=np.int64, count=len(new))
+    held = np.sort(np.random.default_rng(seed).permutation(eligible)[:n_users])
     weights = None if data.weights is None else [np.asarray(w) for w in data.weights]
     for u in held:
-        seqs[u] = seqs[u][:-1]
+        seqs[u] = seqs[u][: visits[u]]
         if weights is not None:
-            weights[u] = weights[u][:-1]
+            weights[u] = weights[u][: visits[u]]
     train = replace(data, sequences=seqs, weights=weights)
-    targets = np.array([data.sequences[u][-1] for u in held], dtype=np.int64)
+    targets = np.array([new[u] for u in held], dtype=np.int64)
     return train, held, [seqs[u] for u in held], targets
 
 
@@ -84,6 +122,38 @@ def _top(model: CandidateSource, hist: list[np.ndarray], users: list[str], k: in
         s = model.score(chunk, users=users[lo : lo + 512])
         out.append(top_lists(exclude_histories(np.array(s, dtype=np.float32), chunk), k))
     return np.concatenate(out) if out else np.empty((0, k), dtype=np.int32)
+
+
+def _popular_top(ctx: BuildContext, split: FeedSplit, k: int) -> np.ndarray:
+    """``popular/trending``'s lists for the held-out users (their items excluded), from the
+    popularity of the other users' events: the held-out visits do not count."""
+    cfg = ctx.settings.retrieve.popular
+    users = pa.array([*ctx.bots.user_ids, *split.held_users], pa.string())
+    skip = ibis.memtable(pa.table({C.USER_ID: users}))
+    t = popularity_table(
+        connect_engine(ctx.engine),
+        ctx.ws.events.glob(),
+        cfg.weights,
+        cfg.half_life_days,
+        exclude_users=skip,
+    )
+    scores = np.zeros(split.data.n_items, dtype=np.float32)
+    idx = ctx.catalog.ids.indices(t.column(C.ITEM_ID).to_pylist(), missing=-1)
+    scores[idx[idx >= 0]] = np.asarray(t.column("score").to_pylist(), np.float32)[idx >= 0]
+    out = []
+    for lo in range(0, len(split.histories), 512):
+        chunk = split.histories[lo : lo + 512]
+        out.append(top_lists(exclude_histories(np.tile(scores, (len(chunk), 1)), chunk), k))
+    return np.concatenate(out) if out else np.empty((0, k), dtype=np.int32)
+
+
+def _measure(split: FeedSplit, name: str, top: np.ndarray) -> float:
+    """Keep a member's validation lists and return its NDCG@10 alone."""
+    table = FusionTable.build([top], [[t] for t in split.targets], split.data.n_items)
+    nd = rank_metrics(table.ranks([1.0], 60.0, split.data.n_items), (10,))["ndcg@10"]
+    split.lists[name] = top
+    split.alone[name] = float(nd.mean())
+    return split.alone[name]
 
 
 @dataclass(frozen=True)
@@ -122,7 +192,8 @@ def feed_split(ctx: BuildContext) -> FeedSplit | None:
         if ctx.images is not None:
             features["image"] = ctx.images[0]
         data = TrainingData(len(catalog), seqs, features, weights, users, catalog)
-        train, held, hist, targets = holdout(data, cfg.valid_users, cfg.sequence.seed)
+        visits = last_visits(ctx.sequence_times, round(cfg.visit_gap_minutes * 60e6))
+        train, held, hist, targets = holdout(data, cfg.valid_users, cfg.sequence.seed, visits)
         valid = (hist, targets) if len(held) else None
         train = replace(train, validation=valid)
         split = FeedSplit(data, train, [str(users[u]) for u in held], hist, targets, {}, {})
@@ -139,14 +210,20 @@ class RecommenderStep(BuildStep):
         Its registry name (``two_tower``, ``sequence``, ``graph/walks``, ``user_interests``).
     config
         Its config.
+    per_source
+        The length of its lists for the fusion's tuning.
+    refit
+        Fit it again on every interaction once measured (the held-out visits included), and
+        serve that model (``FeedConfig.refit``).
     """
 
     name: str  # type: ignore[misc]
 
-    def __init__(self, name: str, config: Any, per_source: int = 200) -> None:
+    def __init__(self, name: str, config: Any, per_source: int = 200, refit: bool = False) -> None:
         self.name = name
         self.config = config
         self.per_source = per_source
+        self.refit = refit
 
     def message(self, ctx: BuildContext) -> str:
         return f"training {self.name} on user sequences"
@@ -172,16 +249,16 @@ class RecommenderStep(BuildStep):
         model = None if split is None else self.fit(split.train)
         if model is None or split is None:
             return {}
-        model.save(out / self.folder)
-        entry: dict[str, Any] = {"path": self.folder, **model.stats}
+        measured: dict[str, Any] = {}
         if split.measured:
             top = _top(model, split.histories, split.held_users, self.per_source)
-            table = FusionTable.build([top], [[t] for t in split.targets], split.data.n_items)
-            nd = rank_metrics(table.ranks([1.0], 60.0, split.data.n_items), (10,))["ndcg@10"]
-            split.lists[self.name] = top
-            split.alone[self.name] = float(nd.mean())
-            entry["valid_ndcg@10"] = round(split.alone[self.name], 4)
-        entry["config"] = model.config.model_dump(mode="json")
+            measured["valid_ndcg@10"] = round(_measure(split, self.name, top), 4)
+            if self.refit:  # measured on the split, served fitted on every interaction
+                model = self.fit(split.data)
+                measured["refit"] = True
+        model.save(out / self.folder)  # type: ignore[union-attr]
+        entry: dict[str, Any] = {"path": self.folder, **model.stats, **measured}  # type: ignore[union-attr]
+        entry["config"] = model.config.model_dump(mode="json")  # type: ignore[union-attr]
         if self.name == "two_tower":
             entry["features"] = {k: list(np.shape(v)) for k, v in split.data.item_features.items()}
         return {self.name: entry}
@@ -189,7 +266,10 @@ class RecommenderStep(BuildStep):
 
 class FusionStep(BuildStep):
     """``feed/fusion``: the feed's RRF weights and ``k``, tuned on the members' validation
-    lists (nothing without held-out users: the feed keeps its configured fusion)."""
+    lists (nothing without held-out users: the feed keeps its configured fusion).
+
+    When the feed's ``sources`` name ``popular/trending``, popularity is a member too (what is
+    bought now: new collections, the season), measured on the other users' events."""
 
     name, label = "feed/fusion", "feed_fusion"  # type: ignore[assignment]
 
@@ -200,6 +280,9 @@ class FusionStep(BuildStep):
         split = feed_split(ctx)
         if split is None or not split.measured or not split.lists:
             return {}
+        feed = ctx.settings.surfaces.feed
+        if POPULAR in feed.sources and POPULAR not in split.lists:
+            _measure(split, POPULAR, _popular_top(ctx, split, feed.per_source))
         n_items = split.data.n_items
         table = FusionTable.build(list(split.lists.values()), [[t] for t in split.targets], n_items)
         choice = tune_fusion(table, n_items, WEIGHTS, RRF_KS)

@@ -54,7 +54,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         PopularStep(config("popular/trending")),
         ComplementsStep(),
         HistoriesStep(),
-        *(RecommenderStep(n, config(n), feed.per_source) for n in RECOMMENDERS),
+        *(RecommenderStep(n, config(n), feed.per_source, n in feed.refit) for n in RECOMMENDERS),
         FusionStep(),
         UnderstandStep(),
         SearchRankerStep(settings.rank.lambdamart),

@@ -156,15 +156,34 @@ def evaluate_recs_cmd(
             "test step (not the S3-Rec protocol, which tests the model fitted on seq[:-2])."
         ),
     ] = False,
+    served: Annotated[
+        bool,
+        typer.Option(
+            help="online-retail: build a workspace from the purchases before 2011-11-01 as "
+            "`moodboard build` does, serve it, and score each customer's served /feed "
+            "(Recall@20 of what they buy after, all items and new items) against EASE "
+            "fitted on the same purchases."
+        ),
+    ] = False,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="--served: build the workspace here and keep it [default: a temporary folder]"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """HR@10 and NDCG@10 (and Recall@20, NDCG@20 on online-retail) of recommenders.
 
     Amazon: the S3-Rec leave-one-out protocol (tune on the second-to-last item, test once on
     the last, full ranking over all items without the history; ranked learns on the
-    second-to-last item only). online-retail: fit on
-    purchases before 2011-11-01, rank each customer's new items after it.
+    second-to-last item only). online-retail: fit on purchases before 2011-11-01, rank each
+    customer's new items after it; with --served, the served home feed itself is scored (the
+    build and the server's chain, not a copy).
     """
+    if served:
+        _served_recs(dataset, max_users, seed, work_dir, as_json)
+        return
     from moodboard.evaluate.rec_protocol import load_split
     from moodboard.evaluate.recs import (
         FUSED,
@@ -204,6 +223,42 @@ def evaluate_recs_cmd(
             chosen,
         )
     out.print(t)
+
+
+def _served_recs(
+    dataset: str, max_users: int | None, seed: int, work_dir: Path | None, as_json: bool
+) -> None:
+    """``evaluate recs --served``: the served feed of Online Retail against EASE."""
+    from moodboard.evaluate.served import evaluate_served, served_split
+
+    with _errors():
+        if dataset != "online-retail":
+            _fail(f"--served measures online-retail only. Got --dataset {dataset!r} instead.")
+        split = served_split(max_users=max_users, seed=seed)
+        with err.status("evaluating the served feed on online-retail") as status:
+            report = evaluate_served(
+                split, _settings(None), work_dir=work_dir, progress=status.update
+            )
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    k = report["k"]
+    t = Table(
+        title=f"online-retail, served: {report['served']['users']:,} customers buying after "
+        f"{report['cutoff']} ({report['served']['users_new']:,} with new items)"
+    )
+    for c in ("method", f"Recall@{k}", f"Recall@{k} new items"):
+        t.add_column(c)
+    metrics = (f"recall@{k}", f"recall@{k}_new")
+    t.add_row("served /feed", *(f"{report['served'][m]:.4f}" for m in metrics))
+    if "served_repeats" in report:
+        row = (f"{report['served_repeats'][m]:.4f}" for m in metrics)
+        t.add_row("served /feed, bought items allowed", *row)
+    for l2, r in report["ease_grid"].items():
+        t.add_row(f"ease (lambda {l2})", *(f"{r[m]:.4f}" for m in metrics))
+    out.print(t)
+    times = ", ".join(f"{n} {s:.0f} s" for n, s in report["timings_s"].items())
+    out.print(f"feed fusion {report['build']['feed_fusion']}; {times}")
 
 
 _BANDIT_MODELS = "logistic, lightgbm, multihead"

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.rank import LambdaMARTConfig, MultiHeadConfig, SignalsConfig
 from moodboard.retrieve import (
     DenseConfig,
+    EASEConfig,
     FuseConfig,
     InterestsConfig,
     LexicalConfig,
@@ -34,6 +35,7 @@ FuseSettings = FuseConfig
 __all__ = [
     "BotsConfig",
     "DenseConfig",
+    "EASEConfig",
     "FuseSettings",
     "InterestsConfig",
     "LabelsConfig",

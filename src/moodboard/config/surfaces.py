@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.config.models import (
+    EASEConfig,
     FuseSettings,
     InterestsConfig,
     SequenceConfig,
@@ -108,29 +109,45 @@ class FeedConfig(_Chain):
     """The home feed of a user: personalized sources fused, engaged items left out.
 
     Users with a history get the fused ``sources`` (recommenders by name; missing ones are
-    skipped); users without one get ``cold_sources`` with ``explore_share`` of the page given
-    to a random slice of the catalog, seeded per (seed, user, request key). The build keeps
-    each user's last ``history_length`` interactions (``pipelines.sequences``) for serving and
-    trains ``two_tower``, ``sequence``, ``graph/walks`` and ``user_interests`` on them (their
-    sections; ``sequence`` stops at ``max_minutes``), holding out the last item of
+    skipped), without the items they engaged with unless ``exclude_engaged`` is off (a store
+    whose customers buy the same items again may want them shown); users without one get
+    ``cold_sources`` with ``explore_share`` of the page given to a random slice of the
+    catalog, seeded per (seed, user, request key). The build keeps each user's last
+    ``history_length`` interactions (``pipelines.sequences``) for serving and trains
+    ``two_tower``, ``sequence``, ``graph/walks``, ``user_interests`` and ``ease`` (EASE's top
+    ``neighbours`` per item) on them (their sections; ``sequence`` stops at ``max_minutes``),
+    holding out the last item of
     ``valid_users`` users to measure them and, with ``tune_fusion``, to tune the fusion weights
     and ``k``, which then replace ``fuse`` (see ``build.recommenders``).
     """
 
     prepare: str = "prepare/feed"
     blend: str = "blend/explore"
-    sources: tuple[str, ...] = ("two_tower", "sequence", "graph/walks", "user_interests")
+    sources: tuple[str, ...] = (
+        "two_tower",
+        "sequence",
+        "graph/walks",
+        "user_interests",
+        "ease",
+        "popular/trending",
+    )
+    #: Until a build tunes it, popularity stays out of the personalized feed (weight 0).
+    fuse: FuseSettings = FuseSettings(weights={"popular/trending": 0.0})
     per_source: int = Field(default=200, ge=1)
     cold_sources: tuple[str, ...] = ("popular/trending",)
     explore_share: float = Field(default=0.25, ge=0, le=1)
     explore_share_known: float = Field(default=0.0, ge=0, le=1)
+    exclude_engaged: bool = True
     history_length: int = Field(default=200, ge=1)
     valid_users: int = Field(default=2000, ge=0)
+    visit_gap_minutes: float = Field(default=30.0, gt=0)
+    refit: tuple[str, ...] = ("ease",)
     tune_fusion: bool = True
     two_tower: TwoTowerConfig = TwoTowerConfig()
     sequence: SequenceConfig = SequenceConfig(epochs=60, max_minutes=3.0)
     walks: WalksConfig = WalksConfig()
     interests: InterestsConfig = InterestsConfig()
+    ease: EASEConfig = EASEConfig(l2=500.0, neighbours=200, threads=1)
 
 
 class SurfaceConfig(_Chain):

@@ -177,7 +177,9 @@ def time_split(
     return TrainingData(n_items=n_items, sequences=seqs), Step(histories, targets), notes
 
 
-def _sample(n: int, max_users: int | None, seed: int) -> np.ndarray:
+def sample_rows(n: int, max_users: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded random sample of ``max_users`` of ``n`` rows, sorted (all of them
+    when ``max_users`` is None or not below ``n``)."""
     if max_users is None or max_users >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=max_users, replace=False))
@@ -189,7 +191,7 @@ def _amazon_split(
     from moodboard.datasets import load_amazon
 
     data = load_amazon(name.removeprefix("amazon-"), root=root)
-    keep = _sample(data.n_users, max_users, seed)
+    keep = sample_rows(data.n_users, max_users, seed)
     # file ids are 1 .. n_items - 1; the contract's items are 0-based
     seqs = [data.sequences[k].astype(np.int64) - 1 for k in keep]
     attrs = [
@@ -208,7 +210,7 @@ def _retail_split(root: Path | None, max_users: int | None, seed: int) -> RecSpl
     index = {x: n for n, x in enumerate(items)}
     ev = data.events.select([C.USER_ID, C.ITEM_ID, C.TS]).to_pandas()
     customers = np.unique(ev[C.USER_ID].to_numpy())
-    chosen = customers[_sample(len(customers), max_users, seed)]
+    chosen = customers[sample_rows(len(customers), max_users, seed)]
     ev = ev[ev[C.USER_ID].isin(chosen)]
     users = ev[C.USER_ID].astype("int64").to_numpy()
     item_idx = ev[C.ITEM_ID].map(index).to_numpy(dtype=np.int64)

@@ -21,6 +21,10 @@ rule                the account is flagged when
                     (save spam on a few items)
 ==================  ===================================================================
 
+The lines of one order (purchases of one account at one instant, as a store logs an order)
+count as one action and one event (``interactions.one_per_order``): a basket of 40 items is one
+checkout, not a flood, and its lines have no gaps between them for ``regular_gaps`` to judge.
+
 An account is reported once, with the first rule (in that order) that caught it, and every
 statistic. The same rows on DuckDB and Spark: gaps are whole seconds summed as integers,
 entropy terms are rounded to 1e-9 and summed as integers, and the two floating statistics are
@@ -53,6 +57,7 @@ from moodboard.pipelines.interactions import (
     epoch_us,
     fetch,
     first_copies,
+    one_per_order,
 )
 
 _log = logging.getLogger(__name__)
@@ -97,6 +102,7 @@ def _same_query(e: ir.Table) -> ir.Table:
 def _gap_cv(e: ir.Table, cfg: BotsConfig) -> ir.Table:
     """``user_id, gap_cv``: the least variable event type's gaps within sessions."""
     t = e.filter(e[C.TYPE] != EventType.IMPRESSION.value).mutate(_us=epoch_us(e[C.TS]))
+    t = one_per_order(t, "_us")
     w = ibis.window(group_by=[t[C.USER_ID], t[C.TYPE]], order_by=[t._us, t[C.EVENT_ID]])
     t = t.mutate(_gap_us=t._us - t._us.lag().over(w))
     brk = round(cfg.max_gap_minutes * 60e6)
@@ -147,7 +153,9 @@ def account_stats(events: ir.Table, config: BotsConfig | None = None) -> ir.Tabl
     acts = actions(events, _ALL_ACTIONS)
     users = e.select(C.USER_ID).distinct()
     out = (
-        users.left_join(action_rates(acts.select(C.USER_ID, C.EVENT_ID, C.TS, US)), C.USER_ID)
+        users.left_join(
+            action_rates(acts.select(C.USER_ID, C.EVENT_ID, C.TS, C.TYPE, US)), C.USER_ID
+        )
         .drop(f"{C.USER_ID}_right")
         .left_join(_same_query(e), C.USER_ID)
         .drop(f"{C.USER_ID}_right")

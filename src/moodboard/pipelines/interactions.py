@@ -193,19 +193,38 @@ def actions(events: ir.Table, config: InteractionsConfig | None = None) -> ir.Ta
     )
 
 
+def one_per_order(t: ir.Table, us: str = US) -> ir.Table:
+    """``t`` with the purchases of one user at one instant kept once (the first by
+    ``event_id``): the lines of one order, which a store logs with the order's time, are one
+    checkout, not a burst of actions. Other events are all kept.
+
+    Parameters
+    ----------
+    t
+        Events with ``user_id``, ``type``, ``event_id`` (unique) and the time in column ``us``.
+    us
+        The column holding the time (integer microseconds).
+    """
+    w = ibis.window(group_by=[t[C.USER_ID], t[C.TYPE], t[us]], order_by=t[C.EVENT_ID])
+    t = t.mutate(_line=ibis.row_number().over(w))
+    return t.filter((t[C.TYPE] != EventType.PURCHASE.value) | (t._line == 0)).drop("_line")
+
+
 def action_rates(acts: ir.Table) -> ir.Table:
-    """Each user's action count and peak actions within 60 seconds and on one UTC day.
+    """Each user's action count and peak actions within 60 seconds and on one UTC day, the
+    lines of one order counting as one action (:func:`one_per_order`).
 
     Parameters
     ----------
     acts
-        Actions with ``ts_us`` (:func:`actions`).
+        Actions with ``type`` and ``ts_us`` (:func:`actions`).
 
     Returns
     -------
     ir.Table
         ``user_id, n_actions, peak_per_minute, peak_per_day`` (int64), one row per user.
     """
+    acts = one_per_order(acts)
     minute = ibis.window(group_by=acts[C.USER_ID], order_by=acts[US], range=(-(_MINUTE_US - 1), 0))
     rated = acts.mutate(_in_minute=acts[C.EVENT_ID].count().over(minute))
     per_day = rated.group_by(C.USER_ID, _day=rated[C.TS].date()).aggregate(

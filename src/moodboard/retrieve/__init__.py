@@ -8,6 +8,7 @@ from moodboard.retrieve.base import (
     TrainingData,
     top_k,
 )
+from moodboard.retrieve.baselines import EASEConfig
 from moodboard.retrieve.dense import DenseConfig, DenseSource, VisualIndexConfig, VisualSource
 from moodboard.retrieve.fuse import FuseConfig, Fuser
 from moodboard.retrieve.interests import InterestsConfig
@@ -22,6 +23,7 @@ __all__ = [
     "CandidateSource",
     "DenseConfig",
     "DenseSource",
+    "EASEConfig",
     "FuseConfig",
     "Fuser",
     "InterestsConfig",

@@ -3,9 +3,10 @@
 The home feed of a user: personalized sources fused, minus what the user already engaged with.
 
 A user with a history: every source named in ``config.sources`` that is loaded (``two_tower``,
-``sequence``, ``graph/walks``, ``user_interests``), asked with the user's history, its action
-weights and the user id, proposes its best items the user has not engaged with; the lists are
-fused by weighted reciprocal rank with provenance. A user without one (anonymous, new, or whose
+``sequence``, ``graph/walks``, ``user_interests``, ``ease``), asked with the user's history,
+its action weights and the user id, proposes its best items the user has not engaged with
+(with ``exclude_engaged`` off, engaged items may come back: re-purchases); the lists are fused
+by weighted reciprocal rank with provenance. A user without one (anonymous, new, or whose
 items left the catalog) gets the ``cold_sources`` (popular items) with ``explore_share`` of the
 page, at evenly spaced slots, given to a random slice of the catalog seeded by (seed, user,
 request key): the same key gives the same page, so a feed pages on consistently, and a new key
@@ -165,7 +166,8 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     cfg = env.config
     hist, w = _history(request, env)
     seen = np.unique(hist)
-    skip = np.unique(np.concatenate([seen, env.indices(request.exclude)])).astype(np.int64)
+    engaged = seen if cfg.exclude_engaged else seen[:0]
+    skip = np.unique(np.concatenate([engaged, env.indices(request.exclude)])).astype(np.int64)
     f = request.item_filter
     f = None if f is None or f.is_empty() else f
     names = personalized(env) if len(seen) else []

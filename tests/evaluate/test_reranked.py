@@ -85,7 +85,7 @@ def test_ranked_learns_what_the_fused_members_miss_and_never_sees_the_test_step(
     assert ranked.test["ndcg@10"] >= fused.test["ndcg@10"] + 0.2
     assert ranked.test["hr@10"] >= fused.test["hr@10"]
     assert ranked.params["training_users"] > 0 and ranked.params["trees"] >= 1
-    assert ranked.train_s >= fused.train_s + ranked.params["rerank_s"] - 1e-6
+    assert ranked.train_s >= fused.train_s + ranked.params["rerank_s"] - 1e-3  # rounded to ms
     # other test targets: the same learned ranker (validation is all it reads), other metrics
     moved = [np.array([(t[0] + 30) % 60]) for t in split.test.targets]
     again = _run(replace(split, test=Step(split.test.histories, moved)))["ranked"]

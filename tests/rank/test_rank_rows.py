@@ -133,7 +133,11 @@ def test_serving_time_features_equal_the_training_rows() -> None:
 def test_a_workspace_without_impressions_yields_no_rows_and_says_why(ws: Workspace) -> None:
     out = workspace_ranker_rows(ws, signals=SIGNALS)
     assert out.rows.num_rows == 0 and "no events" in out.reason
-    buys = [_ev(f"p{n}", n, "purchase", f"i{n % 3}", None, surface=None) for n in range(20)]
+    # a shopper's purchases at irregular times (1 s apart exactly would be a bot's regular gaps)
+    buys = [
+        _ev(f"p{n}", n * 300 + (n * n % 7) * 40, "purchase", f"i{n % 3}", None, surface=None)
+        for n in range(20)
+    ]
     ws.events.append(pa.Table.from_pylist(buys, schema=EVENT_SCHEMA))
     out = workspace_ranker_rows(ws, signals=SIGNALS)
     assert out.rows.num_rows == 0

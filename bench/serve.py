@@ -36,6 +36,7 @@ from moodboard.ingest import Workspace
 from moodboard.retrieve import SourceQuery
 from moodboard.serve.registry import Engine
 from moodboard.surfaces.recent import RecentActions
+from moodboard.understand.threads import in_own_thread, model_thread
 
 HOST = "127.0.0.1"
 
@@ -57,7 +58,7 @@ def _workspace(arg: str | None, tmp: str) -> Workspace:
 
     ws = Workspace(Path(tmp) / "ws")
     ingest_dataset(ws, "fashion")
-    build(ws)
+    in_own_thread(build, ws)
     return ws
 
 
@@ -165,7 +166,7 @@ def main() -> None:
     n = args.requests
     with tempfile.TemporaryDirectory() as tmp:
         ws = _workspace(args.workspace, tmp)
-        engine = Engine.load(ws)
+        engine = in_own_thread(Engine.load, ws)  # as the server loads it (no torch team left)
         queries = _queries(engine.catalog, n)
         rng = np.random.default_rng(0)
         with_image = np.flatnonzero(engine.has_images())
@@ -197,7 +198,7 @@ def main() -> None:
         rows += _feed_rows(ws, engine, n)
         bm25, dense = engine.sources["lexical/bm25"], engine.sources["dense/text"]
         enc = engine.text_encoder.encode
-        vecs = enc(queries[:n])
+        vecs = model_thread().run(enc, queries[:n])
         recent = RecentActions()  # a server's real-time buffer, 1,000 shoppers x 50 actions
         recent.add(
             {"type": "click", "user_id": f"u{u}", "item_id": items[(u + j) % n]}
@@ -217,9 +218,9 @@ def main() -> None:
                 Request(surface="related", item_id=items[i], k=25)
             ),
         }
-        for what, fn in parts.items():
-            _time(fn, 10)
-            rows.append(_row(what, 1, _time(fn, n), None))
+        for what, fn in parts.items():  # on the model thread, as the server runs them
+            model_thread().run(_time, fn, 10)
+            rows.append(_row(what, 1, model_thread().run(_time, fn, n), None))
         srch = next(r for r in rows if r["what"] == "GET /search" and r["concurrency"] == 1)
         chain = next(r for r in rows if r["what"] == "search chain in-process")
         for r in rows:

@@ -4,6 +4,7 @@ component names, rankers plug into the rank stage, and a surface declared in con
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from moodboard.rank import RANKERS, LambdaMARTStage, NoopRanker, RankQuery, make
 from moodboard.retrieve import SourceQuery
 from moodboard.simulate import load_tastes, run_simulation
 from moodboard.surfaces import Prepared, Probe, SurfaceEnv, build_surface, register_prepare
+from moodboard.understand.threads import model_thread
 
 TAIL = [("fuse", "fuse/rrf"), ("rank", "rank/noop")]
 
@@ -213,3 +215,32 @@ def test_search_serves_the_trained_ranker_over_the_rank_stage_input(client: Test
         plain = unranked.run(Request(surface="search", query=q, k=10)).candidates.items[:10]
         moved += ids != engine.catalog.ids.external(plain)
     assert moved >= 2  # the ranker changes pages, it does not just echo the fused order
+
+
+class _Threads:
+    """A surface that records which thread ran it."""
+
+    def __init__(self, surface: object, seen: set[int]) -> None:
+        self._surface, self._seen = surface, seen
+
+    def run(self, request: Request) -> object:
+        self._seen.add(threading.get_ident())
+        return self._surface.run(request)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._surface, name)
+
+
+def test_every_surface_request_runs_its_chain_on_the_one_model_thread(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = client.app.state.live.engine
+    seen: set[int] = set()
+    for name in ("search", "related", "feed", "popular"):
+        monkeypatch.setitem(engine.surfaces, name, _Threads(engine.surfaces[name], seen))
+    item = engine.catalog.ids.external([0])[0]
+    for url in ("/search?q=blue+jeans", f"/related/{item}", "/feed/u1", "/popular"):
+        for _ in range(3):
+            assert client.get(url).status_code == 200, url
+    assert client.get("/surfaces/search", params={"q": "red dress"}).status_code == 200
+    assert seen == {model_thread().run(threading.get_ident)}  # one torch team serves them all

@@ -179,9 +179,9 @@ class ServeSettings(_Section):
     watch_interval_s: float = Field(default=2.0, ge=0)
     reload_backoff_s: float = Field(default=60.0, gt=0)
     db_wait_s: float = Field(default=1.0, ge=0, le=30)
-    #: torch threads in the server (None: one per core). 1 is faster: requests run in worker
-    #: threads, where a 2-thread intra-op pool costs more than it gains (bench/serve.py).
-    torch_threads: int | None = Field(default=1, ge=1)
+    #: torch threads in the server (None: one per core). Every request's model work runs on
+    #: one thread (``understand.threads.ModelThread``), so one intra-op pool serves them all.
+    torch_threads: int | None = Field(default=None, ge=1)
     #: Actions accepted by POST /events since the live build, held per user for the next pages
     #: (the newest ``recent_per_user`` of at most ``recent_users`` users).
     recent_per_user: int = Field(default=50, ge=1, le=1_000)

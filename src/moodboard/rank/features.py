@@ -181,6 +181,10 @@ def query_context(parsed: ParsedQuery, vector: np.ndarray | None = None) -> Quer
     )
 
 
+#: The features computed title by title: a run of ``FEATURES``, written as one block.
+PER_TITLE = FEATURES[FEATURES.index("coverage") : FEATURES.index("units") + 1]
+
+
 class SearchFeatures:
     """The feature matrix of one query's candidates.
 
@@ -261,23 +265,28 @@ class SearchFeatures:
         qunits = {UNITS.get(w, w) for w in qset}
         X[:, col["query_len"]] = len(q)
         X[:, col["title_len"]] = self.texts.length[items]
-        for r, i in enumerate(items.tolist()):
-            ts = self.texts.stems[i]
-            hit = len(qset & ts)
-            X[r, col["coverage"]] = hit / len(qset) if qset else 0.0
-            X[r, col["coverage_all"]] = float(bool(qset) and hit == len(qset))
-            X[r, col["coverage_idf"]] = sum(qidf[w] for w in qset & ts) / qidf_total
-            X[r, col["last_word"]] = float(last is not None and last in ts)
-            X[r, col["title_head"]] = float(bool(self.texts.head[i]) and self.texts.head[i] in qset)
-            X[r, col["phrase"]] = float(bool(qlow) and qlow in self.texts.lower[i])
-            X[r, col["numbers"]] = len(qnums & self.texts.numbers[i]) / len(qnums) if qnums else -1
-            it = self.texts.trigrams(i)
-            X[r, col["trigram"]] = len(qtri & it) / len(qtri | it) if qtri else 0.0
-            tb = self.texts.bigrams[i]
-            X[r, col["bigram"]] = len(qbi & tb) / len(qbi) if qbi else -1.0
-            X[r, col["tail"]] = len(qset & self.texts.tail[i]) / len(qset) if qset else 0.0
-            X[r, col["compound"]] = len(qjoined & ts) + len(qset & tb)
-            X[r, col["units"]] = len(qunits & self.texts.units[i]) / len(qunits) if qunits else 0
+        texts, nq = self.texts, len(qset)
+        rows = []  # one tuple per candidate, columns as in PER_TITLE (numpy writes at the end)
+        for i in items.tolist():
+            ts, tb = texts.stems[i], texts.bigrams[i]
+            hit = qset & ts
+            it = texts.trigrams(i)
+            rows.append((
+                len(hit) / nq if nq else 0.0,
+                sum(qidf[w] for w in hit) / qidf_total,
+                float(bool(qset) and len(hit) == nq),
+                float(last is not None and last in ts),
+                float(bool(texts.head[i]) and texts.head[i] in qset),
+                float(bool(qlow) and qlow in texts.lower[i]),
+                len(qnums & texts.numbers[i]) / len(qnums) if qnums else -1.0,
+                len(qtri & it) / len(qtri | it) if qtri else 0.0,
+                len(qbi & tb) / len(qbi) if qbi else -1.0,
+                len(qset & texts.tail[i]) / nq if nq else 0.0,
+                len(qjoined & ts) + len(qset & tb),
+                len(qunits & texts.units[i]) / len(qunits) if qunits else 0.0,
+            ))  # fmt: skip
+        first = col[PER_TITLE[0]]
+        X[:, first : first + len(PER_TITLE)] = np.asarray(rows, dtype=np.float32)
         X[:, col["attr_match"]] = self._attr_matches(ctx, items)
         if ctx.intent:
             cats = self.catalog.category[items]

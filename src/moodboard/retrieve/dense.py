@@ -69,7 +69,7 @@ def _exact_top_k(
         for start in range(0, len(queries), _BLOCK):
             block = torch.from_numpy(queries[start : start + _BLOCK]) @ bank.T
             if blocked is not None:
-                block[:, blocked] = -torch.inf
+                block.masked_fill_(blocked, -torch.inf)
             top = torch.topk(block, k, dim=1)
             scores[start : start + _BLOCK] = top.values.numpy()
             idx[start : start + _BLOCK] = top.indices.numpy()

@@ -174,6 +174,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     def load(w: Workspace, version: str) -> Engine:
         try:
             engine = Engine.load(w, version, settings=settings, resources={"recent": recent})
+            engine.text_encoder.encode(["warm up"])  # the model and its trace, before the freeze
         except Exception:
             metrics.load_failures.inc()
             raise

@@ -14,6 +14,7 @@ another one or ``backoff_s`` has passed, so a broken build costs one load, not o
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ from moodboard.build.artifact import hold_version
 from moodboard.errors import ArtifactLoadError, MoodboardError, NotBuiltError
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
+from moodboard.understand.threads import in_own_thread
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +63,19 @@ def _reason(exc: BaseException, folder: str) -> str:
     else:
         text = f"{type(exc).__name__} (a file of the version is corrupt; see the server log)"
     return text.replace(folder, "<workspace>")[:300]
+
+
+def _settle_heap() -> None:
+    """Collect what the swap freed, then move every object left (the live engine's millions:
+    catalog, histories, indexes) out of the collector's sight (``gc.freeze``).
+
+    Without it each full collection walks the whole engine: a 270 ms pause on the demo catalog,
+    the p99 of ``/search``. Frozen objects are still freed by reference counting when the next
+    swap drops them; the unfreeze here lets the collector find their cycles once.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class LiveEngine:
@@ -182,7 +197,7 @@ class LiveEngine:
                 )
             try:
                 self.ws.version_path(name)
-                engine = self.loader(self.ws, name)
+                engine = in_own_thread(self.loader, self.ws, name)  # its torch threads end
             except Exception as e:
                 failed = _Failure(name, _reason(e, str(self.ws.root)), now + self.backoff_s)
                 self._failed = failed
@@ -198,6 +213,7 @@ class LiveEngine:
                 ) from e
             self._engine, self._failed = engine, None
             self._hold(engine)
+            _settle_heap()
             self.reloads += 1
             _log.info("artifact %s is live (was %s)", name, before)
             return Swap(before, name)

@@ -260,7 +260,10 @@ class Lexicon:
                 f"article_types, categories. Got {kind!r} instead."
             )
         index: dict[str, list[str]] = getattr(self, kind)
-        longest = max((p.count(" ") + 1 for p in index), default=0)
+        memo = self.__dict__.setdefault("_longest", {})  # words in the longest phrase, per
+        longest = memo.get((kind, len(index)))  # kind (a query parse reads it 4 times)
+        if longest is None:
+            longest = memo[kind, len(index)] = max((p.count(" ") + 1 for p in index), default=0)
         out: list[tuple[int, int, list[str]]] = []
         i = 0
         while i < len(tokens):

@@ -6,9 +6,13 @@ after, so calls hold :data:`ENCODER_LOCK` and never interleave.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Held while an encoder runs its model (torch's thread count is process-wide).
 ENCODER_LOCK = threading.Lock()
@@ -55,3 +59,59 @@ def run_batches(
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(before)
+
+
+class ModelThread:
+    """One long-lived thread that runs a server's model calls (every surface run).
+
+    Torch's CPU backend (OpenMP) keeps a team of worker threads per thread that runs a parallel
+    op, and once the teams hold more threads than the machine has cores, OpenMP stops spinning
+    between parallel regions: on 2 cores one query encode then takes 16 ms instead of 7.
+    FastAPI runs each request on any of its pool's threads, so a server sends its model work
+    here and one team serves every request. A call made on this thread runs at once.
+
+    Parameters
+    ----------
+    name
+        The thread's name.
+    """
+
+    def __init__(self, name: str = "moodboard-model") -> None:
+        self._pool = ThreadPoolExecutor(1, name)
+        self._ident = self._pool.submit(threading.get_ident).result()
+
+    def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on the model thread; its result, or its exception raised."""
+        if threading.get_ident() == self._ident:
+            return fn(*args, **kwargs)
+        return self._pool.submit(fn, *args, **kwargs).result()
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``run`` for an event loop: the loop awaits the model thread, with no pool thread
+        in between (one thread hop less per request: 1.4 ms of a 16 ms ``/search``)."""
+        return await asyncio.wrap_future(self._pool.submit(fn, *args, **kwargs))
+
+
+_MODEL_THREAD: ModelThread | None = None
+_MODEL_THREAD_LOCK = threading.Lock()
+
+
+def model_thread() -> ModelThread:
+    """The process's one :class:`ModelThread`, started on first use."""
+    global _MODEL_THREAD
+    with _MODEL_THREAD_LOCK:
+        if _MODEL_THREAD is None:
+            _MODEL_THREAD = ModelThread()
+        return _MODEL_THREAD
+
+
+def in_own_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on a new thread that ends with the call; its result, or its
+    exception raised.
+
+    The OpenMP team a torch op starts on that thread ends with it, so a long-lived caller (a
+    server's main or watcher thread loading a new version) leaves no second team behind to
+    slow the :class:`ModelThread` down.
+    """
+    with ThreadPoolExecutor(1, "moodboard-once") as pool:
+        return pool.submit(fn, *args, **kwargs).result()

@@ -18,6 +18,7 @@ from moodboard.serve.dropped import DroppedImpressions
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
+from moodboard.understand.threads import model_thread
 
 _log = logging.getLogger(__name__)
 
@@ -210,7 +211,8 @@ def respond(
 def run_surface(
     engine: Engine, name: str, p: PageParams, **fields: Any
 ) -> tuple[SurfaceRequest, SurfaceResult]:
-    """Run surface ``name`` of the live engine for page ``p``; ``fields`` are the surface
+    """Run surface ``name`` of the live engine for page ``p`` on the model thread
+    (``understand.threads.ModelThread``); ``fields`` are the surface
     request's own (``query``, ``item_id``, ``items``, ``image``, ``item_filter``, ...).
 
     Raises
@@ -225,7 +227,7 @@ def run_surface(
     req = SurfaceRequest(
         surface=name, user_id=p.user, k=p.k, cursor=p.start, explain=p.explain, **fields
     )
-    return req, surface.run(req)
+    return req, model_thread().run(surface.run, req)
 
 
 def respond_surface(
@@ -281,6 +283,14 @@ def serve_surface(
     )
 
 
+async def serve_surface_async(
+    request: Request, engine: Engine, name: str, p: PageParams, **kwargs: Any
+) -> JSONResponse:
+    """``serve_surface`` for an ``async`` route: the page is made and logged on the model
+    thread (``understand.threads.ModelThread``) while the event loop waits for it."""
+    return await model_thread().call(serve_surface, request, engine, name, p, **kwargs)
+
+
 def log_impressions(request: Request, rows: list[dict[str, Any]]) -> None:
     """Log a page's impressions; a failure is logged and counted, never fails the page."""
     try:
@@ -318,7 +328,7 @@ class PageParams:
     explain: bool
 
 
-def page_params(
+async def page_params(
     request: Request,
     k: Annotated[int, Query(description="Items per page (1..serve.max_k).")] = 24,
     cursor: Annotated[
@@ -330,7 +340,8 @@ def page_params(
     ] = None,
     explain: Annotated[bool, Query(description="Add sources, scores, features, timings.")] = False,
 ) -> PageParams:
-    """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request."""
+    """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request
+    (``async``: it only parses, so FastAPI runs it on the event loop, not a pool thread)."""
     start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
     return PageParams(check_k(request, k), start, user_or_none(user), explain)
 

@@ -21,7 +21,7 @@ from moodboard.serve.routes.common import (
     PageParams,
     engine_of,
     item_filter,
-    serve_surface,
+    serve_surface_async,
     user_or_none,
 )
 from moodboard.surfaces import SurfaceResult
@@ -30,7 +30,7 @@ router = APIRouter(tags=["surfaces"])
 
 
 @router.get("/feed/{user_id:path}", name="feed")
-def feed(
+async def feed(
     request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=200, description="The shopper.")],
     p: Paged,
@@ -51,6 +51,6 @@ def feed(
         return {"user_id": user_id, "personalized": res.prepared.context["personalized"]}
 
     # no session: the surface keys exploration by the request's UTC day
-    return serve_surface(
+    return await serve_surface_async(
         request, engine, "feed", p, extra=extra, session=session or None, item_filter=f
     )

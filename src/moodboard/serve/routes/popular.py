@@ -11,14 +11,14 @@ from moodboard.serve.routes.common import (
     Paged,
     engine_of,
     item_filter,
-    serve_surface,
+    serve_surface_async,
 )
 
 router = APIRouter(tags=["surfaces"])
 
 
 @router.get("/popular", name="popular")
-def popular(
+async def popular(
     request: Request,
     p: Paged,
     category: Category = None,
@@ -27,4 +27,4 @@ def popular(
     """What is popular now, within optional filters."""
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
-    return serve_surface(request, engine, "popular", p, item_filter=f)
+    return await serve_surface_async(request, engine, "popular", p, item_filter=f)

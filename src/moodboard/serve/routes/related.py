@@ -9,14 +9,16 @@ from moodboard.serve.routes.common import (
     ItemId,
     Paged,
     engine_of,
-    serve_surface,
+    serve_surface_async,
 )
 
 router = APIRouter(tags=["surfaces"])
 
 
 @router.get("/related/{item_id:path}", name="related")
-def related(request: Request, item_id: ItemId, p: Paged) -> JSONResponse:
+async def related(request: Request, item_id: ItemId, p: Paged) -> JSONResponse:
     """Content neighbours, co-engaged items and complements of one product."""
     engine = engine_of(request)
-    return serve_surface(request, engine, "related", p, extra={"item_id": item_id}, item_id=item_id)
+    return await serve_surface_async(
+        request, engine, "related", p, extra={"item_id": item_id}, item_id=item_id
+    )

@@ -2,8 +2,8 @@
 fuse/rrf -> rank/lambdamart -> blend/boost -> fallback/popular``; ``rank/noop`` when the
 version has no trained ranker).
 
-A ``def`` route: FastAPI runs it in its thread pool, so model inference and index searches
-never block the event loop.
+An ``async`` route that only checks its parameters: the page is made on the model thread
+(``serve_surface_async``), so model inference and index searches never block the event loop.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from moodboard.serve.routes.common import (
     Paged,
     engine_of,
     item_filter,
-    serve_surface,
+    serve_surface_async,
 )
 from moodboard.surfaces import SurfaceResult
+from moodboard.understand.threads import model_thread
 
 router = APIRouter(tags=["surfaces"])
 
@@ -52,7 +53,7 @@ def _search_features(engine: Engine) -> SearchFeatures:
 
 
 @router.get("/search", name="search")
-def search(
+async def search(
     request: Request,
     q: Annotated[str, Query(min_length=1, max_length=500, description="The query.")],
     p: Paged,
@@ -76,7 +77,7 @@ def search(
             X = _search_features(engine)(qc, page)
             return {name: X[:, j] for j, name in enumerate(FEATURES)}
 
-        return compute
+        return lambda page: model_thread().run(compute, page)  # it may run the encoder
 
     def extra(res: SurfaceResult) -> dict[str, Any]:
         parsed = res.prepared.context["parsed"]
@@ -84,7 +85,7 @@ def search(
             return {"query": parsed.model_dump(mode="json")}
         return {"query": {"raw": parsed.raw, "corrected": parsed.corrected, **parsed.filters()}}
 
-    return serve_surface(
+    return await serve_surface_async(
         request, engine, "search", p, logged_query=q, features=features, extra=extra,
         query=q, item_filter=f,
     )  # fmt: skip

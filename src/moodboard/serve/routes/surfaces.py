@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from moodboard.errors import InputError, NotFoundError
@@ -20,7 +21,7 @@ from moodboard.serve.routes.common import (
     Paged,
     engine_of,
     item_filter,
-    serve_surface,
+    serve_surface_async,
 )
 
 router = APIRouter(tags=["surfaces"])
@@ -30,7 +31,7 @@ _NOT_BY_GET = {"visual": "POST /visual-search with the photo"}
 
 
 @router.get("/surfaces/{name}", name="surface")
-def surface(
+async def surface(
     request: Request,
     name: Annotated[str, PathParam(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_\-]+$")],
     p: Paged,
@@ -49,12 +50,12 @@ def surface(
         raise InputError(f"The {name!r} surface takes an upload: use {_NOT_BY_GET[name]}.")
     items: tuple[str, ...] = ()
     if board is not None:
-        saved = request.app.state.boards.get(board)
+        saved = await run_in_threadpool(request.app.state.boards.get, board)  # a DuckDB read
         if saved is None:
             raise NotFoundError(f"No board with id {board!r}: create it with POST /boards.")
         items = tuple(saved.item_ids)
     f = item_filter(engine, category=category, filters=filters)
-    return serve_surface(
+    return await serve_surface_async(
         request, engine, name, p, logged_query=q, query=q, item_id=item, board_id=board,
         items=items, session=session, item_filter=f,
     )  # fmt: skip

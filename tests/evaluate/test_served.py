@@ -104,10 +104,11 @@ def test_ease_is_measured_beside_it_and_both_find_new_purchases(run: tuple) -> N
         diff = served["vs_ease"][m]
         assert diff["estimate"] == pytest.approx(served[m] - ease[m], abs=2e-4)
         assert diff["ci"][0] <= diff["estimate"] <= diff["ci"][1]
-    # floors a little under what this slice measures (88 customers, 81 with new items:
-    # served 0.041, EASE 0.054 on new items; all items, repeats included: 0.018, 0.211)
-    assert served["recall@20_new"] >= 0.03
-    assert ease["recall@20_new"] >= 0.04 and ease["recall@20"] >= 0.15
+    # floors a little under what this slice measures (88 customers, 81 with new items: new
+    # items served 0.0555, EASE 0.0541; all items, bought ones allowed: 0.1704, EASE 0.2114)
+    assert served["recall@20_new"] >= 0.04
+    assert report["served_repeats"]["recall@20"] >= 0.13
+    assert ease["recall@20_new"] >= 0.04 and ease["recall@20"] >= 0.16
     assert report["build"]["histories"] >= len(run[0].users)  # no customer taken for a bot
     assert set(report["timings_s"]) == {"ingest_and_build", "serve", "ease"}
 

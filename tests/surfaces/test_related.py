@@ -164,13 +164,8 @@ def test_related_gains_what_people_engage_with_together(
 def test_the_served_related_and_board_chains_use_the_built_co_engagement_sources(
     engine: Engine,
 ) -> None:
-    assert set(engine.recommenders) == {
-        "two_tower",
-        "sequence",
-        "graph/walks",
-        "user_interests",
-        "ease",
-    }
+    names = {"two_tower", "sequence", "graph/walks", "user_interests", "ease"}
+    assert set(engine.recommenders) == names
     assert {"graph/walks", "user_interests"} <= set(engine.related.env.sources)
     assert "graph/walks" in engine.related.config.sources
     assert {"graph/walks", "user_interests"} <= set(engine.board.config.sources)

@@ -1,21 +1,22 @@
 """The build's feed steps: one per personalized recommender, then the feed's fusion.
 
-The feed is asked when a user comes back, so the held-out step is a next visit: the last
-visit (the steps after the user's last gap of ``FeedConfig.visit_gap_minutes`` or more) of up
-to ``FeedConfig.valid_users`` users with two or more items before it and an item in it they had
-not engaged with, the target being the last such item (the feed leaves out what the user
-engaged with). Within one visit the next item is mostly the same session's or basket's, which
-rewards other models than the ones that find what a user comes back for. ``two_tower``,
-``sequence``, ``graph/walks``, ``user_interests`` and ``ease`` are trained on the rest
-(``sequence`` also stops early on those held-out items). Each then ranks every item for the
-held-out users (their own items excluded), and the weights of the feed's reciprocal-rank
-fusion and its ``k`` are tuned on those lists (coordinate ascent on NDCG@10, as ``moodboard
-evaluate recs`` tunes ``fused``). The models are served as trained, except those named in
-``FeedConfig.refit`` (``ease``, a closed form), fitted again on every interaction once
-measured; the others miss the held-out visits in training, though the histories the feed
-reads hold them. When the feed's ``sources`` name ``popular/trending``, popularity joins the
-tuning as a member, computed without the held-out users' events. The tuned fusion is written
-to the ``feed/fusion`` part with every member's validation NDCG@10.
+The feed is asked when a user comes back, so the held-out step is a next visit: the last visit
+(the steps after the user's last gap of ``FeedConfig.visit_gap_minutes`` or more) of the
+``FeedConfig.valid_users`` users whose last visits are the most recent, among those with two or
+more items before it and an item in it they had not engaged with, the targets being those new
+items (the feed leaves out what the user engaged with; the newest visits are the closest to
+what the feed will be asked next, as in a time split; ``sequence`` stops early on the last).
+Within one visit the next item is mostly the same session's or basket's, which rewards other
+models than the ones that find what a user comes back for. ``two_tower``, ``sequence``,
+``graph/walks``, ``user_interests`` and ``ease`` are trained on the rest. Each then ranks every
+item for the held-out users (their own items excluded), and the weights of the feed's
+reciprocal-rank fusion and its ``k`` are tuned on those lists (coordinate ascent on NDCG@10, as
+``moodboard evaluate recs`` tunes ``fused``). The models are served as trained, except those
+named in ``FeedConfig.refit`` (``ease``, a closed form), fitted again on every interaction once
+measured; the others miss the held-out visits in training, though the histories the feed reads
+hold them. When the feed's ``sources`` name ``popular/trending``, popularity joins the tuning
+as a member, computed from the training interactions. The tuned fusion is written to the
+``feed/fusion`` part with every member's validation NDCG@10.
 
 The held-out split is made once per build (``feed_split``) and shared by the steps through the
 build context, as are the members' validation lists the fusion step tunes on.
@@ -30,9 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import ibis
 import numpy as np
-import pyarrow as pa
 
 from moodboard.build.context import BuildContext
 from moodboard.build.fusion import (
@@ -44,10 +43,7 @@ from moodboard.build.fusion import (
 )
 from moodboard.build.steps import BuildStep
 from moodboard.config import InterestsConfig
-from moodboard.data import columns as C
-from moodboard.pipelines import connect as connect_engine
-from moodboard.pipelines import popularity_table
-from moodboard.retrieve import CandidateSource, TrainingData
+from moodboard.retrieve import CandidateSource, PopularSource, SourceQuery, TrainingData
 from moodboard.retrieve.item_features import attribute_codes
 from moodboard.retrieve.registry import source_class
 from moodboard.retrieve.sequence import attribute_lists
@@ -71,15 +67,22 @@ def last_visits(times: Sequence[np.ndarray], gap_us: int) -> np.ndarray:
 
 
 def holdout(
-    data: TrainingData, n_users: int, seed: int, visits: np.ndarray | None = None
-) -> tuple[TrainingData, np.ndarray, list[np.ndarray], np.ndarray]:
+    data: TrainingData,
+    n_users: int,
+    seed: int,
+    visits: np.ndarray | None = None,
+    times: Sequence[np.ndarray] | None = None,
+) -> tuple[TrainingData, np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Training data without the last visit of up to ``n_users`` users; those users, their
     histories (what came before the visit) and their held-out items.
 
     A user can be held out with 2+ items before their last visit and an item in it they had
-    not engaged with before; the target is the last such item (the feed shows new items).
+    not engaged with before; the targets are those items, once each, in visit order (the feed
+    shows new items).
     ``visits`` gives where each user's last visit starts (``last_visits``); None: a visit is
-    one item.
+    one item. With ``times`` (each step's time), the users whose last visits are the most
+    recent are held out, as a time split would (what sells now is what the feed serves
+    next); without, a seeded random sample of them.
     """
     seqs = [np.asarray(s, dtype=np.int64) for s in data.sequences]
     if visits is None:
@@ -88,17 +91,19 @@ def holdout(
     for u, (s, v) in enumerate(zip(seqs, visits, strict=True)):
         later = s[v:][~np.isin(s[v:], s[:v])] if v >= 2 else s[:0]
         if len(later):
-            new[u] = int(later[-1])
-    eligible = np.fromiter(new, dtype=np.int64, count=len(new))
-    held = np.sort(np.random.default_rng(seed).permutation(eligible)[:n_users])
+            new[u] = later[np.sort(np.unique(later, return_index=True)[1])]
+    eligible = np.random.default_rng(seed).permutation(np.fromiter(new, np.int64, len(new)))
+    if times is not None:  # newest last visits first; the permutation breaks ties
+        start = np.array([times[u][visits[u]] for u in eligible], dtype=np.int64)
+        eligible = eligible[np.argsort(-start, kind="stable")]
+    held = np.sort(eligible[:n_users])
     weights = None if data.weights is None else [np.asarray(w) for w in data.weights]
     for u in held:
         seqs[u] = seqs[u][: visits[u]]
         if weights is not None:
             weights[u] = weights[u][: visits[u]]
     train = replace(data, sequences=seqs, weights=weights)
-    targets = np.array([new[u] for u in held], dtype=np.int64)
-    return train, held, [seqs[u] for u in held], targets
+    return train, held, [seqs[u] for u in held], [new[u] for u in held]
 
 
 def _interests_config(cfg: InterestsConfig, n_items: int) -> InterestsConfig:
@@ -125,31 +130,29 @@ def _top(model: CandidateSource, hist: list[np.ndarray], users: list[str], k: in
 
 
 def _popular_top(ctx: BuildContext, split: FeedSplit, k: int) -> np.ndarray:
-    """``popular/trending``'s lists for the held-out users (their items excluded), from the
-    popularity of the other users' events: the held-out visits do not count."""
-    cfg = ctx.settings.retrieve.popular
-    users = pa.array([*ctx.bots.user_ids, *split.held_users], pa.string())
-    skip = ibis.memtable(pa.table({C.USER_ID: users}))
-    t = popularity_table(
-        connect_engine(ctx.engine),
-        ctx.ws.events.glob(),
-        cfg.weights,
-        cfg.half_life_days,
-        exclude_users=skip,
-    )
-    scores = np.zeros(split.data.n_items, dtype=np.float32)
-    idx = ctx.catalog.ids.indices(t.column(C.ITEM_ID).to_pylist(), missing=-1)
-    scores[idx[idx >= 0]] = np.asarray(t.column("score").to_pylist(), np.float32)[idx >= 0]
-    out = []
-    for lo in range(0, len(split.histories), 512):
-        chunk = split.histories[lo : lo + 512]
-        out.append(top_lists(exclude_histories(np.tile(scores, (len(chunk), 1)), chunk), k))
-    return np.concatenate(out) if out else np.empty((0, k), dtype=np.int32)
+    """``popular/trending``'s lists for the held-out users (their items excluded): the
+    training interactions (the held-out visits left out) weighted by action and halved every
+    ``half_life_days`` before the newest of them, as popularity stood before those visits."""
+    half_life_us = ctx.settings.retrieve.popular.half_life_days * 86_400e6
+    seqs, times = split.train.sequences, ctx.sequence_times
+    weights = split.train.weights or [np.ones(len(q)) for q in seqs]
+    newest = max(int(times[u][len(q) - 1]) for u, q in enumerate(seqs) if len(q))
+    decayed = [
+        np.asarray(w, np.float64) * 0.5 ** ((newest - times[u][: len(q)]) / half_life_us)
+        for u, (q, w) in enumerate(zip(seqs, weights, strict=True))
+    ]
+    pop = PopularSource().fit(TrainingData(split.data.n_items, seqs, weights=decayed))
+    empty = np.full(k, -1, dtype=np.int32)
+    out = np.tile(empty, (len(split.histories), 1))
+    for n, hist in enumerate(split.histories):
+        items = pop(SourceQuery(exclude=hist), k).items
+        out[n, : len(items)] = items
+    return out
 
 
 def _measure(split: FeedSplit, name: str, top: np.ndarray) -> float:
     """Keep a member's validation lists and return its NDCG@10 alone."""
-    table = FusionTable.build([top], [[t] for t in split.targets], split.data.n_items)
+    table = FusionTable.build([top], split.targets, split.data.n_items)
     nd = rank_metrics(table.ranks([1.0], 60.0, split.data.n_items), (10,))["ndcg@10"]
     split.lists[name] = top
     split.alone[name] = float(nd.mean())
@@ -164,7 +167,8 @@ class FeedSplit:
     train: TrainingData
     held_users: list[str]
     histories: list[np.ndarray]
-    targets: np.ndarray
+    #: The new items of each held-out visit.
+    targets: list[np.ndarray]
     #: Each fitted member's validation top lists and NDCG@10, in training order.
     lists: dict[str, np.ndarray]
     alone: dict[str, float]
@@ -192,9 +196,14 @@ def feed_split(ctx: BuildContext) -> FeedSplit | None:
         if ctx.images is not None:
             features["image"] = ctx.images[0]
         data = TrainingData(len(catalog), seqs, features, weights, users, catalog)
-        visits = last_visits(ctx.sequence_times, round(cfg.visit_gap_minutes * 60e6))
-        train, held, hist, targets = holdout(data, cfg.valid_users, cfg.sequence.seed, visits)
-        valid = (hist, targets) if len(held) else None
+        times = ctx.sequence_times
+        visits = last_visits(times, round(cfg.visit_gap_minutes * 60e6))
+        train, held, hist, targets = holdout(
+            data, cfg.valid_users, cfg.sequence.seed, visits, times
+        )
+        # early stopping (``sequence``) reads one target per user: the visit's last new item
+        last = np.array([t[-1] for t in targets], dtype=np.int64)
+        valid = (hist, last) if len(held) else None
         train = replace(train, validation=valid)
         split = FeedSplit(data, train, [str(users[u]) for u in held], hist, targets, {}, {})
     ctx.shared["feed"] = split
@@ -284,7 +293,7 @@ class FusionStep(BuildStep):
         if POPULAR in feed.sources and POPULAR not in split.lists:
             _measure(split, POPULAR, _popular_top(ctx, split, feed.per_source))
         n_items = split.data.n_items
-        table = FusionTable.build(list(split.lists.values()), [[t] for t in split.targets], n_items)
+        table = FusionTable.build(list(split.lists.values()), split.targets, n_items)
         choice = tune_fusion(table, n_items, WEIGHTS, RRF_KS)
         weights = list(choice.weights)
         alone = list(split.alone.values())

@@ -38,12 +38,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from moodboard.build.fusion import exclude_histories, rank_metrics, top_lists
+from moodboard.build.fusion import exclude_histories, top_lists
 from moodboard.config import Settings, load_settings
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError
 from moodboard.evaluate.rec_protocol import RETAIL_CUTOFF, sample_rows
 from moodboard.evaluate.recs import BASELINE_GRIDS
+from moodboard.evaluate.served_metrics import Recalls, paired_difference
 from moodboard.ingest import Workspace, ingest_catalog, ingest_events
 from moodboard.retrieve import TrainingData
 from moodboard.retrieve.baselines import EASE, EASEConfig
@@ -165,32 +166,11 @@ def served_split(
     )
 
 
-def recall_at(lists: Sequence[np.ndarray], targets: Sequence[np.ndarray], k: int) -> np.ndarray:
-    """Per user, the share of their targets in the first ``k`` items of their list (``-1``
-    pads a short list)."""
-    ranks = []
-    for lst, t in zip(lists, targets, strict=True):
-        pos = {int(x): n for n, x in enumerate(np.asarray(lst)[:k]) if x >= 0}
-        ranks.append(np.array([pos.get(int(x), k) for x in t], dtype=np.int64))
-    return rank_metrics(ranks, (k,))[f"recall@{k}"]
-
-
-def _scores(split: ServedSplit, k: int, lists: Sequence[np.ndarray]) -> dict[str, Any]:
-    """``recall@k`` over all the customers, ``recall@k_new`` over those with new items."""
-    has_new = [n for n, t in enumerate(split.new) if len(t)]
-    every = recall_at(lists, split.bought, k)
-    new = recall_at([lists[n] for n in has_new], [split.new[n] for n in has_new], k)
-    return {
-        f"recall@{k}": round(float(every.mean()), 4),
-        f"recall@{k}_new": round(float(new.mean()), 4) if len(new) else 0.0,
-        "users": len(lists),
-        "users_new": len(has_new),
-    }
-
-
-def ease_lists(split: ServedSplit, l2: float, k: int, batch: int = 1024) -> dict[str, Any]:
+def ease_recalls(
+    split: ServedSplit, l2: float, k: int, batch: int = 1024
+) -> tuple[Recalls, dict[str, float]]:
     """EASE fitted on ``split.train``: its recalls (all items: history not excluded; new
-    items: history excluded) and its fit and scoring seconds."""
+    items: history excluded), and its fit and scoring seconds."""
     t0 = time.perf_counter()
     model = EASE(EASEConfig(l2=l2, threads=1)).fit(split.train)
     fit_s = time.perf_counter() - t0
@@ -200,17 +180,13 @@ def ease_lists(split: ServedSplit, l2: float, k: int, batch: int = 1024) -> dict
         s = np.asarray(model.score(hist), dtype=np.float32)
         every.append(top_lists(s, k))
         new.append(top_lists(exclude_histories(s, hist), k))
-    all_lists = np.concatenate(every) if every else np.empty((0, k), dtype=np.int32)
-    new_lists = np.concatenate(new) if new else np.empty((0, k), dtype=np.int32)
-    out = _scores(split, k, all_lists)
-    has_new = [n for n, t in enumerate(split.new) if len(t)]
-    rec = recall_at([new_lists[n] for n in has_new], [split.new[n] for n in has_new], k)
-    out[f"recall@{k}_new"] = round(float(rec.mean()), 4) if len(rec) else 0.0
-    return out | {
-        "l2": l2,
-        "fit_s": round(fit_s, 2),
-        "score_s": round(time.perf_counter() - t0 - fit_s, 2),
-    }
+    empty = np.empty((0, k), dtype=np.int32)
+    lists = np.concatenate(every) if every else empty
+    recalls = Recalls.of(
+        split.bought, split.new, k, list(lists), list(np.concatenate(new) if new else empty)
+    )
+    seconds = {"fit_s": round(fit_s, 2), "score_s": round(time.perf_counter() - t0 - fit_s, 2)}
+    return recalls, seconds
 
 
 def build_workspace(split: ServedSplit, root: Path, settings: Settings) -> dict[str, Any]:
@@ -257,15 +233,15 @@ def _repeats(settings: Settings) -> Settings:
     return settings.model_copy(update={"surfaces": surfaces})
 
 
-def _served_scores(
+def _served_recalls(
     split: ServedSplit, k: int, root: Path, settings: Settings, say: Progress
-) -> dict[str, Any]:
+) -> tuple[Recalls, float]:
     """The recalls of the served pages, and the share of them that were personalized."""
     pages, personalized = served_feeds(root, settings, split.users, k, say)
     index = {x: n for n, x in enumerate(split.item_ids)}
     lists = [np.array([index.get(i, -1) for i in p], dtype=np.int64) for p in pages]
     share = round(float(np.mean(personalized)), 4) if personalized else 0.0
-    return _scores(split, k, lists) | {"personalized": share}
+    return Recalls.of(split.bought, split.new, k, lists), share
 
 
 def evaluate_served(
@@ -297,11 +273,13 @@ def evaluate_served(
     Returns
     -------
     dict
-        ``{"served": {"recall@20", "recall@20_new", "users", "users_new", "personalized"},
+        ``{"served": {"recall@20", "recall@20_new", "users", "users_new", "personalized",
+        "vs_ease": {"recall@20": {"estimate", "ci"}, "recall@20_new": {...}}},
         "served_repeats": {...}, "ease": {... "l2": 500}, "ease_grid": {l2: {...}},
         "build": {...}, "timings_s": {...}}``; ``served_repeats`` (the same workspace served
         with ``surfaces.feed.exclude_engaged`` off: what a store whose customers re-buy would
-        show) when the settings exclude engaged items.
+        show) when the settings exclude engaged items; ``vs_ease`` the per-customer difference
+        to EASE at lambda 500 with its 95% bootstrap interval.
 
     Raises
     ------
@@ -320,26 +298,34 @@ def evaluate_served(
         manifest = build_workspace(split, root, settings)
         timings["ingest_and_build"] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
-        served = {"served": _served_scores(split, k, root, settings, say)}
+        served = {"served": _served_recalls(split, k, root, settings, say)}
         timings["serve"] = round(time.perf_counter() - t0, 2)
         if settings.surfaces.feed.exclude_engaged:
             say("the served feed again, engaged items allowed")
-            served["served_repeats"] = _served_scores(split, k, root, _repeats(settings), say)
+            served["served_repeats"] = _served_recalls(split, k, root, _repeats(settings), say)
     t0 = time.perf_counter()
     if ease_grid is None:
         ease_grid = [float(p["l2"]) for p in BASELINE_GRIDS["ease"]]
-    grid = sorted({EASE_L2, *(float(x) for x in ease_grid)})
-    ease = {}
-    for l2 in grid:
-        say(f"EASE, lambda {l2:g}")
-        ease[f"{l2:g}"] = ease_lists(split, l2, k)
+    say("EASE on the same purchases")
+    ease: dict[str, dict[str, Any]] = {}
+    runs = {l2: ease_recalls(split, l2, k) for l2 in sorted({EASE_L2, *map(float, ease_grid)})}
+    for l2, (recalls, seconds) in runs.items():
+        ease[f"{l2:g}"] = recalls.summary(k) | {"l2": l2, **seconds}
+    reference = runs[EASE_L2][0]
     timings["ease"] = round(time.perf_counter() - t0, 2)
+    out: dict[str, Any] = {}
+    for name, (recalls, share) in served.items():
+        out[name] = recalls.summary(k) | {"personalized": share}
+        out[name]["vs_ease"] = {  # per customer, served minus EASE (lambda 500)
+            f"recall@{k}": paired_difference(recalls.every, reference.every),
+            f"recall@{k}_new": paired_difference(recalls.new, reference.new),
+        }
     components = manifest["components"]
     return {
         "dataset": "online-retail",
         "cutoff": RETAIL_CUTOFF,
         "k": k,
-        **served,
+        **out,
         "ease": ease[f"{EASE_L2:g}"],
         "ease_grid": ease,
         "build": {

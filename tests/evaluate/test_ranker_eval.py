@@ -1,11 +1,14 @@
-"""The per-head ranker evaluation on seeded synthetic impressions with known click rates."""
+"""The per-head ranker evaluation on seeded synthetic impressions with known click rates, and
+on the mini engine's own logs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from moodboard.evaluate.ranker import evaluate_rankers, history_summary
+from mini import mini_settings
+from moodboard.evaluate.ranker import evaluate_rankers, history_summary, workspace_ranker_report
+from moodboard.ingest import Workspace
 from moodboard.rank.inputs import HEADS, MultiHeadInputs
 
 
@@ -75,3 +78,20 @@ def test_history_summary_counts_actions_and_sees_the_candidate() -> None:
     summary, names = history_summary(x)
     assert summary[0, names.index("candidate_save")] == 1
     assert summary[:, names.index("history_click")].tolist() == (acts == 1).sum(1).tolist()
+
+
+def test_on_the_engines_own_logs_the_sequence_lifts_the_click_head_over_its_baselines(
+    mini_engine: Workspace,
+) -> None:
+    # the mini engine's simulated shoppers, served by the engine (32,138 labelled impressions,
+    # 9,641 later ones scored); measured: click AUC 0.564 against LightGBM 0.554, the same
+    # network without the sequence 0.509 and the retrieval order 0.5; click ECE 0.0057
+    report = workspace_ranker_report(mini_engine, mini_settings())
+    click = report["heads"]["click"]
+    others = {name: b["heads"]["click"]["auc"] for name, b in report["baselines"].items()}
+    assert click["auc"] > 0.54
+    assert click["auc"] > others["retrieval_order"] + 0.03
+    assert click["auc"] > others["no_sequence"] + 0.02  # the ablation in the same run
+    assert click["auc"] > others["lightgbm"] - 0.01
+    assert click["ece"] < 0.02
+    assert report["rows"]["test"] > 5_000 and report["rows"]["test_positives"]["click"] > 200

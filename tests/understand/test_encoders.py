@@ -181,7 +181,7 @@ def test_a_query_alone_runs_in_float32_and_agrees_with_its_batched_vector(
 def test_one_text_runs_through_the_trace_and_gives_the_models_own_vector(
     text_encoder: TextEncoder,
 ) -> None:
-    from moodboard.understand._traced import embed_one
+    from moodboard.understand._traced import _TRACED, embed_one
     from moodboard.understand.text import _load
 
     texts = ["a", "navy blue shirt", "wide toe box walking shoes for women " * 30]  # 1 .. >128
@@ -190,6 +190,7 @@ def test_one_text_runs_through_the_trace_and_gives_the_models_own_vector(
     for j, text in enumerate(texts):  # a single text takes the traced path
         np.testing.assert_allclose(fp32.encode([text])[0], batch[j], atol=1e-5)
     model = _load(128)
+    assert model in _TRACED  # the single texts above went through the trace
     with pytest.raises(ValueError, match="one text"):
         embed_one(model, model.preprocess(texts[:2]))
 

@@ -33,7 +33,6 @@ from moodboard.serve.routes.common import (
     serve_surface_async,
 )
 from moodboard.surfaces import SurfaceResult
-from moodboard.understand.threads import model_thread
 
 router = APIRouter(tags=["surfaces"])
 
@@ -77,7 +76,7 @@ async def search(
             X = _search_features(engine)(qc, page)
             return {name: X[:, j] for j, name in enumerate(FEATURES)}
 
-        return lambda page: model_thread().run(compute, page)  # it may run the encoder
+        return compute  # called by the page, on the model thread
 
     def extra(res: SurfaceResult) -> dict[str, Any]:
         parsed = res.prepared.context["parsed"]

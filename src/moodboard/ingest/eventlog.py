@@ -78,6 +78,10 @@ class EventLog:
             return []
         return sorted(self.root.glob("day=*/*.parquet"))
 
+    def day_files(self, day: str) -> list[Path]:
+        """The committed part files of one day (``YYYY-MM-DD``)."""
+        return sorted((self.root / f"day={day}").glob("*.parquet"))
+
     def glob(self) -> str:
         """A glob over all committed part files, for DuckDB's ``read_parquet``."""
         return str(self.root / "day=*" / "*.parquet")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -51,12 +52,21 @@ def check_events(
     """
     table = prepare(batch, "events", mapping or {}, source, limits)
     rows = checked(con, table, "events", limits)
-    good = rows.filter(pc.equal(rows.column("_reason"), ""))
-    return rows, good.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+    return rows, stored_columns(rows.filter(pc.equal(rows.column("_reason"), "")))
+
+
+def stored_columns(rows: pa.Table) -> pa.Table:
+    """Checked rows that passed, as the log stores them (``EVENT_SCHEMA``)."""
+    return rows.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
 
 
 class EventWriter:
     """Stores checked event batches: dedup by event_id, users, board items, then the log.
+
+    An event is stored in the day folder of its ``ts``, so its copies are looked for in the
+    days a batch's events fall on and the day before each (an event resent without its own
+    ``ts`` gets a later one: the day before covers a resend across midnight). Those days' ids
+    are read once per writer, so the cost follows the batch, not the whole log.
 
     Parameters
     ----------
@@ -69,20 +79,27 @@ class EventWriter:
     def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
         self.ws = ws
         self.con = con
+        self._days: set[str] = set()
         con.execute("CREATE OR REPLACE TEMP TABLE _known_items AS SELECT id FROM products")
-        files = [str(f) for f in ws.events.files()]
+        con.execute("CREATE OR REPLACE TEMP TABLE _seen (event_id VARCHAR)")
+
+    def _load_days(self, events: pa.Table) -> None:
+        """Add the stored ids of the days ``events`` fall on (and the day before) to ``_seen``."""
+        ts = pc.unique(pc.cast(events.column(C.TS), pa.date32()))
+        days = {d for t in ts.to_pylist() for d in (t, t - timedelta(days=1))}
+        todo = sorted(d.isoformat() for d in days if d.isoformat() not in self._days)
+        files = [str(f) for d in todo for f in self.ws.events.day_files(d)]
         if files:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _seen AS SELECT event_id FROM "
-                "read_parquet(?, hive_partitioning = false)",
+            self.con.execute(
+                "INSERT INTO _seen SELECT event_id FROM read_parquet(?, hive_partitioning = false)",
                 [files],
             )
-        else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _seen (event_id VARCHAR)")
+        self._days.update(todo)
 
     def write(self, events: pa.Table) -> int:
         """Store events in ``EVENT_SCHEMA``; returns how many were new."""
         con = self.con
+        self._load_days(events)
         con.register("_valid", events)
         try:
             con.execute("BEGIN")

@@ -82,7 +82,7 @@ def _size(v: Any) -> int:
     return len(json.dumps(v, ensure_ascii=False, default=str))
 
 
-class _RowRules:
+class RowRules:
     """The checks of one row's fields, with the settings they read."""
 
     def __init__(self, kind: str, limits: IngestSettings) -> None:
@@ -220,7 +220,7 @@ def _core_sizes(table: pa.Table, cols: list[str], cap: int) -> list[list[str]]:
 
 
 def _fixed_columns(
-    table: pa.Table, extras: list[str], rules: _RowRules, core: list[str], problems: list[list[str]]
+    table: pa.Table, extras: list[str], rules: RowRules, core: list[str], problems: list[list[str]]
 ) -> list[str | None]:
     """The object texts of a batch whose extras are columns (CSV, Parquet, tables): the names
     are checked once, the sizes and counts column by column, empty cells are left out."""
@@ -281,7 +281,7 @@ def fold_extras(table: pa.Table, kind: str, limits: IngestSettings | None = None
         reasons, '' when the row passes) and the ``_*`` columns it had but ``_extra``.
     """
     limits = limits if limits is not None else IngestSettings()
-    rules = _RowRules(kind, limits)
+    rules = RowRules(kind, limits)
     names = table.column_names
     extras = extra_names(names, kind)
     core = [c for c in core_columns(kind) if c in names]

@@ -24,9 +24,10 @@ import duckdb
 
 from moodboard.config import IngestSettings
 from moodboard.ingest.eventlog import fsync_dir
-from moodboard.ingest.events import EventWriter, check_events
+from moodboard.ingest.events import EventWriter, check_events, stored_columns
 from moodboard.ingest.prepare import quarantine_checked
 from moodboard.ingest.quarantine import Quarantine
+from moodboard.ingest.walfast import byte_groups, plain_events
 from moodboard.ingest.walread import segment_batches
 from moodboard.ingest.workspace import Workspace
 
@@ -72,7 +73,8 @@ def store_segments(
     limits: IngestSettings | None = None,
 ) -> int:
     """Store segments' events in the Parquet log (checked, deduplicated); returns how many
-    were new. Rows failing a check go to the quarantine with their reasons.
+    were new. Plain segments take the fast path (``walfast``); in the others, rows failing a
+    check go to the quarantine with their reasons.
 
     Parameters
     ----------
@@ -85,10 +87,16 @@ def store_segments(
     with lock, ws.connect() as con:
         writer = EventWriter(ws, con)
         try:
-            for batch in segment_batches(paths, chunk_rows):
-                rows, good = check_events(con, batch, name, limits=limits)
-                quarantine_checked(q, batch, rows)
-                new += writer.write(good)
+            for group in byte_groups(paths):
+                rows, why = plain_events(con, group, limits)
+                if rows is not None:
+                    new += writer.write(stored_columns(rows))
+                    continue
+                _log.debug("%s: stored row by row: %s", name, why)
+                for batch in segment_batches(group, chunk_rows):
+                    rows, good = check_events(con, batch, name, limits=limits)
+                    quarantine_checked(q, batch, rows)
+                    new += writer.write(good)
         finally:
             q.close()
     if q.count:

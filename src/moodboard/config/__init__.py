@@ -69,6 +69,7 @@ __all__ = [
     "RankSettings",
     "RelatedConfig",
     "RetrieveSettings",
+    "ReturnSettings",
     "SearchConfig",
     "SequenceConfig",
     "ServeSettings",
@@ -133,6 +134,29 @@ class ClickModelSettings(_Section):
     p_hide: float = Field(default=0.01, ge=0, le=1)
 
 
+class ReturnSettings(_Section):
+    """Whether a simulated shopper comes back on the next day (``simulate.returns``).
+
+    Off, every shopper has a Poisson number of sessions every day. On, a shopper visits on
+    their first simulated day and on day ``d + 1`` with probability
+    ``sigmoid(logit(base) + satisfaction * (S - satisfaction_ref) - repetition * R -
+    boredom * B)`` after a visit on day ``d`` (``S``, ``R``, ``B``: see
+    ``moodboard.simulate.returns``); after a day away the log-odds move ``recovery`` of the way
+    back to ``logit(base)``. A visit has ``1 + Poisson(sessions_per_visit - 1)`` sessions.
+    The defaults give about 7 visits in 14 days on the demo catalog with randomized pages
+    (where a page's ``S`` has median 1.0 and ``B`` median 0.76).
+    """
+
+    enabled: bool = False
+    base: float = Field(default=0.7, gt=0, lt=1)
+    satisfaction: float = Field(default=0.8, ge=0)
+    satisfaction_ref: float = Field(default=1.0, ge=0)
+    repetition: float = Field(default=2.0, ge=0)
+    boredom: float = Field(default=1.0, ge=0)
+    recovery: float = Field(default=0.3, ge=0, le=1)
+    sessions_per_visit: float = Field(default=1.5, ge=1)
+
+
 class SimulateSettings(_Section):
     """Simulated shoppers over a real catalog."""
 
@@ -144,6 +168,7 @@ class SimulateSettings(_Section):
     page_size: int = Field(default=24, ge=1)
     start: str = "2026-01-05"
     click_model: ClickModelSettings = ClickModelSettings()
+    returns: ReturnSettings = ReturnSettings()
     #: Share of the accounts that are bots (``simulate.bots``); 0: shoppers only.
     bot_share: float = Field(default=0.0, ge=0, le=1)
     #: The kinds of bots, given to the bot accounts in turn.

@@ -85,6 +85,7 @@ def store_segments(
     q = Quarantine(ws.quarantine_dir, "events", name)
     new = 0
     with lock, ws.connect() as con:
+        con.execute("SET threads = 1")  # leave the other cores to the requests being served
         writer = EventWriter(ws, con)
         try:
             for group in byte_groups(paths):

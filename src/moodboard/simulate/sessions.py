@@ -1,11 +1,13 @@
 """One shopper's simulated days: sessions on a surface, pages from a ``PageSource``, actions
 under the click model.
 
-Each day the shopper has a Poisson number of sessions, each at a random hour, on a surface
-drawn from ``simulate.surface_mix``: a search (a query built from attribute words, mostly the
-shopper's favourites), the home feed, the product page of an item (``related``: the shopper's
-last clicked item, else one of a favourite type) or the ideas of one of the shopper's boards.
-Each session sees ``pages_per_session`` pages and acts on each under the click model.
+Each day the shopper has a Poisson number of sessions (with ``simulate.returns`` on: a visit
+or none, as ``simulate.returns`` decides, and sessions on a visit), each at a random hour, on
+a surface drawn from ``simulate.surface_mix``: a search (a query built from attribute words,
+mostly the shopper's favourites), the home feed, the product page of an item (``related``:
+the shopper's last clicked item, else one of a favourite type) or the ideas of one of the
+shopper's boards. Each session sees ``pages_per_session`` pages and acts on each under the
+click model.
 
 Two ways to draw the randomness:
 
@@ -31,6 +33,7 @@ import numpy as np
 from moodboard.data import Board
 from moodboard.data import columns as C
 from moodboard.simulate.bots import EVENT_COLUMNS
+from moodboard.simulate.returns import ReturnState, category_codes, sessions_of_visit
 from moodboard.simulate.world import Shopper, World
 
 if TYPE_CHECKING:
@@ -184,6 +187,9 @@ class ShopperDays:
         self.cum = np.cumsum(mix) / mix.sum()
         self.cum[np.flatnonzero(mix > 0)[-1]] = np.inf  # no rounding past the last surface
         self.cum[mix == 0] = -np.inf  # never drawn
+        self.returns = (
+            ReturnState(s.returns, category_codes(sim.world.codes)) if s.returns.enabled else None
+        )
 
     def emit(self, ts: int, typ: str, item: str | None = None, **kw: Any) -> dict[str, Any]:
         """Log one event (``kw``: further columns); returns the row."""
@@ -203,7 +209,11 @@ class ShopperDays:
         return _Session(t, surface, filters, pick)
 
     def _sessions(self, rng: np.random.Generator, day: int) -> Iterable[_Session]:
-        count = int(rng.poisson(self.sim.settings.sessions_per_day))
+        s = self.sim.settings
+        if self.returns is None:
+            count = int(rng.poisson(s.sessions_per_day))
+        else:
+            count = sessions_of_visit(rng, s.returns)
         if not self.crn:  # drawn as the session goes, interleaved with its actions
             return (self._plan(rng, day) for _ in range(count))
         return sorted((self._plan(rng, day) for _ in range(count)), key=lambda p: p.ts_us)
@@ -217,10 +227,17 @@ class ShopperDays:
         self.cols = {k: [] for k in (*EVENT_COLUMNS, C.PROPS)}
         for day in days:
             day_rng = np.random.default_rng([s.seed, self.n, 1, day]) if self.crn else self.rng
+            if self.returns is not None:
+                u = np.random.default_rng([s.seed, self.n, 4, day]) if self.crn else self.rng
+                if not self.returns.visits_today(float(u.random())):
+                    self.returns.end_day(visited=False)
+                    continue
             for j, plan in enumerate(self._sessions(day_rng, day)):
                 self.sessions += 1
                 key = [s.seed, self.n, 2, *((day, j) if self.crn else (self.sessions,))]
                 self._session(plan, (day, j), key, pages, on_actions)
+            if self.returns is not None:
+                self.returns.end_day(visited=True)
         return self.cols
 
     def _target(self, plan: _Session) -> tuple[int | None, Board | None]:
@@ -270,6 +287,8 @@ class ShopperDays:
                 act_rng or self.rng, positions, world.affinity(self.shopper, shown.items)
             )
             t = self._impressions(t, shown, ask)
+            if self.returns is not None:
+                self.returns.see(shown.items, out)
             actions: list[dict[str, Any]] = []
             at = {C.QUERY: query, C.SURFACE: surface, C.REQUEST_ID: request}
             for j in np.flatnonzero(out.click | out.hide):

@@ -271,6 +271,7 @@ class SearchFeatures:
             ts, tb = texts.stems[i], texts.bigrams[i]
             hit = qset & ts
             it = texts.trigrams(i)
+            common = len(qtri & it)
             rows.append((
                 len(hit) / nq if nq else 0.0,
                 sum(qidf[w] for w in hit) / qidf_total,
@@ -279,7 +280,7 @@ class SearchFeatures:
                 float(bool(texts.head[i]) and texts.head[i] in qset),
                 float(bool(qlow) and qlow in texts.lower[i]),
                 len(qnums & texts.numbers[i]) / len(qnums) if qnums else -1.0,
-                len(qtri & it) / len(qtri | it) if qtri else 0.0,
+                common / (len(qtri) + len(it) - common) if qtri else 0.0,
                 len(qbi & tb) / len(qbi) if qbi else -1.0,
                 len(qset & texts.tail[i]) / nq if nq else 0.0,
                 len(qjoined & ts) + len(qset & tb),

@@ -31,7 +31,7 @@ from moodboard.config.overrides import apply_overrides, parse_overrides
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace
 from moodboard.simulate.compare import PairedStats
-from moodboard.simulate.engine import METRICS, EngineRun, simulate_through_engine
+from moodboard.simulate.engine import LONG_METRICS, METRICS, EngineRun, simulate_through_engine
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ class Comparison:
     def paired(self, arm: str) -> dict[str, PairedStats]:
         """Per metric, the statistics of ``arm`` minus the control, user by user."""
         base = self.runs[self.control].per_user
-        return {m: PairedStats.of(self.runs[arm].per_user[m], base[m]) for m in METRICS}
+        return {
+            m: PairedStats.of(self.runs[arm].per_user[m], base[m])
+            for m in (*METRICS, *LONG_METRICS)
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """``{"arms": {name: {metric: mean}}, "diff": {metric: {"estimate", "ci"}}, "diffs":

@@ -51,6 +51,9 @@ _log = logging.getLogger(__name__)
 
 #: Per-user action counts a run reports (the shoppers' engagement with the engine's pages).
 METRICS = {"purchases_per_user": "purchase", "clicks_per_user": "click", "saves_per_user": "save"}
+#: Per-user metrics of the long run: purchases from the 8th day through the engine on, and the
+#: days with a session through the engine (with ``simulate.returns`` on, the visits).
+LONG_METRICS = ("week2_purchases_per_user", "active_days_per_user")
 _EMPTY = ShownPage(np.empty(0, dtype=np.int64), np.empty(0))
 
 
@@ -249,7 +252,9 @@ def simulate_through_engine(
     sim.board_items = {b.id: list(b.item_ids) for b in ws.boards()}
     prefix = f"sim{s.seed}" + (f"d{first}" if first else "")
     humans = np.array([n for n in range(s.users) if n not in sim.bots], dtype=np.int64)
-    counts = {t: np.zeros(s.users, dtype=np.int64) for t in METRICS.values()}
+    counts = {t: np.zeros(s.users, dtype=np.int64) for t in (*METRICS.values(), "week2")}
+    active: set[tuple[int, int]] = set()
+    engine_start: datetime | None = None
     run = EngineRun(s.users - len(sim.bots), 0, start, s.days, randomized_days, _added([]))
     account = {sim.user_id(n): n for n in range(s.users)}
     reports: list[IngestReport] = []
@@ -273,12 +278,17 @@ def simulate_through_engine(
             block, prefix, on_actions=recent.add if recent else None, progress=progress
         )
         if through:
-            tables = _counting(tables, counts, account)
+            if engine_start is None:
+                engine_start = start + timedelta(days=block.start - first)
+            tables = _counting(tables, counts, account, engine_start, active)
         with serving_threads(settings.serve.torch_threads if through else None):
             reports.append(ingest_events(ws, tables, limits=settings.ingest))
     run.report = _added(reports)
     run.sessions = sim.sessions
     run.per_user = {m: counts[t][humans] for m, t in METRICS.items()}
+    days_active = np.bincount([n for n, _ in active], minlength=s.users)
+    week2, days = LONG_METRICS
+    run.per_user |= {week2: counts["week2"][humans], days: days_active[humans]}
     run.events = ws.status()["events"]
     return run
 
@@ -295,14 +305,27 @@ def _build(ws: Workspace, settings: Settings, say: Callable[[str], None]) -> str
 
 
 def _counting(
-    tables: Iterator[pa.Table], counts: dict[str, np.ndarray], account: dict[str, int]
+    tables: Iterator[pa.Table],
+    counts: dict[str, np.ndarray],
+    account: dict[str, int],
+    start: datetime,
+    active: set[tuple[int, int]],
 ) -> Iterator[pa.Table]:
-    """``tables`` as they are, counting each account's events of the counted types."""
+    """``tables`` as they are, counting each account's events of the counted types, its
+    purchases from the 8th day after ``start`` on (``counts["week2"]``), and the (account,
+    day) pairs with a page shown (``active``)."""
+    t0 = start.replace(tzinfo=None)
     for t in tables:
         users = t.column(C.USER_ID).to_pylist()
-        for typ, user in zip(t.column(C.TYPE).to_pylist(), users, strict=True):
+        days = [(ts - t0).days for ts in t.column(C.TS).to_pylist()]
+        for typ, user, day in zip(t.column(C.TYPE).to_pylist(), users, days, strict=True):
+            n = account[user]
             if typ in counts:
-                counts[typ][account[user]] += 1
+                counts[typ][n] += 1
+            if typ == "purchase" and day >= 7:
+                counts["week2"][n] += 1
+            elif typ == "impression":
+                active.add((n, day))
         yield t
 
 

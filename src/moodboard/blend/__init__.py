@@ -7,13 +7,7 @@ propensities (Thompson sampling, LinUCB) and the page they explore on, the seede
 exploration slice, and the page fill from fallback sources.
 """
 
-from moodboard.blend.bandits import (
-    LinUCB,
-    LinUCBConfig,
-    SlateChoice,
-    ThompsonConfig,
-    ThompsonSampling,
-)
+from moodboard.blend.bandits import SlateChoice, ThompsonConfig, ThompsonSampling
 from moodboard.blend.boosts import boost_matches
 from moodboard.blend.dedup import dedup_images
 from moodboard.blend.diversity import DPP, MMR, DiversityConfig
@@ -26,6 +20,7 @@ from moodboard.blend.explore import (
     request_rng,
 )
 from moodboard.blend.fill import CATALOG_FALLBACK, concat, fill_page
+from moodboard.blend.linucb import LinUCB, LinUCBConfig
 from moodboard.blend.slot_rules import DEFERRED, SlotRule, SlotRules, SlotRulesConfig
 from moodboard.blend.slots import interleave, slots
 from moodboard.blend.utility import DEFAULT_WEIGHTS, Utility, UtilityConfig

@@ -138,19 +138,22 @@ class BetaQuadrature:
             pre = np.concatenate([np.ones((1, points)), np.cumprod(below, 0)[:-1]])
             suf = np.concatenate([np.cumprod(below[::-1], 0)[::-1][1:], np.ones((1, points))])
             return (mass * pre * suf).sum(1)[None]
-        pre = np.zeros((n + 1, slots, points))
-        suf = np.zeros((n + 1, slots, points))
-        pre[0, 0] = suf[n, 0] = 1.0
-        for i in range(n):
-            j = n - 1 - i
-            pre[i + 1] = pre[i] * below[i]
-            pre[i + 1, 1:] += pre[i, :-1] * above[i]
-            suf[j] = suf[j + 1] * below[j]
-            suf[j, 1:] += suf[j + 1, :-1] * above[j]
-        out = np.empty((slots, n))
-        for s in range(slots):
-            loo = sum(pre[:n, t] * suf[1:, s - t] for t in range(s + 1))
-            out[s] = (mass * loo).sum(1)
+        # both[k, 0]: the product over arms 0..k-1; both[k, 1]: over arms n-k..n-1 (one
+        # loop builds the prefix and the suffix products together)
+        both = np.zeros((n + 1, 2, slots, points))
+        both[0, :, 0] = 1.0
+        stay = np.stack([below, below[::-1]], axis=1)[:, :, None, :]
+        move = np.stack([above, above[::-1]], axis=1)[:, :, None, :]
+        for k in range(n):
+            np.multiply(both[k], stay[k], out=both[k + 1])
+            both[k + 1, :, 1:] += both[k, :, :-1] * move[k]
+        pre = both[:n, 0]  # arms before i
+        suf = both[n - 1 :: -1, 1]  # arms after i
+        # pairs[i, t, r] = sum_x mass_i(x) pre_i(t; x) suf_i(r; x); slot s sums t + r = s
+        pairs = np.matmul(mass[:, None, :] * pre, suf.transpose(0, 2, 1))
+        out = np.zeros((slots, n))
+        for t in range(slots):
+            out[t:, :] += pairs[:, t, : slots - t].T
         return out
 
     def cascade(self, order: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Explore/exploit policies with exact propensities: Thompson sampling and LinUCB.
+"""Explore/exploit policies with exact propensities: Thompson sampling here, LinUCB in
+``moodboard.blend.linucb``.
 
 Both fill a slate of explore slots (the fresh-item slots of a page, or one slot: the choice of
 a module) from a list of arms, seeded per request: ``request_rng(seed, user, request_id)``
@@ -7,21 +8,19 @@ with the policy's ``salt``, so replaying a request replays its page. Each return
 the logs, three exact probabilities per slot:
 
 * ``propensity``: the per-slot marginal ``P(slot s holds the arm it holds)``, over the policy's
-  randomness and nothing else (the item-position propensity of the independent-IPS and
-  pseudo-inverse slate estimators);
-* ``cascade``: ``P(slots 0..s hold exactly these arms in this order)`` (the reward-interaction
-  / cascade IPS estimator); its last value is the whole slate's probability (standard slate
-  IPS);
+  randomness and nothing else: what the independent-IPS slate estimator reads per slot (obp's
+  ``pscore_item_position``);
+* ``cascade``: ``P(slots 0..s hold exactly these arms in this order)``: what the cascade
+  (reward-interaction) IPS estimator reads (obp's ``pscore_cascade``); its last value is the
+  whole slate's probability, what standard slate IPS reads (obp's ``pscore``);
 * ``marginals``: the ``(slots, n_arms)`` matrix of every arm's per-slot marginal (rows sum to
-  1): what a target policy's estimator needs for arms the logging policy did not pick.
+  1): what an estimator reads of this policy as the *target* (e.g. the pseudo-inverse
+  estimator's target marginals). The pairwise slot marginals that the pseudo-inverse
+  estimator needs of a non-uniform *logging* policy are not computed.
 
 Thompson sampling (Beta-Bernoulli) ranks the arms by one draw ``theta_i ~ Beta`` each and
 fills the slots in decreasing ``theta`` (picking without replacement); the marginals and the
 cascade come from quadrature (``_slate_math``), exact up to its error, reported per choice.
-LinUCB (one shared ridge model over arm features) is deterministic given its state, so it
-explores epsilon-greedily at the slate level: with probability ``1 - epsilon`` the top
-``slots`` arms by upper confidence bound (exact ties go to the earlier arm), else a uniformly
-random ordered slate; every probability is then closed-form.
 """
 
 from __future__ import annotations
@@ -64,7 +63,14 @@ class SlateChoice:
     error: float = 0.0
 
 
-def _rewards(arms: np.ndarray, rewards: np.ndarray, owner: str) -> np.ndarray:
+def rewards_of(arms: np.ndarray, rewards: np.ndarray, owner: str) -> np.ndarray:
+    """The rewards as float64, checked: one per arm, each in [0, 1].
+
+    Raises
+    ------
+    ConfigError
+        If they do not fit the arms or leave [0, 1] (NaN included).
+    """
     rewards = np.asarray(rewards, dtype=np.float64)
     if rewards.shape != (len(arms),):
         raise ConfigError(
@@ -76,7 +82,11 @@ def _rewards(arms: np.ndarray, rewards: np.ndarray, owner: str) -> np.ndarray:
     return rewards
 
 
-def _rng(seed: int, user: str | None, request_id: str | int, salt: str) -> np.random.Generator:
+def policy_rng(
+    seed: int, user: str | None, request_id: str | int, salt: str
+) -> np.random.Generator:
+    """A policy's random generator for one request: ``request_rng`` keyed by the request id
+    and the policy's salt, so two policies of one request draw independently."""
     return request_rng(seed, user, f"{request_id}/{salt}")
 
 
@@ -140,7 +150,7 @@ class ThompsonSampling:
         if not hasattr(self, "successes_"):
             return self.fit(arms, rewards)
         arms = self._arms(arms)
-        r = _rewards(arms, rewards, "ThompsonSampling")
+        r = rewards_of(arms, rewards, "ThompsonSampling")
         size = int(arms.max()) + 1 if len(arms) else 0
         if size > len(self.successes_):
             grow = size - len(self.successes_)
@@ -231,7 +241,7 @@ class ThompsonSampling:
         NotFittedError
             Before ``fit`` or ``partial_fit``.
         """
-        rng = _rng(seed, user, request_id, self.config.salt)
+        rng = policy_rng(seed, user, request_id, self.config.salt)
         return self.propensities(arms, self.choose(arms, slots, rng))
 
     def _eligible(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -256,134 +266,3 @@ class ThompsonSampling:
     def _check_fitted(self) -> None:
         if not hasattr(self, "successes_"):
             raise NotFittedError("ThompsonSampling isn't fitted, call fit first")
-
-
-class LinUCBConfig(BlendConfig):
-    """LinUCB with one ridge model over arm features, epsilon-greedy at the slate level.
-
-    Attributes
-    ----------
-    alpha
-        Width of the upper confidence bound.
-    ridge
-        The ridge penalty (the prior precision).
-    epsilon
-        Probability of a uniformly random slate (0: deterministic, every propensity 1).
-    salt
-        Separates this policy's random stream from the request's other ones.
-    """
-
-    alpha: float = Field(default=1.0, ge=0)
-    ridge: float = Field(default=1.0, gt=0)
-    epsilon: float = Field(default=0.05, ge=0, le=1)
-    salt: str = "linucb"
-
-
-class LinUCB:
-    """LinUCB (Li et al. 2010) over feature rows of the arms.
-
-    One linear model scores every arm from its features, so a fresh item gets a bound from
-    its content; for module choice use the request's context crossed with a one-hot of the
-    module (``np.kron(onehot, context)``: the disjoint per-arm models of the paper).
-
-    Parameters
-    ----------
-    config
-        Width, ridge and epsilon; ``LinUCBConfig()`` when None.
-    """
-
-    def __init__(self, config: LinUCBConfig | None = None) -> None:
-        self.config = config or LinUCBConfig()
-
-    def fit(self, features: np.ndarray, rewards: np.ndarray) -> Self:
-        """Learn from scratch: one reward per shown arm's feature row.
-
-        Raises
-        ------
-        ConfigError
-            If ``features`` is not 2-d or the rewards do not fit it.
-        """
-        x = self._features(features, None)
-        self.gram_ = self.config.ridge * np.eye(x.shape[1])
-        self.moment_ = np.zeros(x.shape[1])
-        return self.partial_fit(x, rewards)
-
-    def partial_fit(self, features: np.ndarray, rewards: np.ndarray) -> Self:
-        """Add observations (``fit`` when not fitted yet).
-
-        Raises
-        ------
-        ConfigError
-            If the features' width differs from the fitted one or the rewards do not fit.
-        """
-        if not hasattr(self, "gram_"):
-            return self.fit(features, rewards)
-        x = self._features(features, len(self.moment_))
-        r = _rewards(x, rewards, "LinUCB")
-        self.gram_ = self.gram_ + x.T @ x
-        self.moment_ = self.moment_ + x.T @ r
-        self.inverse_ = np.linalg.inv(self.gram_)
-        self.coef_ = self.inverse_ @ self.moment_
-        return self
-
-    def upper_bounds(self, features: np.ndarray) -> np.ndarray:
-        """``x theta + alpha sqrt(x A^-1 x)`` per arm row.
-
-        Raises
-        ------
-        NotFittedError
-            Before ``fit`` or ``partial_fit``.
-        """
-        if not hasattr(self, "gram_"):
-            raise NotFittedError("LinUCB isn't fitted, call fit first")
-        x = self._features(features, len(self.moment_))
-        width = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.inverse_, x), 0.0))
-        return x @ self.coef_ + self.config.alpha * width
-
-    def choose(self, features: np.ndarray, slots: int, rng: np.random.Generator) -> np.ndarray:
-        """The sampling step alone: positions of the slate's arms, in slot order."""
-        ucb = self.upper_bounds(features)
-        k = min(slots, len(ucb))
-        if rng.random() < self.config.epsilon:
-            return rng.permutation(len(ucb))[:k]
-        return np.argsort(-ucb, kind="stable")[:k]
-
-    def propensities(self, features: np.ndarray, order: np.ndarray) -> SlateChoice:
-        """The exact probabilities of the slate ``order`` under the policy."""
-        ucb = self.upper_bounds(features)
-        order = np.asarray(order, dtype=np.int64)
-        n, k, eps = len(ucb), len(order), self.config.epsilon
-        greedy = np.argsort(-ucb, kind="stable")[:k]
-        full = np.full((k, n), eps / n) if n else np.zeros((k, 0))
-        full[np.arange(k), greedy] += 1.0 - eps
-        same = np.cumprod(greedy == order).astype(bool)
-        uniform = np.cumprod([1.0 / (n - t) for t in range(k)])
-        casc = (1.0 - eps) * same + eps * uniform
-        return SlateChoice(order, full[np.arange(k), order], casc, full)
-
-    def __call__(
-        self,
-        features: np.ndarray,
-        slots: int,
-        *,
-        seed: int,
-        user: str | None,
-        request_id: str | int,
-    ) -> SlateChoice:
-        """Fill ``slots`` explore slots from the arms whose feature rows are ``features``.
-
-        Raises
-        ------
-        NotFittedError
-            Before ``fit`` or ``partial_fit``.
-        """
-        rng = _rng(seed, user, request_id, self.config.salt)
-        return self.propensities(features, self.choose(features, slots, rng))
-
-    @staticmethod
-    def _features(features: np.ndarray, width: int | None) -> np.ndarray:
-        x = np.asarray(features, dtype=np.float64)
-        if x.ndim != 2 or (width is not None and x.shape[1] != width):
-            want = "2-d" if width is None else f"(n, {width})"
-            raise ConfigError(f"The features of LinUCB must be {want}. Got shape {x.shape}.")
-        return x

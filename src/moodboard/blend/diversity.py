@@ -109,15 +109,13 @@ class MMR:
         n = len(cand)
         if cfg.strength == 0 or n < 2:
             return cand
-        gain = (1 - cfg.strength) * rel
-        redundancy = np.full(n, -np.inf)
-        free = np.ones(n, dtype=bool)
+        gain = (1 - cfg.strength) * rel  # a picked item's gain becomes -inf
+        redundancy = np.zeros(n)  # the largest cosine to a picked item (negative: 0)
         picked: list[int] = []
         for _ in range(min(cfg.depth, n)):
-            score = np.where(free, gain - cfg.strength * np.maximum(redundancy, 0.0), -np.inf)
-            j = int(np.argmax(score))
+            j = int(np.argmax(gain - cfg.strength * redundancy))
             picked.append(j)
-            free[j] = False
+            gain[j] = -np.inf
             np.maximum(redundancy, emb @ emb[j], out=redundancy)
         return _finish(cand, picked)
 
@@ -166,20 +164,22 @@ class DPP:
         if cfg.strength == 0 or n < 2:
             return cand
         depth = min(cfg.depth, n)
-        gain = (1 - cfg.strength) * rel
+        gain = (1 - cfg.strength) * rel  # a picked item's gain becomes -inf
         chol = np.zeros((depth, n))
         d2 = np.ones(n)  # zero rows (no embedding) keep 1: similar to nothing
-        free = np.ones(n, dtype=bool)
+        score = gain.copy()  # log d^2 = 0 before the first pick
+        logd2 = np.empty(n)
         picked: list[int] = []
         for t in range(depth):
-            logd2 = np.log(np.maximum(d2, _EPS))
-            j = int(np.argmax(np.where(free, gain + cfg.strength * logd2, -np.inf)))
+            j = int(np.argmax(score))
             picked.append(j)
-            free[j] = False
+            gain[j] = -np.inf
             if d2[j] < _EPS:  # the rest is spanned: no more diversity to gain
                 break
-            sim = (emb @ emb[j]).astype(np.float64)
-            e = (sim - chol[:t, j] @ chol[:t]) / np.sqrt(d2[j])
+            e = emb @ emb[j] - chol[:t, j] @ chol[:t]
+            e /= np.sqrt(d2[j])
             chol[t] = e
-            d2 = np.maximum(d2 - e * e, 0.0)
+            d2 -= e * e
+            np.log(np.maximum(d2, _EPS, out=logd2), out=logd2)
+            np.add(gain, cfg.strength * logd2, out=score)
         return _finish(cand, picked)

@@ -167,6 +167,8 @@ def test_thompson_small_pools_and_bad_input() -> None:
         ThompsonSampling().fit(np.array([0, 1]), np.array([1.0, 2.0]))
     with pytest.raises(ConfigError, match=">= 0"):
         ThompsonSampling().fit(np.array([-1]), np.array([1.0]))
+    with pytest.raises(ConfigError, match="max_arm_id"):
+        ThompsonSampling(ThompsonConfig(max_arm_id=10)).fit(np.array([11]), np.array([1.0]))
 
 
 def _linucb(epsilon: float) -> tuple[LinUCB, np.ndarray]:

@@ -97,6 +97,8 @@ class ThompsonConfig(BlendConfig):
     ----------
     prior_alpha, prior_beta
         The Beta prior of every arm (an arm never seen keeps it).
+    max_arm_id
+        The largest arm id ``fit`` accepts (the posteriors are arrays indexed by arm id).
     max_arms
         The slate is drawn among at most this many arms: those with the highest posterior
         mean plus two standard deviations (a deterministic cut, part of the policy).
@@ -109,6 +111,7 @@ class ThompsonConfig(BlendConfig):
 
     prior_alpha: float = Field(default=1.0, gt=0)
     prior_beta: float = Field(default=1.0, gt=0)
+    max_arm_id: int = Field(default=50_000_000, ge=0)
     max_arms: int = Field(default=100, ge=1, le=2_000)
     grid: int = Field(default=24, ge=2, le=10_000)
     salt: str = "thompson"
@@ -151,6 +154,11 @@ class ThompsonSampling:
             return self.fit(arms, rewards)
         arms = self._arms(arms)
         r = rewards_of(arms, rewards, "ThompsonSampling")
+        if len(arms) and arms.max() > self.config.max_arm_id:
+            raise ConfigError(
+                f"The arm ids of ThompsonSampling.fit must be <= max_arm_id "
+                f"({self.config.max_arm_id}). Got {arms.max()} instead."
+            )
         size = int(arms.max()) + 1 if len(arms) else 0
         if size > len(self.successes_):
             grow = size - len(self.successes_)

@@ -48,7 +48,9 @@ class DiversityConfig(BlendConfig):
     score: str = C.UTILITY
 
 
-def _prepare(cand: Candidates, embeddings: np.ndarray, score: str, owner: str):
+def _prepare(
+    cand: Candidates, embeddings: np.ndarray, score: str, owner: str
+) -> tuple[Candidates, np.ndarray, np.ndarray]:
     """The candidates in utility order, their relevance in ``[0, 1]`` and unit embeddings."""
     cand = cand.sort_by(score)
     rel = cand.score(score).astype(np.float64)

@@ -19,6 +19,8 @@ utility order. Items without an embedding (a zero row) count as similar to nothi
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 from pydantic import Field
 
@@ -66,15 +68,8 @@ def _prepare(
     return cand, rel, emb
 
 
-def _finish(cand: Candidates, picked: list[int]) -> Candidates:
-    """The picked rows, then the others in their (utility) order."""
-    rest = np.ones(len(cand), dtype=bool)
-    rest[picked] = False
-    return cand.take(np.concatenate([np.asarray(picked, dtype=np.int64), np.flatnonzero(rest)]))
-
-
-class MMR:
-    """Maximal marginal relevance over item embeddings (see the module docstring).
+class _Diversifier:
+    """The shared template: utility order, then ``_pick`` chooses the first ``depth`` rows.
 
     Parameters
     ----------
@@ -85,12 +80,12 @@ class MMR:
     def __init__(self, config: DiversityConfig | None = None) -> None:
         self.config = config or DiversityConfig()
 
-    def fit(self) -> MMR:
+    def fit(self) -> Self:
         """Nothing to learn; returns ``self``."""
         return self
 
     def __call__(self, cand: Candidates, embeddings: np.ndarray) -> Candidates:
-        """``cand`` re-ordered: the first ``depth`` by MMR, the rest by utility.
+        """``cand`` re-ordered: the first ``depth`` by the re-ranker, the rest by utility.
 
         Parameters
         ----------
@@ -107,22 +102,43 @@ class MMR:
             If ``embeddings`` has no row for a candidate.
         """
         cfg = self.config
-        cand, rel, emb = _prepare(cand, embeddings, cfg.score, "MMR")
+        cand, rel, emb = _prepare(cand, embeddings, cfg.score, type(self).__name__)
         n = len(cand)
         if cfg.strength == 0 or n < 2:
             return cand
         gain = (1 - cfg.strength) * rel  # a picked item's gain becomes -inf
-        redundancy = np.zeros(n)  # the largest cosine to a picked item (negative: 0)
+        picked = self._pick(gain, emb, min(cfg.depth, n))
+        rest = np.ones(n, dtype=bool)
+        rest[picked] = False
+        return cand.take(np.concatenate([np.asarray(picked, dtype=np.int64), np.flatnonzero(rest)]))
+
+    def _pick(self, gain: np.ndarray, emb: np.ndarray, depth: int) -> list[int]:
+        """The rows of the first ``depth`` positions, in order."""
+        raise NotImplementedError
+
+
+class MMR(_Diversifier):
+    """Maximal marginal relevance over item embeddings (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        Strength, depth and relevance column; ``DiversityConfig()`` when None.
+    """
+
+    def _pick(self, gain: np.ndarray, emb: np.ndarray, depth: int) -> list[int]:
+        strength = self.config.strength
+        redundancy = np.zeros(len(gain))  # the largest cosine to a picked item (negative: 0)
         picked: list[int] = []
-        for _ in range(min(cfg.depth, n)):
-            j = int(np.argmax(gain - cfg.strength * redundancy))
+        for _ in range(depth):
+            j = int(np.argmax(gain - strength * redundancy))
             picked.append(j)
             gain[j] = -np.inf
             np.maximum(redundancy, emb @ emb[j], out=redundancy)
-        return _finish(cand, picked)
+        return picked
 
 
-class DPP:
+class DPP(_Diversifier):
     """Greedy MAP inference of a DPP with the fast Cholesky update (Chen et al. 2018).
 
     ``O(depth^2 * n + depth * n * d)`` for ``n`` candidates of dimension ``d``: each step adds
@@ -136,37 +152,8 @@ class DPP:
         Strength, depth and relevance column; ``DiversityConfig()`` when None.
     """
 
-    def __init__(self, config: DiversityConfig | None = None) -> None:
-        self.config = config or DiversityConfig()
-
-    def fit(self) -> DPP:
-        """Nothing to learn; returns ``self``."""
-        return self
-
-    def __call__(self, cand: Candidates, embeddings: np.ndarray) -> Candidates:
-        """``cand`` re-ordered: the first ``depth`` by the greedy DPP, the rest by utility.
-
-        Parameters
-        ----------
-        cand
-            Candidates with the relevance column (``utility``).
-        embeddings
-            ``(n_items, d)`` item embeddings of the whole catalog (rows by item index).
-
-        Raises
-        ------
-        KeyError
-            If the relevance column is missing.
-        ConfigError
-            If ``embeddings`` has no row for a candidate.
-        """
-        cfg = self.config
-        cand, rel, emb = _prepare(cand, embeddings, cfg.score, "DPP")
-        n = len(cand)
-        if cfg.strength == 0 or n < 2:
-            return cand
-        depth = min(cfg.depth, n)
-        gain = (1 - cfg.strength) * rel  # a picked item's gain becomes -inf
+    def _pick(self, gain: np.ndarray, emb: np.ndarray, depth: int) -> list[int]:
+        strength, n = self.config.strength, len(gain)
         chol = np.zeros((depth, n))
         d2 = np.ones(n)  # zero rows (no embedding) keep 1: similar to nothing
         score = gain.copy()  # log d^2 = 0 before the first pick
@@ -183,5 +170,5 @@ class DPP:
             chol[t] = e
             d2 -= e * e
             np.log(np.maximum(d2, _EPS, out=logd2), out=logd2)
-            np.add(gain, cfg.strength * logd2, out=score)
-        return _finish(cand, picked)
+            np.add(gain, strength * logd2, out=score)
+        return picked

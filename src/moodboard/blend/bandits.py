@@ -202,6 +202,8 @@ class ThompsonSampling:
         ------
         NotFittedError
             Before ``fit`` or ``partial_fit``.
+        ConfigError
+            If ``order`` holds an arm the ``max_arms`` cut leaves out (it is never drawn).
         """
         a, b = self.posterior(arms)
         order = np.asarray(order, dtype=np.int64)
@@ -219,7 +221,10 @@ class ThompsonSampling:
         full[:, keep] = raw / sums
         local = np.searchsorted(keep, order)  # keep is sorted
         if not np.array_equal(keep[local.clip(0, len(keep) - 1)], order):
-            raise ConfigError("ThompsonSampling.propensities got arms the policy never picks.")
+            raise ConfigError(
+                "The 'order' of ThompsonSampling.propensities holds arms outside the "
+                f"{self.config.max_arms} the policy draws among (max_arms)."
+            )
         casc = quad.cascade(local)
         casc[0] = full[0, order[0]]
         return SlateChoice(

@@ -19,7 +19,13 @@ posterior's logit standard deviation around its mode. Each arm's CDF at a node i
 ``betainc`` value at the region's left end plus the integral of the Lagrange interpolant of
 its density (the same rule nests for the cascade). Each arm's density is normalized to its
 exact ``betainc`` mass in the region. No sampling is involved; the error is the
-quadrature's (measured in ``tests/blend/test_bandits.py``).
+quadrature's: against an independent reference (exact ``betainc`` CDFs, midpoint rule on
+60,000 logit cells) the marginals are within 2e-6 absolute and 1e-4 relative (those above
+1e-4) and the cascade within 1e-4 relative, for broad, peaked, mixed and sub-1 posteriors
+(``tests/blend/test_bandits.py``; 48 random posterior sets measured 5e-7 and 3e-5). Arms
+whose whole posterior lies below the region (more than ``slots`` arms almost surely above
+them) get tiny, not exact, marginals: they are drawn into the slots with probability below
+about ``(slots + 1) * exp(-18)``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ def evaluate_ope_cmd(
     """Estimate the Bernoulli-TS policy's click rate from the Open Bandit random-policy logs
     with ipw, snipw, dm, dr, sndr, switch-dr and dr-os (95% bootstrap intervals), against BTS's
     on-policy rate (the mean click of its own logs); SLOPE selects one estimator."""
+    from pydantic import ValidationError
+
     from moodboard.evaluate.ope import OPEConfig
     from moodboard.evaluate.ope_bandit import OpenBanditOPEConfig, evaluate_open_bandit
     from moodboard.evaluate.ope_reward import RewardModelConfig
@@ -38,7 +40,7 @@ def evaluate_ope_cmd(
         _fail(f"--dataset must be open-bandit. Got {dataset!r} instead.")
     if campaign not in ("all", "men", "women"):
         _fail(f"--campaign must be all, men or women. Got {campaign!r} instead.")
-    with _errors():
+    try:
         cfg = OpenBanditOPEConfig(
             campaign=campaign,  # type: ignore[arg-type]
             n_sim=n_sim,
@@ -46,8 +48,10 @@ def evaluate_ope_cmd(
             ope=OPEConfig(n_bootstrap=bootstrap, seed=seed),
             reward_model=RewardModelConfig(seed=seed),
         )
-        with err.status(f"off-policy evaluation on open-bandit/{campaign}"):
-            report = evaluate_open_bandit(cfg)
+    except ValidationError as e:
+        _fail(str(e))
+    with _errors(), err.status(f"off-policy evaluation on open-bandit/{campaign}"):
+        report = evaluate_open_bandit(cfg)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
         return

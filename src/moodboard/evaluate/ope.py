@@ -81,7 +81,14 @@ class OPEConfig(BaseModel):
     )
 
     def model_post_init(self, _context: object) -> None:
-        """Check the names and the grids."""
+        """Check the names and the grids.
+
+        Raises
+        ------
+        ValueError
+            On an unknown estimator name or a negative grid value (as pydantic's
+            ValidationError).
+        """
         for name, names in (("estimators", self.estimators), ("select_among", self.select_among)):
             unknown = [e for e in names if e not in ESTIMATORS]
             if unknown:

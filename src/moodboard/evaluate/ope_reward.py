@@ -61,11 +61,16 @@ def _design(context: np.ndarray, action: np.ndarray, action_context: np.ndarray)
 
 
 def _predict_all_actions(model: Any, context: np.ndarray, action_context: np.ndarray) -> np.ndarray:
-    """``(n, n_actions)`` click probabilities of every action in each round."""
-    n, n_actions = len(context), len(action_context)
-    every = np.repeat(np.arange(n_actions)[None, :], n, axis=0).ravel()
-    x = _design(np.repeat(context, n_actions, axis=0), every, action_context)
-    return model.predict_proba(x)[:, 1].reshape(n, n_actions)
+    """``(n, n_actions)`` click probabilities of every action in each round (one action at a
+    time in one reused buffer: a stacked design of every pair is slow to allocate)."""
+    n, d = context.shape
+    x = np.empty((n, d + action_context.shape[1]))
+    x[:, :d] = context
+    out = np.empty((n, len(action_context)))
+    for a, features in enumerate(action_context):
+        x[:, d:] = features
+        out[:, a] = model.predict_proba(x)[:, 1]
+    return out
 
 
 def estimate_rewards(

@@ -57,10 +57,26 @@ def test_estimates_are_close_to_bts_on_policy_rate(report: dict, datasets_root) 
     assert max(r["relative_error"] for r in report["estimators"].values()) < 0.5
 
 
-def test_cli_table_and_bad_options(report: dict) -> None:
-    res = CliRunner().invoke(app, ["evaluate", "ope", "--dataset", "criteo"])
+def test_cli_table_marks_the_selected_estimator(report: dict, monkeypatch) -> None:
+    import moodboard.evaluate.ope_bandit as ob
+
+    monkeypatch.setattr(ob, "evaluate_open_bandit", lambda cfg: ob.OpenBanditOPEReport(**report))
+    res = CliRunner().invoke(app, ["evaluate", "ope", "--dataset", "open-bandit"])
+    assert res.exit_code == 0, res.output
+    assert f"on-policy {report['on_policy']:.5f}" in res.output and "obp, 30 runs" in res.output
+    selected = next(line for line in res.output.splitlines() if " * " in line)
+    assert selected.split()[1] == report["selected"]
+    lo, hi = report["estimators"][report["selected"]]["ci"]
+    assert f"{lo:.5f}-{hi:.5f}" in selected
+
+
+def test_cli_bad_options_say_what_to_fix() -> None:
+    def run(*args: str):
+        return CliRunner().invoke(app, ["evaluate", "ope", *args])
+
+    res = run("--dataset", "criteo")
     assert res.exit_code == 2 and "--dataset must be open-bandit" in res.output
-    res = CliRunner().invoke(
-        app, ["evaluate", "ope", "--dataset", "open-bandit", "--campaign", "kids"]
-    )
+    res = run("--dataset", "open-bandit", "--campaign", "kids")
     assert res.exit_code == 2 and "--campaign must be all, men or women" in res.output
+    res = run("--dataset", "open-bandit", "--bootstrap", "5")
+    assert res.exit_code == 2 and "n_bootstrap" in res.output

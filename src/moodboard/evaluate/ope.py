@@ -59,7 +59,7 @@ MODEL_BASED = ("dm", "dr", "sndr", "switch-dr", "dr-os")
 #: obp's example grid for switch-dr's tau and dr-os's lambda (``inf``: plain DR).
 DEFAULT_GRID = (10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, math.inf)
 _SLOPE_C = math.sqrt(6) - 1
-_BOOTSTRAP_CHUNK = 250  # resamples drawn at once (memory: chunk x rounds integers)
+_BOOTSTRAP_CELLS = 200_000  # resampled rounds drawn at once (small arrays: fast to reuse)
 
 
 class OPEConfig(BaseModel):
@@ -132,7 +132,8 @@ class BanditFeedback:
     Raises
     ------
     ConfigError
-        If the shapes disagree, a propensity is not positive or a position is out of range.
+        If there are fewer than 2 rounds, the shapes disagree, a propensity is not positive or
+        a position is out of range.
     """
 
     reward: np.ndarray
@@ -144,6 +145,8 @@ class BanditFeedback:
 
     def __post_init__(self) -> None:
         n = len(self.reward)
+        if self.reward.ndim != 1 or n < 2:
+            _bad("reward", "a 1-d array of at least 2 rounds", self.reward.shape)
         dist = self.action_dist
         if dist.ndim != 3 or dist.shape[0] != n:
             _bad("action_dist", f"an array of shape ({n}, n_actions, len_list)", dist.shape)
@@ -289,14 +292,15 @@ def bootstrap_intervals(
     x = np.asarray(samples, dtype=float)
     flat = x.ndim == 1
     x = x[:, None] if flat else x
-    n = len(x)
+    n, columns = len(x), np.ascontiguousarray(x.T)
     rng = np.random.RandomState(seed)
-    means = np.empty((n_bootstrap, x.shape[1]))
-    for start in range(0, n_bootstrap, _BOOTSTRAP_CHUNK):
-        b = min(_BOOTSTRAP_CHUNK, n_bootstrap - start)
+    means = np.empty((n_bootstrap, len(columns)))
+    chunk = max(1, _BOOTSTRAP_CELLS // n)
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
         idx = rng.randint(0, n, size=(b, n))  # = b calls of RandomState.choice(x, size=n)
-        counts = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n)
-        means[start : start + b] = counts.reshape(b, n) @ x / n
+        for j, column in enumerate(columns):
+            means[start : start + b, j] = column[idx].mean(axis=1)
     bounds = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0).T
     return bounds[0] if flat else bounds
 

@@ -35,8 +35,8 @@ from moodboard.evaluate.ope_reward import RewardModelConfig, estimate_rewards
 _log = logging.getLogger(__name__)
 
 #: obp's published mean relative errors on "all" (random -> BTS, logistic regression reward
-#: model, 30 bootstrap runs, small sample; switch-dr and dr-os tuned by SLOPE): obp's OBD
-#: example README.
+#: model, 30 bootstrap resamples of the small sample, BTS from 1,000,000 simulated pages;
+#: switch-dr and dr-os tuned by SLOPE): the README of obp's examples/obd (obp >= 0.5).
 OBP_PUBLISHED = {
     "dm": 0.156876,
     "ipw": 0.311082,

@@ -16,12 +16,12 @@ from moodboard.evaluate.ope import (
     bootstrap_intervals,
     evaluate_policy,
     round_rewards,
-    slope_select,
     tuned_round_rewards,
 )
 from moodboard.evaluate.ope_bts import bts_action_dist, zozotown_prior
 from moodboard.evaluate.ope_reward import RewardModelConfig, estimate_rewards
 from moodboard.evaluate.ope_slate import slate_estimate
+from moodboard.evaluate.ope_slope import slope_select
 
 N, ACTIONS, SLOTS = 3_000, 12, 3
 

@@ -11,7 +11,12 @@ from typer.testing import CliRunner
 from moodboard.cli import app
 from moodboard.datasets import load_open_bandit
 from moodboard.evaluate.ope import ESTIMATORS
-from moodboard.evaluate.ope_bandit import OBP_PUBLISHED
+from moodboard.evaluate.ope_bandit import (
+    OBP_PUBLISHED,
+    OpenBanditOPEConfig,
+    load_open_bandit_logs,
+    relative_error_runs,
+)
 from moodboard.evaluate.ope_bts import bts_action_dist, zozotown_prior
 
 N_SIM = 100_000
@@ -47,9 +52,8 @@ def test_estimates_are_close_to_bts_on_policy_rate(report: dict, datasets_root) 
     estimator is off by half (obp published 0.16-0.31 mean relative errors)."""
     assert report["on_policy"] == pytest.approx(42 / 10_000)
     assert report["clicks"] == 38 and report["rows"] == 10_000
-    d = load_open_bandit("random", "all", datasets_root)
+    log = load_open_bandit("random", "all", datasets_root).log
     dist = bts_action_dist(*zozotown_prior("all"), len_list=3, n_sim=N_SIM, seed=12345)
-    log = d.log
     w = dist[log["item_id"], log["position"] - 1] / log["propensity_score"]
     assert report["estimators"]["ipw"]["estimate"] == pytest.approx(np.mean(log["click"] * w))
     lo, hi = report["estimators"][report["selected"]]["ci"]
@@ -60,10 +64,15 @@ def test_estimates_are_close_to_bts_on_policy_rate(report: dict, datasets_root) 
 def test_cli_table_marks_the_selected_estimator(report: dict, monkeypatch) -> None:
     import moodboard.evaluate.ope_bandit as ob
 
-    monkeypatch.setattr(ob, "evaluate_open_bandit", lambda cfg: ob.OpenBanditOPEReport(**report))
+    monkeypatch.setattr(
+        ob, "evaluate_open_bandit", lambda cfg, runs: ob.OpenBanditOPEReport(**report)
+    )
     res = CliRunner().invoke(app, ["evaluate", "ope", "--dataset", "open-bandit"])
     assert res.exit_code == 0, res.output
-    assert f"on-policy {report['on_policy']:.5f}" in res.output and "obp, 30 runs" in res.output
+    assert (
+        f"on-policy {report['on_policy']:.5f}" in res.output
+        and "published mean error" in res.output
+    )
     selected = next(line for line in res.output.splitlines() if " * " in line)
     assert selected.split()[1] == report["selected"]
     lo, hi = report["estimators"][report["selected"]]["ci"]
@@ -80,3 +89,19 @@ def test_cli_bad_options_say_what_to_fix() -> None:
     assert res.exit_code == 2 and "--campaign must be all, men or women" in res.output
     res = run("--dataset", "open-bandit", "--bootstrap", "5")
     assert res.exit_code == 2 and "n_bootstrap" in res.output
+
+
+def test_obps_protocol_resamples_the_rounds_of_each_run(datasets_root) -> None:
+    """Run b resamples the rounds with RandomState(b).choice, as obp's
+    sample_bootstrap_bandit_feedback(random_state=b); ipw's errors are checkable by hand."""
+    cfg = OpenBanditOPEConfig(n_sim=20_000)
+    logs = load_open_bandit_logs(cfg, datasets_root)
+    got = relative_error_runs(logs, cfg, runs=2)
+    assert set(got) == set(ESTIMATORS)
+    n, errors = len(logs.reward), []
+    for b in range(2):
+        rows = np.random.RandomState(b).choice(np.arange(n), size=n, replace=True)
+        w = logs.bts_dist[logs.action[rows], logs.position[rows]] / logs.pscore[rows]
+        errors.append(abs(np.mean(logs.reward[rows] * w) - logs.on_policy) / logs.on_policy)
+    assert got["ipw"]["mean"] == pytest.approx(np.mean(errors))
+    assert got["ipw"]["std"] == pytest.approx(np.std(errors, ddof=1))

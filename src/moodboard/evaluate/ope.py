@@ -49,6 +49,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError
+from moodboard.evaluate.ope_slope import slope_select, slope_width
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "dr-os")
 MODEL_BASED = ("dm", "dr", "sndr", "switch-dr", "dr-os")
 #: obp's example grid for switch-dr's tau and dr-os's lambda (``inf``: plain DR).
 DEFAULT_GRID = (10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, math.inf)
-_SLOPE_C = math.sqrt(6) - 1
 _BOOTSTRAP_CELLS = 200_000  # resampled rounds drawn at once (small arrays: fast to reuse)
 
 
@@ -305,40 +305,6 @@ def bootstrap_intervals(
     return bounds[0] if flat else bounds
 
 
-def slope_width(x: np.ndarray, delta: float = 0.05) -> float:
-    """SLOPE's confidence width of the mean of ``x``: ``t_{n-1}(1 - delta)`` standard errors."""
-    from scipy import stats
-
-    n = len(x)
-    return float(np.sqrt(np.var(x) / (n - 1)) * stats.t(n - 1).ppf(1.0 - delta))
-
-
-def slope_select(candidates: Sequence[np.ndarray], delta: float = 0.05) -> int:
-    """The index of the candidate SLOPE selects among per-round value arrays.
-
-    Candidates are visited from the widest to the narrowest; each is accepted while its mean
-    lies within ``c_i + (sqrt(6) - 1) c_j`` of every accepted candidate's, and the last one
-    accepted is returned (the module docstring has the reference).
-
-    Raises
-    ------
-    ConfigError
-        If there is no candidate.
-    """
-    if not candidates:
-        raise ConfigError("The 'candidates' parameter of slope_select must not be empty.")
-    theta = np.array([float(np.mean(c)) for c in candidates])
-    width = np.array([slope_width(c, delta) for c in candidates])
-    order = np.argsort(width, kind="stable")[::-1]
-    accepted = [int(order[0])]
-    for i in order[1:]:
-        prev = np.array(accepted)
-        if not np.all(np.abs(theta[prev] - theta[i]) <= width[i] + _SLOPE_C * width[prev]):
-            break
-        accepted.append(int(i))
-    return accepted[-1]
-
-
 def tuned_round_rewards(
     name: str, data: BanditFeedback, grid: Sequence[float], delta: float = 0.05
 ) -> tuple[float, np.ndarray]:
@@ -349,9 +315,11 @@ def tuned_round_rewards(
     return float(grid[best]), candidates[best]
 
 
-def evaluate_policy(data: BanditFeedback, config: OPEConfig | None = None) -> OPEResult:
-    """Every configured estimator with its interval, the tuned hyperparameters, and the
-    estimator SLOPE selects among them.
+def estimator_round_rewards(
+    data: BanditFeedback, config: OPEConfig | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Each configured estimator's round rewards (switch-dr and dr-os tuned by SLOPE over their
+    grids) and the tuned hyperparameters.
 
     Raises
     ------
@@ -369,6 +337,20 @@ def evaluate_policy(data: BanditFeedback, config: OPEConfig | None = None) -> OP
             )
         else:
             rounds[name] = round_rewards(name, data)
+    return rounds, hyper
+
+
+def evaluate_policy(data: BanditFeedback, config: OPEConfig | None = None) -> OPEResult:
+    """Every configured estimator with its interval, the tuned hyperparameters, and the
+    estimator SLOPE selects among them.
+
+    Raises
+    ------
+    ConfigError
+        If a model-based estimator is configured and ``data`` has no reward estimates.
+    """
+    cfg = config or OPEConfig()
+    rounds, hyper = estimator_round_rewards(data, cfg)
     names = list(rounds)
     matrix = np.column_stack([rounds[n] for n in names])
     bounds = bootstrap_intervals(matrix, cfg.n_bootstrap, cfg.alpha, cfg.seed)

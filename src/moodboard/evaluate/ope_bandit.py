@@ -28,7 +28,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.datasets import load_open_bandit
-from moodboard.evaluate.ope import BanditFeedback, OPEConfig, evaluate_policy
+from moodboard.evaluate.ope import (
+    BanditFeedback,
+    OPEConfig,
+    estimator_round_rewards,
+    evaluate_policy,
+)
 from moodboard.evaluate.ope_bts import bts_action_dist, zozotown_prior
 from moodboard.evaluate.ope_reward import RewardModelConfig, estimate_rewards
 
@@ -83,11 +88,41 @@ def obp_features(log: pd.DataFrame, item_context: pd.DataFrame) -> tuple[np.ndar
     return context, action_context
 
 
-def open_bandit_feedback(
+@dataclass(frozen=True, eq=False)
+class OpenBanditLogs:
+    """The random policy's rounds as arrays, BTS's action distribution and on-policy rate."""
+
+    context: np.ndarray
+    action_context: np.ndarray
+    action: np.ndarray
+    position: np.ndarray
+    reward: np.ndarray
+    pscore: np.ndarray
+    bts_dist: np.ndarray
+    on_policy: float
+
+    def feedback(self, config: RewardModelConfig, rows: np.ndarray | None = None) -> BanditFeedback:
+        """The rounds ``rows`` (default all; repeats allowed) with BTS's action distribution and
+        the reward model's estimates, fitted on those rounds."""
+        take = np.arange(len(self.reward)) if rows is None else rows
+        ctx, action, position = self.context[take], self.action[take], self.position[take]
+        reward, slots = self.reward[take], self.bts_dist.shape[1]
+        q = estimate_rewards(ctx, action, reward, self.action_context, position, slots, config)
+        return BanditFeedback(
+            reward=reward,
+            action=action,
+            pscore=self.pscore[take],
+            action_dist=np.broadcast_to(self.bts_dist, (len(take), *self.bts_dist.shape)),
+            position=position,
+            estimated_rewards=q,
+        )
+
+
+def load_open_bandit_logs(
     config: OpenBanditOPEConfig, root: Path | str | None = None
-) -> tuple[BanditFeedback, float]:
-    """The random policy's rounds with BTS's action distribution and the reward estimates, and
-    BTS's on-policy click rate.
+) -> OpenBanditLogs:
+    """The campaign's random-policy logs, obp's features, BTS's action distribution from
+    ``config.n_sim`` simulated pages and BTS's on-policy click rate.
 
     Raises
     ------
@@ -97,24 +132,37 @@ def open_bandit_feedback(
     random = load_open_bandit("random", config.campaign, root)
     bts = load_open_bandit("bts", config.campaign, root)
     log = random.log
-    action = log["item_id"].to_numpy(int)
-    position = log["position"].to_numpy(int) - 1
-    reward = log["click"].to_numpy(int)
     alpha, beta = zozotown_prior(config.campaign)
-    dist = bts_action_dist(alpha, beta, random.len_list, config.n_sim, config.bts_seed)
     context, action_context = obp_features(log, random.item_context)
-    q = estimate_rewards(
-        context, action, reward, action_context, position, random.len_list, config.reward_model
-    )
-    data = BanditFeedback(
-        reward=reward,
-        action=action,
+    return OpenBanditLogs(
+        context=context,
+        action_context=action_context,
+        action=log["item_id"].to_numpy(int),
+        position=log["position"].to_numpy(int) - 1,
+        reward=log["click"].to_numpy(int),
         pscore=log["propensity_score"].to_numpy(float),
-        action_dist=np.broadcast_to(dist, (len(log), *dist.shape)),
-        position=position,
-        estimated_rewards=q,
+        bts_dist=bts_action_dist(alpha, beta, random.len_list, config.n_sim, config.bts_seed),
+        on_policy=float(bts.log["click"].mean()),
     )
-    return data, float(bts.log["click"].mean())
+
+
+def relative_error_runs(
+    logs: OpenBanditLogs, config: OpenBanditOPEConfig, runs: int
+) -> dict[str, dict[str, float]]:
+    """obp's protocol for its published figures: in run ``b`` the rounds are resampled with
+    replacement (``RandomState(b).choice``, as ``OpenBanditDataset.sample_bootstrap_bandit_feedback
+    (random_state=b)``), the reward model is fitted again, and each estimator's relative error
+    is taken; the mean and the standard deviation (ddof 1) over the runs, per estimator."""
+    n, errors = len(logs.reward), {}
+    for b in range(runs):
+        rows = np.random.RandomState(b).choice(np.arange(n), size=n, replace=True)
+        rounds, _ = estimator_round_rewards(logs.feedback(config.reward_model, rows), config.ope)
+        for name, x in rounds.items():
+            errors.setdefault(name, []).append(abs(x.mean() - logs.on_policy) / logs.on_policy)
+    return {
+        name: {"mean": float(np.mean(e)), "std": float(np.std(e, ddof=1)) if runs > 1 else 0.0}
+        for name, e in errors.items()
+    }
 
 
 @dataclass
@@ -128,21 +176,23 @@ class OpenBanditOPEReport:
     rows: int
     clicks: int
     obp_published: dict[str, float] | None = None
+    runs: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``--json`` object: ``on_policy``, ``estimators`` (name -> ``estimate``, ``ci``,
         ``relative_error``, and ``tau`` or ``lambda`` for the tuned ones, null meaning infinite:
         plain DR), ``selected``, ``campaign``, ``rows``, ``clicks``, ``obp_published`` (the
-        published relative errors, "all" only) and ``params``."""
+        published relative errors, "all" only), ``runs`` (``n`` and per estimator the
+        ``relative_error`` ``mean`` and ``std`` of obp's protocol, or null) and ``params``."""
         return asdict(self)
 
 
 def evaluate_open_bandit(
-    config: OpenBanditOPEConfig | None = None, root: Path | str | None = None
+    config: OpenBanditOPEConfig | None = None, root: Path | str | None = None, runs: int = 0
 ) -> OpenBanditOPEReport:
     """Estimate BTS's click rate from the random logs with every estimator; compare each to BTS's
-    on-policy rate.
+    on-policy rate; with ``runs`` > 0, also obp's protocol (``relative_error_runs``).
 
     Raises
     ------
@@ -150,7 +200,8 @@ def evaluate_open_bandit(
         If the dataset is missing.
     """
     cfg = config or OpenBanditOPEConfig()
-    data, truth = open_bandit_feedback(cfg, root)
+    logs = load_open_bandit_logs(cfg, root)
+    data, truth = logs.feedback(cfg.reward_model), logs.on_policy
     result = evaluate_policy(data, cfg.ope)
     table: dict[str, dict[str, Any]] = {}
     for name, est in result.estimates.items():
@@ -174,5 +225,6 @@ def evaluate_open_bandit(
         rows=len(data.reward),
         clicks=int(data.reward.sum()),
         obp_published=dict(OBP_PUBLISHED) if cfg.campaign == "all" else None,
+        runs={"n": runs, "relative_error": relative_error_runs(logs, cfg, runs)} if runs else None,
         params=json.loads(cfg.model_dump_json()),  # inf as "Infinity"
     )

@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from moodboard.errors import ConfigError
-from moodboard.evaluate.ope import Estimate, OPEConfig, bootstrap_intervals, slope_width
+from moodboard.evaluate.ope import Estimate, OPEConfig, bootstrap_intervals
+from moodboard.evaluate.ope_slope import slope_width
 
 #: The slate estimators, by obp's names, and the propensity each one weighs by.
 SLATE_ESTIMATORS = {"sips": "slate", "iips": "item-position", "rips": "cascade"}

@@ -205,6 +205,18 @@ def test_reward_model_is_obps_cross_fitted_regression_model() -> None:
     np.testing.assert_allclose(ours, ref, rtol=1e-9, atol=1e-9)
 
 
+def test_reward_model_estimates_the_only_reward_of_a_slot_without_clicks() -> None:
+    rng = np.random.default_rng(2)
+    n = 300
+    context, action_context = rng.normal(size=(n, 2)), np.eye(3)
+    action, position = rng.integers(0, 3, n), np.arange(n) % 2
+    reward = np.where(position == 0, rng.binomial(1, 0.5, n), 0)
+    q = estimate_rewards(context, action, reward, action_context, position, 2)
+    assert np.all(q[:, :, 1] == 0) and 0.2 < q[:, :, 0].mean() < 0.8
+    with pytest.raises(ConfigError, match="Got none of slot 1"):
+        estimate_rewards(context, action, reward, action_context, np.zeros(n, int), 2)
+
+
 def test_bootstrap_intervals_are_seeded_and_contain_each_estimate(logs: BanditFeedback) -> None:
     cfg = OPEConfig(n_bootstrap=400, seed=9)
     first, again = evaluate_policy(logs, cfg), evaluate_policy(logs, cfg)

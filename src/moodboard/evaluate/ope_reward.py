@@ -109,7 +109,8 @@ def estimate_rewards(
     Raises
     ------
     ConfigError
-        If a slot has no training rounds or a training fold of a slot has one class only.
+        If a fold has no training rounds of a slot. A fold whose rounds of a slot have one
+        reward only (few clicks) estimates that reward for the slot, the classifier's limit.
     """
     from sklearn.base import clone
     from sklearn.model_selection import KFold
@@ -126,12 +127,15 @@ def estimate_rewards(
     for train, test in splits:
         for slot in range(len_list):
             rows = train[slots[train] == slot]
-            if len(np.unique(reward[rows])) < 2:
+            if len(rows) == 0:
                 raise ConfigError(
-                    f"The reward model needs both rewards among the training rounds of slot "
-                    f"{slot} in every fold. Got {len(rows)} rounds, rewards "
-                    f"{np.unique(reward[rows]).tolist()} instead."
+                    f"The reward model needs training rounds of every slot in every fold. "
+                    f"Got none of slot {slot} instead."
                 )
+            if len(np.unique(reward[rows])) < 2:  # a classifier needs two classes
+                _log.warning("reward model: slot %d of a fold has one reward only", slot)
+                out[test, :, slot] = reward[rows][0]
+                continue
             model = clone(base).fit(
                 _design(context[rows], action[rows], action_context), reward[rows]
             )

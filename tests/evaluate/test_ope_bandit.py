@@ -44,6 +44,8 @@ def test_json_names_each_estimator_with_its_interval_and_error(report: dict) -> 
     assert report["selected"] in ESTIMATORS
     assert report["obp_published"] == OBP_PUBLISHED
     assert report["params"]["n_sim"] == N_SIM
+    cfg = OpenBanditOPEConfig.model_validate(report["params"])  # the run's config, inf included
+    assert cfg.n_sim == N_SIM and cfg.ope.taus[-1] == float("inf")
 
 
 def test_estimates_are_close_to_bts_on_policy_rate(report: dict, datasets_root) -> None:

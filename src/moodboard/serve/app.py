@@ -244,6 +244,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     from moodboard.serve.routes import (
         board,
         catalog,
+        demo,
         feed,
         ops,
         popular,
@@ -257,6 +258,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         app.include_router(route.router)
     app.include_router(catalog.router)
     app.include_router(ops.router)
+    app.include_router(demo.router)
     from moodboard.serve import web
 
     web.mount_static(app)

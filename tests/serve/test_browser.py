@@ -255,6 +255,17 @@ PIN_BOXES = """() => [...document.querySelectorAll('#grid .col')].flatMap((col, 
     }))"""
 
 
+def _save_png(page: Any, name: str, height: int) -> None:
+    """The top ``height`` px of the whole page, as a palette PNG in ``docs/img`` (small)."""
+    from PIL import Image
+
+    width = page.viewport_size["width"]
+    shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    img = Image.open(io.BytesIO(shot)).convert("RGB").quantize(colors=192)
+    img.save(DOCS_IMG / name, optimize=True)
+
+
 def _top_row_holds_the_first_ranks(page: Any) -> int:
     """The grid's columns; its top row (the first pin of each column, left to right) must be
     the grid's first ranks in order."""
@@ -294,8 +305,7 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
         assert [p.get_attribute("data-id") for p in shown.locator(".pin").all()] == ids
     page.wait_for_function(IMAGES_LOADED, arg=4)
     assert _top_row_holds_the_first_ranks(page) >= 4  # 1280 px: a column per ~200 px
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "home-modules.png"))
+    _save_png(page, "home-modules.png", 1500)
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_function("() => document.querySelectorAll('#grid .col').length === 2")
@@ -311,5 +321,5 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
         assert page.locator(sel).is_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert _top_row_holds_the_first_ranks(page) == 2
-    page.screenshot(path=str(DOCS_IMG / "home-phone.png"))
+    _save_png(page, "home-phone.png", 1400)
     assert not page_errors

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from serving import api_client
+from serving import api_client, serve_settings
 
 from moodboard.data import Request
 from moodboard.ingest import Workspace, all_events
@@ -142,3 +142,15 @@ def test_pages_of_one_session_continue_each_other(client: TestClient, shopper: s
     assert ids == [it["id"] for it in both["items"]]
     # ranges are of each page's own items: a row cut by the page's edge is cut there too
     assert all(0 <= r["start"] < r["end"] <= 12 for r in first["modules"] + second["modules"])
+
+
+def test_shoppers_are_listed_only_in_demo_mode(client: TestClient, ws_copy: Workspace) -> None:
+    r = client.get("/demo/shoppers")
+    assert r.status_code == 404 and "serve.demo_mode" in r.json()["detail"]
+    with api_client(ws_copy.root, serve_settings(demo_mode=True)) as demo:
+        listed = demo.get("/demo/shoppers", params={"k": 5}).json()["shoppers"]
+        assert demo.get("/demo/shoppers", params={"k": 51}).status_code == 422
+    engine = client.app.state.live.engine
+    sizes = [s["history"] for s in listed]
+    assert len(listed) == 5 and sizes == sorted(sizes, reverse=True)
+    assert all(len(engine.history(s["id"])) == s["history"] > 0 for s in listed)

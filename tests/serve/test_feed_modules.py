@@ -70,6 +70,8 @@ def test_module_rows_tile_the_top_of_the_page(client: TestClient, shopper: str) 
     engine = client.app.state.live.engine
     history = set(engine.catalog.ids.external(engine.history(shopper)))
     assert not history & set(ids)  # engaged items stay out of the rows too
+    watches = _modules(client, shopper, session="tile", category="Watches")
+    assert watches["modules"] and all(it["category"].endswith("Watches") for it in watches["items"])
 
 
 def test_without_modules_the_feed_is_unchanged(client: TestClient, shopper: str) -> None:

@@ -170,6 +170,9 @@ def candidate_modules(
                 )
             )
             lists[mods[-1].id] = probes
+    if f is not None and len(hist):  # the favourite among the items the request allows
+        ok = f.mask(env.catalog)[hist]
+        hist, w = hist[ok], None if w is None else np.asarray(w)[ok]
     favourite = _favourite(env, hist, w) if len(hist) else None
     if favourite and "trending" in weight and "popular/trending" in env.sources:
         probe = Probe(SourceQuery(item_filter=_within(f, favourite), exclude=skip))

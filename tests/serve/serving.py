@@ -80,12 +80,16 @@ def wait_until_ready(proc: subprocess.Popen, base: str, log: Path, timeout_s: fl
 
 
 @contextlib.contextmanager
-def serve_process(ws_root: Path, log: Path, timeout_s: float = 90) -> Iterator[tuple[str, int]]:
+def serve_process(
+    ws_root: Path, log: Path, timeout_s: float = 90, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
     """``moodboard serve`` over a workspace as a subprocess, configured with the test keys
-    (``KEYS``, send them with ``auth_headers``): yields (base URL, pid)."""
+    (``KEYS``, send them with ``auth_headers``) and ``env`` (``MOODBOARD_*`` settings):
+    yields (base URL, pid)."""
+    extra = env or {}
     exe = Path(sys.executable).with_name("moodboard")
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **extra}
     env.update({f"MOODBOARD_SERVE__{role.upper()}_KEY": key for role, key in KEYS.items()})
     env.pop("MOODBOARD_WORKSPACE", None)
     cmd = [str(exe), "serve", "--workspace", str(ws_root), "--host", "127.0.0.1"]

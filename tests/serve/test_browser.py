@@ -2,8 +2,10 @@
 
 A shopper searches, opens a result, sees related products and saves the product to a new
 board; the click and the save must reach the workspace's event log, joined to the search
-page by its request id. The browser waits only on selectors, URLs and page conditions (no
-fixed sleeps); the event log is polled until a deadline.
+page by its request id. A demo visitor shops as a simulated shopper and sees their home page:
+rows of modules, then a grid whose top row holds the first ranks, on a desktop and a phone.
+The browser waits only on selectors, URLs and page conditions (no fixed sleeps); the event
+log is polled until a deadline.
 """
 
 from __future__ import annotations
@@ -80,9 +82,9 @@ def web_ws(mini_engine: Workspace, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def server(web_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``moodboard serve`` as a subprocess; yields its base URL."""
+    """``moodboard serve`` as a subprocess, in demo mode (as ``make demo``); yields its URL."""
     log = tmp_path_factory.mktemp("web-log") / "server.log"
-    with serve_process(web_ws.root, log) as (base, _pid):
+    with serve_process(web_ws.root, log, env={"MOODBOARD_SERVE__DEMO_MODE": "1"}) as (base, _):
         yield base
 
 
@@ -240,4 +242,84 @@ def test_visual_search_sends_the_crop_in_original_pixels(
     assert "crop" not in page.evaluate("() => window.sentForms[1]")
     page.wait_for_selector("#grid[aria-busy=false] .pin")
     assert page.locator("#grid .pin").first.get_attribute("data-id") == item["id"]
+    assert not page_errors
+
+
+#: Where the README's screenshots of the home page are saved.
+DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
+#: The grid's pins by their place on screen: (data-position, x, y, column).
+PIN_BOXES = """() => [...document.querySelectorAll('#grid .col')].flatMap((col, c) =>
+    [...col.querySelectorAll('.pin')].map(p => {
+        const r = p.getBoundingClientRect();
+        return [Number(p.dataset.position), r.x, r.y, c];
+    }))"""
+
+
+def _save_png(page: Any, name: str, height: int) -> None:
+    """The top ``height`` px of the whole page, as a palette PNG in ``docs/img`` (small)."""
+    from PIL import Image
+
+    width = page.viewport_size["width"]
+    shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    img = Image.open(io.BytesIO(shot)).convert("RGB").quantize(colors=192)
+    img.save(DOCS_IMG / name, optimize=True)
+
+
+def _top_row_holds_the_first_ranks(page: Any) -> int:
+    """The grid's columns; its top row (the first pin of each column, left to right) must be
+    the grid's first ranks in order."""
+    boxes = page.evaluate(PIN_BOXES)
+    columns = page.locator("#grid .col").count()
+    assert len(boxes) > 2 * columns
+    ranks = sorted(b[0] for b in boxes)
+    top = sorted(
+        (b for b in boxes if b[2] == min(x[2] for x in boxes if x[3] == b[3])), key=lambda b: b[1]
+    )
+    assert [b[0] for b in top] == ranks[:columns], (top, ranks[: 2 * columns])
+    return columns
+
+
+def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
+    page: Any, page_errors: list[str], server: str
+) -> None:
+    shoppers = httpx.get(f"{server}/demo/shoppers", params={"k": 5}).json()["shoppers"]
+    assert shoppers and all(s["history"] > 0 for s in shoppers)
+    page.goto("/")
+    page.wait_for_selector("#shop-as:not([hidden])")
+    page.wait_for_selector("#grid[aria-busy=false] .pin")  # the visitor's own (cold) feed
+    who = shoppers[0]["id"]
+    with page.expect_response(lambda r: f"/feed/{who}" in r.url and "modules=1" in r.url) as res:
+        page.select_option("#shop-as-select", who)
+    served = res.value.json()
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert page.text_content("#home-title") == f"For {who}"
+    assert page.input_value("#shop-as-select") == who
+
+    rows = page.locator("#modules .module")
+    assert rows.count() == len(served["modules"]) >= 2
+    for j, row in enumerate(served["modules"]):
+        shown = rows.nth(j)
+        assert shown.locator(".module-title").text_content() == row["title"]
+        ids = [served["items"][i]["id"] for i in range(row["start"], row["end"])]
+        assert [p.get_attribute("data-id") for p in shown.locator(".pin").all()] == ids
+    page.wait_for_function(IMAGES_LOADED, arg=4)
+    assert _top_row_holds_the_first_ranks(page) >= 4  # 1280 px: a column per ~200 px
+    _save_png(page, "home-modules.png", 1500)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_function("() => document.querySelectorAll('#grid .col').length === 2")
+    for sel in (
+        "header .logo",
+        "header input[name=q]",
+        "header button",
+        "#nav-visual",
+        "#nav-boards",
+    ):
+        box = page.locator(sel).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (sel, box)
+        assert page.locator(sel).is_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    assert _top_row_holds_the_first_ranks(page) == 2
+    _save_png(page, "home-phone.png", 1400)
     assert not page_errors

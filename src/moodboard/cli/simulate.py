@@ -188,7 +188,8 @@ def demo(
 ) -> None:
     """Ingest the fashion catalog, simulate shoppers (the first days on randomized pages, with
     their propensities logged, then a build, then the last --engine-days days through the
-    engine), build if nothing is built, and serve (each step only once)."""
+    engine), build if nothing is built, and serve (each step only once) in demo mode
+    (``serve.demo_mode``: the web app lets a visitor shop as a simulated shopper)."""
     from moodboard.datasets import ingest_dataset
     from moodboard.simulate.engine import simulate_through_engine
 
@@ -229,5 +230,10 @@ def demo(
         else:
             out.print(f"artifact: {ws.current_artifact()} already live", highlight=False)
     print_status(ws.status())
-    if not no_serve:
-        _serve(s, ws, None, None)
+    if not no_serve:  # a demo server: visitors may shop as the simulated shoppers
+        _serve(
+            s.model_copy(update={"serve": s.serve.model_copy(update={"demo_mode": True})}),
+            ws,
+            None,
+            None,
+        )

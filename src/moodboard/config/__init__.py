@@ -41,6 +41,7 @@ from moodboard.config.surfaces import (
     BoardConfig,
     ComplementsConfig,
     FeedConfig,
+    ModulesConfig,
     PopularChainConfig,
     RelatedConfig,
     SearchConfig,
@@ -63,6 +64,7 @@ __all__ = [
     "LabelsConfig",
     "LambdaMARTConfig",
     "LexicalConfig",
+    "ModulesConfig",
     "PopularChainConfig",
     "PopularConfig",
     "QueryUnderstandingConfig",
@@ -235,6 +237,9 @@ class ServeSettings(_Section):
     decode_wait_s: float = Field(default=2.0, ge=0)
     #: Most boards one user may own (POST /boards beyond it is a 422).
     max_boards_per_user: int = Field(default=500, ge=1)
+    #: A demo server (``make demo``): the web app lets a visitor "shop as" one of the
+    #: workspace's shoppers (``GET /demo/shoppers``); off, the shopper is the signed-in one.
+    demo_mode: bool = False
 
 
 class BuildSettings(_Section):

@@ -27,6 +27,10 @@ class _Chain(_Frozen):
     per_source: int = Field(default=200, ge=1)
     fuse: FuseSettings = FuseSettings()
 
+    def chain_sources(self) -> tuple[str, ...]:
+        """The sources the chain may ask (``sources``; a surface may add its own)."""
+        return self.sources
+
 
 class SearchConfig(_Chain):
     """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
@@ -105,6 +109,35 @@ class PopularChainConfig(_Chain):
     fallback: tuple[str, ...] = ()
 
 
+class ModulesConfig(_Frozen):
+    """The home page as rows of modules over the feed's grid (``blend/modules``).
+
+    With ``enabled`` (or ``GET /feed/{user}?modules=1``), the feed's page starts with up to
+    ``max_modules`` rows of ``per_module`` items each, then the grid. The candidate modules of
+    a user: "more like your board X" (the neighbours of each of the user's ``max_boards``
+    newest boards' items), "because you viewed Y" (of the user's last engaged item),
+    "trending in <category>" (popular items of the user's most engaged category) and "new
+    arrivals" (the newest products by ``created_at``). Each asks ``depth`` candidates (the
+    neighbours from ``sources``); all of them are ranked with the grid in one call of the rank
+    stage. A module with fewer than ``per_module`` candidates is left out. The modules shown
+    and their order are drawn by an epsilon-greedy policy seeded by (seed, user, request key:
+    the ``session``, else the request id): with probability ``1 - epsilon`` the order of the
+    ``weights`` of their kinds (higher first), else a uniformly random order; each module
+    logs the probability of its kind at its row (``propensity``).
+    """
+
+    enabled: bool = False
+    max_modules: int = Field(default=3, ge=1, le=10)
+    per_module: int = Field(default=6, ge=1, le=50)
+    depth: int = Field(default=24, ge=1, le=200)
+    epsilon: float = Field(default=0.2, ge=0, le=1)
+    max_boards: int = Field(default=2, ge=0, le=10)
+    sources: tuple[str, ...] = ("graph/walks", "dense/text", "visual/image")
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"board": 1.0, "viewed": 0.8, "trending": 0.6, "new": 0.3}
+    )
+
+
 class FeedConfig(_Chain):
     """The home feed of a user: personalized sources fused, engaged items left out.
 
@@ -148,6 +181,11 @@ class FeedConfig(_Chain):
     walks: WalksConfig = WalksConfig()
     interests: InterestsConfig = InterestsConfig()
     ease: EASEConfig = EASEConfig(l2=500.0, neighbours=200, threads=1)
+    modules: ModulesConfig = ModulesConfig()
+
+    def chain_sources(self) -> tuple[str, ...]:
+        """The sources the chain may ask: ``sources``, then the modules' neighbour sources."""
+        return (*self.sources, *(n for n in self.modules.sources if n not in self.sources))
 
 
 class SurfaceConfig(_Chain):

@@ -27,7 +27,7 @@ from moodboard.retrieve import CandidateSource
 
 #: The rank stage's registry name, and the key of its model among the engine's resources.
 LAMBDAMART = "rank/lambdamart"
-#: The score column the stage adds (the page's score: ``surfaces.runner.SCORE_ORDER``).
+#: The score column the stage adds (the page's score: ``surfaces.page.SCORE_ORDER``).
 LTR = "ltr"
 
 

@@ -171,9 +171,12 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         RecentConfig(per_user=settings.serve.recent_per_user, users=settings.serve.recent_users)
     )
 
+    boards = BoardStore(ws)
+
     def load(w: Workspace, version: str) -> Engine:
         try:
-            engine = Engine.load(w, version, settings=settings, resources={"recent": recent})
+            extra = {"recent": recent, "boards": boards.newest}
+            engine = Engine.load(w, version, settings=settings, resources=extra)
             engine.text_encoder.encode(["warm up"])  # the model and its trace, before the freeze
         except Exception:
             metrics.load_failures.inc()
@@ -194,7 +197,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
             ws.init()
             app.state.wal = EventWAL(ws, limits=settings.ingest).open()
             recent.add(app.state.wal.pending_events().to_pylist())  # accepted, not built yet
-            app.state.boards = BoardStore(ws)
+            app.state.boards = boards
             live.start()
             _log.info("serving %s (artifact %s)", ws.root, live.version)
         try:
@@ -241,6 +244,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     from moodboard.serve.routes import (
         board,
         catalog,
+        demo,
         feed,
         ops,
         popular,
@@ -254,6 +258,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         app.include_router(route.router)
     app.include_router(catalog.router)
     app.include_router(ops.router)
+    app.include_router(demo.router)
     from moodboard.serve import web
 
     web.mount_static(app)

@@ -20,7 +20,8 @@ import numpy as np
 
 from moodboard.data import Candidates, Catalog
 from moodboard.rank.rows import candidate_props
-from moodboard.surfaces.runner import page_score
+from moodboard.surfaces.modules import EXPLORED, LAYOUT_COLUMNS, MODULE, PROPENSITY
+from moodboard.surfaces.page import page_score
 
 
 def image_url(catalog: Catalog, i: int, item_id: str | None = None) -> str | None:
@@ -87,8 +88,14 @@ def build_page(
     timings_ms: Mapping[str, float] | None = None,
     features: Callable[[Candidates], dict[str, np.ndarray]] | None = None,
     stages: Sequence[Mapping[str, Any]] = (),
+    modules: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """The page JSON of items ``cursor .. cursor + k`` of ``cand``.
+
+    A surface that lays its page out in modules (its candidates carry a ``module`` column)
+    gets a ``modules`` key: the rows of the page as ranges of ``items``, ``[{"id", "title",
+    "kind", "start", "end", "propensity"}]`` (``end`` exclusive; a row cut by the page's
+    edges is cut the same way), the items outside them being the grid.
 
     Parameters
     ----------
@@ -108,6 +115,8 @@ def build_page(
         ``candidates -> {feature: values}`` for ``explain``.
     stages
         The chain's stages as they ran (``{"name", "component", "ms"}``), for ``explain``.
+    modules
+        The candidate modules the ``module`` column indexes (``surfaces.modules.Module``).
     """
     page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
     scores = page_score(page)
@@ -129,16 +138,43 @@ def build_page(
         "items": items,
         "next_cursor": str(cursor + k) if len(cand) > cursor + k else None,
     }
+    if MODULE in page.scores:
+        out["modules"] = module_rows(page, modules)
     if explain:
         out["timings_ms"] = {n: round(v, 3) for n, v in (timings_ms or {}).items()}
         out["explain"] = {"stages": [dict(st) for st in stages]}
     return out
 
 
+def module_rows(page: Candidates, modules: Sequence[Any]) -> list[dict[str, Any]]:
+    """The runs of a page's items that share a module, as ranges of the page's items."""
+    m, p = page.score(MODULE), page.score(PROPENSITY)
+    rows: list[dict[str, Any]] = []
+    j = 0
+    while j < len(page):
+        end = j + 1
+        if not np.isnan(m[j]):
+            while end < len(page) and m[end] == m[j]:
+                end += 1
+            spec = modules[int(m[j])]
+            row = {"id": spec.id, "title": spec.title, "kind": spec.kind, "start": j, "end": end}
+            rows.append(row | {"propensity": round(float(p[j]), 6)})
+        j = end
+    return rows
+
+
 def page_props(cand: Candidates, cursor: int, k: int) -> list[dict[str, Any]]:
     """The logged ``props`` of items ``cursor .. cursor + k`` of ``cand`` (the page's items):
-    each item's source names and its scores (``rank.rows.candidate_props``)."""
-    return candidate_props(cand.take(np.arange(cursor, min(cursor + k, len(cand)))))
+    each item's source names and its scores (``rank.rows.candidate_props``); on a page of
+    modules, ``explored`` (whether the policy drew its row at random; false in the grid)
+    instead of the layout's columns."""
+    page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
+    if MODULE not in page.scores:
+        return candidate_props(page)
+    scores = {n: v for n, v in page.scores.items() if n not in LAYOUT_COLUMNS}
+    props = candidate_props(Candidates(page.items, scores, page.sources))
+    explored = np.nan_to_num(page.score(EXPLORED)) > 0
+    return [p | {"explored": bool(e)} for p, e in zip(props, explored, strict=True)]
 
 
 def impression_rows(
@@ -150,7 +186,9 @@ def impression_rows(
 ) -> list[dict[str, Any]]:
     """One ``impression`` event per item of a served page.
 
-    The ranking is deterministic given the request, so each item's propensity is 1.
+    The ranking is deterministic given the request, so an item's propensity is 1, except in
+    a row of modules (the page's ``modules``), drawn by a policy: there it is the row's
+    ``propensity``, and the item's ``props`` name its ``module``.
 
     Parameters
     ----------
@@ -176,6 +214,10 @@ def impression_rows(
             f"{len(items)} items."
         )
     when = (ts or datetime.now(UTC)).isoformat()
+    chance, module = [1.0] * len(items), [None] * len(items)
+    for row in page.get("modules") or ():
+        for j in range(row["start"], row["end"]):
+            chance[j], module[j] = row["propensity"], row["id"]
     rows = []
     for j, it in enumerate(items):
         row = {
@@ -188,10 +230,10 @@ def impression_rows(
             "surface": page["surface"],
             "position": it["position"],
             "request_id": page["request_id"],
-            "propensity": 1.0,
+            "propensity": chance[j],
         }
         if props is not None:
-            row["props"] = dict(props[j])
+            row["props"] = dict(props[j]) | ({"module": module[j]} if module[j] else {})
         rows.append(row)
     return rows
 

@@ -50,9 +50,9 @@ SESSION_MAX_AGE_S = 365 * 24 * 3600
 def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
     user, cookie = shopper_of(request)
     public_key = guard_of(request).keys.public.get_secret_value()
-    response = templates.TemplateResponse(
-        request, template, {"page": page, "user": user, "public_key": public_key, **context}
-    )
+    demo = request.app.state.settings.serve.demo_mode
+    context = {"page": page, "user": user, "public_key": public_key, "demo": demo, **context}
+    response = templates.TemplateResponse(request, template, context)
     response.headers["Cache-Control"] = "no-store"  # it names the shopper
     if cookie is not None:
         response.set_cookie(
@@ -68,7 +68,8 @@ def _page(request: Request, template: str, page: str, **context: object) -> HTML
 
 @router.get("/")
 def home_page(request: Request) -> HTMLResponse:
-    """Search box and a grid of popular items."""
+    """The shopper's feed as rows of modules and a grid (in demo mode, of the shopper the
+    visitor picks to shop as)."""
     return _page(request, "home.html", "home")
 
 

@@ -33,6 +33,7 @@ from moodboard.blend import explore_slice, interleave, slots
 from moodboard.data import Candidates, Request
 from moodboard.errors import ConfigError
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.modules import candidate_modules, compose_modules
 from moodboard.surfaces.recent import rank_query, recent_actions
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
@@ -179,14 +180,22 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         "key": request.session if request.session is not None else _utc_day(request.ts),
         "personalized": bool(names),
     }
+    lists, given = {}, {}
+    if cfg.modules.enabled:
+        modules, lists, given = candidate_modules(request, env, hist, w, query)
+        key = request.session if request.session is not None else request.request_id
+        context |= {"modules": modules, "module_key": key}
     return Prepared(
         {n: Probe(query) for n in names},
         max(need, cfg.per_source),
+        lists=lists,
         backup={n: Probe(cold) for n in cfg.cold_sources if n in env.sources},
         item_filter=f,
         exclude=skip,
         rank=rank_query(request, env.resources, context=context),
         context=context,
+        given=given,
+        rank_lists=cfg.modules.enabled,
     )
 
 
@@ -196,11 +205,23 @@ def blend_explore(
 ) -> Candidates:
     """A share of the page (``explore_share`` for a cold start, ``explore_share_known``
     otherwise), at evenly spaced slots, to random allowed items seeded by (seed, user,
-    request key); computed over ``max(need, per_source)`` so pages continue each other."""
+    request key); computed over ``max(need, per_source)`` so pages continue each other. With
+    modules (``surfaces.modules``), the policy's rows of modules come first, then this grid."""
     cfg = env.config
     horizon = max(need, cfg.per_source)
     share = cfg.explore_share if retrieved.cold else cfg.explore_share_known
     at = slots(horizon, share)
+    if "modules" in prepared.context:  # the home page: rows of modules, then this grid
+        return compose_modules(
+            _grid(retrieved, prepared, horizon, at, env), retrieved, prepared, env
+        )
+    return _grid(retrieved, prepared, horizon, at, env)
+
+
+def _grid(
+    retrieved: Retrieved, prepared: Prepared, horizon: int, at: np.ndarray, env: SurfaceEnv
+) -> Candidates:
+    """The ranked list with random allowed items at the slots ``at``."""
     if not len(at):
         return retrieved.main
     allowed = np.ones(len(env.catalog), dtype=bool)

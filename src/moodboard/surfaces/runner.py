@@ -17,19 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from moodboard.blend import fill_page
-from moodboard.data import Candidates, Catalog, ItemFilter, Page, PageItem, Request, StageTiming
-from moodboard.data import columns as C
+from moodboard.blend import concat, fill_page
+from moodboard.data import Candidates, Catalog, ItemFilter, Page, Request, StageTiming
 from moodboard.errors import InputError, NotFoundError
 from moodboard.rank import Ranker, RankQuery
 from moodboard.retrieve import CandidateSource, Fuser, SourceQuery
 from moodboard.retrieve.base import check_k
 from moodboard.retrieve.fuse import round_robin
+from moodboard.surfaces.page import to_page
 
 _log = logging.getLogger(__name__)
-
-#: Score columns, most final first: a page item's ``score`` is the first one present.
-SCORE_ORDER = ("utility", "ltr", C.RETRIEVAL)
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,12 @@ class Prepared:
         The prepare step's own sub-steps (``understand``, ``encode``, ``cluster``).
     keep_single
         A single main list is kept as it is instead of fused (its own scores stay).
+    given
+        Further named lists the prepare step made itself (no source asked: the newest items),
+        handed to the blend step with ``lists``.
+    rank_lists
+        Rank the further lists (``lists`` and ``given``) with the main list in one call of
+        the rank stage (a page of modules); otherwise they reach the blend step as fused.
     """
 
     probes: Mapping[str, Probe]
@@ -79,6 +82,8 @@ class Prepared:
     context: Mapping[str, Any] = field(default_factory=dict)
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     keep_single: bool = False
+    given: Mapping[str, Candidates] = field(default_factory=dict)
+    rank_lists: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,7 +284,7 @@ class Surface:
             main = next(iter(parts.values()))
         else:
             main = self.fuse(parts)
-        fused = {ln: self.fuse(p) for ln, p in lists.items()}
+        fused = {ln: self.fuse(p) for ln, p in lists.items()} | dict(prepared.given)
         stages.append(("fuse", f"fuse/{self.fuse.config.method}", (time.perf_counter() - t2) * 1e3))
         return _Gathered(prepared, main, fused, cold, tuple(stages), t)
 
@@ -313,9 +318,12 @@ class Surface:
         g = self._gather(request, need)
         prepared, main, stages = g.prepared, g.main, list(g.stages)
         t3 = time.perf_counter()
-        ranked = self.rank(main, prepared.rank)
+        if prepared.rank_lists:
+            ranked, lists = rank_together(self.rank, main, g.lists, prepared.rank)
+        else:
+            ranked, lists = self.rank(main, prepared.rank), g.lists
         t4 = time.perf_counter()
-        page = self.blend.fn(Retrieved(ranked, g.lists, g.cold), prepared, need, self.env)
+        page = self.blend.fn(Retrieved(ranked, lists, g.cold), prepared, need, self.env)
         t5 = time.perf_counter()
         page = fill_page(
             page,
@@ -351,44 +359,24 @@ class Surface:
         return to_page(res, request, self.env.catalog, self.name)
 
 
-def page_score(cand: Candidates) -> np.ndarray:
-    """The page's score of each candidate: the first of ``SCORE_ORDER`` it has."""
-    for name in SCORE_ORDER:
-        if name in cand.scores:
-            return cand.scores[name]
-    return np.zeros(len(cand), dtype=np.float32)
+#: The score column ``rank_together`` tags each row's list with (removed again).
+_LIST = "_list"
 
 
-def to_page(res: SurfaceResult, request: Request, catalog: Catalog, surface: str) -> Page:
-    """The ``Page`` of items ``cursor .. cursor + k`` of a surface's result."""
-    start, k = request.cursor, request.k
-    cand = res.candidates.take(np.arange(start, min(start + k, len(res.candidates))))
-    scores = page_score(cand)
-    ids = catalog.ids.external(cand.items.tolist()) if len(cand) else []
-    items = []
-    for j, item_id in enumerate(ids):
-        explanation = None
-        if request.explain:
-            explanation = {
-                "sources": [s for s in str(cand.sources[j] or "").split("+") if s],
-                "scores": {n: float(v[j]) for n, v in cand.scores.items()},
-            }
-        score = float(scores[j])
-        items.append(
-            PageItem(
-                id=item_id,
-                score=0.0 if np.isnan(score) else score,
-                position=start + j + 1,
-                explanation=explanation,
-            )
-        )
-    more = len(res.candidates) > start + k
-    return Page(
-        request_id=request.request_id,
-        surface=surface,
-        items=tuple(items),
-        next_cursor=start + k if more else None,
-        timings_ms=res.timings_ms,
-        stages=res.stages,
-        arms=request.arms,
-    )
+def rank_together(
+    rank: Ranker, main: Candidates, lists: Mapping[str, Candidates], query: RankQuery
+) -> tuple[Candidates, dict[str, Candidates]]:
+    """``main`` and the named ``lists`` ranked in one call of ``rank``: the further lists
+    first (a ranker that scores only its first candidates scores them all), then ``main``;
+    each comes back in the ranker's order, without the rows of the others."""
+    names = [n for n, c in lists.items() if len(c)]
+    parts = [lists[n] for n in names] + [main]
+    tagged = [c.with_score(_LIST, np.full(len(c), j)) for j, c in enumerate(parts)]
+    batch = tagged[0]
+    for c in tagged[1:]:
+        batch = concat(batch, c)
+    ranked = rank(batch, query)
+    tag, scores = ranked.score(_LIST), {n: v for n, v in ranked.scores.items() if n != _LIST}
+    ranked = Candidates(ranked.items, scores, ranked.sources)
+    out = [ranked.take(np.flatnonzero(tag == j)) for j in range(len(parts))]
+    return out[-1], {n: lists[n] for n in lists} | dict(zip(names, out, strict=False))

@@ -108,7 +108,7 @@ def build_surface(
     return Surface(
         name,
         _step(PREPARES, config.prepare or f"prepare/{name}", "prepare"),
-        config.sources,
+        config.chain_sources(),
         Fuser(config.fuse),
         make_ranker(config.ranker, seed, resources),
         _step(BLENDS, config.blend, "blend"),

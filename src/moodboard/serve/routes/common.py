@@ -18,6 +18,7 @@ from moodboard.serve.dropped import DroppedImpressions
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
+from moodboard.surfaces.modules import with_modules
 from moodboard.understand.threads import model_thread
 
 _log = logging.getLogger(__name__)
@@ -185,8 +186,10 @@ def respond(
     extra: dict[str, Any] | None = None,
     stages: tuple[StageTiming, ...] = (),
     request_id: str | None = None,
+    modules: tuple[Any, ...] = (),
 ) -> JSONResponse:
-    """The page JSON, logged as impressions."""
+    """The page JSON, logged as impressions (``modules``: the candidate rows the page's
+    ``module`` column indexes, if it has one)."""
     page = build_page(
         cards_of(engine),
         cand,
@@ -198,6 +201,7 @@ def respond(
         timings_ms=timings_ms,
         features=features,
         stages=[st.model_dump() for st in stages],
+        modules=modules,
     )
     page["artifact"] = engine.version
     if extra:
@@ -209,11 +213,12 @@ def respond(
 
 
 def run_surface(
-    engine: Engine, name: str, p: PageParams, **fields: Any
+    engine: Engine, name: str, p: PageParams, modules: bool | None = None, **fields: Any
 ) -> tuple[SurfaceRequest, SurfaceResult]:
     """Run surface ``name`` of the live engine for page ``p`` on the model thread
     (``understand.threads.ModelThread``); ``fields`` are the surface
-    request's own (``query``, ``item_id``, ``items``, ``image``, ``item_filter``, ...).
+    request's own (``query``, ``item_id``, ``items``, ``image``, ``item_filter``, ...);
+    ``modules`` turns the feed's rows of modules on or off (None: as configured).
 
     Raises
     ------
@@ -224,6 +229,8 @@ def run_surface(
     if surface is None:
         known = ", ".join(sorted(engine.surfaces))
         raise NotFoundError(f"No surface named {name!r} is declared. Surfaces: {known}.")
+    if modules is not None:
+        surface = with_modules(surface, modules)
     req = SurfaceRequest(
         surface=name, user_id=p.user, k=p.k, cursor=p.start, explain=p.explain, **fields
     )
@@ -256,6 +263,7 @@ def respond_surface(
         extra=extra(res) if callable(extra) else extra,
         stages=res.stages,
         request_id=req.request_id,
+        modules=tuple(res.prepared.context.get("modules", ())) if res.prepared else (),
     )
 
 

@@ -40,8 +40,14 @@ async def feed(
     ] = None,
     category: Category = None,
     filters: Filters = None,
+    modules: Annotated[
+        bool | None,
+        Query(description="Rows of modules before the grid (default: surfaces.feed.modules)."),
+    ] = None,
 ) -> JSONResponse:
-    """The home feed of a user: personalized for known users, popular + explore otherwise."""
+    """The home feed of a user: personalized for known users, popular + explore otherwise;
+    with modules, rows of modules ("more like your board X", ...) first, named by the page's
+    ``modules`` (ranges of ``items``, each with the propensity its row was drawn with)."""
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
     user_id = user_or_none(user_id) or ANONYMOUS  # whitespace alone: an anonymous shopper
@@ -52,5 +58,12 @@ async def feed(
 
     # no session: the surface keys exploration by the request's UTC day
     return await serve_surface_async(
-        request, engine, "feed", p, extra=extra, session=session or None, item_filter=f
+        request,
+        engine,
+        "feed",
+        p,
+        extra=extra,
+        session=session or None,
+        item_filter=f,
+        modules=modules,
     )

@@ -115,6 +115,55 @@
     );
   }
 
+  // ---- masonry: items in rank order across the row, each into the shortest column (as
+  // Pinterest's grid does; CSS columns would run rank order down each column instead). The
+  // column count follows the grid's width, two at least (phones); a resize that changes it
+  // lays the items out again in rank order.
+  const COLUMN_MIN_PX = 200;
+  const GAP_PX = 14;
+
+  function masonry(grid) {
+    if (grid.masonry) return grid.masonry;
+    const items = [];
+    let cols = [];
+    const count = () => Math.max(2, Math.floor((grid.clientWidth + GAP_PX) / (COLUMN_MIN_PX + GAP_PX)));
+    function build(n) {
+      cols = Array.from({ length: n }, (_, i) => el("div", { class: "col", "data-col": i }));
+      grid.replaceChildren(...cols);
+    }
+    function place(node) {
+      let best = cols[0];
+      for (const c of cols) if (c.offsetHeight < best.offsetHeight - 1) best = c; // leftmost on ties
+      best.append(node);
+    }
+    const m = {
+      add(node) {
+        if (!cols.length) build(count());
+        items.push(node);
+        place(node);
+      },
+      clear() {
+        items.length = 0;
+        build(count());
+      },
+      relayout() {
+        if (!cols.length || count() === cols.length) return;
+        build(count());
+        for (const node of items) place(node);
+      },
+      get size() {
+        return items.length;
+      },
+    };
+    let pending = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(pending);
+      pending = setTimeout(m.relayout, 100);
+    });
+    grid.masonry = m;
+    return m;
+  }
+
   // ---- clicks: post a click event and remember where the item was found (for a later save) ----
   const ctxKey = (id) => "moodboard.ctx." + id;
 
@@ -144,9 +193,12 @@
   }
 
   // ---- a paged grid: "More" button, also pressed automatically when it scrolls into view ----
-  function feed(grid, params = {}) {
+  // `path` overrides the grid's endpoint; `onPage(served)` takes what it shows elsewhere (the
+  // home page's rows of modules) and returns the items left for the grid.
+  function feed(grid, params = {}, { path = null, onPage = (served) => served.items } = {}) {
     const more = $("more");
     const seen = new Set();
+    const cells = masonry(grid);
     let cursor = null;
     let busy = false;
     let done = false;
@@ -162,16 +214,13 @@
       more.disabled = true;
       grid.setAttribute("aria-busy", "true");
       try {
-        const served = await api(grid.dataset.endpoint, {
+        const served = await api(path || grid.dataset.endpoint, {
           params: { ...params, k: grid.dataset.k, q: grid.dataset.q, cursor },
         });
-        let added = 0;
-        for (const item of served.items) {
-          if (seen.has(item.id)) continue;
-          seen.add(item.id);
-          grid.append(pin(item, served, seen.size));
-          added++;
-        }
+        const fresh = new Set(served.items.filter((it) => !seen.has(it.id)).map((it) => it.id));
+        for (const id of fresh) seen.add(id);
+        for (const item of onPage(served)) if (fresh.has(item.id)) cells.add(pin(item, served, item.position));
+        const added = fresh.size;
         cursor = served.next_cursor;
         done = !cursor || added === 0;
         if ($("empty")) $("empty").hidden = seen.size > 0;
@@ -347,7 +396,9 @@
       $("visual-submit").disabled = true;
       try {
         const served = await api("/visual-search", { form });
-        grid.replaceChildren(...served.items.map((it, i) => pin(it, served, i + 1)));
+        const cells = masonry(grid);
+        cells.clear();
+        served.items.forEach((it, i) => cells.add(pin(it, served, i + 1)));
         status(served.items.length ? "" : "No similar products found.", false);
       } catch (e) {
         fail("Visual search")(e);
@@ -403,7 +454,9 @@
       const ids = (b.item_ids || []).slice(0, 100);
       const products = await Promise.all(ids.map((i) => api("/products/" + enc(i)).catch(() => null)));
       const shown = products.filter(Boolean);
-      list.replaceChildren(...shown.map((p, i) => pin(p, { surface: "board" }, i + 1)));
+      const cells = masonry(list);
+      cells.clear();
+      shown.forEach((p, i) => cells.add(pin(p, { surface: "board" }, i + 1)));
       $("empty").hidden = shown.length > 0;
     } catch (e) {
       $("board-title").textContent = e.status === 404 ? "Board not found" : "Error";
@@ -413,8 +466,63 @@
     }
   }
 
+  // ---- home: the shopper's feed as rows of modules, then the grid. In demo mode the visitor
+  // may shop as one of the workspace's shoppers (remembered in this browser).
+  const SHOP_AS = "moodboard.shopAs";
+
+  function moduleRow(row, items, served) {
+    return el(
+      "section",
+      { class: "module", "data-kind": row.kind, "data-module-id": row.id, "data-propensity": row.propensity },
+      el("h2", { class: "module-title" }, row.title),
+      el("div", { class: "module-row" }, ...items.map((it) => pin(it, served, it.position))),
+    );
+  }
+
+  async function homePage() {
+    const demo = app.dataset.demo === "1";
+    let shopper = user;
+    if (demo) {
+      try {
+        shopper = localStorage.getItem(SHOP_AS) || user;
+      } catch (e) { /* private mode: yourself */ }
+      const select = $("shop-as-select");
+      select.append(el("option", { value: user }, "Yourself"));
+      try {
+        const { shoppers } = await api("/demo/shoppers", { params: { k: 12 } });
+        for (const s of shoppers) select.append(el("option", { value: s.id }, `${s.id} (${s.history} items)`));
+      } catch (e) {
+        fail("Loading the demo shoppers")(e);
+      }
+      if (![...select.options].some((o) => o.value === shopper)) shopper = user;
+      select.value = shopper;
+      $("shop-as").hidden = false;
+      select.addEventListener("change", () => {
+        try {
+          localStorage.setItem(SHOP_AS, select.value);
+        } catch (e) { /* ignore */ }
+        location.reload();
+      });
+    }
+    $("home-title").textContent = shopper === user ? "For you" : `For ${shopper}`;
+    app.dataset.shopper = shopper;
+    const session = Math.random().toString(36).slice(2, 12); // pages of this visit continue each other
+    const modules = $("modules");
+    const grid = $("grid");
+    feed(grid, { modules: 1, session }, {
+      path: "/feed/" + enc(shopper),
+      onPage(served) {
+        const rows = served.modules || [];
+        for (const row of rows) modules.append(moduleRow(row, served.items.slice(row.start, row.end), served));
+        if (rows.length) $("grid-title").hidden = false;
+        const inRows = new Set(rows.flatMap((r) => served.items.slice(r.start, r.end).map((it) => it.id)));
+        return served.items.filter((it) => !inRows.has(it.id));
+      },
+    });
+  }
+
   const pages = {
-    home: () => feed($("grid")),
+    home: homePage,
     search: () => ($("grid").dataset.q.trim() ? feed($("grid")) : status("Type what you are looking for.", false)),
     product: productPage,
     visual: visualPage,

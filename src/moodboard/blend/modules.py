@@ -11,7 +11,11 @@ its ``propensity`` (ARCHITECTURE.md, convention 8: the draw is seeded by the req
 earlier rows left out), then the grid without them. Three score columns say where each item
 came from: ``module`` (the index of its module among the candidates, NaN in the grid),
 ``propensity`` (its module's, 1 in the grid) and ``explored`` (1 when the random order was
-drawn).
+drawn). Two more say what the policy drew among, for off-policy evaluation
+(``evaluate.ope_logs``): ``module_row`` (the policy's row ``j`` of the item's module, which
+differs from the row's place on the page when an earlier row kept no items) and
+``module_among`` (the candidates the policy ordered, as the bit mask ``sum(2 ** m)`` of their
+indices; NaN in the grid).
 """
 
 from __future__ import annotations
@@ -30,18 +34,35 @@ MODULE = "module"
 PROPENSITY = "propensity"
 #: The score column saying the policy drew the random order (1) or the greedy one (0).
 EXPLORED = "explored"
+#: The score column of the policy's row of the item's module (NaN: grid).
+ROW = "module_row"
+#: The score column of the candidates the policy drew among, as a bit mask (NaN: grid).
+AMONG = "module_among"
 #: The columns ``compose`` adds, which are about the page, not the item.
-LAYOUT_COLUMNS = (MODULE, PROPENSITY, EXPLORED)
+LAYOUT_COLUMNS = (MODULE, PROPENSITY, EXPLORED, ROW, AMONG)
 
 
 @dataclass(frozen=True)
 class Layout:
     """The rows a policy drew: candidate indices in row order, each one's probability of
-    being at its row, and whether the random branch drew them."""
+    being at its row, whether the random branch drew them, and the candidates it drew among
+    (indices, in the policy's order: the order of ``scores``)."""
 
     order: tuple[int, ...]
     propensities: tuple[float, ...]
     explored: bool
+    among: tuple[int, ...] = ()
+
+
+def among_mask(among: Sequence[int]) -> float:
+    """The ``AMONG`` column's value: the bit mask of the candidate indices."""
+    return float(sum(1 << int(m) for m in among))
+
+
+def mask_members(mask: float) -> list[int]:
+    """The candidate indices of an ``AMONG`` bit mask, increasing."""
+    bits = int(mask)
+    return [m for m in range(bits.bit_length()) if bits >> m & 1]
 
 
 def _check(scores: np.ndarray, rows: int, epsilon: float) -> np.ndarray:
@@ -100,13 +121,14 @@ def order_modules(
     """
     s = _check(scores, rows, epsilon)
     rows = min(rows, len(s))
+    among = tuple(range(len(s)))
     if rows == 0:
-        return Layout((), (), False)
+        return Layout((), (), False, among)
     explored = bool(rng.random() < epsilon)
     order = rng.permutation(len(s)) if explored else greedy_order(s)
     p = module_propensities(s, rows, epsilon)
     shown = tuple(int(m) for m in order[:rows])
-    return Layout(shown, tuple(float(p[m, j]) for j, m in enumerate(shown)), explored)
+    return Layout(shown, tuple(float(p[m, j]) for j, m in enumerate(shown)), explored, among)
 
 
 def compose(
@@ -136,12 +158,14 @@ def compose(
     rows: list[tuple[int, int, int]] = []
     taken = np.empty(0, dtype=np.int32)
     start = 0
-    for m, p in zip(layout.order, layout.propensities, strict=True):
+    mask = among_mask(layout.among or range(len(modules)))
+    for j, (m, p) in enumerate(zip(layout.order, layout.propensities, strict=True)):
         part = modules[m].exclude(taken).head(per_module)
         if not len(part):
             continue
         n = len(part)
         tags = {MODULE: np.full(n, m), PROPENSITY: np.full(n, p), EXPLORED: np.full(n, 0.0)}
+        tags |= {ROW: np.full(n, float(j)), AMONG: np.full(n, mask)}
         tags[EXPLORED] += float(layout.explored)
         parts.append(Candidates(part.items, {**part.scores, **tags}, part.sources))
         rows.append((m, start, start + n))
@@ -150,6 +174,7 @@ def compose(
     rest = grid.exclude(taken)
     n = len(rest)
     tags = {MODULE: np.full(n, np.nan), PROPENSITY: np.ones(n), EXPLORED: np.zeros(n)}
+    tags |= {ROW: np.full(n, np.nan), AMONG: np.full(n, np.nan)}
     page = Candidates(rest.items, {**rest.scores, **tags}, rest.sources)
     for part in reversed(parts):
         page = concat(part, page)

@@ -44,6 +44,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,8 @@ _log = logging.getLogger(__name__)
 
 #: The standard estimators, by obp's names.
 ESTIMATORS = ("ipw", "snipw", "dm", "dr", "sndr", "switch-dr", "dr-os")
+#: The hyperparameter name of the tuned estimators.
+HYPERPARAM = {"switch-dr": "tau", "dr-os": "lambda"}
 #: obp's example grid for switch-dr's tau and dr-os's lambda (``inf``: plain DR).
 DEFAULT_GRID = (10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, math.inf)
 _BOOTSTRAP_CELLS = 200_000  # resampled rounds drawn at once (small arrays: fast to reuse)
@@ -366,3 +369,18 @@ def evaluate_policy(data: BanditFeedback, config: OPEConfig | None = None) -> OP
     selected = among[slope_select([rounds[n] for n in among], cfg.slope_delta)]
     _log.info("ope: %s selected among %s", selected, among)
     return OPEResult(estimates, selected)
+
+
+def estimates_table(result: OPEResult, truth: float | None = None) -> dict[str, dict[str, Any]]:
+    """The ``--json`` view of the estimates: name -> ``estimate``, ``ci``, ``relative_error``
+    (``|estimate - truth| / truth``; None without a ``truth`` or when it is 0), and ``tau`` or
+    ``lambda`` for the tuned ones (None meaning infinite: plain DR)."""
+    table: dict[str, dict[str, Any]] = {}
+    for name, est in result.estimates.items():
+        error = abs(est.value - truth) / truth if truth else None
+        row: dict[str, Any] = {"estimate": est.value, "ci": list(est.ci), "relative_error": error}
+        if name in HYPERPARAM:
+            h = est.hyperparam
+            row[HYPERPARAM[name]] = None if h is None or np.isinf(h) else h
+        table[name] = row
+    return table

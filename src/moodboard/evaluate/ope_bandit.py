@@ -31,6 +31,7 @@ from moodboard.datasets import load_open_bandit
 from moodboard.evaluate.ope import (
     BanditFeedback,
     OPEConfig,
+    estimates_table,
     estimator_round_rewards,
     evaluate_policy,
 )
@@ -51,8 +52,6 @@ OBP_PUBLISHED = {
     "switch-dr": 0.258410,
     "dr-os": 0.159520,
 }
-#: The hyperparameter name of the tuned estimators.
-HYPERPARAM = {"switch-dr": "tau", "dr-os": "lambda"}
 
 
 class OpenBanditOPEConfig(BaseModel):
@@ -203,17 +202,7 @@ def evaluate_open_bandit(
     logs = load_open_bandit_logs(cfg, root)
     data, truth = logs.feedback(cfg.reward_model), logs.on_policy
     result = evaluate_policy(data, cfg.ope)
-    table: dict[str, dict[str, Any]] = {}
-    for name, est in result.estimates.items():
-        row: dict[str, Any] = {
-            "estimate": est.value,
-            "ci": list(est.ci),
-            "relative_error": abs(est.value - truth) / truth,
-        }
-        if name in HYPERPARAM:
-            h = est.hyperparam
-            row[HYPERPARAM[name]] = None if h is None or np.isinf(h) else h
-        table[name] = row
+    table = estimates_table(result, truth)
     _log.info(
         "open bandit ope %s: on-policy %.5f, selected %s", cfg.campaign, truth, result.selected
     )

@@ -20,7 +20,15 @@ import numpy as np
 
 from moodboard.data import Candidates, Catalog
 from moodboard.rank.rows import candidate_props
-from moodboard.surfaces.modules import EXPLORED, LAYOUT_COLUMNS, MODULE, PROPENSITY
+from moodboard.surfaces.modules import (
+    AMONG,
+    EXPLORED,
+    LAYOUT_COLUMNS,
+    MODULE,
+    PROPENSITY,
+    ROW,
+    mask_members,
+)
 from moodboard.surfaces.page import page_score
 
 
@@ -94,8 +102,10 @@ def build_page(
 
     A surface that lays its page out in modules (its candidates carry a ``module`` column)
     gets a ``modules`` key: the rows of the page as ranges of ``items``, ``[{"id", "title",
-    "kind", "start", "end", "propensity"}]`` (``end`` exclusive; a row cut by the page's
-    edges is cut the same way), the items outside them being the grid.
+    "kind", "start", "end", "propensity", "row", "among"}]`` (``end`` exclusive; a row cut by
+    the page's edges is cut the same way; ``row``: the policy's row; ``among``: the ids of
+    the candidate modules the policy drew among, in its order), the items outside them being
+    the grid.
 
     Parameters
     ----------
@@ -149,6 +159,7 @@ def build_page(
 def module_rows(page: Candidates, modules: Sequence[Any]) -> list[dict[str, Any]]:
     """The runs of a page's items that share a module, as ranges of the page's items."""
     m, p = page.score(MODULE), page.score(PROPENSITY)
+    row_of, among = page.score(ROW), page.score(AMONG)
     rows: list[dict[str, Any]] = []
     j = 0
     while j < len(page):
@@ -158,7 +169,9 @@ def module_rows(page: Candidates, modules: Sequence[Any]) -> list[dict[str, Any]
                 end += 1
             spec = modules[int(m[j])]
             row = {"id": spec.id, "title": spec.title, "kind": spec.kind, "start": j, "end": end}
-            rows.append(row | {"propensity": round(float(p[j]), 6)})
+            ids = [modules[i].id for i in mask_members(among[j])]
+            row |= {"propensity": round(float(p[j]), 6), "row": int(row_of[j]), "among": ids}
+            rows.append(row)
         j = end
     return rows
 
@@ -188,7 +201,9 @@ def impression_rows(
 
     The ranking is deterministic given the request, so an item's propensity is 1, except in
     a row of modules (the page's ``modules``), drawn by a policy: there it is the row's
-    ``propensity``, and the item's ``props`` name its ``module``.
+    ``propensity``, and the item's ``props`` name its ``module``, the policy's row
+    (``module_row``) and the module ids it drew among (``module_among``): what off-policy
+    evaluation reads (``evaluate.ope_logs``).
 
     Parameters
     ----------
@@ -214,10 +229,15 @@ def impression_rows(
             f"{len(items)} items."
         )
     when = (ts or datetime.now(UTC)).isoformat()
-    chance, module = [1.0] * len(items), [None] * len(items)
+    chance = [1.0] * len(items)
+    drawn: list[dict[str, Any]] = [{} for _ in items]
     for row in page.get("modules") or ():
         for j in range(row["start"], row["end"]):
-            chance[j], module[j] = row["propensity"], row["id"]
+            chance[j] = row["propensity"]
+            drawn[j] = {"module": row["id"]} | {
+                "module_row": row.get("row"),
+                "module_among": row.get("among"),
+            }
     rows = []
     for j, it in enumerate(items):
         row = {
@@ -233,7 +253,7 @@ def impression_rows(
             "propensity": chance[j],
         }
         if props is not None:
-            row["props"] = dict(props[j]) | ({"module": module[j]} if module[j] else {})
+            row["props"] = dict(props[j]) | drawn[j]
         rows.append(row)
     return rows
 

@@ -110,6 +110,7 @@ class EnginePages:
             request_id=req.request_id,
             cursor=ask.cursor,
             k=ask.k,
+            modules=tuple(res.prepared.context.get("modules", ())) if res.prepared else (),
         )
         rows = page_impressions(page, res.candidates, ask.shopper.user_id, ask.query, req.ts)
         rows = [r for r in rows if r[C.ITEM_ID] in self.index]

@@ -29,12 +29,15 @@ import numpy as np
 
 from moodboard.blend import request_rng
 from moodboard.blend.modules import (
+    AMONG,
     EXPLORED,
     LAYOUT_COLUMNS,
     MODULE,
     PROPENSITY,
+    ROW,
     Layout,
     compose,
+    mask_members,
     order_modules,
 )
 from moodboard.data import Candidates, ItemFilter, Request
@@ -44,13 +47,16 @@ from moodboard.surfaces.runner import Prepared, Probe, Retrieved, Surface, Surfa
 _log = logging.getLogger(__name__)
 
 __all__ = [
+    "AMONG",
     "EXPLORED",
     "LAYOUT_COLUMNS",
     "MODULE",
     "PROPENSITY",
+    "ROW",
     "Module",
     "candidate_modules",
     "compose_modules",
+    "mask_members",
     "with_modules",
 ]
 
@@ -202,7 +208,8 @@ def _draw(
     scores = np.array([specs[j].score for j in able], dtype=np.float64)
     rng = request_rng(env.seed, ctx["user"], "modules:" + str(ctx["module_key"]))
     layout = order_modules(scores, cfg.max_modules, cfg.epsilon, rng)
-    return Layout(tuple(able[m] for m in layout.order), layout.propensities, layout.explored)
+    order = tuple(able[m] for m in layout.order)
+    return Layout(order, layout.propensities, layout.explored, tuple(able))
 
 
 def compose_modules(

@@ -1,15 +1,19 @@
-"""``moodboard evaluate ope``: off-policy evaluation on a public dataset's logs."""
+"""``moodboard evaluate ope``: off-policy evaluation on a public dataset's logs
+(``--dataset open-bandit``) or on the engine's own logs (``--logs workspace``,
+``cli.evaluate_ope_logs``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from moodboard.cli.common import JsonOpt, _errors, _fail, err, out
+from moodboard.cli.common import JsonOpt, WorkspaceOpt, _errors, _fail, err, out
 from moodboard.cli.evaluate import evaluate_app
+from moodboard.cli.evaluate_ope_logs import evaluate_logs
 
 
 @evaluate_app.command("ope")
@@ -32,19 +36,74 @@ def evaluate_ope_cmd(
             "this many bootstrap resamples of the logs, the reward model refitted in each."
         ),
     ] = 0,
+    logs: Annotated[
+        str | None, typer.Option(help="Or the engine's own logs: workspace (its events).")
+    ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="--logs: the candidate module policy, settings overrides 'key=value;...' of "
+            "surfaces.feed.modules.weights(.KIND) and .epsilon (empty: the logging policy)."
+        ),
+    ] = "",
+    reward: Annotated[
+        str, typer.Option(help="--logs: the action that rewards a row: click, save, ...")
+    ] = "click",
+    since: Annotated[
+        str | None, typer.Option(help="--logs: only the pages served from this ISO time on.")
+    ] = None,
+    simulate_days: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="--logs: also simulate this many days through the engine on-policy with "
+            "--policy (modules on, in a copy of the workspace) and compare.",
+        ),
+    ] = 0,
+    simulate_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="--logs: the workspace the simulation copies (default: the logs' own, the "
+            "days after them; the one the logs started from: the same days and shoppers)."
+        ),
+    ] = None,
+    users: Annotated[
+        int | None, typer.Option(min=1, help="--simulate-days: shoppers (simulate.users).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate the Bernoulli-TS policy's click rate from the Open Bandit random-policy logs
     with ipw, snipw, dm, dr, sndr, switch-dr and dr-os (95% bootstrap intervals), against BTS's
-    on-policy rate (the mean click of its own logs); SLOPE selects one estimator."""
+    on-policy rate (the mean click of its own logs); SLOPE selects one estimator. With --logs
+    workspace: a candidate module policy of the home feed (--policy) from the workspace's own
+    logged module rows and propensities, the same estimators, against its simulated on-policy
+    value with --simulate-days."""
     from pydantic import ValidationError
+
+    if logs is not None:
+        if dataset is not None or logs != "workspace":
+            _fail(f"Give --dataset open-bandit or --logs workspace. Got {dataset!r}, {logs!r}.")
+        evaluate_logs(
+            workspace,
+            policy,
+            reward=reward,
+            since=since,
+            simulate_days=simulate_days,
+            simulate_from=simulate_from,
+            users=users,
+            bootstrap=bootstrap,
+            seed=seed,
+            as_json=as_json,
+        )
+        return
 
     from moodboard.evaluate.ope import OPEConfig
     from moodboard.evaluate.ope_bandit import OpenBanditOPEConfig, evaluate_open_bandit
     from moodboard.evaluate.ope_reward import RewardModelConfig
 
     if dataset != "open-bandit":
-        _fail(f"--dataset must be open-bandit. Got {dataset!r} instead.")
+        _fail(f"--dataset must be open-bandit (or --logs workspace). Got {dataset!r} instead.")
     if campaign not in ("all", "men", "women"):
         _fail(f"--campaign must be all, men or women. Got {campaign!r} instead.")
     if runs < 0:

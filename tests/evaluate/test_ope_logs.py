@@ -84,6 +84,11 @@ def report(logged: Workspace, mini_engine: Workspace, env: None) -> dict:
     return json.loads(res.stdout)
 
 
+def test_a_log_without_module_rows_says_how_to_get_them(mini_engine: Workspace) -> None:
+    res = _cli("--logs", "workspace", "-w", str(mini_engine.root))
+    assert res.exit_code == 2 and "surfaces.feed.modules.enabled=true" in res.output
+
+
 def test_the_estimate_holds_the_simulated_on_policy_value(report: dict) -> None:
     """The acceptance check: the selected estimator's 95% interval (and dr's, ipw's) holds
     the candidate's simulated click rate per module row, which differs from the logged one."""
@@ -179,8 +184,3 @@ def test_the_table_and_what_to_fix(logged: Workspace, env: None) -> None:
     assert res.exit_code == 2 and "must weigh every logged module kind" in res.output
     res = _cli("--logs", "bandit", "-w", str(logged.root))
     assert res.exit_code == 2 and "--logs workspace" in res.output
-
-
-def test_a_log_without_module_rows_says_how_to_get_them(mini_engine: Workspace) -> None:
-    res = _cli("--logs", "workspace", "-w", str(mini_engine.root))
-    assert res.exit_code == 2 and "surfaces.feed.modules.enabled=true" in res.output

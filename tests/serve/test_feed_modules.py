@@ -131,6 +131,12 @@ def test_impressions_carry_the_rows_propensities(
     for r in page["modules"]:
         for j in range(r["start"], r["end"]):
             assert chance[j] == pytest.approx(r["propensity"]) and props[j]["module"] == r["id"]
+            # what off-policy evaluation reads: the policy's row and the modules it drew among
+            assert props[j]["module_row"] == r["row"] and props[j]["module_among"] == r["among"]
+    assert [r["row"] for r in page["modules"]] == list(range(len(page["modules"])))
+    among = page["modules"][0]["among"]
+    assert len(among) == 4 and {r["id"] for r in page["modules"]} <= set(among)
+    assert all(r["among"] == among for r in page["modules"])
     grid = range(page["modules"][-1]["end"], len(page["items"]))
     assert all(chance[j] == 1.0 and props[j]["explored"] is False for j in grid)
     assert all("module" not in props[j] and "module" not in props[j]["scores"] for j in grid)

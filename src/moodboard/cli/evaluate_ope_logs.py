@@ -123,7 +123,8 @@ def evaluate_logs(
 
 def _print(report: Any) -> None:
     truth = report.on_policy
-    title = f"The module policy {report.policy or '(as logged)'}: {report.reward}s per module row"
+    policy = "; ".join(f"{k}={v}" for k, v in report.policy.items()) or "as logged"
+    title = f"The module policy ({policy}): {report.reward}s per module row"
     notes = [
         f"{report.rounds:,} logged rows of {report.pages:,} feed pages, mean {report.logged:.4f} "
         "(the logging policy's value); 95% bootstrap intervals; SLOPE selects (*)",

@@ -167,7 +167,8 @@ def fresh_items(
             int(config.new_days * 86400e6), "us"
         )
         fresh |= ~np.isnat(t) & (t >= since)
-    order = np.lexsort((-rows, -t.astype(np.int64)))  # NaT is the smallest: last
+    age = np.where(np.isnat(t), np.iinfo(np.int64).max, -t.astype(np.int64))  # NaT: last
+    order = np.lexsort((-rows, age))
     return order[fresh[order]]
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moodboard.blend import CASCADE, EXPLORED, explore_page
+from moodboard.blend import CASCADE, EXPLORED, SlateChoice, explore_page
 from moodboard.blend.compose import ComposeConfig, FreshPolicy, fresh_items, order_page
 from moodboard.data import Candidates, Catalog, IdMap
 from moodboard.data import columns as C
@@ -47,7 +47,15 @@ from moodboard.surfaces.steps import register_blend
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["CASCADE", "COMPOSE", "ENGAGEMENT", "FRESH", "ItemEngagement", "explore_arms"]
+__all__ = [
+    "CASCADE",
+    "COMPOSE",
+    "ENGAGEMENT",
+    "FRESH",
+    "ItemEngagement",
+    "explore_arms",
+    "explore_choice",
+]
 
 #: The step's registry name.
 COMPOSE = "blend/compose"
@@ -222,6 +230,24 @@ def explore_arms(prepared: Prepared, env: SurfaceEnv) -> np.ndarray:
     return st.fresh[allowed[st.fresh]][: env.config.compose.fresh.max_arms]
 
 
+def explore_choice(
+    prepared: Prepared, env: SurfaceEnv, slots: int
+) -> tuple[np.ndarray, SlateChoice]:
+    """The fresh items the policy drew among (``explore_arms``) and its slate of ``slots``
+    for the prepared request (seeded by its user and request key), with the probabilities
+    the page logs; an empty slate with ``fresh.policy = "none"`` or no fresh item."""
+    cfg: ComposeConfig = env.config.compose
+    st: _State = env.memo(_MEMO, lambda: _state(env))
+    arms = explore_arms(prepared, env) if cfg.fresh.policy != "none" and slots else None
+    if arms is None or not len(arms):
+        empty = np.zeros(0)
+        none = np.zeros(0, np.int64)
+        return none, SlateChoice(none, empty, empty, np.zeros((0, 0)))
+    ctx = prepared.context
+    key = str(ctx.get("request_key", ctx.get("key", "")))
+    return arms, st.policy(arms, slots, seed=env.seed, user=ctx.get("user"), key=key)
+
+
 def _deterministic(page: Candidates) -> Candidates:
     """``page`` with the columns of a page without explore slots."""
     ones = np.ones(len(page))
@@ -247,13 +273,10 @@ def blend_compose(
     main = order_page(retrieved.main, cfg, st.vectors, st.attributes)
     at = np.asarray(cfg.fresh.slots, dtype=np.int64) - 1
     at = at[at < horizon]
-    arms = explore_arms(prepared, env) if cfg.fresh.policy != "none" and len(at) else None
-    if arms is None or not len(arms):
+    arms, choice = explore_choice(prepared, env, len(at))
+    if not len(choice.order):
         grid = _deterministic(main.head(horizon))
     else:
-        ctx = prepared.context
-        key = str(ctx.get("request_key", ctx.get("key", "")))
-        choice = st.policy(arms, len(at), seed=env.seed, user=ctx.get("user"), key=key)
         pool = Candidates.from_scores(arms.astype(np.int32), np.zeros(len(arms)), FRESH)
         grid = explore_page(main, pool, choice, at, horizon)
     if "modules" in prepared.context:

@@ -174,16 +174,20 @@ def policy_columns(page: Candidates) -> dict[str, list[Any]]:
     if PROPENSITY not in page.scores:
         return {}
     ones = np.ones(len(page))
-    p = page.score(PROPENSITY)
     explored = np.nan_to_num(page.scores.get(EXPLORED, ones * 0)) > 0
-    out: dict[str, list[Any]] = {
-        PROPENSITY: [float(x) for x in np.where(np.isnan(p), ones, p)],
-        EXPLORED: [bool(e) for e in explored],
-    }
-    if CASCADE in page.scores:
-        c = page.score(CASCADE)
-        out[CASCADE] = [float(x) for x in np.where(np.isnan(c), ones, c)]
+    out: dict[str, list[Any]] = {EXPLORED: [bool(e) for e in explored]}
+    for name in (PROPENSITY, CASCADE):
+        if name in page.scores:
+            p = page.score(name)
+            out[name] = [_probability(x) for x in np.where(np.isnan(p), ones, p)]
     return out
+
+
+def _probability(x: float) -> float:
+    """A logged probability: the shortest decimal of its float32 score (0.85, not
+    0.8500000238), as a module row's; not rounded to a fixed number of decimals, so a small
+    propensity stays positive."""
+    return float(str(np.float32(x)))
 
 
 def page_props(cand: Candidates, cursor: int, k: int) -> list[dict[str, Any]]:

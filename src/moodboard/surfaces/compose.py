@@ -270,10 +270,11 @@ def blend_compose(
     cfg: ComposeConfig = env.config.compose
     st: _State = env.memo(_MEMO, lambda: _state(env))
     horizon = max(need, env.config.per_source)
-    main = order_page(retrieved.main, cfg, st.vectors, st.attributes)
     at = np.asarray(cfg.fresh.slots, dtype=np.int64) - 1
     at = at[at < horizon]
     arms, choice = explore_choice(prepared, env, len(at))
+    # the arms leave the ranked list first, so the slot rules hold over what stays
+    main = order_page(retrieved.main.exclude(arms), cfg, st.vectors, st.attributes)
     if not len(choice.order):
         grid = _deterministic(main.head(horizon))
     else:

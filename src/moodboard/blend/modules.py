@@ -10,8 +10,8 @@ its ``propensity`` (ARCHITECTURE.md, convention 8: the draw is seeded by the req
 ``compose`` lays the page out: each shown module's best items (in its ranked order, items of
 earlier rows left out), then the grid without them. Three score columns say where each item
 came from: ``module`` (the index of its module among the candidates, NaN in the grid),
-``propensity`` (its module's, 1 in the grid) and ``explored`` (1 when the random order was
-drawn).
+``propensity`` (its module's; in the grid 1, or the grid's own when a policy drew it) and
+``explored`` (1 when the random order was drawn; in the grid, the grid's own).
 """
 
 from __future__ import annotations
@@ -150,6 +150,7 @@ def compose(
     rest = grid.exclude(taken)
     n = len(rest)
     tags = {MODULE: np.full(n, np.nan), PROPENSITY: np.ones(n), EXPLORED: np.zeros(n)}
+    tags |= {c: rest.scores[c] for c in (PROPENSITY, EXPLORED) if c in rest.scores}  # drawn
     page = Candidates(rest.items, {**rest.scores, **tags}, rest.sources)
     for part in reversed(parts):
         page = concat(part, page)

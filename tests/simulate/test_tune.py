@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moodboard.ingest import Workspace
 from moodboard.simulate.tune import (
     OBJECTIVES,
     TrialResult,
@@ -52,3 +53,26 @@ def test_the_report_holds_every_trial_and_marks_the_frontier(tmp_path: Path) -> 
 def test_weight_ranges_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="low < high"):
         TuneWeightsConfig(ranges={"p_click": (2.0, 1.0)})
+
+
+def test_tune_weights_runs_trials_through_the_engine_and_writes_the_frontier(
+    mini_engine: Workspace, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from moodboard.cli import app
+
+    out = tmp_path / "tune"
+    args = ["tune", "weights", "-w", str(mini_engine.root), "--surface", "feed", "--trials", "2"]
+    args += ["--users", "20", "--days", "1", "--seed", "3", "--out", str(out), "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    trials = doc["trials"]
+    assert len(trials) == 2 and any(t["pareto"] for t in trials)
+    for t in trials:
+        assert set(t["objectives"]) == set(OBJECTIVES)
+        assert t["objectives"]["clicks_per_user"] > 0 and 0 < t["objectives"]["diversity"] <= 1
+        assert set(t["weights"]) == set(TuneWeightsConfig().ranges)
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert not list(mini_engine.root.parent.glob("moodboard-tune-*"))  # trial copies removed

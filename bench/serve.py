@@ -128,11 +128,26 @@ def _time(fn: Callable[[int], object], n: int) -> list[float]:
     return out
 
 
-#: The ``/feed`` servers: the fused order, and the multi-head ranker over its first candidates.
+#: The ``/feed`` servers: the fused order, the multi-head ranker over its first candidates,
+#: and that ranker with the composed page (utility, diversity, slot rules, explore slots).
 FEED_RANKERS = {
     "rank/noop": {},
     "rank/multihead": {"MOODBOARD_SURFACES__FEED__RANKER": "rank/multihead"},
+    "rank/multihead + blend/compose": {
+        "MOODBOARD_SURFACES__FEED__RANKER": "rank/multihead",
+        "MOODBOARD_SURFACES__FEED__BLEND": "blend/compose",
+    },
 }
+
+
+def _blend_ms(url: str, users: list[str], n: int) -> float:
+    """The median time of the blend stage over ``n`` pages asked with ``explain=1``."""
+    ms = []
+    with httpx.Client(timeout=30) as c:
+        for i in range(n):
+            page = c.get(f"{url}/{users[i % len(users)]}", params={"explain": 1}).json()
+            ms += [st["ms"] for st in page["explain"]["stages"] if st["name"] == "blend"]
+    return float(np.median(ms)) if ms else float("nan")
 
 
 def _feed_rows(ws: Workspace, engine: Engine, n: int) -> list[dict]:
@@ -140,9 +155,10 @@ def _feed_rows(ws: Workspace, engine: Engine, n: int) -> list[dict]:
     ``rank/multihead`` (skipped when the version trained none)."""
     users = [u for u in engine.histories.users() if len(engine.history(u))][:n] or ["nobody"]
     rows = []
-    for ranker, env in FEED_RANKERS.items():
+    for what, env in FEED_RANKERS.items():
+        ranker = env.get("MOODBOARD_SURFACES__FEED__RANKER", "rank/noop")
         if ranker != "rank/noop" and not engine.manifest["components"].get(ranker, {}).get("path"):
-            print(f"/feed with {ranker}: not trained in this version, skipped")
+            print(f"/feed with {what}: {ranker} not trained in this version, skipped")
             continue
         port = _free_port()
         proc = _serve(ws, port, env)
@@ -151,7 +167,8 @@ def _feed_rows(ws: Workspace, engine: Engine, n: int) -> list[dict]:
             call = lambda c, i, url=url: c.get(f"{url}/{users[i % len(users)]}")  # noqa: E731
             _load(call, 20, 1)
             lat, wall, errors = _load(call, n, 1)
-            rows.append(_row(f"GET /feed ({ranker})", 1, lat, wall, errors))
+            row = _row(f"GET /feed ({what})", 1, lat, wall, errors)
+            rows.append(row | {"blend_ms": _blend_ms(url, users, min(n, 50))})
         finally:
             proc.terminate()
             proc.wait(30)
@@ -225,6 +242,7 @@ def main() -> None:
         chain = next(r for r in rows if r["what"] == "search chain in-process")
         for r in rows:
             r["x_of_chain"] = r["p50_ms"] / chain["p50_ms"]
+            r.setdefault("blend_ms", float("nan"))  # the /feed rows' blend stage (explain)
         rows.append(
             {
                 "what": "HTTP /search over in-process chain (p50)",
@@ -235,12 +253,23 @@ def main() -> None:
                 "rps": float("nan"),
                 "errors": 0,
                 "x_of_chain": srch["p50_ms"] / chain["p50_ms"],
+                "blend_ms": float("nan"),
             }
         )
         report(
             "serve",
             rows,
-            ["what", "concurrency", "requests", "p50_ms", "p99_ms", "rps", "errors", "x_of_chain"],
+            [
+                "what",
+                "concurrency",
+                "requests",
+                "p50_ms",
+                "p99_ms",
+                "rps",
+                "errors",
+                "x_of_chain",
+                "blend_ms",
+            ],
         )
         print(f"catalog: {len(engine.catalog):,} products; workspace {ws.root}; pid {os.getpid()}")
 

@@ -18,7 +18,7 @@ ALLOWED = {
     "errors": set(),
     "media": {"errors"},  # a leaf too: the image formats and limits every stage enforces
     # config only composes Settings from the components' own configs
-    "config": {"errors", "retrieve", "understand", "rank"},
+    "config": {"errors", "retrieve", "understand", "rank", "blend"},
     "ingest": {"data", "errors", "config", "media"},
     "datasets": {"data", "errors", "config", "ingest"},
     "pipelines": {"data", "errors", "config", "ingest"},

@@ -33,6 +33,10 @@ def test_sample_config_loads_and_equals_the_defaults(monkeypatch: pytest.MonkeyP
     assert set(raw["simulate"]) - {"click_model"} == sim_keys
     feed = raw["surfaces"]["feed"]
     assert {"two_tower", "sequence", "walks", "interests"} <= set(feed)
+    compose = defaults.surfaces.feed.compose
+    assert set(feed["compose"]) == set(type(compose).model_fields)
+    for name in ("diversity", "fresh"):
+        assert set(feed["compose"][name]) == set(type(getattr(compose, name)).model_fields)
 
 
 def test_component_sections_configure_the_components(

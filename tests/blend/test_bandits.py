@@ -145,6 +145,19 @@ def test_thompson_learns_and_explores_the_fresh_arms() -> None:
     np.testing.assert_array_equal(more.posterior(arms)[1], policy.posterior(arms)[1])
 
 
+def test_thompson_trials_count_as_that_many_rewards() -> None:
+    """An item's impressions and click-through rate fit as one row each (``trials``)."""
+    rows = ThompsonSampling().fit(np.array([0] * 10 + [1] * 4), np.array([1] * 3 + [0] * 11))
+    shares = ThompsonSampling().fit(np.array([0, 1]), np.array([0.3, 0.0]), np.array([10, 4]))
+    arms = np.array([0, 1, 2])
+    for got, want in zip(shares.posterior(arms), rows.posterior(arms), strict=True):
+        np.testing.assert_allclose(got, want)
+    nothing = ThompsonSampling().fit(np.zeros(0, dtype=np.int64), np.zeros(0))
+    assert nothing.posterior(arms)[0].tolist() == [1.0, 1.0, 1.0]  # the prior everywhere
+    with pytest.raises(ConfigError, match="trials"):
+        ThompsonSampling().fit(np.array([0]), np.array([0.5]), np.array([-1.0]))
+
+
 def test_thompson_draws_among_at_most_max_arms() -> None:
     policy = _thompson([0, 0, 0, 0, 9], [90, 90, 90, 90, 1], max_arms=2)
     choice = policy(np.arange(5), 2, request_id="r", **REQ)

@@ -181,3 +181,22 @@ def test_quality_floor_on_beauty(
     # measured with FAST: NDCG@10 0.0369, HR@10 0.0685 (published SASRec: 0.0318 / 0.0605;
     # the default config, ~5 min: 0.0505 / 0.0849)
     assert ndcg >= 0.033 and hit >= 0.062, (ndcg, hit)
+
+
+def test_the_kept_item_table_follows_the_weights() -> None:
+    import torch
+
+    from moodboard.retrieve._sasrec import ItemTable
+
+    torch.manual_seed(0)
+    attrs = torch.randint(0, 4, (11, 3))
+    table = ItemTable(10, 8, attrs, 4).eval()
+    with torch.inference_mode():
+        kept = table.table()
+        assert torch.equal(kept, table.rows(None)) and table.table() is kept  # kept
+    with torch.no_grad():
+        table.attributes.weight.add_(1.0)  # an in-place change, as an optimizer step makes
+    with torch.inference_mode():
+        assert torch.equal(table.table(), table.rows(None)) and table.table() is not kept
+    table.train()
+    assert table.table() is not table.table()  # training: never kept

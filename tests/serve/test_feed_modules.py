@@ -162,3 +162,14 @@ def test_shoppers_are_listed_only_in_demo_mode(client: TestClient, ws_copy: Work
     sizes = [s["history"] for s in listed]
     assert len(listed) == 5 and sizes == sorted(sizes, reverse=True)
     assert all(len(engine.history(s["id"])) == s["history"] > 0 for s in listed)
+
+
+def test_new_arrivals_are_the_newest_dated_items_and_undated_ones_come_last() -> None:
+    from moodboard.surfaces.modules import _by_age
+
+    created = np.array(
+        ["2026-01-02", "NaT", "2026-03-01", "2025-12-31", "NaT"], dtype="datetime64[us]"
+    )
+    catalog = type("C", (), {"created_at": created, "__len__": lambda self: 5})()
+    env = type("Env", (), {"catalog": catalog})()
+    assert _by_age(env).tolist() == [2, 0, 3, 4, 1]  # undated: the rows added last first

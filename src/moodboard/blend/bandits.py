@@ -129,31 +129,40 @@ class ThompsonSampling:
     def __init__(self, config: ThompsonConfig | None = None) -> None:
         self.config = config or ThompsonConfig()
 
-    def fit(self, arms: np.ndarray, rewards: np.ndarray) -> Self:
+    def fit(self, arms: np.ndarray, rewards: np.ndarray, trials: np.ndarray | None = None) -> Self:
         """Learn the posteriors from scratch: one Bernoulli reward (or a share in [0, 1]) per
-        shown arm.
+        shown arm; with ``trials``, each row stands for that many showings with that share
+        of successes (an item's impressions and its click-through rate).
 
         Raises
         ------
         ConfigError
-            If an arm id is negative or the rewards do not fit the arms.
+            If an arm id is negative, or the rewards or trials do not fit the arms.
         """
         self.successes_ = np.zeros(0)
         self.failures_ = np.zeros(0)
-        return self.partial_fit(arms, rewards)
+        return self.partial_fit(arms, rewards, trials)
 
-    def partial_fit(self, arms: np.ndarray, rewards: np.ndarray) -> Self:
+    def partial_fit(
+        self, arms: np.ndarray, rewards: np.ndarray, trials: np.ndarray | None = None
+    ) -> Self:
         """Add rewards to the posteriors (``fit`` from the prior when not fitted yet).
 
         Raises
         ------
         ConfigError
-            If an arm id is negative or the rewards do not fit the arms.
+            If an arm id is negative, or the rewards or trials do not fit the arms.
         """
         if not hasattr(self, "successes_"):
-            return self.fit(arms, rewards)
+            return self.fit(arms, rewards, trials)
         arms = self._arms(arms)
         r = rewards_of(arms, rewards, "ThompsonSampling")
+        n = np.ones(len(arms)) if trials is None else np.asarray(trials, dtype=np.float64)
+        if n.shape != r.shape or not np.all(n >= 0):  # NaN fails too
+            raise ConfigError(
+                "The 'trials' of ThompsonSampling.fit must be one count >= 0 per arm. "
+                f"Got shape {n.shape} instead."
+            )
         if len(arms) and arms.max() > self.config.max_arm_id:
             raise ConfigError(
                 f"The arm ids of ThompsonSampling.fit must be <= max_arm_id "
@@ -164,8 +173,8 @@ class ThompsonSampling:
             grow = size - len(self.successes_)
             self.successes_ = np.concatenate([self.successes_, np.zeros(grow)])
             self.failures_ = np.concatenate([self.failures_, np.zeros(grow)])
-        np.add.at(self.successes_, arms, r)
-        np.add.at(self.failures_, arms, 1.0 - r)
+        np.add.at(self.successes_, arms, r * n)
+        np.add.at(self.failures_, arms, (1.0 - r) * n)
         return self
 
     def posterior(self, arms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +187,9 @@ class ThompsonSampling:
         """
         self._check_fitted()
         arms = self._arms(arms)
+        if not len(self.successes_):  # fitted on no rewards: every arm has the prior
+            zeros = np.zeros(len(arms))
+            return self.config.prior_alpha + zeros, self.config.prior_beta + zeros
         known = arms < len(self.successes_)
         s = np.where(known, self.successes_[np.where(known, arms, 0)], 0.0)
         f = np.where(known, self.failures_[np.where(known, arms, 0)], 0.0)

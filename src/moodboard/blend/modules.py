@@ -10,12 +10,12 @@ its ``propensity`` (ARCHITECTURE.md, convention 8: the draw is seeded by the req
 ``compose`` lays the page out: each shown module's best items (in its ranked order, items of
 earlier rows left out), then the grid without them. Three score columns say where each item
 came from: ``module`` (the index of its module among the candidates, NaN in the grid),
-``propensity`` (its module's, 1 in the grid) and ``explored`` (1 when the random order was
-drawn). Two more say what the policy drew among, for off-policy evaluation
-(``evaluate.ope_logs``): ``module_row`` (the policy's row ``j`` of the item's module, which
-differs from the row's place on the page when an earlier row kept no items) and
-``module_among`` (the candidates the policy ordered, as the bit mask ``sum(2 ** m)`` of their
-indices; NaN in the grid).
+``propensity`` (its module's; in the grid 1, or the grid's own when a policy drew it) and
+``explored`` (1 when the random order was drawn; in the grid, the grid's own). Two more say
+what the policy drew among, for off-policy evaluation (``evaluate.ope_logs``): ``module_row``
+(the policy's row ``j`` of the item's module, which differs from the row's place on the page
+when an earlier row kept no items) and ``module_among`` (the candidates the policy ordered, as
+the bit mask ``sum(2 ** m)`` of their indices; NaN in the grid).
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ def compose(
     n = len(rest)
     tags = {MODULE: np.full(n, np.nan), PROPENSITY: np.ones(n), EXPLORED: np.zeros(n)}
     tags |= {ROW: np.full(n, np.nan), AMONG: np.full(n, np.nan)}
+    tags |= {c: rest.scores[c] for c in (PROPENSITY, EXPLORED) if c in rest.scores}  # drawn
     page = Candidates(rest.items, {**rest.scores, **tags}, rest.sources)
     for part in reversed(parts):
         page = concat(part, page)

@@ -17,6 +17,8 @@ Layout of a version::
                           registry name with "/" as "_"); every source folder holds a source.json
     feed/fusion.json      the feed's fusion weights, tuned on held-out interactions
     feed/histories.parquet  each user's recent interactions, for the feed
+    feed/engagement.parquet  each item's impressions, clicks and engagements (the feed's
+                          explore policy, blend/compose)
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
     rank_lambdamart/      the search ranker (LightGBM model.txt + ranker.json), if trained
@@ -42,6 +44,7 @@ from moodboard.rank import LambdaMARTRanker, MultiHeadRanker
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
+from moodboard.surfaces.compose import ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.understand.query import QueryUnderstanding
 
@@ -104,6 +107,7 @@ _PARTS = (
         lambda s: s.surfaces.related.complements,
     ),
     Part("feed/histories", "feed/histories.parquet", UserHistories),
+    Part("feed/engagement", "feed/engagement.parquet", ItemEngagement),
     _source("two_tower", None, lambda s: s.surfaces.feed.two_tower),
     _source("sequence", None, lambda s: s.surfaces.feed.sequence),
     _source("graph/walks", None, lambda s: s.surfaces.feed.walks),

@@ -26,6 +26,7 @@ from moodboard.pipelines import connect as connect_engine
 from moodboard.pipelines import popularity_table
 from moodboard.retrieve import CandidateSource, SourceConfig, TrainingData
 from moodboard.retrieve.registry import source_class
+from moodboard.surfaces.compose import ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.understand.query import QueryUnderstanding
 
@@ -221,6 +222,34 @@ class HistoriesStep(BuildStep):
             dict(zip(users, seqs, strict=True)), dict(zip(users, weights, strict=True))
         ).save(out / self.folder)
         return {self.name: {"path": self.folder, "users": len(users)}}
+
+
+class EngagementStep(BuildStep):
+    """``feed/engagement``: each item's impressions, clicks and engagements (clicks, saves,
+    carts, purchases) in the event log, bots left out: the feed's explore policy learns from
+    them which items are fresh and how they did (``surfaces.compose``)."""
+
+    name, label = "feed/engagement", "feed_engagement"  # type: ignore[assignment]
+
+    def message(self, ctx: BuildContext) -> str:
+        return "counting each item's impressions and engagements"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        counts = ItemEngagement()
+        if ctx.has_events:
+            t = ctx.events()
+            t = t.filter(t.item_id.notnull())
+            kinds = ("click", "save", "add_to_cart", "purchase")
+            got = t.group_by("item_id").aggregate(
+                impressions=(t.type == "impression").sum(),
+                clicks=(t.type == "click").sum(),
+                engagements=t.type.isin(kinds).sum(),
+            )
+            a = got.to_pyarrow()
+            cols = [a.column(n).to_numpy(zero_copy_only=False) for n in ItemEngagement.COLUMNS]
+            counts = ItemEngagement(a.column("item_id").to_pylist(), *cols)
+        counts.save(out / self.folder)
+        return {self.name: {"path": self.folder, "items": len(counts)}}
 
 
 class UnderstandStep(BuildStep):

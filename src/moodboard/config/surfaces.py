@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from moodboard.blend.compose import ComposeConfig
 from moodboard.config.models import (
     EASEConfig,
     FuseSettings,
@@ -152,6 +153,9 @@ class FeedConfig(_Chain):
     holding out the last item of
     ``valid_users`` users to measure them and, with ``tune_fusion``, to tune the fusion weights
     and ``k``, which then replace ``fuse`` (see ``build.recommenders``).
+
+    ``blend = "blend/compose"`` composes the page with ``compose`` instead (utility weights,
+    diversity, slot rules, explore slots for fresh items; ``surfaces.compose``).
     """
 
     prepare: str = "prepare/feed"
@@ -182,6 +186,7 @@ class FeedConfig(_Chain):
     interests: InterestsConfig = InterestsConfig()
     ease: EASEConfig = EASEConfig(l2=500.0, neighbours=200, threads=1)
     modules: ModulesConfig = ModulesConfig()
+    compose: ComposeConfig = ComposeConfig()
 
     def chain_sources(self) -> tuple[str, ...]:
         """The sources the chain may ask: ``sources``, then the modules' neighbour sources."""

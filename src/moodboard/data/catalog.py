@@ -54,6 +54,9 @@ class Catalog:
     image: np.ndarray
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     created_at: np.ndarray | None = None
+    _levels: dict[str, tuple[list[frozenset[str]], np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,6 +102,26 @@ class Catalog:
     def attribute(self, name: str) -> np.ndarray:
         """One attribute's values (all None when the catalog lacks it)."""
         return self.attributes.get(name, _obj([None] * len(self)))
+
+    def value_levels(self, name: str) -> tuple[list[frozenset[str]], np.ndarray]:
+        """The distinct values of ``category`` (its path's levels) or of an attribute, each as
+        the set of its lowercased levels, and each item's index among them (memoized)."""
+        hit = self._levels.get(name)
+        if hit is None:
+            col = self.category if name == "category" else self.attribute(name)
+            index: dict[object, int] = {}
+            levels: list[frozenset[str]] = []
+            inverse = np.empty(len(col), dtype=np.int64)
+            for i, v in enumerate(col.tolist()):
+                j = index.get(v)
+                if j is None:
+                    j = index[v] = len(levels)
+                    parts = str(v).split("/") if name == "category" else [str(v)]
+                    ok = v is not None and (name != "category" or bool(v))
+                    levels.append(frozenset(p.lower() for p in parts) if ok else frozenset())
+                inverse[i] = j
+            hit = self._levels[name] = (levels, inverse)
+        return hit
 
     def search_text(self, i: int) -> str:
         """Title, brand, category and attribute values of item ``i``, for text embeddings."""

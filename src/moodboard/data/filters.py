@@ -40,12 +40,7 @@ class ItemFilter(BaseModel):
                 ok &= catalog.price <= self.price_max
         for name, values in self.attributes.items():
             wanted = {v.lower() for v in values}
-            if name == "category":
-                col = catalog.category
-                ok &= np.array(
-                    [bool(c) and any(p.lower() in wanted for p in c.split("/")) for c in col]
-                )
-            else:
-                col = catalog.attribute(name)
-                ok &= np.array([v is not None and v.lower() in wanted for v in col])
+            levels, inverse = catalog.value_levels(name)
+            hit = np.fromiter((not w.isdisjoint(wanted) for w in levels), bool, len(levels))
+            ok &= hit[inverse]
         return ok

@@ -52,6 +52,23 @@ class ItemTable(nn.Module):
         """The full ``(n_items + 1, dim)`` table."""
         return self.rows(None)
 
+    def table(self) -> torch.Tensor:
+        """The full table; in inference mode, kept between calls while the weights are the
+        same (a parameter's version moves with every in-place change: an optimizer step, a
+        ``load_state_dict``)."""
+        if self.training or not torch.is_inference_mode_enabled():
+            return self.rows(None)
+        params = (
+            [self.ids.weight]
+            if self.attributes is None
+            else [self.ids.weight, self.attributes.weight]
+        )
+        key = tuple((id(p), p._version) for p in params)
+        kept = self.__dict__.get("_kept")
+        if kept is None or kept[0] != key:
+            kept = self.__dict__["_kept"] = (key, self.rows(None))
+        return kept[1]
+
     def rows(self, idx: torch.Tensor | None) -> torch.Tensor:
         """The vectors of rows ``idx`` (any shape, + ``(dim,)``); None: the full table."""
         vec = self.ids.weight if idx is None else self.ids(idx)
@@ -150,7 +167,7 @@ class SASRec(nn.Module):
 
     def scores(self, state: torch.Tensor) -> torch.Tensor:
         """``(B, n_items)`` scores of the real items (padding row left out)."""
-        return state @ self.items()[1:].T
+        return state @ self.items.table()[1:].T
 
 
 def _init(m: nn.Module) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from moodboard.data import Candidates, Catalog
 from moodboard.rank.rows import candidate_props
+from moodboard.surfaces.compose import CASCADE
 from moodboard.surfaces.modules import (
     AMONG,
     EXPLORED,
@@ -132,8 +133,10 @@ def build_page(
     scores = page_score(page)
     items = []
     feats = features(page) if explain and features is not None and len(page) else {}
+    drawn = policy_columns(page)
     for j, i in enumerate(page.items.tolist()):
         row = cards(i) | {"score": _num(scores[j]), "position": cursor + j + 1}
+        row |= {name: values[j] for name, values in drawn.items()}
         if explain:
             src = page.sources[j] if len(page.sources) else ""
             row["explain"] = {
@@ -176,18 +179,45 @@ def module_rows(page: Candidates, modules: Sequence[Any]) -> list[dict[str, Any]
     return rows
 
 
+def policy_columns(page: Candidates) -> dict[str, list[Any]]:
+    """What a page drawn by a policy (its candidates carry ``propensity``: modules,
+    ``blend/compose``) says of each item: ``propensity`` (1 where nothing was drawn, e.g. a
+    fallback item), ``explored`` and, with explore slots, ``propensity_cascade``; nothing for
+    a deterministic page."""
+    if PROPENSITY not in page.scores:
+        return {}
+    ones = np.ones(len(page))
+    explored = np.nan_to_num(page.scores.get(EXPLORED, ones * 0)) > 0
+    out: dict[str, list[Any]] = {EXPLORED: [bool(e) for e in explored]}
+    for name in (PROPENSITY, CASCADE):
+        if name in page.scores:
+            p = page.score(name)
+            out[name] = [_probability(x) for x in np.where(np.isnan(p), ones, p)]
+    return out
+
+
+def _probability(x: float) -> float:
+    """A logged probability: the shortest decimal of its float32 score (0.85, not
+    0.8500000238), as a module row's; not rounded to a fixed number of decimals, so a small
+    propensity stays positive."""
+    return float(str(np.float32(x)))
+
+
 def page_props(cand: Candidates, cursor: int, k: int) -> list[dict[str, Any]]:
     """The logged ``props`` of items ``cursor .. cursor + k`` of ``cand`` (the page's items):
-    each item's source names and its scores (``rank.rows.candidate_props``); on a page of
-    modules, ``explored`` (whether the policy drew its row at random; false in the grid)
-    instead of the layout's columns."""
+    each item's source names and its scores (``rank.rows.candidate_props``); on a page drawn
+    by a policy (modules, ``blend/compose``), ``explored`` (whether the policy drew the item's
+    row at random, or put it in an explore slot) and, with explore slots,
+    ``propensity_cascade``, instead of those columns."""
     page = cand.take(np.arange(cursor, min(cursor + k, len(cand))))
-    if MODULE not in page.scores:
+    drawn = policy_columns(page)
+    if not drawn:
         return candidate_props(page)
-    scores = {n: v for n, v in page.scores.items() if n not in LAYOUT_COLUMNS}
+    skip = {*LAYOUT_COLUMNS, CASCADE}
+    scores = {n: v for n, v in page.scores.items() if n not in skip}
     props = candidate_props(Candidates(page.items, scores, page.sources))
-    explored = np.nan_to_num(page.score(EXPLORED)) > 0
-    return [p | {"explored": bool(e)} for p, e in zip(props, explored, strict=True)]
+    extra = {n: v for n, v in drawn.items() if n != PROPENSITY}
+    return [p | {n: v[j] for n, v in extra.items()} for j, p in enumerate(props)]
 
 
 def impression_rows(
@@ -199,11 +229,12 @@ def impression_rows(
 ) -> list[dict[str, Any]]:
     """One ``impression`` event per item of a served page.
 
-    The ranking is deterministic given the request, so an item's propensity is 1, except in
-    a row of modules (the page's ``modules``), drawn by a policy: there it is the row's
+    The ranking is deterministic given the request, so an item's propensity is 1, except
+    where a policy drew it: in a row of modules (the page's ``modules``) it is the row's
     ``propensity``, and the item's ``props`` name its ``module``, the policy's row
-    (``module_row``) and the module ids it drew among (``module_among``): what off-policy
-    evaluation reads (``evaluate.ope_logs``).
+    (``module_row``) and the module ids it drew among (``module_among``), what off-policy
+    evaluation reads (``evaluate.ope_logs``); in an explore slot of ``blend/compose`` it is
+    the item's own ``propensity`` (the page item's field).
 
     Parameters
     ----------
@@ -229,7 +260,7 @@ def impression_rows(
             f"{len(items)} items."
         )
     when = (ts or datetime.now(UTC)).isoformat()
-    chance = [1.0] * len(items)
+    chance = [float(it.get(PROPENSITY, 1.0)) for it in items]
     drawn: list[dict[str, Any]] = [{} for _ in items]
     for row in page.get("modules") or ():
         for j in range(row["start"], row["end"]):

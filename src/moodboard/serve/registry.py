@@ -48,6 +48,7 @@ from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
 from moodboard.surfaces import Complements, Surface, build_surface
+from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
 from moodboard.understand.image import ImageEncoder
@@ -228,6 +229,8 @@ class Engine:
             feed_config = feed_config.model_copy(update={"fuse": fuse})
         found = part_path(path, manifest, "feed/histories")
         histories = UserHistories.load(found) if found else UserHistories()
+        found = part_path(path, manifest, "feed/engagement")
+        engagement = ItemEngagement.load(found) if found else None
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
@@ -235,6 +238,7 @@ class Engine:
             "complements": complements,
             "encode_upload": images.encode_upload,
             "histories": histories,
+            ENGAGEMENT: engagement,
             **(resources or {}),
         }
         resources |= realtime_resources(path, manifest)

@@ -12,7 +12,7 @@ from moodboard.config import (
     SurfaceConfig,
     VisualConfig,
 )
-from moodboard.surfaces import board, feed, popular, related, search, visual
+from moodboard.surfaces import board, compose, feed, popular, related, search, visual
 from moodboard.surfaces.complements import Complement, Complements
 from moodboard.surfaces.runner import (
     Prepared,
@@ -50,6 +50,7 @@ __all__ = [
     "VisualConfig",
     "board",
     "build_surface",
+    "compose",
     "feed",
     "popular",
     "register_blend",

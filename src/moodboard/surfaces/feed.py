@@ -175,16 +175,18 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     user = request.user_id
     query = SourceQuery(history=hist, weights=w, user=user, item_filter=f, exclude=skip)
     cold = SourceQuery(item_filter=f, exclude=skip)
+    # the key of the policies' draws (modules, blend/compose): the session, else the request
+    request_key = request.session if request.session is not None else request.request_id
     context = {
         "user": user,
         "key": request.session if request.session is not None else _utc_day(request.ts),
         "personalized": bool(names),
+        "request_key": request_key,
     }
     lists, given = {}, {}
     if cfg.modules.enabled:
         modules, lists, given = candidate_modules(request, env, hist, w, query)
-        key = request.session if request.session is not None else request.request_id
-        context |= {"modules": modules, "module_key": key}
+        context |= {"modules": modules, "module_key": request_key}
     return Prepared(
         {n: Probe(query) for n in names},
         max(need, cfg.per_source),

@@ -108,7 +108,8 @@ def _by_age(env: SurfaceEnv) -> np.ndarray:
     rows = np.arange(len(env.catalog))
     if created is None:
         return rows[::-1].copy()
-    t = np.asarray(created, dtype="datetime64[us]").astype(np.int64)  # NaT: the smallest
+    c = np.asarray(created, dtype="datetime64[us]")
+    t = np.where(np.isnat(c), np.iinfo(np.int64).min + 1, c.astype(np.int64))  # NaT: oldest
     return np.lexsort((-rows, -t))
 
 

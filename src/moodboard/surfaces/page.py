@@ -25,12 +25,18 @@ def page_score(cand: Candidates) -> np.ndarray:
     return np.zeros(len(cand), dtype=np.float32)
 
 
+def _chance(p: float) -> float:
+    """A logged propensity: 1 where nothing was drawn (NaN: e.g. a fallback item)."""
+    return 1.0 if np.isnan(p) else float(p)
+
+
 def to_page(res: SurfaceResult, request: Request, catalog: Catalog, surface: str) -> Page:
     """The ``Page`` of items ``cursor .. cursor + k`` of a surface's result."""
     start, k = request.cursor, request.k
     cand = res.candidates.take(np.arange(start, min(start + k, len(res.candidates))))
     scores = page_score(cand)
     ids = catalog.ids.external(cand.items.tolist()) if len(cand) else []
+    chance = cand.scores.get(C.PROPENSITY)  # a page a policy drew (modules, blend/compose)
     items = []
     for j, item_id in enumerate(ids):
         explanation = None
@@ -45,6 +51,7 @@ def to_page(res: SurfaceResult, request: Request, catalog: Catalog, surface: str
                 id=item_id,
                 score=0.0 if np.isnan(score) else score,
                 position=start + j + 1,
+                propensity=None if chance is None else _chance(chance[j]),
                 explanation=explanation,
             )
         )

@@ -23,6 +23,11 @@ _log = logging.getLogger(__name__)
 PREPARES: dict[str, PrepareFn] = {}
 #: Registry name -> blend step.
 BLENDS: dict[str, BlendFn] = {}
+#: ``(env, ranker name) -> None``: checks a blend step's config against the chain when the
+#: chain is built (an engine load), raising ``ConfigError``, and may prepare its state.
+BlendSetup = Callable[[SurfaceEnv, str], None]
+#: Registry name -> the blend step's setup, for the steps that have one.
+BLEND_SETUPS: dict[str, BlendSetup] = {}
 
 
 def _register(table: dict, prefix: str, name: str) -> Callable[[Any], Any]:
@@ -47,14 +52,17 @@ def register_prepare(name: str) -> Callable[[PrepareFn], PrepareFn]:
     return _register(PREPARES, "prepare/", name)
 
 
-def register_blend(name: str) -> Callable[[BlendFn], BlendFn]:
-    """A decorator registering a blend step as ``name`` (``blend/<kind>``).
+def register_blend(name: str, setup: BlendSetup | None = None) -> Callable[[BlendFn], BlendFn]:
+    """A decorator registering a blend step as ``name`` (``blend/<kind>``), with the
+    ``setup`` that ``build_surface`` runs on a chain declaring it.
 
     Raises
     ------
     ConfigError
         If ``name`` does not start with ``blend/``.
     """
+    if setup is not None:
+        BLEND_SETUPS[name] = setup
     return _register(BLENDS, "blend/", name)
 
 
@@ -101,17 +109,22 @@ def build_surface(
     Raises
     ------
     ConfigError
-        If a step or ranker name is not registered.
+        If a step or ranker name is not registered, or the blend step's setup refuses the
+        chain (e.g. ``blend/compose`` weighing scores its ranker does not write).
     """
     resources = dict(resources or {})
     env = SurfaceEnv(catalog, dict(sources), config, seed, resources)
+    ranker = make_ranker(config.ranker, seed, resources)
+    blend = _step(BLENDS, config.blend, "blend")
+    if blend.name in BLEND_SETUPS:
+        BLEND_SETUPS[blend.name](env, ranker.name)
     return Surface(
         name,
         _step(PREPARES, config.prepare or f"prepare/{name}", "prepare"),
         config.chain_sources(),
         Fuser(config.fuse),
-        make_ranker(config.ranker, seed, resources),
-        _step(BLENDS, config.blend, "blend"),
+        ranker,
+        blend,
         config.fallback,
         env,
     )

@@ -118,6 +118,7 @@ class SlotRules:
     def _place(self, codes: list[np.ndarray], n: int) -> tuple[np.ndarray, int]:
         """The placed order (then the deferred, then beyond the depth) and how many placed."""
         depth = min(self.config.depth, n)
+        ints = [c.tolist() for c in codes]  # Python ints: the loop below indexes them often
         # the last ``window - 1`` placed codes per rule, and the counts of each code in them
         windows = [deque(maxlen=r.window - 1) for r in self.config.rules]
         counts: list[dict[int, int]] = [{} for _ in self.config.rules]
@@ -128,8 +129,8 @@ class SlotRules:
             pick = -1
             for pos, i in enumerate(waiting):
                 if all(
-                    code[i] < 0 or cnt.get(int(code[i]), 0) < cap
-                    for code, cnt, cap in zip(codes, counts, caps, strict=True)
+                    code[i] < 0 or cnt.get(code[i], 0) < cap
+                    for code, cnt, cap in zip(ints, counts, caps, strict=True)
                 ):
                     pick = pos
                     break
@@ -137,10 +138,10 @@ class SlotRules:
                 break
             i = waiting.pop(pick)
             placed.append(i)
-            for code, cnt, win in zip(codes, counts, windows, strict=True):
+            for code, cnt, win in zip(ints, counts, windows, strict=True):
                 if len(win) == win.maxlen and win[0] >= 0:  # leaves the window
                     cnt[win[0]] -= 1
-                v = int(code[i])
+                v = code[i]
                 win.append(v)
                 if v >= 0:
                     cnt[v] = cnt.get(v, 0) + 1

@@ -62,3 +62,13 @@ def test_the_mask_is_each_items_own_test(f: ItemFilter) -> None:
     want = [_one(f, cat, i) for i in range(len(cat))]
     assert f.mask(cat).tolist() == want
     assert f.mask(cat).tolist() == want  # again, from the catalog's memo
+
+
+def test_a_catalog_copied_with_other_categories_does_not_reuse_the_memo() -> None:
+    from dataclasses import replace
+
+    cat = _catalog(50, 1)
+    f = ItemFilter(attributes={"category": ("shoes",)})
+    assert f.mask(cat).any()
+    other = replace(cat, category=np.array(["Bags/Totes"] * 50, dtype=object))
+    assert not f.mask(other).any()

@@ -55,7 +55,7 @@ class Catalog:
     attributes: dict[str, np.ndarray] = field(default_factory=dict)
     created_at: np.ndarray | None = None
     _levels: dict[str, tuple[list[frozenset[str]], np.ndarray]] = field(
-        default_factory=dict, repr=False, compare=False
+        default_factory=dict, init=False, repr=False, compare=False
     )
 
     def __len__(self) -> int:

@@ -45,6 +45,9 @@ IMAGES_LOADED = """n => {
     const imgs = [...document.querySelectorAll('#grid .pin img')].slice(0, n);
     return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0);
 }"""
+#: The grid's (rank, title) pairs: the masonry places pins column by column, so document order
+#: is not rank order.
+RANKED = "ps => ps.map(p => [Number(p.dataset.position), p.querySelector('.pin-title').textContent])"
 # Multipart bodies with a file are invisible to playwright's request events: record the form
 # fields (file fields by name) as the page hands them to fetch.
 RECORD_FORMS = """
@@ -148,7 +151,7 @@ def test_search_open_related_and_save_to_a_new_board(
 
     pins = page.locator("#grid .pin")
     assert pins.count() >= 8
-    titles = [t.lower() for t in page.locator("#grid .pin .pin-title").all_text_contents()[:8]]
+    titles = [t.lower() for _, t in sorted(page.eval_on_selector_all("#grid .pin", RANKED))[:8]]
     assert all("dress" in t or "red" in t for t in titles), titles
     assert any("dress" in t and "red" in t for t in titles[:3]), titles
     page.wait_for_function(IMAGES_LOADED, arg=6)

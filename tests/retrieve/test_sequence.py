@@ -157,8 +157,11 @@ def test_errors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- real data
-#: A fast configuration (about 1.5 minutes on 2 shared cores); the default trains ~5 minutes.
-FAST = SequenceConfig(epochs=14, eval_every=7, valid_users=2000, attributes=True, seed=0)
+#: A fast configuration (under a minute on 2 cores: both threads, 8 epochs at a higher rate and
+#: less dropout than the default, which trains ~5 minutes).
+FAST = SequenceConfig(
+    epochs=8, eval_every=8, lr=2e-3, dropout=0.2, threads=2, valid_users=2000, attributes=True
+)
 
 
 @pytest.mark.slow
@@ -178,9 +181,9 @@ def test_quality_floor_on_beauty(
     model = SequenceRecommender(FAST).fit(replace(train, validation=valid))
     hit, ndcg = loo_hr_ndcg(model, d.sequences)
     print(f"sequence FAST on Beauty: NDCG@10 {ndcg:.4f} HR@10 {hit:.4f}")
-    # measured with FAST: NDCG@10 0.0369, HR@10 0.0685 (published SASRec: 0.0318 / 0.0605;
-    # the default config, ~5 min: 0.0505 / 0.0849)
-    assert ndcg >= 0.033 and hit >= 0.062, (ndcg, hit)
+    # measured with FAST: NDCG@10 0.0320, HR@10 0.0604 in 48 s (published SASRec: 0.0318 /
+    # 0.0605; the default config, ~5 min: 0.0505 / 0.0849, `moodboard evaluate recs`)
+    assert ndcg >= 0.030 and hit >= 0.057, (ndcg, hit)
 
 
 def test_the_kept_item_table_follows_the_weights() -> None:

@@ -47,7 +47,7 @@ IMAGES_LOADED = """n => {
 }"""
 #: The grid's (rank, title) pairs: the masonry places pins column by column, so document order
 #: is not rank order.
-RANKED = "ps => ps.map(p => [Number(p.dataset.position), p.querySelector('.pin-title').textContent])"
+RANKED = "ps => ps.map(p => [+p.dataset.position, p.querySelector('.pin-title').textContent])"
 # Multipart bodies with a file are invisible to playwright's request events: record the form
 # fields (file fields by name) as the page hands them to fetch.
 RECORD_FORMS = """

@@ -67,6 +67,21 @@ def test_positions_beyond_the_depth_follow_the_utility_order(cls) -> None:
     assert out.items[10:].tolist() == rest
 
 
+@pytest.mark.parametrize("cls", DIVERSIFIERS)
+def test_the_picks_come_from_the_window_and_equal_a_run_on_the_window_alone(cls) -> None:
+    cand, emb = _catalog(4)
+    ordered = cand.sort_by("utility")
+    cfg = DiversityConfig(strength=0.6, depth=20, window=60)
+    out = cls(cfg)(cand, emb)
+    alone = cls(cfg.model_copy(update={"window": 0}))(ordered.head(60), emb)
+    assert out.items[:20].tolist() == alone.items[:20].tolist()
+    assert set(out.items[:20].tolist()) <= set(ordered.items[:60].tolist())
+    assert out.items[60:].tolist() == ordered.items[60:].tolist()  # beyond: utility order
+    assert set(out.items[20:60].tolist()) == set(ordered.items[:60].tolist()) - set(
+        out.items[:20].tolist()
+    )
+
+
 def _greedy_logdet(rel: np.ndarray, emb: np.ndarray, strength: float, k: int) -> list[int]:
     """The greedy MAP of the DPP by recomputing log det of the kernel at every step."""
     theta = 1 - strength

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mini import copy_workspace, mini_settings
-from moodboard.config import CatalogGrowthSettings, Settings
+from moodboard.config import CatalogGrowthSettings, Settings, load_settings
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.simulate import Simulator
 from moodboard.simulate.engine import simulate_through_engine
@@ -160,3 +160,12 @@ def test_growth_off_leaves_the_simulation_unchanged(mini_engine: Workspace, tmp_
     rows = _events(ws, run.start.replace(tzinfo=None))
     assert len(rows) > 1_000
     assert _digest(rows) == DEFAULT_OFF_DIGEST
+
+
+def test_the_growth_comparisons_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = Path(__file__).parents[2] / "configs" / "catalog-growth.toml"
+    monkeypatch.setenv("MOODBOARD_CONFIG", str(path))
+    s = load_settings()
+    assert s.simulate.catalog_growth.held_out == 0.1
+    assert (s.surfaces.feed.blend, s.surfaces.feed.ranker) == ("blend/compose", "rank/multihead")
+    assert s.surfaces.feed.compose.fresh.policy == "thompson"  # the arm "fresh": the default

@@ -184,6 +184,7 @@ class EngineRun:
             f"simulated {self.users} shoppers from {self.start.date()} for {self.days} days "
             f"({self.randomized_days} randomized, {through} through the engine, "
             f"{len(self.builds)} builds), {self.sessions} sessions; {m}; {self.report.summary()}"
+            + (f"; catalog growth: {self.growth.summary()}" if self.growth else "")
         )
 
 

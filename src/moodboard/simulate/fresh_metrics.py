@@ -179,6 +179,17 @@ class GrowthOutcome:
         out["median_days_to_first_click"] = float(np.median(clicked)) if len(clicked) else None
         return out
 
+    def summary(self) -> str:
+        """One line."""
+        m = self.metrics()
+        median = m["median_days_to_first_click"]
+        return (
+            f"{m['new_items']} new products, {m['new_clicked_share']:.1%} clicked"
+            + (f" (median {median:.2f} days after release)" if median is not None else "")
+            + f", coverage {m['coverage_impressions']:.1%} shown, "
+            f"{m['coverage_clicks']:.1%} clicked"
+        )
+
     def paired(self, control: GrowthOutcome) -> dict[str, PairedStats]:
         """Per ``PAIRED`` metric, this outcome minus ``control``, product by product.
 

@@ -263,8 +263,9 @@ def simulate_through_engine(
         )
     sim = Simulator(World.from_products(ws.products_table()), s)
     origin = datetime.fromisoformat(s.start)
+    targets = {t for b in sim.bots.values() for t in b.targets}
     growth = CatalogGrowth.withhold(ws, sim.world, s.catalog_growth, seed=s.seed, first=first,
-                                    days=s.days, origin=origin)  # fmt: skip
+                                    days=s.days, origin=origin, keep=targets)  # fmt: skip
     setup_world(ws, sim)
     sim.board_items = {b.id: list(b.item_ids) for b in ws.boards()}
     prefix = f"sim{s.seed}" + (f"d{first}" if first else "")

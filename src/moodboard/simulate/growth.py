@@ -1,22 +1,26 @@
 """New catalog rows over the simulated days (``simulate.catalog_growth``).
 
 When a run through the engine starts, ``held_out`` of the products that no event in the
-workspace names are withheld: deleted from the workspace's products (their history would
-otherwise make them old). They are released at the start of days ``release_from .. days - 1``
-of the run, evenly in their order (``order``: a seeded random draw, or the newest by
-``created_at`` then id), through ``ingest_catalog`` as a store adds products, with
+workspace names (nor a bot targets) are withheld: deleted from the workspace's products (their
+history would otherwise make them old; a run that fails midway leaves the rest withheld).
+They are released at the start of days ``release_from .. days - 1`` of the run, evenly in
+their order (``order``: a seeded random draw, or the newest by ``created_at`` then id),
+through ``ingest_catalog`` as a store adds products, with
 ``created_at`` the simulated release day. The simulated world keeps every product (the shoppers'
 tastes do not depend on the growth) and marks which are in the catalog (``World.available``):
 randomized pages, queries and product pages use those only. The engine serves what its
 artifact holds, so a released product reaches its pages from the next build (the run builds at
 the start of each block of ``rebuild_every`` days, after that day's releases); the run splits
-its blocks at the release days so a product never appears before its day.
+its blocks at the release days so a product never appears before its day. Between its
+release and the next build a product is in the catalog but not in the engine's pages (a
+product page asked for it is empty).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,10 +107,10 @@ class CatalogGrowth:
     @classmethod
     def withhold(
         cls, ws: Workspace, world: World, config: CatalogGrowthSettings, *, seed: int,
-        first: int, days: int, origin: datetime,
+        first: int, days: int, origin: datetime, keep: Iterable[str] = (),
     ) -> CatalogGrowth | None:  # fmt: skip
         """Withhold products from ``ws`` (module docstring) and from ``world``'s catalog;
-        None when ``held_out`` is 0.
+        None when ``held_out`` is 0. Products in ``keep`` (the bots' targets) stay.
 
         Raises
         ------
@@ -117,7 +121,7 @@ class CatalogGrowth:
             return None
         products = ws.products_table()
         ids = products.column(C.ID).to_pylist()
-        named = _named_items(ws)
+        named = _named_items(ws) | set(keep)
         eligible = np.array([j for j, i in enumerate(ids) if i not in named], dtype=np.int64)
         want = round(config.held_out * len(ids))
         if not len(eligible) or not want:

@@ -174,6 +174,15 @@ def _compare(
         for m, d in diff.items():
             lo, hi = d["ci"]
             out.print(f"{pair}: {m} {d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]", highlight=False)
+    growth = result.get("catalog_growth")
+    if growth:
+        for name, values in growth["arms"].items():
+            shown = ", ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in values.items())
+            out.print(f"{name} (new products, coverage): {shown}", highlight=False)
+        for pair, diff in growth["diffs"].items():
+            for m, d in diff.items():
+                ci = "[{:+.4f}, {:+.4f}]".format(*d["ci"]) if d["ci"] else "(no interval)"
+                out.print(f"{pair}: {m} {d['estimate']:+.4f} {ci}", highlight=False)
 
 
 @app.command()

@@ -54,6 +54,7 @@ __all__ = [
     "BoardConfig",
     "BotsConfig",
     "BuildSettings",
+    "CatalogGrowthSettings",
     "ClickModelSettings",
     "ComplementsConfig",
     "DenseConfig",
@@ -159,6 +160,22 @@ class ReturnSettings(_Section):
     sessions_per_visit: float = Field(default=1.5, ge=1)
 
 
+class CatalogGrowthSettings(_Section):
+    """New catalog rows over the simulated days (``simulate.catalog_growth``).
+
+    ``held_out`` (0: off) of the products no event in the workspace names are withheld from
+    the workspace when a run through the engine starts (``order``: a seeded random draw, or the
+    newest by ``created_at`` then id) and released through ``ingest_catalog`` at the start of
+    days ``release_from .. days - 1`` of the run, evenly, with ``created_at`` the release day.
+    Shoppers only see products in the catalog; the engine serves a released product from its
+    next build (``--rebuild-every``).
+    """
+
+    held_out: float = Field(default=0.0, ge=0, lt=1)
+    order: Literal["random", "newest"] = "random"
+    release_from: int = Field(default=1, ge=0)
+
+
 class SimulateSettings(_Section):
     """Simulated shoppers over a real catalog."""
 
@@ -171,6 +188,7 @@ class SimulateSettings(_Section):
     start: str = "2026-01-05"
     click_model: ClickModelSettings = ClickModelSettings()
     returns: ReturnSettings = ReturnSettings()
+    catalog_growth: CatalogGrowthSettings = CatalogGrowthSettings()
     #: Share of the accounts that are bots (``simulate.bots``); 0: shoppers only.
     bot_share: float = Field(default=0.0, ge=0, le=1)
     #: The kinds of bots, given to the bot accounts in turn.

@@ -32,6 +32,7 @@ from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace
 from moodboard.simulate.compare import PairedStats
 from moodboard.simulate.engine import LONG_METRICS, METRICS, EngineRun, simulate_through_engine
+from moodboard.simulate.fresh_metrics import growth_report
 
 _log = logging.getLogger(__name__)
 
@@ -130,13 +131,15 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         """``{"arms": {name: {metric: mean}}, "diff": {metric: {"estimate", "ci"}}, "diffs":
-        {"<arm> - <control>": ...}, "control", "users", "start", "days"}``."""
+        {"<arm> - <control>": ...}, "control", "users", "start", "days"}``, and with
+        ``simulate.catalog_growth`` on ``"catalog_growth"`` (``fresh_metrics.growth_report``)."""
         names = list(self.runs)
         diffs = {
             f"{a} - {self.control}": {m: p.as_dict() for m, p in self.paired(a).items()}
             for a in names[:-1]
         }
         first = self.runs[names[0]]
+        growth = {a: r.growth for a, r in self.runs.items() if r.growth is not None}
         return {
             "arms": {a: r.metrics() for a, r in self.runs.items()},
             "diff": diffs[f"{names[0]} - {self.control}"],
@@ -145,6 +148,8 @@ class Comparison:
             "users": first.users,
             "start": first.start.date().isoformat(),
             "days": first.days,
+            # with simulate.catalog_growth on: the new products and the catalog's coverage
+            **({"catalog_growth": growth_report(growth, self.control)} if growth else {}),
         }
 
 

@@ -15,6 +15,12 @@ randomized days came before it (or nothing was built yet) and every ``rebuild_ev
 after, so the engine learns from its own logs. Each block of days is ingested before the next
 build. Draws use common random numbers (``simulate.sessions``).
 
+With ``simulate.catalog_growth`` on, products are withheld when the run starts and released
+over the days (``simulate.growth``): each block of days is split at the release days, the
+day's products are ingested before its pages, a build at a block's start serves them, and the
+run's ``growth`` measures how soon the new products were clicked and the catalog's coverage
+(``simulate.fresh_metrics``).
+
 Simulated time: day ``d`` is ``simulate.start`` + ``d`` days. A run on a workspace that holds
 events starts on the day after the newest one (its ids then start ``sim<seed>d<day>``); the
 simulated days must end before now.
@@ -42,6 +48,8 @@ from moodboard.ingest.workspace import connect_memory
 from moodboard.retrieve.sequence import torch_threads
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
+from moodboard.simulate.fresh_metrics import GrowthOutcome
+from moodboard.simulate.growth import CatalogGrowth
 from moodboard.simulate.run import Simulator, setup_world
 from moodboard.simulate.sessions import PageAsk, ShownPage
 from moodboard.simulate.world import World
@@ -134,6 +142,8 @@ class EngineRun:
     per_user
         For each metric of ``METRICS``, each simulated shopper's count (bots left out) on the
         days through the engine, in account order.
+    growth
+        With ``simulate.catalog_growth`` on, the new products' and the catalog's outcome.
     """
 
     users: int
@@ -145,6 +155,7 @@ class EngineRun:
     builds: list[str] = field(default_factory=list)
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    growth: GrowthOutcome | None = None
 
     def metrics(self) -> dict[str, float]:
         """Each metric's mean over the shoppers."""
@@ -162,6 +173,7 @@ class EngineRun:
             "events": self.events,
             **self.metrics(),
             **self.report.as_dict(),
+            **({"catalog_growth": self.growth.metrics()} if self.growth else {}),
         }
 
     def summary(self) -> str:
@@ -172,6 +184,7 @@ class EngineRun:
             f"simulated {self.users} shoppers from {self.start.date()} for {self.days} days "
             f"({self.randomized_days} randomized, {through} through the engine, "
             f"{len(self.builds)} builds), {self.sessions} sessions; {m}; {self.report.summary()}"
+            + (f"; catalog growth: {self.growth.summary()}" if self.growth else "")
         )
 
 
@@ -249,6 +262,10 @@ def simulate_through_engine(
             f"{start.date()})."
         )
     sim = Simulator(World.from_products(ws.products_table()), s)
+    origin = datetime.fromisoformat(s.start)
+    targets = {t for b in sim.bots.values() for t in b.targets}
+    growth = CatalogGrowth.withhold(ws, sim.world, s.catalog_growth, seed=s.seed, first=first,
+                                    days=s.days, origin=origin, keep=targets)  # fmt: skip
     setup_world(ws, sim)
     sim.board_items = {b.id: list(b.item_ids) for b in ws.boards()}
     prefix = f"sim{s.seed}" + (f"d{first}" if first else "")
@@ -262,9 +279,13 @@ def simulate_through_engine(
     engine: Engine | None = None
     for block in blocks(first, s.days, randomized_days, rebuild_every):
         through = block.start >= first + randomized_days
+        parts = growth.parts(block) if growth else [block]
         recent = None
+        if growth:
+            growth.release(ws, block.start, sim.world)
         if through:
-            if engine is not None or randomized_days or ws.current_artifact() is None:
+            rebuild = engine is not None or randomized_days or growth is not None
+            if rebuild or ws.current_artifact() is None:
                 run.builds.append(_build(ws, settings, say))
             recent = RecentActions(
                 RecentConfig(
@@ -275,15 +296,18 @@ def simulate_through_engine(
             sim.pages = EnginePages(engine, sim.world)
         else:
             sim.pages = sim.browser
-        tables = sim.day_tables(
-            block, prefix, on_actions=recent.add if recent else None, progress=progress
-        )
-        if through:
-            if engine_start is None:
-                engine_start = start + timedelta(days=block.start - first)
-            tables = _counting(tables, counts, account, engine_start, active)
-        with serving_threads(settings.serve.torch_threads if through else None):
-            reports.append(ingest_events(ws, tables, limits=settings.ingest))
+        for part in parts:
+            if growth and part.start != block.start:
+                growth.release(ws, part.start, sim.world)
+            tables = sim.day_tables(
+                part, prefix, on_actions=recent.add if recent else None, progress=progress
+            )
+            if through:
+                if engine_start is None:
+                    engine_start = start + timedelta(days=block.start - first)
+                tables = _counting(tables, counts, account, engine_start, active)
+            with serving_threads(settings.serve.torch_threads if through else None):
+                reports.append(ingest_events(ws, tables, limits=settings.ingest))
     run.report = _added(reports)
     run.sessions = sim.sessions
     run.per_user = {m: counts[t][humans] for m, t in METRICS.items()}
@@ -291,6 +315,11 @@ def simulate_through_engine(
     week2, days = LONG_METRICS
     run.per_user |= {week2: counts["week2"][humans], days: days_active[humans]}
     run.events = ws.status()["events"]
+    if growth:
+        since = (engine_start or start).replace(tzinfo=None)
+        bots = [sim.user_id(n) for n in sim.bots]
+        end = start.replace(tzinfo=None) + timedelta(days=s.days)
+        run.growth = GrowthOutcome.of_workspace(ws, growth.released_at(), since, end, bots)
     return run
 
 

@@ -146,7 +146,7 @@ class Simulator:
         return filters
 
     def _any_match(self, filters: dict[str, str]) -> bool:
-        mask = np.ones(len(self.world), dtype=bool)
+        mask = self.world.in_catalog().copy()
         for a, v in filters.items():
             mask &= self.world.codes[a] == self.world.vocab[a].index(v)
         return bool(mask.any())

@@ -136,7 +136,7 @@ class RandomizedBrowser:
         self, rng: np.random.Generator, filters: dict[str, str], k: int, cursor: int
     ) -> ShownPage:
         """Items ``cursor .. cursor + k`` of a random permutation of the matching items."""
-        mask = np.ones(len(self.world), dtype=bool)
+        mask = self.world.in_catalog().copy()
         for a, v in filters.items():
             mask &= self.world.codes[a] == self.world.vocab[a].index(v)
         cand = np.flatnonzero(mask)
@@ -248,10 +248,10 @@ class ShopperDays:
                 return recent[int(plan.pick * len(recent))], None
             types = self.shopper.favourites.get("articleType")
             attr = "articleType" if types else next(iter(self.shopper.favourites))
-            liked = np.flatnonzero(
-                self.sim.world.matches(self.shopper, attr, np.arange(len(self.sim.world)))
-            )
-            pool = liked if len(liked) else np.arange(len(self.sim.world))
+            world = self.sim.world
+            live = np.flatnonzero(world.in_catalog())
+            liked = live[world.matches(self.shopper, attr, live)]
+            pool = liked if len(liked) else live
             return int(pool[int(plan.pick * len(pool))]), None
         if plan.surface == "board" and self.boards:
             return None, self.boards[int(plan.pick * len(self.boards))]

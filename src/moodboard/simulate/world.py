@@ -64,6 +64,9 @@ class World:
         Per taste attribute, each item's value code (-1 when missing).
     vocab
         Per taste attribute, the values in code order.
+    available
+        Which items are in the catalog now (``simulate.catalog_growth`` withholds some and
+        releases them over the days); None: all.
     """
 
     item_ids: np.ndarray
@@ -71,6 +74,7 @@ class World:
     vocab: dict[str, list[str]]
     prices: np.ndarray | None = None
     titles: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    available: np.ndarray | None = None
 
     @classmethod
     def from_products(
@@ -119,6 +123,12 @@ class World:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def in_catalog(self) -> np.ndarray:
+        """Per item, whether it is in the catalog now (all True without catalog growth)."""
+        if self.available is None:
+            return np.ones(len(self), dtype=bool)
+        return self.available
 
     def sample_shopper(self, user_id: str, rng: np.random.Generator) -> Shopper:
         """Draw one shopper's tastes: favourites are drawn by the catalog's value frequencies."""

@@ -9,19 +9,23 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from mini import copy_workspace, mini_settings
 from moodboard.build.context import BuildContext
 from moodboard.build.layout import MANIFEST_FILE
-from moodboard.build.ltv import LtvStep
+from moodboard.build.ltv import LtvStep, labelled_rows
 from moodboard.build.multihead import RANKER_ROWS
 from moodboard.build.rank_rows import ranker_rows
 from moodboard.config.overrides import apply_overrides
 from moodboard.data import Request
+from moodboard.data import columns as C
 from moodboard.errors import ConfigError
 from moodboard.ingest import Workspace
+from moodboard.pipelines.ltv import DAY, FUTURE_VALUE
 from moodboard.rank import LTV_COLUMN, MULTIHEAD, LtvConfig, LtvModel, Signals
+from moodboard.rank.signals import TS_US
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import build_surface
 
@@ -107,3 +111,21 @@ def test_the_feed_serves_ltv_and_the_utility_weighs_it(served: tuple) -> None:
     )
     with pytest.raises(ConfigError, match="rank/ltv"):
         build_surface("feed", engine.feed.config, engine.catalog, engine.sources, 0, resources)
+
+
+def test_each_row_takes_the_label_of_its_user_and_day() -> None:
+    day = 86_400_000_000
+    rows = pa.table(
+        {
+            C.USER_ID: ["u1", "u2", "u1", "u1"],
+            TS_US: [5 * day + 10, 5 * day + 20, 6 * day + 1, 7 * day + 2],
+            C.ITEM_ID: ["a", "b", "c", "d"],
+        }
+    )
+    labels = pa.table(
+        {C.USER_ID: ["u1", "u1", "u2"], DAY: [5, 6, 9], FUTURE_VALUE: [4.0, 1.0, 7.0]}
+    )
+    got = labelled_rows(rows, labels)
+    # u2 has no label on day 5 and u1 none on day 7 (censored): left out; oldest first
+    assert got.column(C.ITEM_ID).to_pylist() == ["a", "c"]
+    assert got.column(FUTURE_VALUE).to_pylist() == [4.0, 1.0]

@@ -39,7 +39,7 @@ from moodboard.blend.compose import ComposeConfig, FreshPolicy, fresh_items, ord
 from moodboard.data import Candidates, Catalog, IdMap
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError
-from moodboard.rank import HEADS, LTV_COLUMN, MULTIHEAD
+from moodboard.rank import HEADS, LTV_COLUMN, MULTIHEAD, MultiHeadModel
 from moodboard.surfaces.modules import compose_modules
 from moodboard.surfaces.recent import EVENTS_UNTIL
 from moodboard.surfaces.runner import Prepared, Retrieved, SurfaceEnv
@@ -203,7 +203,8 @@ def setup_compose(env: SurfaceEnv, ranker: str) -> None:
             "surfaces.feed.compose.utility.weights = {} to keep the ranker's order."
         )
     model = env.resources.get(MULTIHEAD) if ranker == MULTIHEAD else None
-    if weights.get(LTV_COLUMN) and getattr(model, "ltv", None) is None:
+    has_ltv = isinstance(model, MultiHeadModel) and model.ltv is not None
+    if weights.get(LTV_COLUMN) and not has_ltv:
         raise ConfigError(
             f"{COMPOSE} weighs {LTV_COLUMN!r}, which only {MULTIHEAD} with a trained value "
             "model (rank/ltv, trained by `moodboard build` on logs longer than "

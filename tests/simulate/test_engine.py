@@ -174,7 +174,7 @@ def test_arms_share_their_shoppers_and_a_worse_arm_shows(
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     metrics = {"purchases_per_user", "clicks_per_user", "saves_per_user"}
-    metrics |= {"week2_purchases_per_user", "active_days_per_user"}
+    metrics |= {"week2_purchases_per_user", "active_days_per_user", "day1_clicks_per_user"}
     assert set(out["arms"]) == {"shuffled", "same", "control"}
     assert all(set(m) == metrics for m in out["arms"].values())
     # the first arm minus the last (the control), with its 95% interval
@@ -186,6 +186,10 @@ def test_arms_share_their_shoppers_and_a_worse_arm_shows(
     # one day: a shopper with a page shown was active on it, none twice; no second week
     assert 0.5 < out["arms"]["control"]["active_days_per_user"] <= 1.0
     assert out["arms"]["control"]["week2_purchases_per_user"] == 0.0
+    # one day: its clicks are all the clicks
+    assert (
+        out["arms"]["control"]["day1_clicks_per_user"] == out["arms"]["control"]["clicks_per_user"]
+    )
     clicks = out["diff"]["clicks_per_user"]
     assert clicks["estimate"] < 0 and clicks["ci"][1] < 0, clicks
     # each arm shopped in its own copy; the shared workspace kept its events

@@ -24,6 +24,7 @@ Layout of a version::
     rank_lambdamart/      the search ranker (LightGBM model.txt + ranker.json), if trained
     rank_multihead/       the multi-head ranker (model.pt state dict + ranker.json) with the
                           actions and definitions of its serving features, if trained
+    rank_ltv/             the value model (LightGBM model.txt + ltv.json), if trained
     bots.parquet          the accounts flagged as bots, each with its rule
     manifest.json         what, from which data, with which parameters, and timings
 """
@@ -40,7 +41,7 @@ from pydantic import BaseModel
 
 from moodboard.config import Settings
 from moodboard.errors import InputError
-from moodboard.rank import LambdaMARTRanker, MultiHeadRanker
+from moodboard.rank import LambdaMARTRanker, LtvModel, MultiHeadRanker
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
@@ -117,6 +118,7 @@ _PARTS = (
     Part("understand", "understand", QueryUnderstanding, lambda s: s.understand),
     Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),
     Part("rank/multihead", "rank_multihead", MultiHeadRanker, lambda s: s.rank.multihead),
+    Part("rank/ltv", "rank_ltv", LtvModel, lambda s: s.rank.ltv),
 )
 #: Component name -> its part.
 LAYOUT: dict[str, Part] = {p.name: p for p in _PARTS}

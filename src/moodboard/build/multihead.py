@@ -32,6 +32,9 @@ from moodboard.rank.signals import TS_US
 
 _log = logging.getLogger(__name__)
 
+#: The key of the ranker's rows in ``BuildContext.shared``.
+RANKER_ROWS = "rank/multihead:rows"
+
 
 class MultiHeadStep(BuildStep):
     """``rank/multihead`` from the workspace's labelled impressions, if there are enough.
@@ -63,6 +66,7 @@ class MultiHeadStep(BuildStep):
         signals = Signals.default(settings.signals)
         events = ctx.events()  # without the bots' events
         found = ranker_rows(events, settings.labels, signals)
+        ctx.shared[RANKER_ROWS] = found  # the value model (rank/ltv) reads them too
         if found.reason is not None:
             return self._untrained(found.reason)
         rows = found.rows.sort_by([(TS_US, "ascending")])

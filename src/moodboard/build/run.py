@@ -19,6 +19,7 @@ from moodboard import __version__
 from moodboard.build.artifact import NewVersion
 from moodboard.build.context import BuildContext
 from moodboard.build.layout import BOTS_FILE, RECOMMENDERS, part
+from moodboard.build.ltv import LtvStep
 from moodboard.build.multihead import MultiHeadStep
 from moodboard.build.ranker import SearchRankerStep
 from moodboard.build.recommenders import FusionStep, RecommenderStep
@@ -61,6 +62,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         UnderstandStep(),
         SearchRankerStep(settings.rank.lambdamart),
         MultiHeadStep(settings.rank.multihead),
+        LtvStep(settings.rank.ltv),
     ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from moodboard.rank import LambdaMARTConfig, MultiHeadConfig, SignalsConfig
+from moodboard.rank import LambdaMARTConfig, LtvConfig, MultiHeadConfig, SignalsConfig
 from moodboard.retrieve import (
     DenseConfig,
     EASEConfig,
@@ -139,10 +139,13 @@ class RankSettings(_Frozen):
         ranked chain against the unranked one (reported in the manifest).
     signals
         The point-in-time features of the multi-head ranker's rows (``rank.signals``).
+    ltv
+        The value model (``rank/ltv``): a user's engagement over the days after a page.
     """
 
     lambdamart: LambdaMARTConfig = LambdaMARTConfig()
     multihead: MultiHeadConfig = MultiHeadConfig()
     labels: LabelsConfig = LabelsConfig()
     signals: SignalsConfig = SignalsConfig()
+    ltv: LtvConfig = LtvConfig()
     heldout_fraction: float = Field(default=0.5, gt=0, lt=1)

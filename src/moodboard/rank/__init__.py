@@ -18,6 +18,7 @@ from moodboard.rank.features import (
 )
 from moodboard.rank.inputs import ACTION_CODES, HEADS, MultiHeadInputs
 from moodboard.rank.ltr import LambdaMARTConfig, LambdaMARTRanker
+from moodboard.rank.ltv import LTV, LTV_COLUMN, LtvConfig, LtvModel, LtvScorer
 from moodboard.rank.multihead import MultiHeadConfig, MultiHeadRanker
 from moodboard.rank.multihead_stage import (
     MULTIHEAD,
@@ -55,6 +56,8 @@ __all__ = [
     "FEATURES",
     "HEADS",
     "LAMBDAMART",
+    "LTV",
+    "LTV_COLUMN",
     "MULTIHEAD",
     "RANKERS",
     "Calibrator",
@@ -63,6 +66,9 @@ __all__ = [
     "LambdaMARTConfig",
     "LambdaMARTRanker",
     "LambdaMARTStage",
+    "LtvConfig",
+    "LtvModel",
+    "LtvScorer",
     "MultiHeadConfig",
     "MultiHeadInputs",
     "MultiHeadModel",

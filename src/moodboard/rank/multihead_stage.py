@@ -19,6 +19,7 @@ import numpy as np
 from moodboard.data import Candidates
 from moodboard.errors import ConfigError
 from moodboard.rank.inputs import HEADS, MultiHeadInputs
+from moodboard.rank.ltv import LTV_COLUMN
 from moodboard.rank.multihead import MultiHeadRanker
 from moodboard.rank.registry import RankQuery, register_ranker
 
@@ -49,12 +50,16 @@ class MultiHeadModel:
     depth
         The stage scores the first ``depth`` candidates of the fused list; the rest follow
         them in their order.
+    ltv
+        The value model of the same inputs (``rank.ltv.LtvScorer``), or None: with one, the
+        stage also writes the ``ltv`` column (the candidates' predicted long-term value).
     """
 
     ranker: MultiHeadRanker
     inputs: InputsFn
     weights: Mapping[str, float] | None = None
     depth: int = 300
+    ltv: Callable[[MultiHeadInputs], np.ndarray] | None = None
 
 
 class MultiHeadStage:
@@ -72,8 +77,9 @@ class MultiHeadStage:
         self.model = model
 
     def __call__(self, cand: Candidates, query: RankQuery) -> Candidates:
-        """The first ``depth`` candidates with ``p_<head>`` and ``utility`` columns, by utility
-        descending, then the rest in their order (utility below the scored ones, heads NaN).
+        """The first ``depth`` candidates with ``p_<head>`` and ``utility`` columns (and ``ltv``
+        with a value model), by utility descending, then the rest in their order (utility below
+        the scored ones, heads and ``ltv`` NaN).
 
         Raises
         ------
@@ -99,6 +105,8 @@ class MultiHeadStage:
             **{f"p_{h}": np.concatenate([probs[:, j], pad]) for j, h in enumerate(HEADS)},
             UTILITY: np.concatenate([utility, utility.min() - 1.0 - np.arange(rest)]),
         }
+        if self.model.ltv is not None:
+            scores[LTV_COLUMN] = np.concatenate([self.model.ltv(x), pad])
         return Candidates(cand.items, scores, cand.sources).sort_by(UTILITY)
 
 

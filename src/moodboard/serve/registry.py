@@ -6,6 +6,7 @@ gives it (``build.layout``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -37,13 +38,17 @@ from moodboard.media import MAX_PIXELS
 from moodboard.rank import (
     FEATURES,
     LAMBDAMART,
+    LTV,
     MULTIHEAD,
     ItemTexts,
     LambdaMARTRanker,
+    LtvModel,
+    LtvScorer,
     MultiHeadModel,
     SearchModel,
     search_features,
 )
+from moodboard.rank.ltv import category_codes
 from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
@@ -320,9 +325,14 @@ def load_multihead_model(
     if found is None:
         return None
     dense = part_path(path, manifest, "dense/text")
+    ltv = part_path(path, manifest, LTV)  # the value model writes ``ltv`` in the same stage
     try:
         content = np.load(dense / "vectors.npy", allow_pickle=False) if dense else None
-        return load_serving(found, catalog.ids, content)
+        model = load_serving(found, catalog.ids, content)
+        if ltv is not None:
+            scorer = LtvScorer(LtvModel.load(ltv), category_codes(catalog.category))
+            model = dataclasses.replace(model, ltv=scorer)
+        return model
     except (OSError, ValueError, KeyError, RuntimeError, ConfigError) as exc:
         raise InputError(f"{found} is not a readable multi-head ranker ({exc}): rebuild.") from exc
 

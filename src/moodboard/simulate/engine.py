@@ -59,9 +59,10 @@ _log = logging.getLogger(__name__)
 
 #: Per-user action counts a run reports (the shoppers' engagement with the engine's pages).
 METRICS = {"purchases_per_user": "purchase", "clicks_per_user": "click", "saves_per_user": "save"}
-#: Per-user metrics of the long run: purchases from the 8th day through the engine on, and the
-#: days with a session through the engine (with ``simulate.returns`` on, the visits).
-LONG_METRICS = ("week2_purchases_per_user", "active_days_per_user")
+#: Per-user metrics of the long run: purchases from the 8th day through the engine on, the
+#: days with a session through the engine (with ``simulate.returns`` on, the visits), and the
+#: clicks of the first day through the engine (the short term a long-term gain may cost).
+LONG_METRICS = ("week2_purchases_per_user", "active_days_per_user", "day1_clicks_per_user")
 _EMPTY = ShownPage(np.empty(0, dtype=np.int64), np.empty(0))
 
 
@@ -270,7 +271,7 @@ def simulate_through_engine(
     sim.board_items = {b.id: list(b.item_ids) for b in ws.boards()}
     prefix = f"sim{s.seed}" + (f"d{first}" if first else "")
     humans = np.array([n for n in range(s.users) if n not in sim.bots], dtype=np.int64)
-    counts = {t: np.zeros(s.users, dtype=np.int64) for t in (*METRICS.values(), "week2")}
+    counts = {t: np.zeros(s.users, dtype=np.int64) for t in (*METRICS.values(), "week2", "day1")}
     active: set[tuple[int, int]] = set()
     engine_start: datetime | None = None
     run = EngineRun(s.users - len(sim.bots), 0, start, s.days, randomized_days, _added([]))
@@ -312,8 +313,9 @@ def simulate_through_engine(
     run.sessions = sim.sessions
     run.per_user = {m: counts[t][humans] for m, t in METRICS.items()}
     days_active = np.bincount([n for n, _ in active], minlength=s.users)
-    week2, days = LONG_METRICS
+    week2, days, day1 = LONG_METRICS
     run.per_user |= {week2: counts["week2"][humans], days: days_active[humans]}
+    run.per_user[day1] = counts["day1"][humans]
     run.events = ws.status()["events"]
     if growth:
         since = (engine_start or start).replace(tzinfo=None)
@@ -342,8 +344,9 @@ def _counting(
     active: set[tuple[int, int]],
 ) -> Iterator[pa.Table]:
     """``tables`` as they are, counting each account's events of the counted types, its
-    purchases from the 8th day after ``start`` on (``counts["week2"]``), and the (account,
-    day) pairs with a page shown (``active``)."""
+    purchases from the 8th day after ``start`` on (``counts["week2"]``), its clicks of the
+    first day (``counts["day1"]``), and the (account, day) pairs with a page shown
+    (``active``)."""
     t0 = start.replace(tzinfo=None)
     for t in tables:
         users = t.column(C.USER_ID).to_pylist()
@@ -354,6 +357,8 @@ def _counting(
                 counts[typ][n] += 1
             if typ == "purchase" and day >= 7:
                 counts["week2"][n] += 1
+            elif typ == "click" and day == 0:
+                counts["day1"][n] += 1
             elif typ == "impression":
                 active.add((n, day))
         yield t

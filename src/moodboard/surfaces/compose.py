@@ -39,7 +39,7 @@ from moodboard.blend.compose import ComposeConfig, FreshPolicy, fresh_items, ord
 from moodboard.data import Candidates, Catalog, IdMap
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError
-from moodboard.rank import HEADS, MULTIHEAD
+from moodboard.rank import HEADS, LTV_COLUMN, MULTIHEAD, MultiHeadModel
 from moodboard.surfaces.modules import compose_modules
 from moodboard.surfaces.recent import EVENTS_UNTIL
 from moodboard.surfaces.runner import Prepared, Retrieved, SurfaceEnv
@@ -182,8 +182,9 @@ def setup_compose(env: SurfaceEnv, ranker: str) -> None:
     ------
     ConfigError
         If the surface has no ``compose`` settings (it is the feed's step), the utility
-        weighs head scores ``ranker`` does not write, the item vectors diversity or LinUCB
-        need are not loaded, or a slot rule names an attribute the catalog lacks.
+        weighs head scores ``ranker`` does not write (or ``ltv`` without a value model), the
+        item vectors diversity or LinUCB need are not loaded, or a slot rule names an
+        attribute the catalog lacks.
     """
     cfg = getattr(env.config, "compose", None)
     if not isinstance(cfg, ComposeConfig):
@@ -200,6 +201,14 @@ def setup_compose(env: SurfaceEnv, ranker: str) -> None:
             f"{COMPOSE} weighs {missing}, which the rank stage {ranker} does not write: set "
             f'surfaces.feed.ranker = "{MULTIHEAD}" (with a version that trained it), or set '
             "surfaces.feed.compose.utility.weights = {} to keep the ranker's order."
+        )
+    model = env.resources.get(MULTIHEAD) if ranker == MULTIHEAD else None
+    has_ltv = isinstance(model, MultiHeadModel) and model.ltv is not None
+    if weights.get(LTV_COLUMN) and not has_ltv:
+        raise ConfigError(
+            f"{COMPOSE} weighs {LTV_COLUMN!r}, which only {MULTIHEAD} with a trained value "
+            "model (rank/ltv, trained by `moodboard build` on logs longer than "
+            "rank.ltv.horizon_days) writes: rebuild, or drop the weight."
         )
     name = cfg.diversity.vectors
     if _wants_vectors(cfg) and env.item_vectors(name) is None:

@@ -149,8 +149,12 @@ def test_a_workspace_without_impressions_yields_no_rows_and_says_why(ws: Workspa
 
 
 def test_rows_become_the_models_arrays_with_the_logged_retrieval_scores() -> None:
+    ranked = {"p_click": 0.3, "utility": 1.2, "ltv": 4.0, "deferred": 0.0}  # the page's stages'
     props = {
-        "a": {"sources": ["lexical/bm25", "dense/text"], "scores": {"bm25": 2.5, "dense": 0.75}},
+        "a": {
+            "sources": ["lexical/bm25", "dense/text"],
+            "scores": {"bm25": 2.5, "dense": 0.75, **ranked},
+        },
         "b": {"sources": ["dense/text"], "scores": {"dense": 0.5}},
     }
     log = [
@@ -161,6 +165,9 @@ def test_rows_become_the_models_arrays_with_the_logged_retrieval_scores() -> Non
     ]
     rows = _rows(log)
     names = dense_names(rows, SIGNALS)
+    # a ranked page logs its head scores and utility: never features (the rank stage is
+    # served before they exist)
+    assert not [n for n in names if any(k in n for k in ranked)]
     assert names[-6:] == (
         "score:bm25",
         "has:bm25",

@@ -41,6 +41,18 @@ SOURCES: Final = "sources"
 SCORE: Final = "score:"
 HAS: Final = "has:"
 FROM: Final = "from:"
+#: Scores the rank and blend stages write on a page, logged with it (``p_<head>``, ``utility``,
+#: ``ltv``, the slot rules' ``deferred``, the explore columns). The rank stage is called before
+#: they exist, so they are never features: a model trained on a ranked page's logs would read
+#: its predecessor's outputs and be served without them.
+STAGE_SCORES: Final = frozenset(
+    {C.UTILITY, "ltv", "deferred", C.PROPENSITY, "explored", "propensity_cascade"}
+)
+
+
+def is_stage_score(name: str) -> bool:
+    """Whether a logged score is a rank or blend stage's output (``STAGE_SCORES``, ``p_*``)."""
+    return name in STAGE_SCORES or name.startswith("p_")
 
 
 def retrieval_columns(rows: pa.Table) -> pa.Table:
@@ -156,9 +168,11 @@ def serving_rows(
 
 
 def dense_names(rows: pa.Table, signals: Signals) -> tuple[str, ...]:
-    """The dense features of ``rows``: the counts, then per score name ``score:<name>`` and
-    ``has:<name>``, then ``from:<source>`` per source seen."""
+    """The dense features of ``rows``: the counts, then per retrieval score name
+    ``score:<name>`` and ``has:<name>`` (not the stages' own, ``is_stage_score``), then
+    ``from:<source>`` per source seen."""
     scores = [c[len(SCORE) :] for c in rows.column_names if c.startswith(SCORE)]
+    scores = [n for n in scores if not is_stage_score(n)]
     seen = sorted(pc.unique(_flat(rows, SOURCES)[1]).drop_null().to_pylist())
     return (
         *signals.count_names,

@@ -67,10 +67,6 @@ class LtvStep(BuildStep):
     def message(self, ctx: BuildContext) -> str:
         return "training the value model on the days after each page"
 
-    def _untrained(self, reason: str, rows: int = 0) -> dict[str, dict[str, Any]]:
-        _log.info("%s not trained: %s", self.name, reason)
-        return {self.name: {"path": None, "trained": False, "reason": reason, "rows": rows}}
-
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
         cfg = self.config or ctx.settings.rank.ltv
         if not cfg.enabled:

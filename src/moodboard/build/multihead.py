@@ -53,10 +53,8 @@ class MultiHeadStep(BuildStep):
     def message(self, ctx: BuildContext) -> str:
         return "training the multi-head ranker on the labelled impressions"
 
-    def _untrained(self, reason: str, rows: int = 0) -> dict[str, dict[str, Any]]:
-        _log.info("%s not trained: %s", self.name, reason)
-        entry = {"path": None, "component": "rank/noop", "trained": False, "reason": reason}
-        return {self.name: entry | {"rows": rows}}
+    def _untrained(self, reason: str, rows: int = 0, **extra: Any) -> dict[str, dict[str, Any]]:
+        return super()._untrained(reason, rows, component="rank/noop", **extra)
 
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
         settings = ctx.settings.rank

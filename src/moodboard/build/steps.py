@@ -75,6 +75,12 @@ class BuildStep:
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
         raise NotImplementedError
 
+    def _untrained(self, reason: str, rows: int = 0, **extra: Any) -> dict[str, dict[str, Any]]:
+        """The manifest entry of a model the step did not train, and why (logged too)."""
+        _log.info("%s not trained: %s", self.name, reason)
+        entry = {"path": None, **extra, "trained": False, "reason": reason, "rows": rows}
+        return {self.name: entry}
+
 
 class SourceStep(BuildStep):
     """A step that fits one candidate source of the registry with its config.

@@ -472,3 +472,19 @@ def test_ranker_rows_are_exactly_equal_on_duckdb_and_spark(
     with_bots = ranker_rows(connect("duckdb").read_parquet(ws.events.glob()), signals=signals)
     inflated = pc.greater(with_bots.rows["item_n_positive"], duck["item_n_positive"])
     assert pc.any(inflated).as_py()  # the bots' clicks count only when they are not excluded
+
+
+def test_long_term_labels_are_exactly_equal_on_duckdb_and_spark(
+    ws: Workspace, spark: ibis.BaseBackend
+) -> None:
+    from moodboard.pipelines.ltv import FUTURE_VALUE, future_value_table
+
+    weights = {"click": 1.0, "purchase": 3.0}
+    tables = [
+        future_value_table(con.read_parquet(ws.events.glob()), 1, weights)
+        for con in (connect("duckdb"), spark)
+    ]
+    duck, spk = tables
+    assert duck.num_rows > 10 and pc.max(duck[FUTURE_VALUE]).as_py() > 0
+    assert duck.schema.equals(spk.schema)
+    assert duck.equals(spk), _first_difference(duck, spk)

@@ -18,7 +18,10 @@ ALLOWED = {
     "errors": set(),
     "media": {"errors"},  # a leaf too: the image formats and limits every stage enforces
     # config only composes Settings from the components' own configs
-    "config": {"errors", "retrieve", "understand", "rank", "blend"},
+    "config": {"errors", "retrieve", "understand", "rank", "blend", "experiment"},
+    # experiments: their specs (config holds the declared ones), assignment, metrics over the
+    # event log (Ibis, as the pipelines), statistics, reports
+    "experiment": {"data", "errors", "config", "ingest", "pipelines"},
     "ingest": {"data", "errors", "config", "media"},
     "datasets": {"data", "errors", "config", "ingest"},
     "pipelines": {"data", "errors", "config", "ingest"},
@@ -32,7 +35,17 @@ ALLOWED = {
     "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
     # the simulated shoppers shop through the engine: its surfaces, its server's page logging
     # (serve.pages) and its build
-    "simulate": {"data", "errors", "config", "ingest", "retrieve", "surfaces", "serve", "build"},
+    "simulate": {
+        "data",
+        "errors",
+        "config",
+        "ingest",
+        "retrieve",
+        "surfaces",
+        "serve",
+        "build",
+        "experiment",
+    },
     # build composes stages and pipelines into artifacts (evaluate measures through it)
     "build": {
         "data",
@@ -59,6 +72,7 @@ ALLOWED = {
         "surfaces",
         "build",
         "ui",
+        "experiment",
     },
     # evaluate composes the public interfaces of the stages and the build steps to measure them,
     # and scores through the surfaces' own chains (on a workspace's logs too: ingest) and

@@ -49,6 +49,7 @@ from moodboard.config.surfaces import (
     SurfacesSettings,
     VisualConfig,
 )
+from moodboard.experiment.spec import ExperimentSettings
 
 __all__ = [
     "BoardConfig",
@@ -291,6 +292,7 @@ class Settings(BaseSettings):
     bots: BotsConfig = BotsConfig()
     understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
+    experiment: ExperimentSettings = ExperimentSettings()
 
     @classmethod
     def settings_customise_sources(

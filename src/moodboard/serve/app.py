@@ -23,10 +23,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
+from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import EventWAL, Workspace
 from moodboard.serve import faults
 from moodboard.serve.auth import Guard
 from moodboard.serve.boards import BoardStore
+from moodboard.serve.experiments import LiveExperiments
 from moodboard.serve.keys import load_keys
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
@@ -220,6 +222,8 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.state.settings = settings
     app.state.guard = guard
     app.state.recent = recent
+    store = ExperimentStore(ws.root, settings.experiment.declared)
+    app.state.experiments = LiveExperiments(store, settings)
 
     faults.install(app)
 

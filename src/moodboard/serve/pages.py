@@ -226,6 +226,9 @@ def impression_rows(
     query: str | None = None,
     props: Sequence[Mapping[str, Any]] | None = None,
     ts: datetime | None = None,
+    *,
+    arms: Mapping[str, str] | None = None,
+    latency_ms: float | None = None,
 ) -> list[dict[str, Any]]:
     """One ``impression`` event per item of a served page.
 
@@ -247,6 +250,11 @@ def impression_rows(
     ts
         When the page was served (the request's time: the simulated clock in a simulation);
         default now.
+    arms
+        The experiment arms the page was served (``{experiment: arm}``), logged in ``arms``.
+    latency_ms
+        How long the page took to make, logged in each impression's ``props`` (a guardrail
+        metric of experiments).
 
     Raises
     ------
@@ -283,8 +291,11 @@ def impression_rows(
             "request_id": page["request_id"],
             "propensity": chance[j],
         }
-        if props is not None:
-            row["props"] = dict(props[j]) | drawn[j]
+        if arms:
+            row["arms"] = dict(arms)
+        extra = drawn[j] if latency_ms is None else drawn[j] | {"latency_ms": round(latency_ms, 3)}
+        if props is not None or latency_ms is not None:
+            row["props"] = dict(props[j] if props is not None else {}) | extra
         rows.append(row)
     return rows
 
@@ -295,11 +306,15 @@ def page_impressions(
     user_id: str,
     query: str | None = None,
     ts: datetime | None = None,
+    *,
+    arms: Mapping[str, str] | None = None,
+    latency_ms: float | None = None,
 ) -> list[dict[str, Any]]:
     """The impression rows of a page built by ``build_page`` from ``cand`` (none for an empty
-    page), each with its ``props`` (``page_props``), stamped ``ts`` (default now)."""
+    page), each with its ``props`` (``page_props``), stamped ``ts`` (default now), with the
+    page's experiment ``arms`` and ``latency_ms`` (``impression_rows``)."""
     if not page["items"]:
         return []
     cursor = page["items"][0]["position"] - 1
     props = page_props(cand, cursor, len(page["items"]))
-    return impression_rows(page, user_id, query, props, ts)
+    return impression_rows(page, user_id, query, props, ts, arms=arms, latency_ms=latency_ms)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -14,7 +16,9 @@ from fastapi.responses import JSONResponse
 from moodboard.data import Candidates, ItemFilter, StageTiming, new_request_id
 from moodboard.data import Request as SurfaceRequest
 from moodboard.errors import InputError, NotFoundError
+from moodboard.experiment.assign import NONE, Assignment
 from moodboard.serve.dropped import DroppedImpressions
+from moodboard.serve.experiments import surfaces_for
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
@@ -187,9 +191,11 @@ def respond(
     stages: tuple[StageTiming, ...] = (),
     request_id: str | None = None,
     modules: tuple[Any, ...] = (),
+    arms: dict[str, str] | None = None,
 ) -> JSONResponse:
     """The page JSON, logged as impressions (``modules``: the candidate rows the page's
-    ``module`` column indexes, if it has one)."""
+    ``module`` column indexes, if it has one; ``arms``: the experiment arms it was served,
+    default the page parameters'), each with the page's ``latency_ms`` in its ``props``."""
     page = build_page(
         cards_of(engine),
         cand,
@@ -204,9 +210,15 @@ def respond(
         modules=modules,
     )
     page["artifact"] = engine.version
+    arms = p.assignment.arms if arms is None else arms
+    if arms:
+        page["arms"] = arms
     if extra:
         page.update(extra)
-    rows = page_impressions(page, cand, p.user or ANONYMOUS, query)
+    latency_ms = (time.perf_counter() - p.started) * 1000 if p.started else None
+    rows = page_impressions(
+        page, cand, p.user or ANONYMOUS, query, arms=arms, latency_ms=latency_ms
+    )
     if rows:
         log_impressions(request, rows)
     return JSONResponse(page)
@@ -225,14 +237,21 @@ def run_surface(
     NotFoundError
         If no surface of that name is declared, or the request names what the catalog lacks.
     """
-    surface = engine.surfaces.get(name)
+    surfaces, assignment = surfaces_for(engine, p.assignment)
+    surface = surfaces.get(name)
     if surface is None:
         known = ", ".join(sorted(engine.surfaces))
         raise NotFoundError(f"No surface named {name!r} is declared. Surfaces: {known}.")
     if modules is not None:
         surface = with_modules(surface, modules)
     req = SurfaceRequest(
-        surface=name, user_id=p.user, k=p.k, cursor=p.start, explain=p.explain, **fields
+        surface=name,
+        user_id=p.user,
+        k=p.k,
+        cursor=p.start,
+        explain=p.explain,
+        arms=assignment.arms,
+        **fields,
     )
     return req, model_thread().run(surface.run, req)
 
@@ -264,6 +283,7 @@ def respond_surface(
         stages=res.stages,
         request_id=req.request_id,
         modules=tuple(res.prepared.context.get("modules", ())) if res.prepared else (),
+        arms=req.arms,
     )
 
 
@@ -334,6 +354,10 @@ class PageParams:
     start: int
     user: str | None
     explain: bool
+    #: The shopper's experiment arms and their overrides.
+    assignment: Assignment = NONE
+    #: ``time.perf_counter()`` when the request's parameters were read (0: unknown).
+    started: float = field(default=0.0, compare=False)
 
 
 async def page_params(
@@ -350,8 +374,12 @@ async def page_params(
 ) -> PageParams:
     """A FastAPI dependency: ``k``, ``cursor``, ``user`` and ``explain`` of a page request
     (``async``: it only parses, so FastAPI runs it on the event loop, not a pool thread)."""
+    started = time.perf_counter()
     start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
-    return PageParams(check_k(request, k), start, user_or_none(user), explain)
+    user = user_or_none(user)
+    experiments = getattr(request.app.state, "experiments", None)
+    assignment = NONE if experiments is None else experiments(user, datetime.now(UTC))
+    return PageParams(check_k(request, k), start, user, explain, assignment, started)
 
 
 #: A route's paging parameters, checked (``k``, ``cursor``, ``user``, ``explain``).

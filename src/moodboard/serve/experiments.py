@@ -1,0 +1,140 @@
+"""Experiments in a running server: who is in which arm, and the chains each arm is served.
+
+``LiveExperiments`` holds the workspace's experiments (``experiment.store``) and looks for
+created, changed or stopped ones at most every ``experiment.reload_every_s``, the way
+``LiveEngine`` looks for a new ``CURRENT``: no restart. A set that cannot run together (an
+experiment file changed by hand into overlap) is logged and the previous set kept.
+
+``variant_surfaces`` is the engine's surfaces with an arm's overrides applied: each surface an
+override names is rebuilt from its live chain (``build_surface`` with the same catalog,
+sources and resources), once per engine version and set of overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from moodboard.config import Settings
+from moodboard.config.overrides import apply_overrides
+from moodboard.errors import ConfigError
+from moodboard.experiment.assign import NONE, Assigner, Assignment
+from moodboard.experiment.store import ExperimentStore
+from moodboard.serve.registry import Engine
+from moodboard.surfaces import Surface, build_surface
+
+_log = logging.getLogger(__name__)
+_LOCK = threading.Lock()
+_PREFIX = "surfaces."
+
+
+class LiveExperiments:
+    """The experiments a server applies, reloaded when their files change.
+
+    Parameters
+    ----------
+    store
+        The workspace's experiments.
+    settings
+        The server's settings (``experiment``: buckets, holdout, reload period).
+    """
+
+    def __init__(self, store: ExperimentStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings.experiment
+        self._signature: tuple[Any, ...] | None = None
+        self._checked = -float("inf")
+        self._assigner = Assigner([], self.settings)
+        self._lock = threading.Lock()
+
+    @property
+    def assigner(self) -> Assigner:
+        """The current set's assigner (reloaded if the files changed since the last look)."""
+        now = time.monotonic()
+        if now - self._checked >= self.settings.reload_every_s:
+            with self._lock:
+                if now - self._checked >= self.settings.reload_every_s:
+                    self._checked = now
+                    self._reload()
+        return self._assigner
+
+    def _reload(self) -> None:
+        sig = self.store.signature()
+        if sig == self._signature:
+            return
+        try:
+            self._assigner = Assigner(self.store.load(), self.settings)
+        except ConfigError as exc:
+            _log.error("experiments not reloaded, the previous set stays: %s", exc)
+        else:
+            running = [s.name for s in self._assigner.specs if s.status == "running"]
+            _log.info("experiments loaded: %s running (%s)", len(running), ", ".join(running))
+        self._signature = sig
+
+    def __call__(self, user: str | None, when: datetime) -> Assignment:
+        """The arms of ``user`` for a request at ``when``."""
+        return self.assigner(user, when)
+
+
+def variant_surfaces(engine: Engine, overrides: Mapping[str, Any]) -> dict[str, Surface]:
+    """The engine's surfaces with ``overrides`` (``surfaces.<name>.<key>`` pairs) applied.
+
+    Raises
+    ------
+    ConfigError
+        If an override names a surface the engine does not serve, a setting the surface does
+        not have, or a component that cannot be built from the live artifact.
+    """
+    if not overrides:
+        return engine.surfaces
+    key = json.dumps(dict(overrides), sort_keys=True, default=str)
+    cache: dict[str, dict[str, Surface]] = engine.__dict__.setdefault("_variants", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = _build(engine, overrides)
+    return hit
+
+
+def _build(engine: Engine, overrides: Mapping[str, Any]) -> dict[str, Surface]:
+    per_surface: dict[str, dict[str, Any]] = {}
+    for k, v in overrides.items():
+        name, _, rest = k.removeprefix(_PREFIX).partition(".")
+        if not k.startswith(_PREFIX) or not rest:
+            raise ConfigError(
+                f"The override {k!r} is not a surface setting (surfaces.<name>.<key>)."
+            )
+        per_surface.setdefault(name, {})[rest] = v
+    out = dict(engine.surfaces)
+    for name, keys in per_surface.items():
+        live = engine.surfaces.get(name)
+        if live is None:
+            raise ConfigError(
+                f"The override names surface {name!r}, which the engine does not serve. "
+                f"Surfaces: {', '.join(sorted(engine.surfaces))}."
+            )
+        config = apply_overrides(live.config, keys)
+        env = live.env
+        out[name] = build_surface(name, config, env.catalog, env.sources, env.seed, env.resources)
+    return out
+
+
+def surfaces_for(engine: Engine, assignment: Assignment) -> tuple[dict[str, Surface], Assignment]:
+    """The surfaces an assignment is served, and the assignment as logged: an arm whose chain
+    cannot be built is logged as an error and served (and logged) as no experiment, never as
+    its arm."""
+    if not assignment.overrides:
+        return engine.surfaces, assignment
+    try:
+        return variant_surfaces(engine, assignment.overrides), assignment
+    except ConfigError as exc:
+        _log.error("arms %s served without experiments: %s", assignment.arms, exc)
+        return engine.surfaces, NONE

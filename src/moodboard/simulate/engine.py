@@ -21,6 +21,9 @@ day's products are ingested before its pages, a build at a block's start serves 
 run's ``growth`` measures how soon the new products were clicked and the catalog's coverage
 (``simulate.fresh_metrics``).
 
+The workspace's experiments (``experiment.store``) apply as in the server: each shopper is
+served and logged with their arms, on the simulated clock.
+
 Simulated time: day ``d`` is ``simulate.start`` + ``d`` days. A run on a workspace that holds
 events starts on the day after the newest one (its ids then start ``sim<seed>d<day>``); the
 simulated days must end before now.
@@ -29,6 +32,7 @@ simulated days must end before now.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -43,9 +47,12 @@ from moodboard.config import Settings
 from moodboard.data import Request
 from moodboard.data import columns as C
 from moodboard.errors import InputError, NotFoundError
+from moodboard.experiment.assign import NONE, Assigner
+from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import IngestReport, Workspace, ingest_events
 from moodboard.ingest.workspace import connect_memory
 from moodboard.retrieve.sequence import torch_threads
+from moodboard.serve.experiments import surfaces_for
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.simulate.fresh_metrics import GrowthOutcome
@@ -75,11 +82,15 @@ class EnginePages:
         The loaded artifact version (``Engine.load``), with the run's settings.
     world
         The simulated world (item indices of the shoppers' pages).
+    assigner
+        The workspace's experiments: each shopper is served (and logged with) their arms at
+        the page's simulated time, as the server would (None: no experiments).
     """
 
-    def __init__(self, engine: Engine, world: World) -> None:
+    def __init__(self, engine: Engine, world: World, assigner: Assigner | None = None) -> None:
         self.engine = engine
         self.world = world
+        self.assigner = assigner
         self.cards = ItemCards(engine.catalog)
         self.index = {str(x): i for i, x in enumerate(world.item_ids)}
 
@@ -107,9 +118,14 @@ class EnginePages:
         empty page for an empty query or an item the live catalog lacks)."""
         if ask.surface == "search" and not (ask.query or "").strip():
             return _EMPTY
-        req = self.request(ask)
+        started = time.perf_counter()
+        assignment = NONE
+        if self.assigner is not None:
+            assignment = self.assigner(ask.shopper.user_id, ask.ts)
+        surfaces, assignment = surfaces_for(self.engine, assignment)
+        req = self.request(ask).model_copy(update={"arms": assignment.arms})
         try:
-            res = self.engine.surfaces[ask.surface].run(req)
+            res = surfaces[ask.surface].run(req)
         except NotFoundError:
             return _EMPTY
         page = build_page(
@@ -121,7 +137,8 @@ class EnginePages:
             k=ask.k,
             modules=tuple(res.prepared.context.get("modules", ())) if res.prepared else (),
         )
-        rows = page_impressions(page, res.candidates, ask.shopper.user_id, ask.query, req.ts)
+        kw = {"arms": assignment.arms, "latency_ms": (time.perf_counter() - started) * 1000}
+        rows = page_impressions(page, res.candidates, ask.shopper.user_id, ask.query, req.ts, **kw)
         rows = [r for r in rows if r[C.ITEM_ID] in self.index]
         items = np.array([self.index[r[C.ITEM_ID]] for r in rows], dtype=np.int64)
         propensity = np.array([r[C.PROPENSITY] for r in rows], dtype=np.float64)
@@ -294,7 +311,8 @@ def simulate_through_engine(
                 )
             )
             engine = Engine.load(ws, settings=settings, resources={"recent": recent})
-            sim.pages = EnginePages(engine, sim.world)
+            store = ExperimentStore(ws.root, settings.experiment.declared)
+            sim.pages = EnginePages(engine, sim.world, Assigner(store.load(), settings.experiment))
         else:
             sim.pages = sim.browser
         for part in parts:

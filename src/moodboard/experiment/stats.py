@@ -28,6 +28,7 @@ _log = logging.getLogger(__name__)
 
 #: A number, or an array of numbers (one per experiment in a batch).
 Stat = float | np.ndarray
+Values = Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Moments:
     sum_xy: Stat | None = None
 
     @classmethod
-    def of(cls, y: Sequence[float] | np.ndarray, x: Sequence[float] | np.ndarray | None = None):
+    def of(cls, y: Values, x: Values | None = None) -> Moments:
         """The moments of per-user values ``y`` (and ``x``, aligned with ``y``).
 
         Raises
@@ -60,14 +61,8 @@ class Moments:
         xv = values_1d("x", x)
         if xv.shape != yv.shape:
             raise InputError(f"x must have one value per user: {xv.size} values for {yv.size}.")
-        return cls(
-            float(yv.size),
-            float(yv.sum()),
-            float(yv @ yv),
-            float(xv.sum()),
-            float(xv @ xv),
-            float(xv @ yv),
-        )
+        sums = (yv.size, yv.sum(), yv @ yv, xv.sum(), xv @ xv, xv @ yv)
+        return cls(*(float(v) for v in sums))
 
     @property
     def has_x(self) -> bool:
@@ -75,6 +70,13 @@ class Moments:
         return self.sum_x is not None and self.sum_x2 is not None and self.sum_xy is not None
 
     def __add__(self, other: Moments) -> Moments:
+        """The moments of both groups of users together (e.g. two days, two shards).
+
+        Raises
+        ------
+        InputError
+            If one has x sums and the other not.
+        """
         if not isinstance(other, Moments):
             return NotImplemented
         if self.has_x != other.has_x:

@@ -92,8 +92,6 @@ ALLOWED = {
         "surfaces",
         "serve",
     },
-    # experiments use public interfaces only; the statistics need nothing but the errors
-    "experiment": {"errors"},
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},
     "ui": set(),  # templates and static files

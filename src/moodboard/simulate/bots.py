@@ -47,6 +47,7 @@ EVENT_COLUMNS = (
     C.REQUEST_ID,
     C.BOARD_ID,
     C.PROPENSITY,
+    C.ARMS,
 )
 
 

@@ -317,10 +317,11 @@ class ShopperDays:
         time after the shopper looked at the page (a second per item)."""
         if shown.impressions:
             for r in shown.impressions:
-                props = r.get(C.PROPS)
+                props, arms = r.get(C.PROPS), r.get(C.ARMS)
                 keep = (C.QUERY, C.SURFACE, C.POSITION, C.REQUEST_ID, C.PROPENSITY)
                 self.emit(t, C_IMPRESSION, r[C.ITEM_ID], **{k: r.get(k) for k in keep},
-                          props=json.dumps(props) if props is not None else None)  # fmt: skip
+                          props=json.dumps(props) if props is not None else None,
+                          arms=json.dumps(arms, sort_keys=True) if arms else None)  # fmt: skip
             return t + len(shown.impressions) * _S
         world = self.sim.world
         for j, i in enumerate(shown.items):

@@ -35,8 +35,17 @@ def sample_spec(name: str = "feed-saves", description: str = "") -> ExperimentSp
     )
 
 
-def _row(metric: str, kind: str, role: str, c: float, a: float, ci: list[float],
-         p: float, padj: float, alpha: float = 0.05) -> dict[str, Any]:  # fmt: skip
+def _row(
+    metric: str,
+    kind: str,
+    role: str,
+    c: float,
+    a: float,
+    ci: list[float],
+    p: float,
+    padj: float,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
     effect = a - c
     half = (ci[1] - ci[0]) / 2
     return {
@@ -94,13 +103,37 @@ def sample_analysis(
                 }
             )
     segments = [
-        {"segment": "new", "metric": "clicks_per_user", "arm": "saves", "effect": 0.21,
-         "ci": [0.08, 0.34], "p_value": 0.002, "p_adjusted": 0.012, "users": 820},
-        {"segment": "returning", "metric": "clicks_per_user", "arm": "saves", "effect": -0.15,
-         "ci": [-0.26, -0.04], "p_value": 0.006, "p_adjusted": 0.018, "users": 1664},
-        {"segment": "category=Shoes", "metric": "saves_per_user", "arm": "saves", "effect": 0.04,
-         "ci": [-0.01, 0.09], "p_value": 0.11, "p_adjusted": 0.33, "users": 410},
-    ]  # fmt: skip
+        {
+            "segment": "new",
+            "metric": "clicks_per_user",
+            "arm": "saves",
+            "effect": 0.21,
+            "ci": [0.08, 0.34],
+            "p_value": 0.002,
+            "p_adjusted": 0.012,
+            "users": 820,
+        },
+        {
+            "segment": "returning",
+            "metric": "clicks_per_user",
+            "arm": "saves",
+            "effect": -0.15,
+            "ci": [-0.26, -0.04],
+            "p_value": 0.006,
+            "p_adjusted": 0.018,
+            "users": 1664,
+        },
+        {
+            "segment": "category=Shoes",
+            "metric": "saves_per_user",
+            "arm": "saves",
+            "effect": 0.04,
+            "ci": [-0.01, 0.09],
+            "p_value": 0.11,
+            "p_adjusted": 0.33,
+            "users": 410,
+        },
+    ]
     verdicts = {
         "ship": "saves_per_user rose 24% (adjusted p = 0.003) with no guardrail crossed.",
         "blocked_srm": "The arms' exposures do not match the 50/50 split (p < 0.001): "
@@ -136,6 +169,6 @@ def sample_analysis(
                 "sequential_ci": [0.004, 0.03],
                 "direction": "increase_is_bad",
             },
-        ],  # fmt: skip
+        ],
         "verdict": {"decision": decision, "why": verdicts.get(decision, "See the metrics.")},
     }

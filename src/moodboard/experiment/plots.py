@@ -54,6 +54,11 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return None
 
 
+def _text(value: Any) -> str:
+    """A label drawn as given (a ``$`` would start mathtext)."""
+    return str(value).replace("$", r"\$")
+
+
 def _svg(fig: Figure, salt: str) -> str:
     """The figure as an inline ``<svg>`` element (no prologue, no metadata)."""
     buf = io.StringIO()
@@ -111,25 +116,37 @@ def forest_svg(analysis: Mapping[str, Any]) -> str:
             scale = 100.0 / abs(row["control_mean"]) if relative else 1.0
             seq, ci = _interval(row.get("sequential_ci")), _interval(row.get("ci"))
             if seq is not None:
-                ax.plot([seq[0] * scale, seq[1] * scale], [y, y], color=SEQUENTIAL, lw=1.2,
-                        solid_capstyle="butt", label="sequential interval" if y == 0 else None)  # fmt: skip
+                ax.plot(
+                    [seq[0] * scale, seq[1] * scale],
+                    [y, y],
+                    color=SEQUENTIAL,
+                    lw=1.2,
+                    solid_capstyle="butt",
+                    label="sequential interval" if y == 0 else None,
+                )
             if ci is not None:
-                ax.plot([ci[0] * scale, ci[1] * scale], [y, y], color=EFFECT, lw=4, alpha=0.55,
-                        solid_capstyle="butt", label="confidence interval" if y == 0 else None)  # fmt: skip
+                ax.plot(
+                    [ci[0] * scale, ci[1] * scale],
+                    [y, y],
+                    color=EFFECT,
+                    lw=4,
+                    alpha=0.55,
+                    solid_capstyle="butt",
+                    label="confidence interval" if y == 0 else None,
+                )
             sig = bool(row.get("significant"))
             if _finite(row.get("effect")):
                 face = EFFECT if sig else "white"
                 ax.plot([row["effect"] * scale], [y], "o", ms=6, mfc=face, mec=EFFECT, mew=1.5)
             mark = " *" if sig else ""
-            labels.append(f"{row.get('metric', '?')} ({row.get('arm', '?')}){mark}")
+            labels.append(_text(f"{row.get('metric', '?')} ({row.get('arm', '?')}){mark}"))
         ax.axvline(0.0, color="black", lw=0.8)
         ax.set_yticks(range(len(rows)), labels)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         unit = "effect, % of control mean" if relative else "effect (arm - control)"
         ax.set_xlabel(f"{unit}; * significant at alpha = {analysis.get('alpha', 0.05)}")
         ax.grid(axis="x", color="#dddddd", lw=0.6)
-        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8,
-                  frameon=False)  # fmt: skip
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
         return _svg(fig, "forest")
 
 
@@ -176,15 +193,21 @@ def cumulative_svg(analysis: Mapping[str, Any]) -> str:
                 )
                 xs = [x for x, d in pts if _finite(d.get("effect"))]
                 ys = [d["effect"] for _, d in pts if _finite(d.get("effect"))]
-                ax.plot(xs, ys, "-o", ms=3, color=colour, label=f"{arm} effect")
+                ax.plot(xs, ys, "-o", ms=3, color=colour, label=_text(f"{arm} effect"))
                 band = [(x, _interval(d.get("sequential_ci"))) for x, d in pts]
                 band = [(x, b) for x, b in band if b is not None]
                 if band:
-                    ax.fill_between([x for x, _ in band], [b[0] for _, b in band],
-                                    [b[1] for _, b in band], color=colour, alpha=0.15, lw=0,
-                                    label=f"{arm} sequential bounds")  # fmt: skip
+                    ax.fill_between(
+                        [x for x, _ in band],
+                        [b[0] for _, b in band],
+                        [b[1] for _, b in band],
+                        color=colour,
+                        alpha=0.15,
+                        lw=0,
+                        label=_text(f"{arm} sequential bounds"),
+                    )
             ax.axhline(0.0, color="black", lw=0.8)
-            ax.set_title(f"{metric}: cumulative effect", loc="left")
+            ax.set_title(_text(f"{metric}: cumulative effect"), loc="left")
             ax.set_ylabel("effect")
             ax.grid(color="#eeeeee", lw=0.6)
             if arms:
@@ -225,8 +248,15 @@ def exposures_svg(analysis: Mapping[str, Any]) -> str:
         ax.bar_label(bars, [f"{int(exposures[a]):,}" for a in arms], fontsize=8)
         expected = [(i, shares[a] * total) for i, a in enumerate(arms) if _finite(shares.get(a))]
         if expected:
-            ax.plot([i for i, _ in expected], [e for _, e in expected], "_", ms=28, mew=2,
-                    color="black", label="expected by the split")  # fmt: skip
+            ax.plot(
+                [i for i, _ in expected],
+                [e for _, e in expected],
+                "_",
+                ms=28,
+                mew=2,
+                color="black",
+                label="expected by the split",
+            )
             ax.legend(fontsize=8, frameon=False, loc="upper left")
         ax.set_ylabel("shoppers exposed")
         ax.margins(y=0.3)

@@ -216,8 +216,16 @@ def render_report(analysis: Mapping[str, Any]) -> str:
     x = analysis.get("experiment")
     if not isinstance(x, Mapping) or not x.get("name"):
         raise ValueError("The analysis must hold its 'experiment' with a 'name'.")
-    x = {"status": "", "layer": "", "start": None, "stop": None, "description": "",
-         "stopped_reason": None, **x, "arms": _dicts(x.get("arms"))}  # fmt: skip
+    x = {
+        "status": "",
+        "layer": "",
+        "start": None,
+        "stop": None,
+        "description": "",
+        "stopped_reason": None,
+        **x,
+        "arms": _dicts(x.get("arms")),
+    }
     for arm in x["arms"]:
         arm.setdefault("weight", None)
         arm["overrides"] = dict(arm.get("overrides") or {})
@@ -228,8 +236,22 @@ def render_report(analysis: Mapping[str, Any]) -> str:
     alpha = alpha if _finite(alpha) else 0.05
     metrics = _dicts(analysis.get("metrics"))
     for m in metrics:
-        for key in ("metric", "role", "arm", "control_mean", "arm_mean", "effect", "lift", "ci",
-                    "p_value", "p_adjusted", "significant", "sequential_ci", "cuped", "bayes"):  # fmt: skip
+        for key in (
+            "metric",
+            "role",
+            "arm",
+            "control_mean",
+            "arm_mean",
+            "effect",
+            "lift",
+            "ci",
+            "p_value",
+            "p_adjusted",
+            "significant",
+            "sequential_ci",
+            "cuped",
+            "bayes",
+        ):
             m.setdefault(key, None)
     guardrails = _dicts(analysis.get("guardrails"))
     for g in guardrails:

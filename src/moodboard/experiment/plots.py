@@ -244,7 +244,9 @@ def exposures_svg(analysis: Mapping[str, Any]) -> str:
         control = analysis.get("control")
         total = sum(exposures.values())
         colours = [CONTROL if a == control else EFFECT for a in arms]
-        bars = ax.bar(arms, [exposures[a] for a in arms], color=colours, width=0.6)
+        bars = ax.bar(
+            [_text(a) for a in arms], [exposures[a] for a in arms], color=colours, width=0.6
+        )
         ax.bar_label(bars, [f"{int(exposures[a]):,}" for a in arms], fontsize=8)
         expected = [(i, shares[a] * total) for i, a in enumerate(arms) if _finite(shares.get(a))]
         if expected:

@@ -248,6 +248,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     from moodboard.serve.routes import (
         board,
         catalog,
+        dashboard,
         demo,
         feed,
         ops,
@@ -263,6 +264,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.include_router(catalog.router)
     app.include_router(ops.router)
     app.include_router(demo.router)
+    app.include_router(dashboard.router)
     from moodboard.serve import web
 
     web.mount_static(app)

@@ -8,6 +8,8 @@ reads, ``/healthz``, web pages, static files            anyone
 ``POST /boards``, ``POST /boards/{id}/items``           the board's owner (cookie) or write key
 ``/admin/*``, ``/metrics``                              admin key (``/metrics`` open when
                                                         ``serve.public_metrics``)
+``/dashboard*`` (operator pages)                        admin key, as a bearer key or once as
+                                                        ``?key=`` (then an operator cookie)
 ======================================================  ========================================
 
 The admin key works wherever the write key does. Keys are sent as ``Authorization: Bearer
@@ -15,22 +17,26 @@ The admin key works wherever the write key does. Keys are sent as ``Authorizatio
 into ``<workspace>/serve-keys.json`` (mode 0600) and reused. No key is ever logged: the
 settings hold them as ``SecretStr`` and only the file's path is printed.
 
-Each right is a FastAPI dependency (``require_admin``, ``require_event_writer``,
-``require_board_writer``, ``require_metrics_reader``, ``require_json``): 401 with
+Each right is a FastAPI dependency (``require_admin``, ``require_operator``,
+``require_event_writer``, ``require_board_writer``, ``require_metrics_reader``,
+``require_json``): 401 with
 ``WWW-Authenticate: Bearer`` when no or an unknown key is sent, 403 when a valid key lacks the
 right. Generated keys and the cookie's signature live in ``moodboard.serve.keys``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from moodboard.config import ServeSettings
@@ -40,6 +46,12 @@ _log = logging.getLogger(__name__)
 
 #: The web app's signed shopper cookie.
 SESSION_COOKIE = "moodboard_session"
+#: The operator pages' cookie (a signed expiry, set when the admin key is sent as ``?key=``).
+OPERATOR_COOKIE = "moodboard_operator"
+#: How long an operator's browser stays signed in to the operator pages.
+OPERATOR_MAX_AGE_S = 12 * 3600
+#: Where the operator pages live (the operator cookie's path).
+OPERATOR_PATH = "/dashboard"
 #: Event types the public key may post.
 PUBLIC_EVENT_TYPES = frozenset({"click", "save", "add_to_cart", "purchase", "hide"})
 _WHERE = "serve.{name}, or the generated <workspace>/" + KEYS_FILE
@@ -160,6 +172,81 @@ async def require_admin(request: Request, creds: Bearer) -> Caller:
         )
     if role != "admin":
         raise HTTPException(403, f"This route needs the admin key; the {role} key may not.")
+    return Caller(role)
+
+
+def operator_token(admin_key: str, expires: int) -> str:
+    """The operator cookie's value: an expiry (unix seconds) and its MAC under the admin key
+    (a new admin key signs every operator out)."""
+    msg = b"moodboard-operator\0" + str(expires).encode()
+    return f"{expires}.{hmac.new(admin_key.encode(), msg, hashlib.sha256).hexdigest()}"
+
+
+def _operator_cookie_ok(request: Request) -> bool:
+    value = request.cookies.get(OPERATOR_COOKIE) or ""
+    expires, _, _mac = value.partition(".")
+    if not expires.isdigit() or len(value) > 200 or int(expires) < time.time():
+        return False
+    admin = guard_of(request).keys.admin.get_secret_value()
+    return hmac.compare_digest(value.encode(), operator_token(admin, int(expires)).encode())
+
+
+async def require_operator(
+    request: Request,
+    creds: Bearer,
+    key: Annotated[
+        str | None,
+        Query(max_length=200, description="The admin key, once: the page then sets a cookie."),
+    ] = None,
+) -> Caller:
+    """A FastAPI dependency of the operator pages (``/dashboard*``): the admin key, in a way a
+    browser can send it.
+
+    The key is accepted as ``Authorization: Bearer <key>`` (scripts), or once as ``?key=<key>``:
+    the answer is then a 303 to the same page without the key in its URL, setting an HttpOnly
+    operator cookie (an expiry signed with the admin key, ``OPERATOR_MAX_AGE_S``) that the
+    browser sends to every operator page after.
+
+    Raises
+    ------
+    HTTPException
+        401 without a key or a valid operator cookie, or with an unknown key; 403 with a key
+        that is not the admin key; 303 (the redirect that sets the cookie) for ``?key=``.
+    """
+    role = _role(request, creds)
+    if role is None and key is not None:
+        role = guard_of(request).keys.role_of(key)
+        if role is None:
+            raise _unauthorized(
+                f"The key sent is not a key of this server (see {_where('admin_key')})."
+            )
+        if role == "admin":
+            expires = int(time.time()) + OPERATOR_MAX_AGE_S
+            token = operator_token(guard_of(request).keys.admin.get_secret_value(), expires)
+            secure = "; Secure" if request.url.scheme == "https" else ""
+            cookie = (
+                f"{OPERATOR_COOKIE}={token}; Max-Age={OPERATOR_MAX_AGE_S}; Path={OPERATOR_PATH}; "
+                f"HttpOnly; SameSite=lax{secure}"
+            )
+            raise HTTPException(
+                303,
+                "Signed in to the operator pages: continue without the key in the URL.",
+                headers={
+                    "Location": request.url.path,
+                    "Set-Cookie": cookie,
+                    "Cache-Control": "no-store",
+                    "Referrer-Policy": "no-referrer",
+                },
+            )
+    if role is None:
+        if _operator_cookie_ok(request):
+            return Caller("admin")
+        raise _unauthorized(
+            f"The operator pages need the admin key: open {OPERATOR_PATH}?key=<admin key> once "
+            f"in the browser, or send 'Authorization: Bearer <key>' ({_where('admin_key')})."
+        )
+    if role != "admin":
+        raise HTTPException(403, f"The operator pages need the admin key; the {role} key may not.")
     return Caller(role)
 
 

@@ -5,6 +5,7 @@ from moodboard.cli import (  # noqa: F401 (the verbs)
     evaluate,
     evaluate_ope,
     experiment,
+    experiment_stats,
     simulate,
     tune,
 )

@@ -4,7 +4,7 @@ their statistics."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -150,12 +150,13 @@ def _when(text: str | None, option: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(
             f"{option} must be an ISO time like 2026-01-10 or 2026-01-10T08:00:00+00:00. "
             f"Got {text!r} instead."
         ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _check_metrics(spec: Any) -> None:

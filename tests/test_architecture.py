@@ -32,7 +32,17 @@ ALLOWED = {
     "surfaces": {"data", "errors", "config", "understand", "retrieve", "rank", "blend"},
     # the simulated shoppers shop through the engine: its surfaces, its server's page logging
     # (serve.pages) and its build
-    "simulate": {"data", "errors", "config", "ingest", "retrieve", "surfaces", "serve", "build"},
+    "simulate": {
+        "data",
+        "errors",
+        "config",
+        "ingest",
+        "retrieve",
+        "surfaces",
+        "serve",
+        "build",
+        "experiment",
+    },
     # build composes stages and pipelines into artifacts (evaluate measures through it)
     "build": {
         "data",
@@ -78,6 +88,8 @@ ALLOWED = {
         "surfaces",
         "serve",
     },
+    # experiments: assignment, exposure, metrics and statistics over the logged pages
+    "experiment": {"data", "errors"},
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},
     "ui": set(),  # templates and static files

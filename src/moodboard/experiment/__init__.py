@@ -1,0 +1,1 @@
+"""Experiments inside the engine: assignment, exposure, metrics, statistics, reports."""

@@ -3,6 +3,7 @@ against its shuffled feed, where interleaving and the A/B test must agree."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def _ask(cursor: int, k: int, request_id: str) -> PageAsk:
     return PageAsk("feed", None, {}, None, None, None, (), request_id, 0, k, cursor, rng)  # type: ignore[arg-type]
 
 
-def _source(ranking: list[int]):
+def _source(ranking: list[int]) -> Callable[[PageAsk], ShownPage]:
     def pages(ask: PageAsk) -> ShownPage:
         items = np.array(ranking[ask.cursor : ask.cursor + ask.k], dtype=np.int64)
         return ShownPage(items, np.ones(len(items)))

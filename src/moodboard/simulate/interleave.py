@@ -77,7 +77,9 @@ class InterleavedPages:
         The two arms' page sources (team 0 and team 1).
     """
 
-    def __init__(self, a: Callable[[PageAsk], ShownPage], b: Callable[[PageAsk], ShownPage]):
+    def __init__(
+        self, a: Callable[[PageAsk], ShownPage], b: Callable[[PageAsk], ShownPage]
+    ) -> None:
         self.a, self.b = a, b
         #: request id -> (shown items, their teams), until credited.
         self.pages: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -92,8 +92,6 @@ ALLOWED = {
         "surfaces",
         "serve",
     },
-    # experiments: assignment, exposure, metrics and statistics over the logged pages
-    "experiment": {"data", "errors"},
     # the contract tests every component must pass
     "testing": {"data", "errors", "retrieve"},
     "ui": set(),  # templates and static files

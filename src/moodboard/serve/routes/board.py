@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from moodboard.errors import NotFoundError
-from moodboard.serve.routes.common import Paged, PageParams, engine_of, serve_surface_async
+from moodboard.serve.routes.common import Paged, engine_of, for_user, serve_surface_async
 
 router = APIRouter(tags=["surfaces"])
 
@@ -27,7 +27,7 @@ async def board_ideas(
     if board is None:
         raise NotFoundError(f"No board with id {board_id!r}: create it with POST /boards.")
     if p.user is None:
-        p = PageParams(p.k, p.start, board.user_id, p.explain)
+        p = for_user(request, p, board.user_id)
     return await serve_surface_async(
         request, engine, "board", p, extra={"board_id": board_id},
         board_id=board_id, items=tuple(board.item_ids),

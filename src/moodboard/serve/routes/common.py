@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -377,9 +377,20 @@ async def page_params(
     started = time.perf_counter()
     start = parse_cursor(cursor, request.app.state.settings.serve.max_offset)
     user = user_or_none(user)
+    return PageParams(check_k(request, k), start, user, explain, arms_of(request, user), started)
+
+
+def arms_of(request: Request, user: str | None) -> Assignment:
+    """The experiment arms of ``user`` now (none for an anonymous shopper)."""
     experiments = getattr(request.app.state, "experiments", None)
-    assignment = NONE if experiments is None else experiments(user, datetime.now(UTC))
-    return PageParams(check_k(request, k), start, user, explain, assignment, started)
+    return NONE if experiments is None else experiments(user, datetime.now(UTC))
+
+
+def for_user(request: Request, p: PageParams, user: str) -> PageParams:
+    """``p`` for the shopper a route names in its path (their arms, not the ``user``
+    parameter's)."""
+    arms = NONE if user == ANONYMOUS else arms_of(request, user)
+    return replace(p, user=user, assignment=arms)
 
 
 #: A route's paging parameters, checked (``k``, ``cursor``, ``user``, ``explain``).

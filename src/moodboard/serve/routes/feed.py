@@ -18,8 +18,8 @@ from moodboard.serve.routes.common import (
     Category,
     Filters,
     Paged,
-    PageParams,
     engine_of,
+    for_user,
     item_filter,
     serve_surface_async,
     user_or_none,
@@ -51,7 +51,7 @@ async def feed(
     engine = engine_of(request)
     f = item_filter(engine, category=category, filters=filters)
     user_id = user_or_none(user_id) or ANONYMOUS  # whitespace alone: an anonymous shopper
-    p = PageParams(p.k, p.start, user_id, p.explain)
+    p = for_user(request, p, user_id)
 
     def extra(res: SurfaceResult) -> dict[str, Any]:
         return {"user_id": user_id, "personalized": res.prepared.context["personalized"]}

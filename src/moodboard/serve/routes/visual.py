@@ -7,6 +7,7 @@ bounded too (``serve.max_concurrent_decodes``: past it, 503 with ``Retry-After``
 from __future__ import annotations
 
 import threading
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from moodboard.errors import InputError
 from moodboard.serve.routes.common import (
     PageParams,
+    arms_of,
     check_k,
     engine_of,
     item_filter,
@@ -84,7 +86,9 @@ def visual_search(
             "(serve.max_concurrent_decodes): retry in a second.",
             headers={"Retry-After": "1"},
         )
-    p = PageParams(k, 0, user_or_none(user), explain)
+    started = time.perf_counter()
+    user = user_or_none(user)
+    p = PageParams(k, 0, user, explain, arms_of(request, user), started)
     try:
         req, res = run_surface(engine, "visual", p, image=data, crop=box, item_filter=f)
     finally:

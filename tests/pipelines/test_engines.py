@@ -488,3 +488,27 @@ def test_long_term_labels_are_exactly_equal_on_duckdb_and_spark(
     assert duck.num_rows > 10 and pc.max(duck[FUTURE_VALUE]).as_py() > 0
     assert duck.schema.equals(spk.schema)
     assert duck.equals(spk), _first_difference(duck, spk)
+
+
+def test_experiment_metrics_are_equal_on_duckdb_and_spark(
+    spark: ibis.BaseBackend, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An experiment's exposures and per-shopper-day counts (Ibis) read the same on both."""
+    from experiment_log import END, experiment_workspace
+    from experiment_log import spec as experiment_spec
+    from moodboard.config import Settings
+    from moodboard.experiment.data import load_data
+
+    exp_ws, truth = experiment_workspace(tmp_path_factory.mktemp("exp") / "ws", users=120)
+    spec, settings = experiment_spec(), Settings()
+    duck = load_data(exp_ws, spec, settings, as_of=END, engine="duckdb")
+    spk = load_data(exp_ws, spec, settings, as_of=END, engine="spark")
+    assert list(duck.users) == list(spk.users) == sorted(truth.users)
+    assert list(duck.arms) == list(spk.arms)
+    assert list(duck.exposed_day) == list(spk.exposed_day)
+    assert list(duck.category) == list(spk.category)
+    assert list(duck.returning) == list(spk.returning) and 0 < duck.returning.mean() < 1
+    for frame in ("post", "pre"):
+        a = getattr(duck, frame).sort_values(["user_id", "day"]).reset_index(drop=True)
+        b = getattr(spk, frame).sort_values(["user_id", "day"]).reset_index(drop=True)
+        assert len(a) > 0 and a.equals(b), frame

@@ -117,9 +117,7 @@ def load_data(
     if not files:
         return _empty(spec, surfaces, spec.start or end, end)
     events = backend.read_parquet(ws.events.glob())
-    products = backend.create_table(
-        "_mb_products", ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]), temp=True
-    )
+    products = ibis.memtable(ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]))
     since = spec.start or datetime(1970, 1, 1, tzinfo=UTC)
     exp = exposures(events, spec, surfaces, since, end).to_pandas()
     if exp.empty:
@@ -127,7 +125,7 @@ def load_data(
     mixed = exp["arms"] > 1
     exp = exp[~mixed].sort_values(C.USER_ID).reset_index(drop=True)
     start = spec.start or datetime.fromtimestamp(exp["exposed_us"].min() / 1e6, UTC)
-    users_t = backend.create_table("_mb_exposed", exp[[C.USER_ID, "exposed_us"]], temp=True)
+    users_t = ibis.memtable(exp[[C.USER_ID, "exposed_us"]])
     post = merge_days(_fetch(user_days(events, products, users_t, surfaces, start, end)))
     pre_start = start - timedelta(days=settings.experiment.pre_period_days)
     plain = users_t.select(C.USER_ID)

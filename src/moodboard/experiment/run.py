@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import ibis
 import numpy as np
 
 from moodboard.config import Settings
@@ -130,9 +131,7 @@ def log_values(
         raise InputError(f"The event log of {ws.root} is empty: ingest or simulate events first.")
     backend = connect(engine)
     events = backend.read_parquet(ws.events.glob())
-    products = backend.create_table(
-        "_mb_products", ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]), temp=True
-    )
+    products = ibis.memtable(ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]))
     span = events.aggregate(lo=epoch_us(events[C.TS]).min(), hi=epoch_us(events[C.TS]).max())
     lo_us, hi_us = (int(v) for v in span.to_pandas().iloc[0])
     since = datetime.fromtimestamp(lo_us / 1e6, UTC)
@@ -175,6 +174,4 @@ def _frame(parts: dict[str, Any]) -> Any:
 
 def ibis_ts(when: datetime) -> Any:
     """An Ibis timestamp literal of an aware time (UTC)."""
-    import ibis
-
     return ibis.literal(when.astimezone(UTC).replace(tzinfo=None), type="timestamp")

@@ -112,3 +112,24 @@ def test_a_real_lift_without_harm_ships(tmp_path) -> None:
     result = report_experiment(ws, EXP, Settings(), as_of=END).analysis
     assert result["verdict"]["decision"] == "ship", result["verdict"]
     assert ExperimentStore(ws.root).get(EXP).status == "running"
+
+
+def test_the_servers_periodic_job_stops_an_experiment_whose_guardrail_crossed(tmp_path) -> None:
+    import time
+
+    from moodboard.serve.experiments import GuardrailJob
+
+    ws, _ = experiment_workspace(tmp_path / "ws")
+    settings = Settings()
+    settings.experiment = settings.experiment.model_copy(update={"guardrail_check_every_s": 0.05})
+    job = GuardrailJob(ws, settings).start()
+    try:
+        deadline = time.monotonic() + 30
+        while ExperimentStore(ws.root).get(EXP).status == "running":
+            assert time.monotonic() < deadline, "the guardrail job did not stop the experiment"
+            time.sleep(0.05)
+    finally:
+        job.stop()
+    spec = ExperimentStore(ws.root).get(EXP)
+    assert "guardrail" in spec.stopped_reason and "hides_per_user" in spec.stopped_reason
+    assert (ws.root / "experiments" / "reports" / f"{EXP}.json").is_file()

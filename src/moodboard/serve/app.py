@@ -28,7 +28,7 @@ from moodboard.ingest import EventWAL, Workspace
 from moodboard.serve import faults
 from moodboard.serve.auth import Guard
 from moodboard.serve.boards import BoardStore
-from moodboard.serve.experiments import LiveExperiments
+from moodboard.serve.experiments import GuardrailJob, LiveExperiments
 from moodboard.serve.keys import load_keys
 from moodboard.serve.live import LiveEngine
 from moodboard.serve.metrics import ServerMetrics
@@ -201,12 +201,14 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
             recent.add(app.state.wal.pending_events().to_pylist())  # accepted, not built yet
             app.state.boards = boards
             live.start()
+            app.state.guardrails = GuardrailJob(ws, settings).start()
             _log.info("serving %s (artifact %s)", ws.root, live.version)
         try:
             yield
         finally:
             app.state.starts -= 1
             if app.state.starts == 0:
+                app.state.guardrails.stop()
                 live.stop()
                 app.state.wal.close()
 

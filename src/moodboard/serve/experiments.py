@@ -24,7 +24,9 @@ from moodboard.config import Settings
 from moodboard.config.overrides import apply_overrides
 from moodboard.errors import ConfigError
 from moodboard.experiment.assign import NONE, Assigner, Assignment
+from moodboard.experiment.run import check_guardrails
 from moodboard.experiment.store import ExperimentStore
+from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import Surface, build_surface
 
@@ -138,3 +140,50 @@ def surfaces_for(engine: Engine, assignment: Assignment) -> tuple[dict[str, Surf
     except ConfigError as exc:
         _log.error("arms %s served without experiments: %s", assignment.arms, exc)
         return engine.surfaces, NONE
+
+
+class GuardrailJob:
+    """The server's periodic guardrail check: every ``experiment.guardrail_check_every_s``
+    (0: never) it reports each running experiment (``experiment.run.check_guardrails``), which
+    stops one whose guardrail crossed its always-valid bound; the running server then stops
+    serving its arms at its next reload.
+
+    Parameters
+    ----------
+    ws
+        The workspace.
+    settings
+        The server's settings.
+    """
+
+    def __init__(self, ws: Workspace, settings: Settings) -> None:
+        self.ws = ws
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> GuardrailJob:
+        """Start the periodic check (nothing when it is off)."""
+        every = self.settings.experiment.guardrail_check_every_s
+        if every > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, args=(every,), daemon=True,
+                                            name="moodboard-guardrails")  # fmt: skip
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the periodic check (waits for a check in progress)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                stopped = check_guardrails(self.ws, self.settings)
+            except Exception as exc:  # the job must outlive a failing check
+                _log.error("guardrail check failed: %s", exc)
+                continue
+            if stopped:
+                _log.warning("guardrails stopped experiments: %s", ", ".join(stopped))

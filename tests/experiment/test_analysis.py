@@ -133,3 +133,31 @@ def test_the_servers_periodic_job_stops_an_experiment_whose_guardrail_crossed(tm
     spec = ExperimentStore(ws.root).get(EXP)
     assert "guardrail" in spec.stopped_reason and "hides_per_user" in spec.stopped_reason
     assert (ws.root / "experiments" / "reports" / f"{EXP}.json").is_file()
+
+
+def test_aa_and_plan_read_the_logs(reported) -> None:
+    from statsmodels.stats.power import NormalIndPower
+    from typer.testing import CliRunner
+
+    from moodboard.cli import app
+
+    ws = reported[0]
+    runner = CliRunner()
+    res = runner.invoke(app, ["experiment", "aa", "--workspace", str(ws.root), "--runs", "2000",
+                              "--seed", "1", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    aa = json.loads(res.stdout)
+    assert aa["runs"] == 2000 and aa["srm_planted_flagged"] is True
+    for kind in ("mean", "ratio", "cuped"):
+        assert 0.036 <= aa["false_positive_rate"][kind] <= 0.064, aa
+    assert aa["sequential_error"] <= 0.05
+    res = runner.invoke(app, ["experiment", "plan", "--workspace", str(ws.root), "--users", "500",
+                              "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)
+    sd = plan["variance"] ** 0.5
+    ref = NormalIndPower().solve_power(nobs1=500, alpha=0.05, power=0.8, ratio=1.0) * sd
+    assert plan["mde"] == pytest.approx(ref, rel=1e-3)
+    res = runner.invoke(app, ["experiment", "plan", "--workspace", str(ws.root), "--metric",
+                              "nope"])  # fmt: skip
+    assert res.exit_code == 2 and "Unknown metric 'nope'" in res.output

@@ -104,3 +104,39 @@ def test_a_hand_edited_overlap_keeps_the_previous_set(
     assert not any("overlap-b" in a for a in again.values())
     store.path("overlap-b").unlink()
     store.stop("overlap-a", "done")
+
+
+def test_an_interleaving_experiment_merges_both_arms_and_credits_clicks(
+    client: TestClient, served_ws: Workspace
+) -> None:
+    from moodboard.config import Settings
+    from moodboard.experiment.run import report_experiment
+
+    store = ExperimentStore(served_ws.root)
+    settings = client.app.state.settings
+    spec = _spec("feed-interleave", kind="interleave", layer="interleave")
+    store.create(spec, settings, None)
+    _wait_for_reload()
+    users = [f"il-user-{i}" for i in range(12)]
+    pages = {u: _feed(client, u) for u in users}
+    assert all(p["arms"] == {"feed-interleave": "interleaved"} for p in pages.values())
+    client.app.state.wal.flush()
+    ev = all_events(served_ws).to_pandas()
+    clicks = []
+    for u, page in pages.items():
+        imp = ev[(ev["type"] == "impression") & (ev["request_id"] == page["request_id"])]
+        teams = [json.loads(p)["scores"]["team"] for p in imp.sort_values("position")["props"]]
+        assert set(teams) == {0.0, 1.0} and abs(teams.count(0.0) - teams.count(1.0)) <= 2
+        # every shopper clicks the first two items of the fused ranking (team 0, control)
+        ids = list(imp.sort_values("position")["item_id"])
+        mine = [i for i, t in zip(ids, teams, strict=True) if t == 0.0][:2]
+        clicks += [{"user_id": u, "type": "click", "item_id": i, "surface": "feed",
+                    "request_id": page["request_id"]} for i in mine]  # fmt: skip
+    r = client.post("/events", json={"events": clicks})
+    assert r.status_code == 200 and r.json()["accepted"] == len(clicks)
+    client.app.state.wal.flush()
+    result = report_experiment(served_ws, "feed-interleave", Settings()).analysis
+    il = result["interleaving"]
+    assert il["winner"] == "A" and il["wins_a"] == len(users) and il["clicks"] == [24, 0]
+    assert result["verdict"]["decision"] == "no_ship"
+    store.stop("feed-interleave", "done")

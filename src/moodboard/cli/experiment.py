@@ -94,6 +94,10 @@ def create_cmd(
         typer.Option(help="A surface whose pages expose a shopper (default: those overridden)."),
     ] = None,
     description: Annotated[str, typer.Option(help="What it tests and why.")] = "",
+    kind: Annotated[
+        str,
+        typer.Option(help="ab (each shopper one arm) or interleave (both arms on every page)."),
+    ] = "ab",
     from_file: Annotated[
         Path | None, typer.Option("--from-file", help="A JSON experiment instead of options.")
     ] = None,
@@ -122,6 +126,7 @@ def create_cmd(
                 "guardrails": tuple(guardrail or ()),
                 "surfaces": tuple(surface or ()),
                 "description": description,
+                "kind": kind,
             }
         spec = parse_spec(data, f"experiment {name!r}")
         _check_metrics(spec)

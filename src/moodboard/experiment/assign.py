@@ -125,12 +125,18 @@ def check_experiments(specs: Sequence[ExperimentSpec], buckets: int) -> None:
                 )
 
 
+#: The arm an interleaving experiment's shoppers are logged in.
+INTERLEAVED = "interleaved"
+
+
 @dataclass(frozen=True)
 class Assignment:
-    """A shopper's arms (``{experiment: arm}``) and the overrides they add up to."""
+    """A shopper's arms (``{experiment: arm}``) and the overrides they add up to; ``interleave``:
+    the interleaving experiment whose two arms their pages merge (at most one)."""
 
     arms: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    interleave: ExperimentSpec | None = None
 
     def key(self) -> tuple[tuple[str, str], ...]:
         """A hashable key of the arms (equal arms: equal overrides)."""
@@ -175,6 +181,7 @@ class Assigner:
         arms: dict[str, str] = {}
         overrides: dict[str, Any] = {}
         layers: dict[str, int] = {}
+        interleave = None
         for spec in self._running:
             if not spec.active(when):
                 continue
@@ -184,7 +191,11 @@ class Assigner:
             lo, hi = spec.buckets or (0, 0)
             if not lo <= b < hi:
                 continue
+            if spec.kind == "interleave":
+                if interleave is None:
+                    interleave, arms[spec.name] = spec, INTERLEAVED
+                continue
             name = arm_of(spec, unit, n)
             arms[spec.name] = name
             overrides |= next(a for a in spec.arms if a.name == name).overrides
-        return Assignment(arms, overrides) if arms else NONE
+        return Assignment(arms, overrides, interleave) if arms else NONE

@@ -19,6 +19,7 @@ from moodboard.experiment.metrics import (
     COUNTS,
     DAY,
     Metric,
+    event_log,
     exposures,
     favourite_category,
     first_seen,
@@ -113,10 +114,9 @@ def load_data(
     backend = connect(engine)
     surfaces = spec.affected_surfaces() or ("search", "related", "feed", "board", "visual")
     end = min(t for t in (spec.stop, as_of or datetime.now(UTC)) if t is not None)
-    files = ws.events.files()
-    if not files:
+    events = event_log(backend, ws)
+    if events is None:
         return _empty(spec, surfaces, spec.start or end, end)
-    events = backend.read_parquet(ws.events.glob())
     products = ibis.memtable(ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]))
     since = spec.start or datetime(1970, 1, 1, tzinfo=UTC)
     exp = exposures(events, spec, surfaces, since, end).to_pandas()

@@ -29,6 +29,7 @@ import pandas as pd
 
 from moodboard.data import columns as C
 from moodboard.experiment.spec import ExperimentSpec
+from moodboard.ingest import EVENT_SCHEMA, Workspace, pending_on_disk
 from moodboard.pipelines.interactions import datetime_us, epoch_us, first_copies
 from moodboard.pipelines.ltv import event_day
 
@@ -102,6 +103,23 @@ DEFAULT_METRICS: Final = (
     "sessions_per_user",
 )
 DEFAULT_GUARDRAILS: Final = ("hides_per_user", "latency_ms_per_page")
+
+
+def event_log(backend: ibis.BaseBackend, ws: Workspace) -> ir.Table | None:
+    """A workspace's events on ``backend``: the Parquet log and the events accepted into the
+    write-ahead log but not compacted yet (a running server's latest), ``EVENT_SCHEMA``
+    columns; None when there are none."""
+    names = EVENT_SCHEMA.names
+    parts = []
+    if ws.events.files():
+        t = backend.read_parquet(ws.events.glob())
+        parts.append(t.select(*names).cast(ibis.schema(EVENT_SCHEMA)))
+    pending = pending_on_disk(ws) if ws.exists() else EVENT_SCHEMA.empty_table()
+    if pending.num_rows:
+        parts.append(ibis.memtable(pending.select(names).cast(EVENT_SCHEMA)))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else parts[0].union(parts[1])
 
 
 def arm_pattern(experiment: str) -> str:

@@ -62,6 +62,14 @@ _TEMPLATE = """<!doctype html>
 {% if x.stopped_reason %}<p>Stopped: {{ x.stopped_reason }}</p>{% endif %}
 <section class="verdict {{ tone }}" id="verdict"><div class="decision">{{ label }}</div>
 <div>{{ why }}</div></section>
+{% if il %}<h2>Interleaving</h2><table id="interleaving"><tr><th class="l">arms (A, B)</th>
+<th>shoppers</th><th>pages</th><th>clicks A / B</th><th>prefer A / B / tie</th>
+<th>sign test p</th><th>mean preference for A</th><th>95% CI</th><th class="l">winner</th></tr>
+<tr><td class="l">{{ il.arms[0] }}, {{ il.arms[1] }}</td><td>{{ il.users }}</td>
+<td>{{ il.pages }}</td><td>{{ il.clicks[0] }} / {{ il.clicks[1] }}</td>
+<td>{{ il.wins_a }} / {{ il.wins_b }} / {{ il.ties }}</td><td>{{ fmt_p(il.p_value) }}</td>
+<td>{{ fmt(il.delta) }}</td><td>{{ ci(il.ci) }}</td><td class="l">{{ il.winner or "none" }}</td>
+</tr></table>{% endif %}
 <h2>Sample ratio check</h2>
 {% if srm.passed is sameas false %}<p class="fail" id="srm"><b>SRM check failed
 (p = {{ fmt_p(srm.p_value) }}): blocking.</b> The arms' exposures do not match the planned
@@ -271,6 +279,7 @@ def render_report(analysis: Mapping[str, Any]) -> str:
         tone=tone,
         why=verdict.get("why") or "",
         srm=dict(analysis.get("srm") or {}),
+        il=analysis.get("interleaving"),
         exposures=dict(analysis.get("exposures") or {}),
         metrics=metrics,
         guardrails=guardrails,

@@ -27,7 +27,8 @@ from moodboard.data import columns as C
 from moodboard.errors import InputError
 from moodboard.experiment.analysis import analyze
 from moodboard.experiment.data import load_data
-from moodboard.experiment.metrics import METRICS, merge_days, totals, user_days
+from moodboard.experiment.interleave_report import interleaving_report
+from moodboard.experiment.metrics import METRICS, event_log, merge_days, totals, user_days
 from moodboard.experiment.report import render_report
 from moodboard.experiment.store import ExperimentStore
 from moodboard.experiment.validate import UserValues
@@ -69,8 +70,11 @@ def report_experiment(
     store = ExperimentStore(ws.root, settings.experiment.declared)
     spec = store.get(name)
     when = as_of or datetime.now(UTC)
-    result = analyze(load_data(ws, spec, settings, as_of=when, engine=engine), settings.experiment,
-                     when)  # fmt: skip
+    if spec.kind == "interleave":
+        result = interleaving_report(ws, spec, settings.experiment, when, engine)
+    else:
+        data = load_data(ws, spec, settings, as_of=when, engine=engine)
+        result = analyze(data, settings.experiment, when)
     decision = result["verdict"]["decision"]
     declared = any(s.name == name for s in store.declared)
     if stop_on_guardrail and decision == "stopped_guardrail" and spec.status == "running":
@@ -127,10 +131,9 @@ def log_values(
     m = METRICS.get(metric)
     if m is None:
         raise InputError(f"Unknown metric {metric!r}: choose among {', '.join(sorted(METRICS))}.")
-    if not ws.events.files():
+    events = event_log(connect(engine), ws)
+    if events is None:
         raise InputError(f"The event log of {ws.root} is empty: ingest or simulate events first.")
-    backend = connect(engine)
-    events = backend.read_parquet(ws.events.glob())
     products = ibis.memtable(ws.products_table().select([C.ID, C.PRICE, C.CATEGORY]))
     span = events.aggregate(lo=epoch_us(events[C.TS]).min(), hi=epoch_us(events[C.TS]).max())
     lo_us, hi_us = (int(v) for v in span.to_pandas().iloc[0])

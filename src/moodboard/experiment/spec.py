@@ -77,6 +77,9 @@ class ExperimentSpec(BaseModel):
     metrics: tuple[str, ...] = ()
     guardrails: tuple[str, ...] = ()
     description: str = Field(default="", max_length=2000)
+    #: ``ab``: each shopper sees one arm; ``interleave``: each shopper's pages of the
+    #: experiment's surfaces interleave its two arms (team draft), clicks credit the arms.
+    kind: Literal["ab", "interleave"] = "ab"
 
     @field_validator("start", "stop")
     @classmethod
@@ -96,6 +99,8 @@ class ExperimentSpec(BaseModel):
             raise ValueError(
                 f"the arms' weights must sum to 1. Got {shown} (sum {total:g}): scale them"
             )
+        if self.kind == "interleave" and len(self.arms) != 2:
+            raise ValueError(f"an interleaving experiment has exactly two arms. Got {names}")
         if self.control is not None and self.control not in names:
             raise ValueError(f"control {self.control!r} is not one of the arms {names}")
         if self.start and self.stop and self.stop <= self.start:

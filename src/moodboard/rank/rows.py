@@ -46,7 +46,7 @@ FROM: Final = "from:"
 #: they exist, so they are never features: a model trained on a ranked page's logs would read
 #: its predecessor's outputs and be served without them.
 STAGE_SCORES: Final = frozenset(
-    {C.UTILITY, "ltv", "deferred", C.PROPENSITY, "explored", "propensity_cascade"}
+    {C.UTILITY, "ltv", "deferred", C.PROPENSITY, "explored", "propensity_cascade", "team"}
 )
 
 

@@ -22,17 +22,22 @@ from typing import Any
 
 from moodboard.config import Settings
 from moodboard.config.overrides import apply_overrides
+from moodboard.data import Candidates, Request
+from moodboard.data import columns as C
 from moodboard.errors import ConfigError
 from moodboard.experiment.assign import NONE, Assigner, Assignment
+from moodboard.experiment.interleave import request_rng, team_draft
 from moodboard.experiment.run import check_guardrails
 from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
-from moodboard.surfaces import Surface, build_surface
+from moodboard.surfaces import Surface, SurfaceResult, build_surface
 
 _log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _PREFIX = "surfaces."
+#: The score column of an interleaved page: the team (arm 0 or 1) of each item.
+TEAM = "team"
 
 
 class LiveExperiments:
@@ -127,6 +132,62 @@ def _build(engine: Engine, overrides: Mapping[str, Any]) -> dict[str, Surface]:
         env = live.env
         out[name] = build_surface(name, config, env.catalog, env.sources, env.seed, env.resources)
     return out
+
+
+def interleaved(
+    engine: Engine, assignment: Assignment, name: str, req: Request
+) -> SurfaceResult | None:
+    """The team-draft interleaving of an interleaving experiment's two arms on surface
+    ``name`` (None when the shopper is in none, or it does not cover the surface).
+
+    Both arms' chains answer the request; ``team_draft`` merges their orders down to the
+    page's end, with coins drawn from (seed, user, experiment, session: else the UTC day), so
+    the pages of one session continue one draft. Each item keeps its own arm's retrieval score
+    and sources, and a ``team`` score (0: the first arm, 1: the second), logged with the page.
+
+    Raises
+    ------
+    ConfigError
+        If an arm's chain cannot be built from the live artifact.
+    """
+    spec = assignment.interleave
+    if spec is None or name not in spec.affected_surfaces():
+        return None
+    runs = [
+        variant_surfaces(engine, assignment.overrides | arm.overrides)[name].run(req)
+        for arm in spec.arms
+    ]
+    key = req.session or req.ts.date().isoformat()
+    rng = request_rng(engine.settings.seed, req.user_id, f"{spec.name}:{key}")
+    cands = [r.candidates for r in runs]
+    drawn = team_draft(cands[0].items, cands[1].items, max(1, req.cursor + req.k), rng)
+    where = [{int(i): j for j, i in enumerate(c.items)} for c in cands]
+    rows = [where[t][int(i)] for i, t in zip(drawn.items, drawn.teams, strict=True)]
+    pick = [cands[t] for t in drawn.teams]
+    merged = Candidates(
+        drawn.items,
+        {
+            C.RETRIEVAL: [c.score(C.RETRIEVAL)[j] for c, j in zip(pick, rows, strict=True)],
+            TEAM: drawn.teams,
+        },
+        [c.sources[j] for c, j in zip(pick, rows, strict=True)],
+    )
+    timings = {k: runs[0].timings_ms.get(k, 0) + runs[1].timings_ms.get(k, 0)
+               for k in runs[0].timings_ms.keys() | runs[1].timings_ms.keys()}  # fmt: skip
+    return SurfaceResult(merged, timings, runs[0].stages + runs[1].stages, runs[0].prepared)
+
+
+def run_surface_for(
+    engine: Engine, surface: Surface, assignment: Assignment, req: Request
+) -> SurfaceResult:
+    """Surface ``surface``'s result for ``req`` under the shopper's experiments: interleaved
+    when they are in an interleaving experiment of the surface, else the surface's own."""
+    try:
+        merged = interleaved(engine, assignment, surface.name, req)
+    except ConfigError as exc:
+        _log.error("interleaving of %s not served: %s", assignment.arms, exc)
+        merged = None
+    return merged if merged is not None else surface.run(req)
 
 
 def surfaces_for(engine: Engine, assignment: Assignment) -> tuple[dict[str, Surface], Assignment]:

@@ -52,7 +52,7 @@ from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import IngestReport, Workspace, ingest_events
 from moodboard.ingest.workspace import connect_memory
 from moodboard.retrieve.sequence import torch_threads
-from moodboard.serve.experiments import surfaces_for
+from moodboard.serve.experiments import run_surface_for, surfaces_for
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.simulate.fresh_metrics import GrowthOutcome
@@ -125,7 +125,7 @@ class EnginePages:
         surfaces, assignment = surfaces_for(self.engine, assignment)
         req = self.request(ask).model_copy(update={"arms": assignment.arms})
         try:
-            res = surfaces[ask.surface].run(req)
+            res = run_surface_for(self.engine, surfaces[ask.surface], assignment, req)
         except NotFoundError:
             return _EMPTY
         page = build_page(

@@ -18,7 +18,7 @@ from moodboard.data import Request as SurfaceRequest
 from moodboard.errors import InputError, NotFoundError
 from moodboard.experiment.assign import NONE, Assignment
 from moodboard.serve.dropped import DroppedImpressions
-from moodboard.serve.experiments import surfaces_for
+from moodboard.serve.experiments import run_surface_for, surfaces_for
 from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceResult
@@ -253,7 +253,7 @@ def run_surface(
         arms=assignment.arms,
         **fields,
     )
-    return req, model_thread().run(surface.run, req)
+    return req, model_thread().run(run_surface_for, engine, surface, assignment, req)
 
 
 def respond_surface(

@@ -190,10 +190,6 @@ def status(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         print_status(st)
 
 
-def _not_built(verb: str, issue: str) -> None:
-    _fail(f"'moodboard {verb}' is not built yet in this version ({issue}).")
-
-
 @app.command()
 def build(
     workspace: WorkspaceOpt = None,
@@ -256,12 +252,6 @@ def bench() -> None:
     _fail(
         "run the benchmarks with `make bench` (scripts under bench/ print a table and write JSON)"
     )
-
-
-@app.command()
-def experiment() -> None:
-    """A/B experiments: assignment, metrics and reports."""
-    _not_built("experiment", "it arrives with the experimentation platform")
 
 
 def main() -> None:

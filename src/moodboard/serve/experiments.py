@@ -27,7 +27,6 @@ from moodboard.data import columns as C
 from moodboard.errors import ConfigError
 from moodboard.experiment.assign import NONE, Assigner, Assignment
 from moodboard.experiment.interleave import request_rng, team_draft
-from moodboard.experiment.run import check_guardrails
 from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
@@ -240,6 +239,10 @@ class GuardrailJob:
             self._thread = None
 
     def _run(self, every: float) -> None:
+        # the analysis (Ibis over the event log) loads only when the job runs: a server
+        # without it never loads the pipelines' code
+        from moodboard.experiment.run import check_guardrails
+
         while not self._stop.wait(every):
             try:
                 stopped = check_guardrails(self.ws, self.settings)

@@ -27,17 +27,35 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from _common import report
 
 from mini import build_mini, mini_settings
 from moodboard.config import load_settings
+from moodboard.experiment.interleave import ab_users_needed, interleaving_users_needed
 from moodboard.ingest import Workspace
 from moodboard.simulate.arms import parse_arm
-from moodboard.simulate.interleave import measure_interleaving
+from moodboard.simulate.interleave import InterleavingRun, measure_interleaving
 
 ARMS = ["fused=surfaces.feed.ranker=rank/noop", "shuffled=surfaces.feed.ranker=rank/shuffle"]
+
+
+def ratio_interval(run: InterleavingRun, draws: int = 2000) -> tuple[float, float]:
+    """The bootstrap 95% interval of the ratio of users needed (A/B over interleaving with the
+    run's credit): the shoppers of the interleaving run and of each A/B arm resampled
+    independently, ``draws`` times, seed 0."""
+    rng = np.random.default_rng(0)
+    prefs, a, b = run.preferences, run.ab_a, run.ab_b
+    ratios = np.empty(draws)
+    for i in range(draws):
+        p = prefs[rng.integers(len(prefs), size=len(prefs))]
+        x, y = a[rng.integers(len(a), size=len(a))], b[rng.integers(len(b), size=len(b))]
+        ratios[i] = ab_users_needed(x, y) / interleaving_users_needed(p)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def main() -> None:
@@ -62,6 +80,7 @@ def main() -> None:
         t0 = time.perf_counter()
         run = measure_interleaving(ws, s, *arms)
         seconds = time.perf_counter() - t0
+    low, high = ratio_interval(run)
     v, out = run.verdict, run.as_dict()
     other = out["interleaving_click"]
     row = {
@@ -77,7 +96,7 @@ def main() -> None:
         "ab_p": f"{run.ab_p:.2g}",
         "users_ab": round(run.users_ab),
         "users_il": round(run.users_interleaving),
-        "ratio": f"{run.ratio:.2f}",
+        "ratio": f"{run.ratio:.2f} [{low:.1f}, {high:.1f}]",
         "agree": run.agree,
         "il_click_p": f"{other['p_value']:.2g}",
         "users_il_click": round(other["users_needed"]),
@@ -85,6 +104,7 @@ def main() -> None:
         "agree_click": other["agree"],
         "seconds": round(seconds, 1),
     }
+    out["ratio_ci"] = [low, high]
     report("interleave", [row | {"result": out}], [c for c in row if c != "result"])
 
 

@@ -14,6 +14,7 @@ from moodboard.experiment.interleave import (
     ab_users_needed,
     credit,
     interleaving_users_needed,
+    page_outcome,
     preference,
     request_rng,
     stable_hash,
@@ -123,6 +124,18 @@ def test_credit_counts_each_teams_clicks() -> None:
         credit(teams, clicked[:3])
     with pytest.raises(ConfigError, match="teams 0 or 1"):
         credit(np.array([0, 2]), np.array([True, True]))
+
+
+def test_a_page_goes_to_the_team_with_more_clicks_ties_and_no_clicks_to_neither() -> None:
+    assert page_outcome(3, 1) == (1, 0) and page_outcome(0, 2) == (0, 1)
+    assert page_outcome(2, 2) == (0, 0) and page_outcome(0, 0) == (0, 0)
+    # per page, a heavy clicker's page weighs one: 1 page won by A (5 clicks), 2 by B (1 each)
+    pages = [page_outcome(5, 0), page_outcome(0, 1), page_outcome(0, 1), page_outcome(0, 0)]
+    won_a, won_b = (sum(p[t] for p in pages) for t in (0, 1))
+    assert (won_a, won_b) == (1, 2)
+    v = preference(np.array([won_a, 0]), np.array([won_b, 0]))
+    assert (v.wins_a, v.wins_b, v.ties, v.users) == (0, 1, 1, 2)
+    assert v.delta == pytest.approx((-1 / 3 + 0) / 2)  # the user without a won page counts 0
 
 
 def test_the_verdict_is_scipys_sign_test_and_t_interval() -> None:

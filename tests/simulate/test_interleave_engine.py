@@ -68,10 +68,17 @@ def test_fused_feed_wins_over_shuffled_in_interleaving_and_in_ab(
     assert (tmp_path / "arms" / "fused").is_dir() and (tmp_path / "arms" / "shuffled").is_dir()
     # the A/B test agrees: fewer clicks per shopper with the shuffled feed, significantly
     assert run.ab_diff > 0 and run.ab_ci[0] > 0 and run.agree
+    # per-page credit by default: a shopper's won pages are at most their credited clicks
+    assert run.credit == "page" and (run.pages_a <= run.clicks_a).all()
+    assert (run.pages_b <= run.clicks_b).all() and run.pages_a.sum() > run.pages_b.sum()
+    assert run.other_verdict.users == 32 and np.isfinite(run.other_users_interleaving)
     assert np.isfinite(run.users_ab) and np.isfinite(run.users_interleaving)
     assert run.ratio == pytest.approx(run.users_ab / run.users_interleaving)
     out = run.as_dict()
     assert out["arms"] == {"A": "fused", "B": "shuffled"} and out["agree"] is True
     assert out["interleaving"]["winner"] == "A" and out["metric"] == "clicks_per_user"
+    assert out["credit"] == "page" and out["interleaving_click"]["users"] == 32
+    with pytest.raises(ConfigError, match="'page' or 'click'"):
+        measure_interleaving(mini_engine, s, fused, shuffled, credit="query")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="distinct names"):
         measure_interleaving(mini_engine, s, fused, fused)

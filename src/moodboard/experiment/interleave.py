@@ -7,11 +7,25 @@ items or both rankings are used up (a team whose ranking is used up skips its tu
 shown item carries its team (0 = A, 1 = B); an item both rankings hold belongs to the team that
 placed it.
 
-``credit`` counts a page's clicks per team. ``preference`` turns each user's clicks credited to
-A and to B (summed over the user's interleaved pages) into the verdict:
+``credit`` counts a page's clicks per team. Two ways to aggregate them per user:
 
-- per user, the outcome ``+1`` (A got more clicks), ``-1`` (B did) or ``0`` (a tie, no clicks
-  included), and the preference ``delta_u = (a_u - b_u) / (a_u + b_u)`` (0 without clicks);
+- **per page** (``page_outcome``; the default of ``simulate.interleave``): each page (each
+  query, in the literature: Chapelle, Joachims, Radlinski and Yue 2012, "Large-scale
+  validation and analysis of interleaved search evaluation") is won by the team with more of
+  its clicks; a page without clicks, or with as many on each side, is a tie and carries no
+  information. A user's ``a_u`` and ``b_u`` are the pages A and B won. Pages, not queries of
+  different users, are the unit of credit, the user the unit of analysis (a user's pages are
+  not independent), so every user exposed counts in the verdict and the sample size, including
+  those whose pages were all ties (their preference is 0): an experiment cannot pick its
+  clicking users in advance;
+- **per click**: ``a_u`` and ``b_u`` are the user's clicks on A's and B's items, summed over
+  the user's pages (a heavy clicker weighs more within the user, never across users).
+
+``preference`` turns each user's ``a_u`` and ``b_u`` (either kind) into the verdict:
+
+- per user, the outcome ``+1`` (``a_u > b_u``), ``-1`` (``b_u > a_u``) or ``0`` (a tie,
+  nothing credited included), and the preference ``delta_u = (a_u - b_u) / (a_u + b_u)``
+  (0 when nothing was credited);
 - the two-sided sign test on the users with an outcome (``scipy.stats.binomtest`` of A's wins
   among the users with a winner, ``p = 0.5``): ``winner`` is the side with more wins when
   ``p_value < alpha``, else None;
@@ -143,6 +157,12 @@ def credit(teams: np.ndarray, clicked: np.ndarray) -> tuple[int, int]:
             f"length with teams 0 or 1. Got shapes {t.shape} and {c.shape} instead."
         )
     return int(np.sum(c & (t == TEAM_A))), int(np.sum(c & (t == TEAM_B)))
+
+
+def page_outcome(clicks_a: int, clicks_b: int) -> tuple[int, int]:
+    """The per-page credit of a page's clicks credited to A and to B (as ``credit``): ``(1, 0)``
+    when A got more, ``(0, 1)`` when B did, ``(0, 0)`` for a tie or a page without clicks."""
+    return int(clicks_a > clicks_b), int(clicks_b > clicks_a)
 
 
 @dataclass(frozen=True)

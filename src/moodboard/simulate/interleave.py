@@ -12,10 +12,17 @@ click is credited to the team of the item (``experiment.interleave.credit``). Th
 actions reach both engines' real-time buffers. Nothing is ingested: the workspace is only
 read.
 
-The metric is clicks per shopper, the one interleaving credits: the verdict
-(``experiment.interleave.preference``) compares each shopper's clicks on A's items with those
-on B's. The same arms then run as an A/B test (``arms.compare_arms``: each arm in its own copy
-of the workspace, the same shoppers, the same days), analysed as an unpaired test, as a real
+Each click is credited two ways (``experiment.interleave``): per page (the page goes to the
+team with more of its clicks; a page without clicks, or tied, counts for neither) and per
+click. The verdict (``experiment.interleave.preference``) compares, per shopper, the pages (or
+clicks) A won with those B won; ``credit="page"`` (the default, the literature's per-query
+credit) or ``"click"`` says which one is the run's ``verdict`` and ``users_interleaving``; the
+other is reported beside it. Every shopper exposed counts, those without a won page too (their
+preference is 0): an experiment cannot pick in advance the shoppers who will click.
+
+The A/B metric is clicks per shopper, the clicks interleaving credits. The same arms then run
+as an A/B test (``arms.compare_arms``: each arm in its own copy of the workspace, the same
+shoppers, the same days), analysed as an unpaired test, as a real
 A/B test with a 50/50 split would be: the difference of the arms' mean clicks per shopper, its
 Welch 95% interval, and the users it would need (``experiment.interleave.ab_users_needed``,
 both arms together) against those interleaving needs
@@ -33,7 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -41,11 +48,13 @@ from scipy import stats
 from moodboard.config import Settings
 from moodboard.config.overrides import apply_overrides
 from moodboard.data import columns as C
+from moodboard.errors import ConfigError
 from moodboard.experiment.interleave import (
     InterleavingVerdict,
     ab_users_needed,
     credit,
     interleaving_users_needed,
+    page_outcome,
     preference,
     team_draft,
     user_preferences,
@@ -60,8 +69,10 @@ from moodboard.simulate.world import World
 from moodboard.surfaces.recent import RecentActions, RecentConfig
 
 _log = logging.getLogger(__name__)
-#: The per-user metric both analyses use (``engine.METRICS``).
+#: The per-user metric of the A/B analysis (``engine.METRICS``).
 METRIC = "clicks_per_user"
+#: How interleaving credits clicks: per page won or per click (``experiment.interleave``).
+Credit = Literal["page", "click"]
 
 
 class InterleavedPages:
@@ -107,16 +118,24 @@ class InterleavingRun:
     ----------
     arms
         The names of A and B.
+    users, days
+        The shoppers (bots left out) and days both methods ran.
+    credit
+        Which credit ``verdict`` and ``users_interleaving`` use: ``"page"`` or ``"click"``.
     clicks_a, clicks_b
         Per shopper (bots left out, account order), the clicks credited to A and to B.
-    verdict
-        The interleaving verdict.
+    pages_a, pages_b
+        Per shopper, the interleaved pages A won and B won (more of the page's clicks).
+    verdict, users_interleaving
+        The interleaving verdict and the users it needs at alpha and power, by ``credit``.
+    other_verdict, other_users_interleaving
+        The same by the other credit.
     ab_a, ab_b
         Per shopper, the clicks in the A/B test's arm A and arm B.
     ab_diff, ab_ci, ab_p
-        The A/B's mean difference A - B, its Welch 95% interval and p-value (unpaired).
-    users_ab, users_interleaving
-        The users each needs at alpha 0.05 and power 0.8 (A/B: both arms together).
+        The A/B's mean difference A - B, its Welch interval and p-value (unpaired).
+    users_ab
+        The users the A/B needs at alpha and power (both arms together).
     seconds
         Wall time of the interleaved run and of the A/B run.
     """
@@ -124,9 +143,13 @@ class InterleavingRun:
     arms: tuple[str, str]
     users: int
     days: int
+    credit: Credit
     clicks_a: np.ndarray
     clicks_b: np.ndarray
+    pages_a: np.ndarray
+    pages_b: np.ndarray
     verdict: InterleavingVerdict
+    other_verdict: InterleavingVerdict
     ab_a: np.ndarray
     ab_b: np.ndarray
     ab_diff: float
@@ -134,38 +157,49 @@ class InterleavingRun:
     ab_p: float
     users_ab: float
     users_interleaving: float
+    other_users_interleaving: float
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def preferences(self) -> np.ndarray:
-        """Each shopper's preference ``(a - b) / (a + b)``."""
+        """Each shopper's preference ``(a - b) / (a + b)`` by ``credit``."""
+        if self.credit == "page":
+            return user_preferences(self.pages_a, self.pages_b)
         return user_preferences(self.clicks_a, self.clicks_b)
 
     @property
     def ratio(self) -> float:
-        """A/B users over interleaving users."""
+        """A/B users over interleaving users (by ``credit``)."""
         return self.users_ab / self.users_interleaving
 
     @property
     def agree(self) -> bool:
-        """Both significant, in the same direction."""
-        ab_significant = self.ab_ci[0] > 0 or self.ab_ci[1] < 0
-        same_way = np.sign(self.ab_diff) == np.sign(self.verdict.delta) != 0
-        return bool(self.verdict.winner is not None and ab_significant and same_way)
+        """Both significant, in the same direction (interleaving by ``credit``)."""
+        return _agree(self.verdict, self.ab_diff, self.ab_ci)
 
     def as_dict(self) -> dict[str, Any]:
         """For ``--json``."""
         a, b = self.arms
+        other = "click" if self.credit == "page" else "page"
         return {
             "arms": {"A": a, "B": b},
             "users": self.users,
             "days": self.days,
             "metric": METRIC,
+            "credit": self.credit,
             "interleaving": {
                 **self.verdict.as_dict(),
                 "clicks_a": float(self.clicks_a.sum()),
                 "clicks_b": float(self.clicks_b.sum()),
+                "pages_a": float(self.pages_a.sum()),
+                "pages_b": float(self.pages_b.sum()),
                 "users_needed": self.users_interleaving,
+            },
+            f"interleaving_{other}": {
+                **self.other_verdict.as_dict(),
+                "users_needed": self.other_users_interleaving,
+                "ratio": self.users_ab / self.other_users_interleaving,
+                "agree": _agree(self.other_verdict, self.ab_diff, self.ab_ci),
             },
             "ab": {
                 "mean_a": float(self.ab_a.mean()),
@@ -185,20 +219,28 @@ class InterleavingRun:
         v, (a, b) = self.verdict, self.arms
         return (
             f"{self.users} shoppers, {self.days} days, {a} (A) vs {b} (B): interleaving "
-            f"winner {v.winner} (wins {v.wins_a}/{v.wins_b}, ties {v.ties}, p {v.p_value:.2g}, "
-            f"delta {v.delta:+.3f}); A/B clicks per user {self.ab_a.mean():.3f} vs "
-            f"{self.ab_b.mean():.3f} (diff {self.ab_diff:+.3f}, 95% CI [{self.ab_ci[0]:+.3f}, "
-            f"{self.ab_ci[1]:+.3f}]); users needed: A/B {self.users_ab:.0f}, interleaving "
-            f"{self.users_interleaving:.0f}, ratio {self.ratio:.1f}; agree {self.agree}"
+            f"({self.credit} credit) winner {v.winner} (wins {v.wins_a}/{v.wins_b}, ties "
+            f"{v.ties}, p {v.p_value:.2g}, delta {v.delta:+.3f}); A/B clicks per user "
+            f"{self.ab_a.mean():.3f} vs {self.ab_b.mean():.3f} (diff {self.ab_diff:+.3f}, CI "
+            f"[{self.ab_ci[0]:+.3f}, {self.ab_ci[1]:+.3f}], p {self.ab_p:.2g}); users needed: "
+            f"A/B {self.users_ab:.0f}, interleaving {self.users_interleaving:.0f} (other credit "
+            f"{self.other_users_interleaving:.0f}), ratio {self.ratio:.1f}; agree {self.agree}"
         )
 
 
-def interleaved_clicks(
+def _agree(verdict: InterleavingVerdict, ab_diff: float, ab_ci: tuple[float, float]) -> bool:
+    ab_significant = ab_ci[0] > 0 or ab_ci[1] < 0
+    same_way = np.sign(ab_diff) == np.sign(verdict.delta) != 0
+    return bool(verdict.winner is not None and ab_significant and same_way)
+
+
+def interleaved_credit(
     ws: Workspace, settings: Settings, arm_a: Arm, arm_b: Arm
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each shopper's clicks credited to A and to B (bots left out, account order) when the
-    workspace's shoppers shop on the interleaved pages of the two arms' engines for
-    ``settings.simulate.days`` days from the day after the workspace's newest event.
+    """Each shopper's clicks credited to A and to B, and the pages A and B won (arrays of shape
+    ``(2, shoppers)``, bots left out, account order), when the workspace's shoppers shop on the
+    interleaved pages of the two arms' engines for ``settings.simulate.days`` days from the day
+    after the workspace's newest event.
 
     Raises
     ------
@@ -224,6 +266,7 @@ def interleaved_clicks(
     account = {sim.user_id(n): n for n in range(s.users)}
     index = sources[0].index
     clicks = np.zeros((2, s.users), dtype=np.int64)
+    won = np.zeros((2, s.users), dtype=np.int64)
 
     def on_actions(rows: list[dict[str, Any]]) -> None:
         for buffer in buffers:
@@ -232,15 +275,24 @@ def interleaved_clicks(
         if clicked:
             n = account[clicked[0][C.USER_ID]]
             items = np.array([index[r[C.ITEM_ID]] for r in clicked], dtype=np.int64)
-            wins = pages.credit(clicked[0][C.REQUEST_ID], items)
-            clicks[:, n] += wins
+            on_a, on_b = pages.credit(clicked[0][C.REQUEST_ID], items)
+            clicks[:, n] += (on_a, on_b)
+            won[:, n] += page_outcome(on_a, on_b)
 
     first = first_day(ws, s.start)
     with serving_threads(settings.serve.torch_threads):
         for _ in sim.day_tables(range(first, first + s.days), "il", on_actions=on_actions):
             pass  # the events are not ingested: only the credited clicks count
     humans = np.array([n for n in range(s.users) if n not in sim.bots], dtype=np.int64)
-    return clicks[0, humans], clicks[1, humans]
+    return clicks[:, humans], won[:, humans]
+
+
+def interleaved_clicks(
+    ws: Workspace, settings: Settings, arm_a: Arm, arm_b: Arm
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each shopper's clicks credited to A and to B (as ``interleaved_credit``)."""
+    clicks, _ = interleaved_credit(ws, settings, arm_a, arm_b)
+    return clicks[0], clicks[1]
 
 
 def measure_interleaving(
@@ -252,6 +304,7 @@ def measure_interleaving(
     folder: Path | None = None,
     alpha: float = 0.05,
     power: float = 0.8,
+    credit: Credit = "page",
 ) -> InterleavingRun:
     """Interleave ``arm_a`` and ``arm_b`` and run them as an A/B test on the same shoppers and
     days; compare the users each needs (see the module docstring).
@@ -269,21 +322,34 @@ def measure_interleaving(
         temporary folder, removed after.
     alpha, power
         The level and power of the sample sizes and the interleaving verdict.
+    credit
+        ``"page"`` (each page to the team with more of its clicks) or ``"click"``: the credit
+        of the run's ``verdict`` and ``users_interleaving`` (the other is reported too).
 
     Raises
     ------
     ConfigError
-        If the arms share a name, an override is invalid, ``folder`` exists, or ``alpha`` or
-        ``power`` is not in (0, 1).
+        If the arms share a name, an override is invalid, ``folder`` exists, ``alpha`` or
+        ``power`` is not in (0, 1), or ``credit`` is neither ``"page"`` nor ``"click"``.
     NotFoundError
         If the workspace has no live artifact.
     InputError
         As ``simulate_through_engine`` (e.g. the simulated days would end after now).
     """
+    if credit not in ("page", "click"):
+        raise ConfigError(
+            f"The 'credit' parameter of measure_interleaving must be 'page' or 'click'. Got "
+            f"{credit!r} instead."
+        )
     check_arms([arm_a, arm_b])
     t0 = time.perf_counter()
-    clicks_a, clicks_b = interleaved_clicks(ws, settings, arm_a, arm_b)
-    verdict = preference(clicks_a, clicks_b, alpha=alpha)
+    clicks, won = interleaved_credit(ws, settings, arm_a, arm_b)
+    by = {"page": won, "click": clicks}
+    other: Credit = "click" if credit == "page" else "page"
+    verdicts = {c: preference(by[c][0], by[c][1], alpha=alpha) for c in by}
+    needed = {
+        c: interleaving_users_needed(user_preferences(*by[c]), alpha=alpha, power=power) for c in by
+    }
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="moodboard-ab-") as tmp:
         where = folder if folder is not None else Path(tmp) / "arms"
@@ -293,21 +359,25 @@ def measure_interleaving(
     ab_b = comparison.runs[arm_b.name].per_user[METRIC]
     welch = stats.ttest_ind(ab_a, ab_b, equal_var=False)
     ci = welch.confidence_interval(1 - alpha)
-    prefs = user_preferences(clicks_a, clicks_b)
     run = InterleavingRun(
         (arm_a.name, arm_b.name),
-        len(clicks_a),
+        clicks.shape[1],
         settings.simulate.days,
-        clicks_a,
-        clicks_b,
-        verdict,
+        credit,
+        clicks[0],
+        clicks[1],
+        won[0],
+        won[1],
+        verdicts[credit],
+        verdicts[other],
         ab_a,
         ab_b,
         float(ab_a.mean() - ab_b.mean()),
         (float(ci.low), float(ci.high)),
         float(welch.pvalue),
         ab_users_needed(ab_a, ab_b, alpha=alpha, power=power),
-        interleaving_users_needed(prefs, alpha=alpha, power=power),
+        needed[credit],
+        needed[other],
         {"interleaving": t1 - t0, "ab": t2 - t1},
     )
     _log.info("interleaving: %s", run.summary())

@@ -2,6 +2,10 @@
 (team) whose ranking placed the clicked item on an interleaved page, per shopper, and the
 verdict (``experiment.interleave.preference``).
 
+Clicks are credited per page, as per query in the literature (Chapelle et al. 2012): a page
+goes to the team with more of its clicks, and a shopper's preference counts the pages each team
+won (``simulate.interleave`` measures the same way).
+
 An interleaved page logs ``arms = {experiment: "interleaved"}`` and each item's ``team`` in its
 ``props`` scores (0: the first arm, 1: the second). A click joins its page's impression by
 ``request_id`` and ``item_id``: the Ibis job (DuckDB or Spark) returns each shopper's credited
@@ -31,8 +35,9 @@ _TEAM = r'"team":\s*([01])'
 def credited_clicks(
     events: ir.Table, spec: ExperimentSpec, since: datetime, until: datetime
 ) -> ir.Table:
-    """``user_id, pages, clicks_a, clicks_b``: each shopper's interleaved pages of ``spec`` in
-    ``[since, until)`` and their clicks on each team's items."""
+    """``user_id, pages, clicks_a, clicks_b, won_a, won_b``: each shopper's interleaved pages
+    of ``spec`` in ``[since, until)``, their clicks on each team's items, and the pages each
+    team won (more of the page's clicks; a page without clicks or tied is won by neither)."""
     e = first_copies(events, (C.SURFACE, C.REQUEST_ID, C.PROPS, C.ARMS))
     window = (epoch_us(e[C.TS]) >= datetime_us(since)) & (epoch_us(e[C.TS]) < datetime_us(until))
     imp = e.filter(window & (e[C.TYPE] == "impression") & e[C.ARMS].notnull())
@@ -48,16 +53,21 @@ def credited_clicks(
         imp, (clicks[C.REQUEST_ID] == imp._rid) & (clicks[C.ITEM_ID] == imp._iid)
     )
     one, zero = ibis.literal(1), ibis.literal(0)
-    per_user = hit.group_by(hit[C.USER_ID].name("_uid")).aggregate(
-        clicks_a=(hit._team == "0").ifelse(one, zero).sum(),
-        clicks_b=(hit._team == "1").ifelse(one, zero).sum(),
+    per_page = hit.group_by([hit[C.USER_ID].name("_uid"), "_rid"]).aggregate(
+        _a=(hit._team == "0").ifelse(one, zero).sum(),
+        _b=(hit._team == "1").ifelse(one, zero).sum(),
+    )
+    per_user = per_page.group_by("_uid").aggregate(
+        clicks_a=per_page._a.sum(),
+        clicks_b=per_page._b.sum(),
+        won_a=(per_page._a > per_page._b).ifelse(one, zero).sum(),
+        won_b=(per_page._b > per_page._a).ifelse(one, zero).sum(),
     )
     out = pages.left_join(per_user, "_uid")
     return out.select(
         **{C.USER_ID: out._uid},
         pages=out.pages,
-        clicks_a=out.clicks_a.fill_null(0),
-        clicks_b=out.clicks_b.fill_null(0),
+        **{c: out[c].fill_null(0) for c in ("clicks_a", "clicks_b", "won_a", "won_b")},
     )
 
 
@@ -95,12 +105,13 @@ def interleaving_report(
     if len(t) < 2:
         out["verdict"] = {"decision": "no_data", "why": "Fewer than 2 shoppers saw its pages."}
         return out
-    v = preference(t["clicks_a"].to_numpy(np.float64), t["clicks_b"].to_numpy(np.float64),
+    v = preference(t["won_a"].to_numpy(np.float64), t["won_b"].to_numpy(np.float64),
                    alpha=settings.alpha)  # fmt: skip
     out["interleaving"] = v.as_dict() | {
         "arms": [a, b],
         "pages": int(t["pages"].sum()),
         "clicks": [int(t["clicks_a"].sum()), int(t["clicks_b"].sum())],
+        "won_pages": [int(t["won_a"].sum()), int(t["won_b"].sum())],
     }
     if v.winner is None:
         decision, why = (

@@ -88,7 +88,8 @@ def experiment_workspace(
         before = START - timedelta(days=3, hours=-j % 20)
         req = f"r-{u}"
         arm_json = json.dumps({EXP: str(arms[j])})
-        props = json.dumps({"latency_ms": 20.0 + 5 * treated[j]})
+        device = "phone" if j % 2 else "desktop"
+        props = json.dumps({"latency_ms": 20.0 + 5 * treated[j], "device": device})
         for pos in range(imps[j]):
             rows.append({C.TYPE: "impression", C.TS: seen + timedelta(seconds=pos), C.USER_ID: u,
                          C.ITEM_ID: f"p{pos}", C.SURFACE: "feed", C.POSITION: pos + 1,

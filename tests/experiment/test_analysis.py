@@ -161,3 +161,13 @@ def test_aa_and_plan_read_the_logs(reported) -> None:
     res = runner.invoke(app, ["experiment", "plan", "--workspace", str(ws.root), "--metric",
                               "nope"])  # fmt: skip
     assert res.exit_code == 2 and "Unknown metric 'nope'" in res.output
+
+
+def test_segments_include_the_logged_device_and_are_corrected(reported) -> None:
+    _, truth, files = reported
+    segs = {s["segment"]: s for s in files.analysis["segments"] if s["metric"] == "clicks_per_user"}
+    assert {"device=phone", "device=desktop"} <= set(segs)
+    assert segs["device=phone"]["users"] + segs["device=desktop"]["users"] == len(truth.users)
+    ps = [s["p_value"] for s in segs.values()]
+    ref = multipletests(ps, method="holm")[1]
+    assert [s["p_adjusted"] for s in segs.values()] == pytest.approx(list(ref), rel=1e-9)

@@ -507,6 +507,7 @@ def test_experiment_metrics_are_equal_on_duckdb_and_spark(
     assert list(duck.arms) == list(spk.arms)
     assert list(duck.exposed_day) == list(spk.exposed_day)
     assert list(duck.category) == list(spk.category)
+    assert list(duck.device) == list(spk.device) and set(duck.device) == {"phone", "desktop"}
     assert list(duck.returning) == list(spk.returning) and 0 < duck.returning.mean() < 1
     for frame in ("post", "pre"):
         a = getattr(duck, frame).sort_values(["user_id", "day"]).reset_index(drop=True)

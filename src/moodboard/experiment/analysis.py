@@ -165,6 +165,8 @@ def _segments(data: ExperimentData, metric: Metric, name: str, ctl_arm: str,
     cats, counts = np.unique(data.category[data.category != ""], return_counts=True)
     for c in cats[np.argsort(-counts)][:TOP_CATEGORIES]:
         groups[f"category={c}"] = data.category == c
+    for d in np.unique(data.device[data.device != ""]):
+        groups[f"device={d}"] = data.device == d
     y, x, _, _, _ = data.values(metric)
     rows = []
     for seg, member in groups.items():

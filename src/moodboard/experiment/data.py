@@ -19,6 +19,7 @@ from moodboard.experiment.metrics import (
     COUNTS,
     DAY,
     Metric,
+    devices,
     event_log,
     exposures,
     favourite_category,
@@ -60,6 +61,8 @@ class ExperimentData:
         Whether each shopper had any event before the experiment's start.
     category
         Each shopper's favourite category before the start ("" for none).
+    device
+        The device each shopper's pages were served to most, when pages log one ("" else).
     """
 
     spec: ExperimentSpec
@@ -74,6 +77,7 @@ class ExperimentData:
     pre: pd.DataFrame
     returning: np.ndarray
     category: np.ndarray
+    device: np.ndarray
 
     def days(self) -> list[int]:
         """The experiment's days with an exposure, in order."""
@@ -133,6 +137,7 @@ def load_data(
     seen = first_seen(events, plain).to_pandas().set_index(C.USER_ID)["first_us"]
     fav = favourite_category(events, products, plain, start).to_pandas()
     fav = fav.set_index(C.USER_ID)[C.CATEGORY]
+    dev = devices(events, plain).to_pandas().set_index(C.USER_ID)["device"]
     users = exp[C.USER_ID].to_numpy(str)
     first = seen.reindex(users).to_numpy(np.float64)
     return ExperimentData(
@@ -148,6 +153,7 @@ def load_data(
         pre=pre,
         returning=first < (start - _EPOCH).total_seconds() * 1e6,
         category=fav.reindex(users).fillna("").to_numpy(str),
+        device=dev.reindex(users).fillna("").to_numpy(str),
     )
 
 
@@ -170,5 +176,6 @@ def _empty(spec: ExperimentSpec, surfaces: tuple[str, ...], start: datetime, end
         frame,
         frame,
         np.empty(0, bool),
+        none,
         none,
     )

@@ -205,6 +205,21 @@ def first_seen(events: ir.Table, users: ir.Table) -> ir.Table:
     return e.group_by(C.USER_ID).aggregate(first_us=epoch_us(e[C.TS]).min())
 
 
+_DEVICE = r'"device":\s*"([A-Za-z0-9_ .-]{1,40})"'
+
+
+def devices(events: ir.Table, exposed: ir.Table) -> ir.Table:
+    """``user_id, device``: the device each exposed shopper's pages were served to most, when
+    the pages log one (``props.device``, e.g. from the client); shoppers without are absent."""
+    e = events.filter(events[C.TYPE] == "impression")
+    e = e.semi_join(exposed.select(C.USER_ID), C.USER_ID)
+    e = e.mutate(_dev=e[C.PROPS].re_extract(_DEVICE, 1)).filter(lambda t: t._dev != "")
+    n = e.group_by([C.USER_ID, "_dev"]).aggregate(_n=e.count())
+    w = ibis.window(group_by=n[C.USER_ID], order_by=[ibis.desc(n._n), n._dev])
+    n = n.mutate(_r=ibis.row_number().over(w))
+    return n.filter(n._r == 0).select(C.USER_ID, device=n._dev)
+
+
 def favourite_category(
     events: ir.Table, products: ir.Table, users: ir.Table, until: datetime
 ) -> ir.Table:

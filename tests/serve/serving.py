@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,37 @@ from pydantic import SecretStr
 
 from moodboard.config import Settings, load_settings
 from moodboard.serve.app import create_app
+
+#: Debian's chromium, which playwright drives (no `playwright install`).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless chromium (playwright ``Browser``); skips the test without one, except in CI,
+    where a missing browser fails it."""
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} is missing: run `make chromium` (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
 
 #: The fixed keys every in-process test server is configured with, by ``auth`` name.
 KEYS = {"admin": "test-admin-key", "write": "test-write-key", "public": "test-public-key"}

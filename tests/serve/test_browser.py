@@ -11,7 +11,6 @@ log is polled until a deadline.
 from __future__ import annotations
 
 import io
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving import serve_process
+from serving import chromium, serve_process
 
 from mini import share_embeddings
 from moodboard.build import build
@@ -31,16 +30,6 @@ from moodboard.simulate import run_simulation
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IMAGES_LOADED = """n => {
     const imgs = [...document.querySelectorAll('#grid .pin img')].slice(0, n);
     return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0);
@@ -93,16 +82,8 @@ def server(web_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: run `make chromium` (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

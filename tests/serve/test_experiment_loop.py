@@ -6,13 +6,11 @@ real browser, lists the experiment with that verdict."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from serving import KEYS, serve_process
+from serving import KEYS, chromium, serve_process
 from typer.testing import CliRunner
 
 from mini import copy_workspace
@@ -20,7 +18,6 @@ from moodboard.cli import app
 from moodboard.ingest import Workspace
 
 pytestmark = pytest.mark.browser
-CHROMIUM = Path("/usr/bin/chromium")
 EXP = "blend-weights"
 COMPOSE = "surfaces.feed.ranker=rank/multihead;surfaces.feed.blend=blend/compose"
 SAVES = (
@@ -71,30 +68,16 @@ def server(looped: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 def test_the_dashboard_shows_the_experiment_and_its_verdict(
     looped: dict[str, Any], server: str
 ) -> None:
-    if not CHROMIUM.exists():
-        msg = f"{CHROMIUM} is missing: run `make chromium` (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    sync_api = pytest.importorskip("playwright.sync_api")
     decision = looped["report"]["verdict"]["decision"]
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = b.new_page(base_url=server)
-            page.set_default_timeout(20_000)
-            page.goto(f"/dashboard?key={KEYS['admin']}")
-            row = page.locator(f'[data-experiment="{EXP}"]')
-            row.wait_for()
-            assert row.get_attribute("data-decision") == decision
-            assert row.get_attribute("data-status") == "running"
-            page.locator(f'a[href="/dashboard/experiments/{EXP}"]').first.click()
-            page.wait_for_url(f"**/dashboard/experiments/{EXP}")
-            assert page.locator("svg").count() >= 3
-            assert (
-                decision.replace("_", " ").lower() in page.locator("#verdict").inner_text().lower()
-            )
-        finally:
-            b.close()
+    with chromium() as b:
+        page = b.new_page(base_url=server)
+        page.set_default_timeout(20_000)
+        page.goto(f"/dashboard?key={KEYS['admin']}")
+        row = page.locator(f'[data-experiment="{EXP}"]')
+        row.wait_for()
+        assert row.get_attribute("data-decision") == decision
+        assert row.get_attribute("data-status") == "running"
+        page.locator(f'a[href="/dashboard/experiments/{EXP}"]').first.click()
+        page.wait_for_url(f"**/dashboard/experiments/{EXP}")
+        assert page.locator("svg").count() >= 3
+        assert decision.replace("_", " ").lower() in page.locator("#verdict").inner_text().lower()

@@ -142,7 +142,13 @@ def create_cmd(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from moodboard.experiment.store import MAX_FILE_BYTES
+
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"--from-file {path} is over {MAX_FILE_BYTES} bytes: not an experiment."
+            )
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--from-file {path} is not a readable JSON file: {exc}") from None

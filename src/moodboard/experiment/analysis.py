@@ -45,7 +45,7 @@ from moodboard.experiment.stats import (
 
 _log = logging.getLogger(__name__)
 #: What a test of too little data raises (no users in an arm, no variance).
-_UNTESTABLE = (MoodboardError, ArithmeticError)
+_UNTESTABLE = MoodboardError
 #: Segments by favourite category: the most common categories, at most this many.
 TOP_CATEGORIES = 5
 #: The least shoppers per arm a segment needs to be tested.

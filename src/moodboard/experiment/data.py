@@ -37,11 +37,6 @@ _DAY_US = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def day_of(when: datetime) -> int:
-    """Days since the epoch (UTC) of a time."""
-    return (when - _EPOCH) // timedelta(days=1)
-
-
 def day_date(day: int) -> str:
     """The ISO date of an epoch day."""
     return (_EPOCH + timedelta(days=int(day))).date().isoformat()
@@ -130,10 +125,10 @@ def load_data(
     exp = exp[~mixed].sort_values(C.USER_ID).reset_index(drop=True)
     start = spec.start or datetime.fromtimestamp(exp["exposed_us"].min() / 1e6, UTC)
     users_t = ibis.memtable(exp[[C.USER_ID, "exposed_us"]])
-    post = merge_days(_fetch(user_days(events, products, users_t, surfaces, start, end)))
+    post = merge_days(user_days(events, products, users_t, surfaces, start, end))
     pre_start = start - timedelta(days=settings.experiment.pre_period_days)
     plain = users_t.select(C.USER_ID)
-    pre = merge_days(_fetch(user_days(events, products, plain, surfaces, pre_start, start)))
+    pre = merge_days(user_days(events, products, plain, surfaces, pre_start, start))
     seen = first_seen(events, plain).to_pandas().set_index(C.USER_ID)["first_us"]
     fav = favourite_category(events, products, plain, start).to_pandas()
     fav = fav.set_index(C.USER_ID)[C.CATEGORY]
@@ -155,10 +150,6 @@ def load_data(
         category=fav.reindex(users).fillna("").to_numpy(str),
         device=dev.reindex(users).fillna("").to_numpy(str),
     )
-
-
-def _fetch(parts: dict[str, ibis.Table]) -> dict[str, pd.DataFrame]:
-    return {name: t.to_pandas() for name, t in parts.items()}
 
 
 def _empty(spec: ExperimentSpec, surfaces: tuple[str, ...], start: datetime, end: datetime):

@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 
 from moodboard.data import columns as C
+from moodboard.experiment.assign import INTERLEAVED
 from moodboard.experiment.interleave import preference
 from moodboard.experiment.metrics import arm_pattern, event_log
 from moodboard.experiment.spec import ExperimentSettings, ExperimentSpec
@@ -41,7 +42,7 @@ def credited_clicks(
     e = first_copies(events, (C.SURFACE, C.REQUEST_ID, C.PROPS, C.ARMS))
     window = (epoch_us(e[C.TS]) >= datetime_us(since)) & (epoch_us(e[C.TS]) < datetime_us(until))
     imp = e.filter(window & (e[C.TYPE] == "impression") & e[C.ARMS].notnull())
-    imp = imp.filter(imp[C.ARMS].re_extract(arm_pattern(spec.name), 1) == "interleaved")
+    imp = imp.filter(imp[C.ARMS].re_extract(arm_pattern(spec.name), 1) == INTERLEAVED)
     imp = imp.mutate(_team=imp[C.PROPS].re_extract(_TEAM, 1))
     imp = imp.filter(imp._team != "").select(
         _rid=imp[C.REQUEST_ID], _iid=imp[C.ITEM_ID], _team=imp._team, _uid=imp[C.USER_ID]
@@ -89,7 +90,7 @@ def interleaving_report(
         "window": [since.isoformat(), end.isoformat()],
         "control": a,
         "alpha": settings.alpha,
-        "exposures": {"interleaved": 0},
+        "exposures": {INTERLEAVED: 0},
         "srm": None,
         "metrics": [],
         "daily": [],
@@ -101,7 +102,7 @@ def interleaving_report(
         out["verdict"] = {"decision": "no_data", "why": "No interleaved page was logged yet."}
         return out
     t = credited_clicks(events, spec, since, end).to_pandas()
-    out["exposures"] = {"interleaved": len(t)}
+    out["exposures"] = {INTERLEAVED: len(t)}
     if len(t) < 2:
         out["verdict"] = {"decision": "no_data", "why": "Fewer than 2 shoppers saw its pages."}
         return out

@@ -238,11 +238,12 @@ def favourite_category(
     return n.filter(n._r == 0).select(C.USER_ID, **{C.CATEGORY: n._cat})
 
 
-def merge_days(parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The three ``user_days`` tables (fetched) as one frame with every ``COUNTS`` column."""
+def merge_days(parts: dict[str, ir.Table]) -> pd.DataFrame:
+    """The three ``user_days`` tables, executed, as one frame with every ``COUNTS`` column."""
     key = [C.USER_ID, DAY]
     out: pd.DataFrame | None = None
-    for part in parts.values():
+    for table in parts.values():
+        part = table.to_pandas()
         out = part if out is None else out.merge(part, on=key, how="outer")
     assert out is not None
     for col in COUNTS:

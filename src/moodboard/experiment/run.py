@@ -35,7 +35,7 @@ from moodboard.experiment.validate import UserValues
 from moodboard.ingest import Workspace
 from moodboard.ingest.eventlog import atomic_write_bytes
 from moodboard.pipelines.engine import connect
-from moodboard.pipelines.interactions import epoch_us
+from moodboard.pipelines.interactions import datetime_us, epoch_us
 
 _log = logging.getLogger(__name__)
 Backend = Literal["duckdb", "spark"]
@@ -141,7 +141,7 @@ def log_values(
     mid = datetime.fromtimestamp((lo_us + hi_us) / 2e6, UTC)
     until = datetime.fromtimestamp(hi_us / 1e6, UTC) + timedelta(microseconds=1)
     imp = events.filter(
-        (events[C.TYPE] == "impression") & (epoch_us(events[C.TS]) >= epoch_us(ibis_ts(mid)))
+        (events[C.TYPE] == "impression") & (epoch_us(events[C.TS]) >= datetime_us(mid))
     )
     users_t = imp.group_by(C.USER_ID).aggregate(exposed_us=epoch_us(imp[C.TS]).min()).cache()
     first = users_t.to_pandas().sort_values(["exposed_us", C.USER_ID])
@@ -153,8 +153,8 @@ def log_values(
         )
     surfaces = ("search", "related", "feed", "board", "visual")
     plain = users_t.select(C.USER_ID)
-    post = _frame(user_days(events, products, users_t, surfaces, mid, until))
-    pre = _frame(user_days(events, products, plain, surfaces, since, mid))
+    post = merge_days(user_days(events, products, users_t, surfaces, mid, until))
+    pre = merge_days(user_days(events, products, plain, surfaces, since, mid))
     now, before = totals(post, users), totals(pre, users)
     x = None if m.denominator is None else now[m.denominator]
     pre_y = before[m.numerator] if m.denominator is None else None
@@ -169,12 +169,3 @@ def log_values(
         "variance": float(np.var(now[m.numerator], ddof=1)),
     }
     return values, info
-
-
-def _frame(parts: dict[str, Any]) -> Any:
-    return merge_days({k: t.to_pandas() for k, t in parts.items()})
-
-
-def ibis_ts(when: datetime) -> Any:
-    """An Ibis timestamp literal of an aware time (UTC)."""
-    return ibis.literal(when.astimezone(UTC).replace(tzinfo=None), type="timestamp")

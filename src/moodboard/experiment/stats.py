@@ -231,7 +231,8 @@ def welch(control: Moments, treatment: Moments, alpha: float = 0.05) -> Effect:
     check_open_unit("alpha", alpha, "welch")
     _need(control, treatment, "welch")
     vc, vt = control.var / control.n, treatment.var / treatment.n
-    df = (vc + vt) ** 2 / (vc**2 / (control.n - 1) + vt**2 / (treatment.n - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):  # no variance: _effect says so
+        df = np.divide((vc + vt) ** 2, vc**2 / (control.n - 1) + vt**2 / (treatment.n - 1))
     return _effect(control.mean, treatment.mean, vc, vt, df, alpha, "welch")
 
 

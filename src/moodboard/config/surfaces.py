@@ -33,6 +33,33 @@ class _Chain(_Frozen):
         return self.sources
 
 
+class SearchModulesConfig(_Frozen):
+    """A broad query's page as rows of sub-searches over the grid (``surfaces.search_modules``
+    says how a query is found broad and how the rows are chosen).
+
+    A query that names no article type, whose intent distribution has a perplexity of at
+    least ``min_categories`` and whose first ``spread_depth`` results hold no category above
+    ``max_top_share``, gets up to ``max_modules`` rows of ``per_module`` items: sub-searches
+    of the intent's ``candidates`` most probable categories (each at least
+    ``min_probability``) and of the top category's ``complements`` (their probability scaled
+    by ``complement_weight``), each asking ``depth`` candidates, ordered by expected
+    engagement with an epsilon-greedy policy (``epsilon``) whose propensities are logged.
+    """
+
+    enabled: bool = True
+    min_categories: float = Field(default=4.0, ge=1)
+    max_top_share: float = Field(default=0.6, gt=0, le=1)
+    spread_depth: int = Field(default=40, ge=1, le=500)
+    candidates: int = Field(default=6, ge=1, le=20)
+    min_probability: float = Field(default=0.02, ge=0, le=1)
+    complements: int = Field(default=2, ge=0, le=10)
+    complement_weight: float = Field(default=0.5, ge=0)
+    max_modules: int = Field(default=4, ge=1, le=10)
+    per_module: int = Field(default=6, ge=1, le=50)
+    depth: int = Field(default=24, ge=1, le=200)
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+
+
 class SearchConfig(_Chain):
     """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
 
@@ -43,6 +70,7 @@ class SearchConfig(_Chain):
     sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
     fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
     attribute_boost: float = Field(default=0.25, ge=0)
+    modules: SearchModulesConfig = SearchModulesConfig()
 
 
 class ComplementsConfig(_Frozen):

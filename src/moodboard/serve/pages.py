@@ -172,6 +172,8 @@ def module_rows(page: Candidates, modules: Sequence[Any]) -> list[dict[str, Any]
                 end += 1
             spec = modules[int(m[j])]
             row = {"id": spec.id, "title": spec.title, "kind": spec.kind, "start": j, "end": end}
+            if spec.query:
+                row["query"] = spec.query
             ids = [modules[i].id for i in mask_members(among[j])]
             row |= {"propensity": round(float(p[j]), 6), "row": int(row_of[j]), "among": ids}
             rows.append(row)

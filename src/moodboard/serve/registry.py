@@ -7,10 +7,10 @@ gives it (``build.layout``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +56,7 @@ from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
+from moodboard.surfaces.search_modules import INTENT
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -94,29 +95,42 @@ _log = logging.getLogger(__name__)
 
 class QueryVectors:
     """The engine's ``encode`` resource: texts -> unit vectors (``TextEncoder.encode``), with
-    the vectors of the last ``size`` single texts kept (a search's next page, a head query,
-    a simulated shopper's query again); callers get a copy.
+    the vectors of the last ``size`` texts kept (a search's next page, a head query and its
+    sub-searches, a simulated shopper's query again); the texts not kept are encoded in one
+    batch; callers get a copy.
 
     Parameters
     ----------
     encoder
         The text encoder.
     size
-        Most single texts kept (least recently used leave first).
+        Most texts kept (least recently used leave first).
     """
 
     def __init__(self, encoder: TextEncoder, size: int = 4096) -> None:
         self.encoder = encoder
-        self._one = functools.lru_cache(maxsize=size)(self._encode_one)
-
-    def _encode_one(self, text: str) -> np.ndarray:
-        return self.encoder.encode([text])
+        self.size = size
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text (a single text may come from the kept vectors)."""
-        if len(texts) == 1 and isinstance(texts[0], str):
-            return self._one(texts[0]).copy()
-        return self.encoder.encode(texts)
+        """One row per text."""
+        texts = list(texts)
+        with self._lock:
+            found = {t: self._kept[t] for t in texts if t in self._kept}
+            for t in found:
+                self._kept.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            rows = np.asarray(self.encoder.encode(missing))
+            with self._lock:
+                for t, row in zip(missing, rows, strict=True):
+                    found[t] = self._kept[t] = row
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        if not texts:
+            return self.encoder.encode(texts)
+        return np.stack([found[t] for t in texts]).copy()
 
 
 @dataclass
@@ -239,6 +253,7 @@ class Engine:
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
+            INTENT: understand.intent_distribution,
             "encode": QueryVectors(enc),
             "complements": complements,
             "encode_upload": images.encode_upload,

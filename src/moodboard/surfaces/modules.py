@@ -66,12 +66,14 @@ NEW_ARRIVALS = "modules/new"
 
 @dataclass(frozen=True)
 class Module:
-    """One candidate row: its id (``kind:<what>``), kind, title and its policy score."""
+    """One candidate row: its id (``kind:<what>``), kind, title and its policy score; a
+    sub-search row also names the ``query`` that shows all of it."""
 
     id: str
     kind: str
     title: str
     score: float
+    query: str | None = None
 
 
 def _leaf(category: object) -> str:

@@ -67,6 +67,8 @@ class Prepared:
     given
         Further named lists the prepare step made itself (no source asked: the newest items),
         handed to the blend step with ``lists``.
+    list_depth
+        Candidates asked of each source for the further lists (None: ``depth``).
     rank_lists
         Rank the further lists (``lists`` and ``given``) with the main list in one call of
         the rank stage (a page of modules); otherwise they reach the blend step as fused.
@@ -84,6 +86,7 @@ class Prepared:
     keep_single: bool = False
     given: Mapping[str, Candidates] = field(default_factory=dict)
     rank_lists: bool = False
+    list_depth: int | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,7 @@ class Surface:
         t: dict[str, float] = {}
         parts = self._retrieve(self._asked(prepared.probes), prepared.depth, t)
         lists = {
-            ln: self._retrieve(self._asked(p), prepared.depth, t)
+            ln: self._retrieve(self._asked(p), prepared.list_depth or prepared.depth, t)
             for ln, p in prepared.lists.items()
         }
         cold = False

@@ -10,6 +10,7 @@ lexical/bm25 + dense/text -> fuse/rrf -> rank/lambdamart -> blend/boost -> fallb
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from moodboard.errors import InputError
 from moodboard.retrieve import SourceQuery
 from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
+from moodboard.surfaces.search_modules import compose_explore, explore_modules
 from moodboard.surfaces.steps import register_blend, register_prepare
 from moodboard.understand.query import ParsedQuery
 
@@ -78,27 +80,40 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         for name in cfg.sources
         if vector is not None or not name.startswith("dense/")
     }
-    context = {"parsed": parsed, "text": query_text, "vector": vector}
+    context: dict[str, Any] = {"parsed": parsed, "text": query_text, "vector": vector}
+    modules, lists, ms = explore_modules(parsed, query_text, env, q)
+    if modules:
+        key = request.session if request.session is not None else request.request_id
+        context |= {"modules": modules, "module_key": key, "user": request.user_id}
+        timings["encode_modules"] = ms
     return Prepared(
         probes,
         cfg.per_source,
+        lists=lists,
         item_filter=f,
         exclude=exclude,
         rank=rank_query(request, env.resources, query_text, context),
         context=context,
         timings_ms=timings,
+        rank_lists=bool(modules),
+        list_depth=cfg.modules.depth,
     )
 
 
 @register_blend("blend/boost")
 def blend_boost(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
     """``retrieval x (1 + attribute_boost x matches)`` for the colours, genders and article
-    types the query names and the item has.
+    types the query names and the item has; a broad query's page starts with the rows of its
+    sub-searches (``search_modules.compose_explore``).
 
     A list a ranker has ordered (an ``ltr`` or ``utility`` score) is kept as it is: the learned
     ranker sees the same matches as its ``attr_match`` feature, and re-sorting by the boosted
     retrieval score would undo its order.
     """
+    return compose_explore(_boosted(retrieved, prepared, env), retrieved, prepared, env)
+
+
+def _boosted(retrieved: Retrieved, prepared: Prepared, env: SurfaceEnv) -> Candidates:
     cand = retrieved.main
     ranked = bool({"ltr", "utility"} & set(cand.scores))
     if len(cand) == 0 or env.config.attribute_boost == 0 or ranked:

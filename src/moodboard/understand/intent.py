@@ -229,6 +229,12 @@ class IntentClassifier:
             logits += self.coef[:, self._offset[kind] + cols] @ w
         return _softmax(logits[None, :] / self.temperature)[0]
 
+    def proba(self, text: str) -> np.ndarray:
+        """The probability of each of ``labels`` for one text (uniform for a blank one)."""
+        if not text.strip():
+            return np.full(len(self.labels), 1.0 / len(self.labels))
+        return self._proba_one(text)
+
     def top(self, text: str, k: int = 3, min_probability: float = 0.0) -> list[tuple[str, float]]:
         """The ``k`` most probable categories of one text with their probabilities."""
         if not text.strip():

@@ -271,6 +271,21 @@ class QueryUnderstanding:
         """
         return self._check_fitted().parse(text)
 
+    def intent_distribution(self, text: str) -> dict[str, float]:
+        """Every category's probability for ``text`` (the understood query text), or an empty
+        dict without an intent classifier.
+
+        Raises
+        ------
+        NotFittedError
+            If the component is not fitted.
+        """
+        classifier = self._check_fitted().classifier
+        if classifier is None:
+            return {}
+        p = classifier.proba(text)
+        return {label: float(v) for label, v in zip(classifier.labels, p, strict=True)}
+
     def save(self, folder: Path) -> None:
         """Write the fitted model into ``folder`` as JSON and ``.npy`` files (no pickle).
 

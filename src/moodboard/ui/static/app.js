@@ -471,12 +471,32 @@
   const SHOP_AS = "moodboard.shopAs";
 
   function moduleRow(row, items, served) {
+    // a sub-search row (a broad query's page) links its title to the whole sub-search
+    const title = row.query
+      ? el("a", { href: "/s?q=" + enc(row.query), class: "module-link" }, row.title)
+      : row.title;
     return el(
       "section",
       { class: "module", "data-kind": row.kind, "data-module-id": row.id, "data-propensity": row.propensity },
-      el("h2", { class: "module-title" }, row.title),
+      el("h2", { class: "module-title" }, title),
       el("div", { class: "module-row" }, ...items.map((it) => pin(it, served, it.position))),
     );
+  }
+
+  // The served page's module rows go to #modules; the items outside them to the grid.
+  function rowsFirst(served) {
+    const rows = served.modules || [];
+    for (const row of rows) $("modules").append(moduleRow(row, served.items.slice(row.start, row.end), served));
+    if (rows.length) $("grid-title").hidden = false;
+    const inRows = new Set(rows.flatMap((r) => served.items.slice(r.start, r.end).map((it) => it.id)));
+    return served.items.filter((it) => !inRows.has(it.id));
+  }
+
+  // ---- search: a broad query's page starts with rows of sub-searches, then the grid ----
+  function searchPage() {
+    const grid = $("grid");
+    if (!grid.dataset.q.trim()) return status("Type what you are looking for.", false);
+    feed(grid, {}, { onPage: rowsFirst });
   }
 
   async function homePage() {
@@ -507,23 +527,16 @@
     $("home-title").textContent = shopper === user ? "For you" : `For ${shopper}`;
     app.dataset.shopper = shopper;
     const session = Math.random().toString(36).slice(2, 12); // pages of this visit continue each other
-    const modules = $("modules");
     const grid = $("grid");
     feed(grid, { modules: 1, session }, {
       path: "/feed/" + enc(shopper),
-      onPage(served) {
-        const rows = served.modules || [];
-        for (const row of rows) modules.append(moduleRow(row, served.items.slice(row.start, row.end), served));
-        if (rows.length) $("grid-title").hidden = false;
-        const inRows = new Set(rows.flatMap((r) => served.items.slice(r.start, r.end).map((it) => it.id)));
-        return served.items.filter((it) => !inRows.has(it.id));
-      },
+      onPage: rowsFirst,
     });
   }
 
   const pages = {
     home: homePage,
-    search: () => ($("grid").dataset.q.trim() ? feed($("grid")) : status("Type what you are looking for.", false)),
+    search: searchPage,
     product: productPage,
     visual: visualPage,
     boards: boardsPage,

@@ -1,7 +1,8 @@
 """HTTP load bench on the fashion catalog: a bounded loopback client against a real server.
 
 Starts ``moodboard serve`` on 127.0.0.1 (never another host), then measures p50/p99 latency and
-requests/s of ``/search`` (a mix of real query strings: WANDS queries and catalog phrases),
+requests/s of ``/search`` (a mix of real query strings: WANDS queries and catalog phrases;
+and 80 broad queries, whose pages start with rows of sub-searches),
 ``/related/{id}`` and ``/visual-search`` at concurrency 1 and 8. In the same run it times the
 bare components (a tantivy query, a FAISS query, one text encode, one image encode) so the
 table shows what the full chain costs over its parts.
@@ -107,6 +108,22 @@ def _load(
     return lat, wall, errors
 
 
+def _broad_queries() -> list[str]:
+    """80 broad queries (no product type named: season or style, a word, a gender), shuffled:
+    a run of 300 requests asks each about 4 times, as head queries come back."""
+    words = [
+        f"{a} {b}"
+        for a in ("summer", "winter", "casual", "party")
+        for b in ("outfit", "wear", "look", "style")
+    ]
+    out = [
+        f"{w} {g}".strip()
+        for w in words
+        for g in ("", "for men", "for women", "for girls", "for boys")
+    ]
+    return list(np.random.default_rng(0).permutation(out))
+
+
 def _row(what: str, conc: int, lat: list[float], wall: float | None, errors: int = 0) -> dict:
     return {
         "what": what,
@@ -185,6 +202,7 @@ def main() -> None:
         ws = _workspace(args.workspace, tmp)
         engine = in_own_thread(Engine.load, ws)  # as the server loads it (no torch team left)
         queries = _queries(engine.catalog, n)
+        broad = _broad_queries()
         rng = np.random.default_rng(0)
         with_image = np.flatnonzero(engine.has_images())
         items = engine.catalog.ids.external(rng.choice(with_image, n))
@@ -194,6 +212,9 @@ def main() -> None:
         base = f"http://{HOST}:{port}"
         calls: dict[str, Callable[[httpx.Client, int], httpx.Response]] = {
             "/search": lambda c, i: c.get(f"{base}/search", params={"q": queries[i % n]}),
+            "/search (broad queries)": lambda c, i: c.get(
+                f"{base}/search", params={"q": broad[i % len(broad)]}
+            ),
             "/related": lambda c, i: c.get(f"{base}/related/{items[i % n]}"),
             "/visual-search": lambda c, i: c.post(
                 f"{base}/visual-search",

@@ -43,7 +43,8 @@ class SearchModulesConfig(_Frozen):
     of the intent's ``candidates`` most probable categories (each at least
     ``min_probability``) and of the top category's ``complements`` (their probability scaled
     by ``complement_weight``), each asking ``depth`` candidates, ordered by expected
-    engagement with an epsilon-greedy policy (``epsilon``) whose propensities are logged.
+    engagement (raised for a known shopper by ``personal_weight`` x the category's share of
+    their history) with an epsilon-greedy policy (``epsilon``) whose propensities are logged.
     """
 
     enabled: bool = True
@@ -58,6 +59,7 @@ class SearchModulesConfig(_Frozen):
     per_module: int = Field(default=6, ge=1, le=50)
     depth: int = Field(default=24, ge=1, le=200)
     epsilon: float = Field(default=0.1, ge=0, le=1)
+    personal_weight: float = Field(default=2.0, ge=0)
 
 
 class SearchConfig(_Chain):

@@ -188,6 +188,8 @@ class BroadSessions:
                     purchases += bought
                     first = float(asked) if np.isnan(first) else first
                     break
+            if q == cfg.max_queries - 1:
+                break
             nxt = None
             if assisted and self.chips is not None:
                 nxt = _chip_for(shopper, self.chips(query, shopper.user_id))

@@ -109,7 +109,7 @@ def personalized(env: SurfaceEnv) -> list[str]:
     return [n for n in env.config.sources if n in env.sources and w.get(n, 1.0) > 0]
 
 
-def _history(request: Request, env: SurfaceEnv) -> tuple[np.ndarray, np.ndarray | None]:
+def user_history(request: Request, env: SurfaceEnv) -> tuple[np.ndarray, np.ndarray | None]:
     """The request's own history (``items`` with ``weights``; unknown ids are dropped), else
     the user's built one (``histories`` resource).
 
@@ -165,7 +165,7 @@ def prepare_feed(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         If the request's ``weights`` do not align with its ``items``.
     """
     cfg = env.config
-    hist, w = _history(request, env)
+    hist, w = user_history(request, env)
     seen = np.unique(hist)
     engaged = seen if cfg.exclude_engaged else seen[:0]
     skip = np.unique(np.concatenate([engaged, env.indices(request.exclude)])).astype(np.int64)

@@ -81,7 +81,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         if vector is not None or not name.startswith("dense/")
     }
     context: dict[str, Any] = {"parsed": parsed, "text": query_text, "vector": vector}
-    modules, lists, ms = explore_modules(parsed, query_text, env, q)
+    modules, lists, ms = explore_modules(parsed, query_text, request, env, q)
     if modules:
         key = request.session if request.session is not None else request.request_id
         context |= {"modules": modules, "module_key": key, "user": request.user_id}

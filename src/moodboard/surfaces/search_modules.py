@@ -20,8 +20,9 @@ co-engagement (``complements`` resource, weighted by ``complement_weight``). Eac
 sub-search: the query with the category's name ("summer outfit dresses"), within the category,
 asked of the search sources (their sub-query vectors encoded in one batch); a row's expected
 engagement is its category's probability times the category's engagement rate in the build's
-logs. The feed's module policy (``blend.modules.order_modules``, epsilon-greedy, logged
-propensities) orders the rows with enough results.
+logs, raised for a known shopper by the category's share of their history
+(``personal_weight``). The feed's module policy (``blend.modules.order_modules``,
+epsilon-greedy, logged propensities) orders the rows with enough results.
 
 Where it fails: a broad query whose words the classifier never saw in titles or engaged
 queries ("something for a wedding") has a flat distribution over unrelated categories; the
@@ -37,9 +38,10 @@ from dataclasses import replace
 import numpy as np
 
 from moodboard.blend.modules import compose
-from moodboard.data import Candidates, ItemFilter
+from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.retrieve import SourceQuery
 from moodboard.surfaces.compose import ENGAGEMENT
+from moodboard.surfaces.feed import user_history
 from moodboard.surfaces.modules import Module, _draw, _leaf, _within
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.understand.query import ParsedQuery
@@ -77,7 +79,9 @@ def _engagement_rate(env: SurfaceEnv) -> dict[str, float]:
     return rates
 
 
-def _candidates(parsed: ParsedQuery, text: str, env: SurfaceEnv) -> list[tuple[str, float]]:
+def _candidates(
+    parsed: ParsedQuery, text: str, request: Request, env: SurfaceEnv
+) -> list[tuple[str, float]]:
     """The categories a broad query's rows may search, with their expected engagement."""
     cfg = env.config.modules
     intent = env.resources.get(INTENT)
@@ -104,11 +108,30 @@ def _candidates(parsed: ParsedQuery, text: str, env: SurfaceEnv) -> list[tuple[s
             prob.setdefault(leaf, cfg.complement_weight * float(p[order[0]]))
     rates = env.memo("explore/rates", lambda: _engagement_rate(env))
     base = float(np.mean(list(rates.values()))) if rates else 1.0
-    return [(leaf, pr * rates.get(leaf, base) / base) for leaf, pr in prob.items()]
+    share = _history_shares(request, env) if cfg.personal_weight else {}
+    return [
+        (leaf, pr * rates.get(leaf, base) / base * (1 + cfg.personal_weight * share.get(leaf, 0)))
+        for leaf, pr in prob.items()
+    ]
+
+
+def _history_shares(request: Request, env: SurfaceEnv) -> dict[str, float]:
+    """Per category leaf, its share of the user's (action-weighted) history."""
+    if not request.user_id:
+        return {}
+    hist, w = user_history(request, env)
+    if not len(hist):
+        return {}
+    weights = np.ones(len(hist)) if w is None else np.asarray(w, dtype=np.float64)
+    sums: dict[str, float] = defaultdict(float)
+    for i, x in zip(hist[-100:].tolist(), weights[-100:].tolist(), strict=True):
+        sums[_leaf(env.catalog.category[i])] += x
+    total = sum(sums.values()) or 1.0
+    return {leaf: v / total for leaf, v in sums.items()}
 
 
 def explore_modules(
-    parsed: ParsedQuery, text: str, env: SurfaceEnv, base: SourceQuery
+    parsed: ParsedQuery, text: str, request: Request, env: SurfaceEnv, base: SourceQuery
 ) -> tuple[tuple[Module, ...], dict[str, dict[str, Probe]], float]:
     """A broad query's candidate rows and how to ask the search sources for each.
 
@@ -118,7 +141,7 @@ def explore_modules(
     cfg = env.config.modules
     if not cfg.enabled:
         return (), {}, 0.0
-    found = _candidates(parsed, text, env)
+    found = _candidates(parsed, text, request, env)
     if len(found) < 2:
         return (), {}, 0.0
     subs = [text if leaf.lower() in text.split() else f"{text} {leaf.lower()}" for leaf, _ in found]

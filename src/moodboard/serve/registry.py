@@ -55,7 +55,9 @@ from moodboard.retrieve.registry import load_source
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
+from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
+from moodboard.surfaces.refinements import QUERY_GRAPH
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -236,6 +238,7 @@ class Engine:
         histories = UserHistories.load(found) if found else UserHistories()
         found = part_path(path, manifest, "feed/engagement")
         engagement = ItemEngagement.load(found) if found else None
+        found = part_path(path, manifest, QUERY_GRAPH)
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
@@ -244,6 +247,7 @@ class Engine:
             "encode_upload": images.encode_upload,
             "histories": histories,
             ENGAGEMENT: engagement,
+            QUERY_GRAPH: QueryGraph.load(found) if found else None,
             **(resources or {}),
         }
         resources |= realtime_resources(path, manifest)

@@ -62,7 +62,10 @@ def test_a_facet_that_splits_the_results_ranks_above_one_that_does_not() -> None
     }
     chips = rank_chips(splits, np.ones(10), CFG)
     facets = [(f, v) for f, v, _, _ in chips]
-    assert facets[:2] in ([("colour", "Blue"), ("colour", "Red")], [("colour", "Red"), ("colour", "Blue")])
+    assert facets[:2] in (
+        [("colour", "Blue"), ("colour", "Red")],
+        [("colour", "Red"), ("colour", "Blue")],
+    )
     assert ("usage", "Casual") not in facets  # one value for all results
     assert ("gender", "Women") not in facets  # below min_support
     assert facets.index(("gender", "Men")) > 1  # 9 of 10: it barely narrows
@@ -86,12 +89,21 @@ def test_chips_skip_the_facets_the_query_names_and_refine_its_text() -> None:
     assert by["baseColour:Blue"].query == "blue shirts"
     assert parse_query(by["baseColour:Blue"].query).colours == ("blue",)
     # "casual shirts" names the usage Casual by its own word: no Casual chip
-    assert all(c.value != "Casual" for c in chips_of(env, items, parse_query("casual shirts"), [], CFG))
+    assert all(
+        c.value != "Casual" for c in chips_of(env, items, parse_query("casual shirts"), [], CFG)
+    )
 
 
 def _graph() -> QueryGraph:
     # "red dress" and "party dress" led to the same items; "cordless drill" to others.
-    queries = ["red dress", "red dress", "party dress", "party dress", "cordless drill", "Red  Dress"]
+    queries = [
+        "red dress",
+        "red dress",
+        "party dress",
+        "party dress",
+        "cordless drill",
+        "Red  Dress",
+    ]
     items = np.array([0, 1, 0, 1, 5, 1])
     return QueryGraph.from_edges(queries, items, np.array([1.0, 2, 1, 1, 3, 1]), n_items=6)
 

@@ -48,5 +48,5 @@ class QueryGraphStep(BuildStep):
             max_queries=cfg.max_queries, max_items=cfg.max_items, max_chars=cfg.max_query_chars,
         )  # fmt: skip
         graph.save(out / self.folder)
-        entry = {"path": self.folder, "queries": len(graph), "edges": int(len(graph.items))}
+        entry = {"path": self.folder, "queries": len(graph), "edges": len(graph.items)}
         return {self.name: entry | {"edges_in_log": len(queries)}}

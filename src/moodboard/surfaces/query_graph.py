@@ -123,7 +123,7 @@ class QueryGraph:
             order = np.lexsort((m.indices[lo:hi], -m.data[lo:hi]))[:max_items]
             rows.append((m.indices[lo:hi][order], m.data[lo:hi][order]))
             ptr.append(ptr[-1] + len(order))
-        cat = (lambda j: np.concatenate([r[j] for r in rows]) if rows else np.empty(0))  # noqa: E731
+        cat = lambda j: np.concatenate([r[j] for r in rows]) if rows else np.empty(0)  # noqa: E731
         return cls(
             [str(q) for q in names[top]], np.asarray(ptr), cat(0), cat(1), n_items, searched[top]
         )
@@ -178,8 +178,8 @@ class QueryGraph:
 
     def seeds(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """The nodes a walk for ``query`` starts from, with weights: the query's own node when
-        the log has it (or a near-duplicate: ``query_key``), else the queries sharing its words (weighted by the share of the
-        query's words they hold)."""
+        the log has it (or a near-duplicate: ``query_key``), else the queries sharing its
+        words (weighted by the share of the query's words they hold)."""
         key = query_key(query)
         if key in self.index:
             return np.array([self.index[key]]), np.ones(1)

@@ -25,6 +25,7 @@ Deterministic given the config's seed. A query without a word gets empty lists.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
@@ -135,17 +136,18 @@ def rank_chips(
 def _named(parsed: ParsedQuery) -> set[str]:
     """The facets the query names already."""
     named = {attr for field_name, attr in BOOSTED if getattr(parsed, field_name)}
-    return named | ({PRICE} if parsed.price_min is not None or parsed.price_max is not None else set())
+    return named | (
+        {PRICE} if parsed.price_min is not None or parsed.price_max is not None else set()
+    )
 
 
-def _price_bands(price: np.ndarray, bands: int) -> tuple[np.ndarray, dict[str, tuple]]:
-    """Each result's price band label (None without a price) and each band's bounds."""
+def _price_bands(price: np.ndarray, bands: int) -> np.ndarray:
+    """Each result's price band ("under $20", "$20 to $40", "over $40"; None unpriced)."""
     out = np.full(len(price), None, dtype=object)
     ok = np.isfinite(price)
     if bands < 2 or ok.sum() < bands:
-        return out, {}
+        return out
     edges = np.unique(np.round(np.quantile(price[ok], np.linspace(0, 1, bands + 1)[1:-1])))
-    bounds: dict[str, tuple] = {}
     for j in range(len(edges) + 1):
         lo = edges[j - 1] if j else None
         hi = edges[j] if j < len(edges) else None
@@ -154,8 +156,7 @@ def _price_bands(price: np.ndarray, bands: int) -> tuple[np.ndarray, dict[str, t
         sel = ok & (price >= (lo if lo is not None else -np.inf))
         sel &= price < (hi if hi is not None else np.inf)
         out[sel] = label
-        bounds[label] = (lo, hi)
-    return out, bounds
+    return out
 
 
 def _chip_query(base: str, facet: str, value: str) -> str:
@@ -210,10 +211,11 @@ def chips_of(
             if set(normalize_text(str(v)).split()) <= words:  # "casual tshirts": not Casual
                 values[values == v] = None
         splits[facet] = values
-    bounds: dict[str, tuple] = {}
     if PRICE not in named and cfg.price_bands:
-        splits[PRICE], bounds = _price_bands(env.catalog.price[items], cfg.price_bands)
-    covered = {w for v in splits.values() for x in set(v.tolist()) - {None} for w in str(x).lower().split()}
+        splits[PRICE] = _price_bands(env.catalog.price[items], cfg.price_bands)
+    covered = {
+        w for v in splits.values() for x in set(v.tolist()) - {None} for w in str(x).lower().split()
+    }
     terms = [t for t in terms if t not in covered]  # a facet's value says it better
     if terms:
         toks = _tokens(env, items)
@@ -291,7 +293,7 @@ def catalog_phrases(env: SurfaceEnv, items: np.ndarray, parsed: ParsedQuery) -> 
         pairs: Counter[str] = Counter()
         for i in items[:50].tolist():
             w = [t for t in normalize_text(str(cat.title[i] or "")).split() if _word(t)]
-            pairs.update({f"{a} {b}" for a, b in zip(w, w[1:], strict=False)})
+            pairs.update({f"{a} {b}" for a, b in itertools.pairwise(w)})
         out += [p for p, n in sorted(pairs.items(), key=lambda x: (-x[1], x[0])) if n >= 2]
     return [normalize_text(p) for p in out]
 
@@ -316,7 +318,9 @@ def related_of(
             break
         if p and query_key(p) not in seen:
             seen.add(query_key(p))
-            out.append(RelatedSearch(p, round(low * (1.0 - (j + 1) / (len(phrases) + 1)), 6), "catalog"))
+            out.append(
+                RelatedSearch(p, round(low * (1.0 - (j + 1) / (len(phrases) + 1)), 6), "catalog")
+            )
     return out
 
 
@@ -364,7 +368,11 @@ def refinements(
         request_id=rid,
     )  # fmt: skip
     res = surface.run(req)
-    parsed = res.prepared.context["parsed"] if res.prepared else surface.env.resources["understand"](query)
+    parsed = (
+        res.prepared.context["parsed"]
+        if res.prepared
+        else surface.env.resources["understand"](query)
+    )
     items = np.asarray(res.candidates.items[: cfg.depth], dtype=np.int64)
     t1 = time.perf_counter()
     related = related_of(surface.env, items, parsed, query, cfg)
@@ -374,17 +382,3 @@ def refinements(
     t3 = time.perf_counter()
     ms = {"search": t1 - t0, "related": t2 - t1, "chips": t3 - t2, "total": t3 - t0}
     return Refinements(rid, chips, tuple(related), {k: v * 1e3 for k, v in ms.items()})
-
-
-__all__ = [
-    "QUERY_GRAPH",
-    "Chip",
-    "RelatedSearch",
-    "Refinements",
-    "catalog_phrases",
-    "chips_of",
-    "rank_chips",
-    "refinements",
-    "result_mass",
-    "walked",
-]

@@ -1,8 +1,9 @@
 """``refinements/graph``: the query-item graph of related searches, from the search log.
 
 Each logged search impression is labelled with what the shopper did with it
-(``pipelines.labels``, bots left out); an impression clicked, saved, carted or bought is an
-edge from its query to the item, weighing its grade above "shown" (click 1 ... purchase 4).
+(``pipelines.labels``, bots left out; the search ranker's step shares its labels); an
+impression clicked, saved, carted or bought is an edge from its query to the item, weighing
+its grade above "shown" (click 1 ... purchase 4).
 ``surfaces.query_graph.QueryGraph`` keeps the most engaged queries and their heaviest items.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from moodboard.build.context import BuildContext
-from moodboard.build.steps import BuildStep
+from moodboard.build.steps import SEARCH_LABELS, BuildStep
 from moodboard.data import columns as C
 from moodboard.pipelines import labels_table
 from moodboard.pipelines.labels import LABEL, SHOWN
@@ -35,7 +36,9 @@ class QueryGraphStep(BuildStep):
         queries: list[str] = []
         items, weights = np.empty(0, np.int64), np.empty(0)
         if ctx.has_events:
-            t = labels_table(ctx.events(), ctx.settings.rank.labels)
+            t = ctx.shared.get(SEARCH_LABELS)  # the search ranker's step labelled them
+            if t is None:
+                t = labels_table(ctx.events(), ctx.settings.rank.labels)
             keep = pc.and_(
                 pc.equal(t.column(C.SURFACE), "search"), pc.greater(t.column(LABEL), SHOWN)
             )

@@ -1,7 +1,9 @@
 """Refinement chips and related searches of a query (``GET /refinements``).
 
-``refinements(engine.search, query, user)`` runs the search chain for the query, as ``/search``
-does, and reads its first ``depth`` results:
+``refinements(engine.search, query, user)`` runs the search chain for the query as ``/search``
+does, up to its rank stage (``Surface.rank_input``: the same candidates in their fused order; the
+ranker would only reorder the first ``rank.lambdamart.depth`` of them, at a third of the
+cost), and reads the first ``depth`` results:
 
 - **Chips**: each facet (a catalog attribute of ``facets``; price bands when products have
   prices; the terms most co-engaged with the query's, from the related searches) splits the
@@ -206,7 +208,7 @@ def chips_of(
     for facet in cfg.facets:
         if facet in named or facet not in env.catalog.attributes:
             continue
-        values = env.catalog.attribute(facet)[items].copy()
+        values = env.catalog.attributes[facet][items].copy()
         for v in set(values.tolist()) - {None}:
             if set(normalize_text(str(v)).split()) <= words:  # "casual tshirts": not Casual
                 values[values == v] = None
@@ -273,29 +275,44 @@ def catalog_phrases(env: SurfaceEnv, items: np.ndarray, parsed: ParsedQuery) -> 
     """Phrases of the catalog near the results: their main article type with its commonest
     colours and usages, the other article types of its sub-category, then the commonest
     word pairs of their titles."""
-    cat = env.catalog
+    attrs = env.catalog.attributes  # (Catalog.attribute makes a column of None for a miss)
+    none = np.full(env.catalog.price.shape, None, dtype=object)
     mass = result_mass(len(items), np.zeros(len(items)))
     out: list[str] = []
-    if "articleType" in cat.attributes and len(items):
-        types = cat.attribute("articleType")
+    if "articleType" in attrs and len(items):
+        types = attrs["articleType"]
         main = (list(parsed.article_types) or _commonest(types[items], mass) or [None])[0]
         if main:
             mine = items[types[items] == main]
             weight = mass[: len(mine)]
             for facet in ("baseColour", "usage"):
-                out += [f"{v} {main}" for v in _commonest(cat.attribute(facet)[mine], weight)[:3]]
-            subs = cat.attribute("subCategory")
-            sub = _commonest(subs[mine], weight)[:1]
+                values = attrs.get(facet, none)[mine]
+                out += [f"{v} {main}" for v in _commonest(values, weight)[:3]]
+            sub = _commonest(attrs.get("subCategory", none)[mine], weight)[:1]
             if sub:
-                same = subs == sub[0]
-                out += [t for t in _commonest(types[same], np.ones(int(same.sum()))) if t != main]
+                out += [t for t in _types_of(env)[sub[0]] if t != main]
     if not out:  # a catalog without article types: the titles' commonest word pairs
         pairs: Counter[str] = Counter()
         for i in items[:50].tolist():
-            w = [t for t in normalize_text(str(cat.title[i] or "")).split() if _word(t)]
+            w = [t for t in normalize_text(str(env.catalog.title[i] or "")).split() if _word(t)]
             pairs.update({f"{a} {b}" for a, b in itertools.pairwise(w)})
         out += [p for p, n in sorted(pairs.items(), key=lambda x: (-x[1], x[0])) if n >= 2]
     return [normalize_text(p) for p in out]
+
+
+def _types_of(env: SurfaceEnv) -> dict[str, list[str]]:
+    """Each sub-category's article types, commonest first (memoized)."""
+
+    def make() -> dict[str, list[str]]:
+        a = env.catalog.attributes
+        pairs = Counter(zip(a["subCategory"].tolist(), a["articleType"].tolist(), strict=True))
+        out: dict[str, list[str]] = {}
+        for (sub, t), _ in sorted(pairs.items(), key=lambda x: (-x[1], str(x[0]))):
+            if sub and t:
+                out.setdefault(str(sub), []).append(str(t))
+        return out
+
+    return env.memo("refine/types", make)
 
 
 def _word(w: str) -> bool:
@@ -337,7 +354,8 @@ def refinements(
     Parameters
     ----------
     surface
-        The search surface (``engine.search``): its chain finds the results the chips split;
+        The search surface (``engine.search``): its chain (to the rank stage) finds the
+        results the chips split;
         its resources hold the query graph (``QUERY_GRAPH``) and item engagement.
     query
         The query as typed; one without a word gets empty lists.
@@ -367,13 +385,9 @@ def refinements(
         surface=surface.name, query=query, user_id=user, k=cfg.depth, item_filter=item_filter,
         request_id=rid,
     )  # fmt: skip
-    res = surface.run(req)
-    parsed = (
-        res.prepared.context["parsed"]
-        if res.prepared
-        else surface.env.resources["understand"](query)
-    )
-    items = np.asarray(res.candidates.items[: cfg.depth], dtype=np.int64)
+    prepared, fused = surface.rank_input(req)  # the results, before the ranker reorders them
+    parsed = prepared.context["parsed"]
+    items = np.asarray(fused.items[: cfg.depth], dtype=np.int64)
     t1 = time.perf_counter()
     related = related_of(surface.env, items, parsed, query, cfg)
     t2 = time.perf_counter()

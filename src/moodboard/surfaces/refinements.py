@@ -395,4 +395,5 @@ def refinements(
     chips = chips_of(surface.env, items, parsed, terms, cfg)
     t3 = time.perf_counter()
     ms = {"search": t1 - t0, "related": t2 - t1, "chips": t3 - t2, "total": t3 - t0}
-    return Refinements(rid, chips, tuple(related), {k: v * 1e3 for k, v in ms.items()})
+    ms = {k: v * 1e3 for k, v in ms.items()} | dict(prepared.timings_ms)  # understand, encode
+    return Refinements(rid, chips, tuple(related), ms)

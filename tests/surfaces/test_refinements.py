@@ -26,7 +26,7 @@ from moodboard.understand.query import parse_query
 CFG = RefinementsConfig(min_support=2)
 
 
-def _catalog(rows: list[dict[str, str]]) -> Catalog:
+def _catalog(rows: list[dict[str, str]], prices: list[float] | None = None) -> Catalog:
     """A catalog of hand-made shirts: title and attributes per row."""
     n = len(rows)
     attrs = [json.dumps({k: v for k, v in r.items() if k != "title"}) for r in rows]
@@ -34,7 +34,7 @@ def _catalog(rows: list[dict[str, str]]) -> Catalog:
         {
             "id": [f"p{i}" for i in range(n)],
             "title": [r["title"] for r in rows],
-            "price": pa.array([None] * n, pa.float64()),
+            "price": pa.array(prices or [None] * n, pa.float64()),
             "attributes": attrs,
         }
     )
@@ -92,6 +92,22 @@ def test_chips_skip_the_facets_the_query_names_and_refine_its_text() -> None:
     assert all(
         c.value != "Casual" for c in chips_of(env, items, parse_query("casual shirts"), [], CFG)
     )
+
+
+def test_price_bands_are_chips_whose_query_the_parser_reads_as_bounds() -> None:
+    rows = [{"title": f"shirt {i}", "articleType": "Shirts"} for i in range(12)]
+    env = SurfaceEnv(_catalog(rows, [10.0 + 10 * i for i in range(12)]), {}, None)
+    cfg = RefinementsConfig(min_support=2, price_bands=3)
+    chips = [
+        c
+        for c in chips_of(env, np.arange(12), parse_query("shirts"), [], cfg)
+        if c.facet == "price"
+    ]
+    assert len(chips) == 3 and all(c.support == 4 and c.filter is None for c in chips)
+    bounds = {(parse_query(c.query).price_min, parse_query(c.query).price_max) for c in chips}
+    assert bounds == {(None, 47.0), (47.0, 83.0), (83.0, None)}  # thirds, rounded
+    named = chips_of(env, np.arange(12), parse_query("shirts under $60"), [], cfg)
+    assert all(c.facet != "price" for c in named)  # the query has a price bound already
 
 
 def _graph() -> QueryGraph:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -306,4 +307,30 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert _top_row_holds_the_first_ranks(page) == 2
     _save_png(page, "home-phone.png", 1400)
+    assert not page_errors
+
+
+def test_a_refinement_chip_opens_the_refined_search_with_its_facet_applied(
+    page: Any, page_errors: list[str], server: str
+) -> None:
+    page.goto("/s?q=dresses")
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    chip = page.locator("#chips a.chip[data-filter]").first
+    chip.wait_for()
+    facet, value = chip.get_attribute("data-filter").split(":", 1)
+    assert chip.text_content() == value
+    page.wait_for_selector("#related-searches:not([hidden]) #related-list a")
+    with page.expect_response(lambda r: "/search?" in r.url) as searched:
+        chip.click()
+    page.wait_for_url(re.compile(r"/s\?q=.+&filter="))
+    assert searched.value.status == 200
+    sent = parse_qs(urlsplit(searched.value.request.url).query)
+    assert sent["filter"] == [f"{facet}:{value}"]
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert value in page.text_content("#applied")
+    shown = page.eval_on_selector_all("#grid .pin", "ps => ps.map(p => p.dataset.id)")
+    assert shown
+    for item_id in shown[:6]:
+        product = httpx.get(f"{server}/products/{item_id}").json()
+        assert product["attributes"][facet] == value
     assert not page_errors

@@ -25,6 +25,7 @@ Layout of a version::
     rank_multihead/       the multi-head ranker (model.pt state dict + ranker.json) with the
                           actions and definitions of its serving features, if trained
     rank_ltv/             the value model (LightGBM model.txt + ltv.json), if trained
+    refinements/          the query-item graph of related searches (queries.json + CSR .npy)
     bots.parquet          the accounts flagged as bots, each with its rule
     manifest.json         what, from which data, with which parameters, and timings
 """
@@ -47,6 +48,7 @@ from moodboard.retrieve.registry import source_class
 from moodboard.surfaces.complements import Complements
 from moodboard.surfaces.compose import ItemEngagement
 from moodboard.surfaces.feed import UserHistories
+from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.understand.query import QueryUnderstanding
 
 #: The files every version holds, beside its components.
@@ -119,6 +121,7 @@ _PARTS = (
     Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),
     Part("rank/multihead", "rank_multihead", MultiHeadRanker, lambda s: s.rank.multihead),
     Part("rank/ltv", "rank_ltv", LtvModel, lambda s: s.rank.ltv),
+    Part("refinements/graph", "refinements", QueryGraph, lambda s: s.surfaces.search.refinements),
 )
 #: Component name -> its part.
 LAYOUT: dict[str, Part] = {p.name: p for p in _PARTS}

@@ -21,7 +21,7 @@ import numpy as np
 from moodboard.build.context import BuildContext
 from moodboard.build.heldout import heldout_search_gain, popularity_as_of
 from moodboard.build.layout import part_path
-from moodboard.build.steps import BuildStep
+from moodboard.build.steps import SEARCH_LABELS, BuildStep
 from moodboard.data import columns as C
 from moodboard.pipelines import labels_table
 from moodboard.rank import (
@@ -110,6 +110,7 @@ class SearchRankerStep(BuildStep):
                                 "reason": reason, "n_queries": 0}}  # fmt: skip
         events = ctx.events()  # without the bots' events
         labels = labels_table(events, settings.labels)
+        ctx.shared[SEARCH_LABELS] = labels  # the query graph (refinements) reads them too
         queries = [q for q in labels.column(C.QUERY).to_pylist() if q and q.strip()]
         chain = self._chain(ctx, out, queries)
         texts = ItemTexts.from_catalog(ctx.catalog)

@@ -23,6 +23,7 @@ from moodboard.build.ltv import LtvStep
 from moodboard.build.multihead import MultiHeadStep
 from moodboard.build.ranker import SearchRankerStep
 from moodboard.build.recommenders import FusionStep, RecommenderStep
+from moodboard.build.refinements import QueryGraphStep
 from moodboard.build.steps import (
     BuildStep,
     ComplementsStep,
@@ -63,6 +64,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         SearchRankerStep(settings.rank.lambdamart),
         MultiHeadStep(settings.rank.multihead),
         LtvStep(settings.rank.ltv),
+        QueryGraphStep(),
     ]
 
 

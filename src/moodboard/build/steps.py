@@ -32,6 +32,9 @@ from moodboard.understand.query import QueryUnderstanding
 
 _log = logging.getLogger(__name__)
 
+#: ``BuildContext.shared`` key of the labelled impressions (``pipelines.labels_table``).
+SEARCH_LABELS = "search_labels"
+
 
 @dataclass
 class Built:

@@ -62,6 +62,39 @@ class SearchModulesConfig(_Frozen):
     personal_weight: float = Field(default=2.0, ge=0)
 
 
+class RefinementsConfig(_Frozen):
+    """Refinement chips and related searches of a query (``GET /refinements``,
+    ``surfaces.refinements``).
+
+    Chips: the search chain's first ``depth`` results for the query are split by each of
+    ``facets`` (catalog attributes), by ``price_bands`` price bands (when products have
+    prices) and by the ``co_terms`` terms most co-engaged with the query's; a value found in
+    at least ``min_support`` results becomes a chip, ranked by its narrowing value (its share
+    of the results' engagement mass x the share of the results it leaves out); at most
+    ``max_per_facet`` per facet and ``max_chips`` in all. Related searches: ``walkers`` random
+    walks of ``walk_steps`` query -> item -> query hops with restart probability ``restart``
+    on the query-item graph the build learns from the search log (its ``max_queries`` most
+    engaged queries, each at most ``max_query_chars`` long, with their ``max_items``
+    most engaged items), seeded by ``seed``; catalog phrases fill up to ``max_related``.
+    """
+
+    depth: int = Field(default=200, ge=10, le=1000)
+    max_chips: int = Field(default=8, ge=0, le=50)
+    max_per_facet: int = Field(default=3, ge=1, le=20)
+    min_support: int = Field(default=3, ge=1)
+    facets: tuple[str, ...] = ("baseColour", "articleType", "gender", "usage")
+    price_bands: int = Field(default=3, ge=0, le=10)
+    co_terms: int = Field(default=4, ge=0, le=20)
+    max_related: int = Field(default=8, ge=0, le=50)
+    walkers: int = Field(default=400, ge=1, le=100_000)
+    walk_steps: int = Field(default=4, ge=1, le=100)
+    restart: float = Field(default=0.3, ge=0, lt=1)
+    seed: int = 0
+    max_queries: int = Field(default=50_000, ge=1)
+    max_query_chars: int = Field(default=100, ge=1, le=500)
+    max_items: int = Field(default=200, ge=1)
+
+
 class SearchConfig(_Chain):
     """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
 
@@ -73,6 +106,8 @@ class SearchConfig(_Chain):
     fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
     attribute_boost: float = Field(default=0.25, ge=0)
     modules: SearchModulesConfig = SearchModulesConfig()
+
+    refinements: RefinementsConfig = RefinementsConfig()
 
 
 class ComplementsConfig(_Frozen):

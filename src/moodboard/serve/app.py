@@ -255,13 +255,14 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         feed,
         ops,
         popular,
+        refinements,
         related,
         search,
         surfaces,
         visual,
     )
 
-    for route in (search, popular, related, visual, board, feed, surfaces):
+    for route in (search, popular, related, visual, board, feed, surfaces, refinements):
         app.include_router(route.router)
     app.include_router(catalog.router)
     app.include_router(ops.router)

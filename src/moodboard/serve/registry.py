@@ -10,8 +10,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -52,10 +51,13 @@ from moodboard.rank.ltv import category_codes
 from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
+from moodboard.serve.query_vectors import QueryVectors
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
+from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
+from moodboard.surfaces.refinements import QUERY_GRAPH
 from moodboard.surfaces.search_modules import INTENT
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
@@ -91,46 +93,6 @@ class SharedImageEncoder:
 
 
 _log = logging.getLogger(__name__)
-
-
-class QueryVectors:
-    """The engine's ``encode`` resource: texts -> unit vectors (``TextEncoder.encode``), with
-    the vectors of the last ``size`` texts kept (a search's next page, a head query and its
-    sub-searches, a simulated shopper's query again); the texts not kept are encoded in one
-    batch; callers get a copy.
-
-    Parameters
-    ----------
-    encoder
-        The text encoder.
-    size
-        Most texts kept (least recently used leave first).
-    """
-
-    def __init__(self, encoder: TextEncoder, size: int = 4096) -> None:
-        self.encoder = encoder
-        self.size = size
-        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text."""
-        texts = list(texts)
-        with self._lock:
-            found = {t: self._kept[t] for t in texts if t in self._kept}
-            for t in found:
-                self._kept.move_to_end(t)
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
-            rows = np.asarray(self.encoder.encode(missing))
-            with self._lock:
-                for t, row in zip(missing, rows, strict=True):
-                    found[t] = self._kept[t] = row
-                while len(self._kept) > self.size:
-                    self._kept.popitem(last=False)
-        if not texts:
-            return self.encoder.encode(texts)
-        return np.stack([found[t] for t in texts]).copy()
 
 
 @dataclass
@@ -250,6 +212,7 @@ class Engine:
         histories = UserHistories.load(found) if found else UserHistories()
         found = part_path(path, manifest, "feed/engagement")
         engagement = ItemEngagement.load(found) if found else None
+        found = part_path(path, manifest, QUERY_GRAPH)
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
@@ -259,6 +222,7 @@ class Engine:
             "encode_upload": images.encode_upload,
             "histories": histories,
             ENGAGEMENT: engagement,
+            QUERY_GRAPH: QueryGraph.load(found) if found else None,
             **(resources or {}),
         }
         resources |= realtime_resources(path, manifest)

@@ -42,6 +42,7 @@ from moodboard.simulate.compare import PairedStats
 from moodboard.simulate.run import Simulator
 from moodboard.simulate.world import Shopper
 from moodboard.surfaces.modules import with_modules
+from moodboard.surfaces.refinements import refinements
 
 #: A chip: (its query, its facet value); ``(query, user) -> chips`` in the engine's order.
 Chips = Callable[[str, str | None], Sequence[tuple[str, str]]]
@@ -212,6 +213,10 @@ class BroadSessions:
         return out
 
 
-def engine_chips(engine: Engine) -> Chips | None:
-    """The refinement chips of the engine's ``/refinements`` (None until it has them)."""
-    return None
+def engine_chips(engine: Engine) -> Chips:
+    """The refinement chips ``GET /refinements`` serves for a query: (refined query, value)."""
+
+    def chips(query: str, user: str | None) -> list[tuple[str, str]]:
+        return [(c.query, c.value) for c in refinements(engine.search, query, user).chips]
+
+    return chips

@@ -228,7 +228,8 @@ def compose_modules(
 
 
 def with_modules(surface: Surface, on: bool) -> Surface:
-    """The feed's chain with its modules on or off (the same chain when it already is)."""
+    """A chain with its modules (the feed's rows, a broad search's rows) on or off (the same
+    chain when it already is)."""
     cfg = surface.config
     if cfg.modules.enabled == on:
         return surface

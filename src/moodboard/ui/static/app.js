@@ -492,12 +492,6 @@
     return served.items.filter((it) => !inRows.has(it.id));
   }
 
-  // ---- search: a broad query's page starts with rows of sub-searches, then the grid ----
-  function searchPage() {
-    const grid = $("grid");
-    if (!grid.dataset.q.trim()) return status("Type what you are looking for.", false);
-    feed(grid, {}, { onPage: rowsFirst });
-  }
 
   async function homePage() {
     const demo = app.dataset.demo === "1";
@@ -533,6 +527,50 @@
       onPage: rowsFirst,
     });
   }
+
+  // ---- search refinements (GET /refinements): chips under the query, each a link to the
+  // search page of its refined query with its facet applied as a filter (`filter=facet:value`,
+  // read back from this page's URL and passed to /search); related searches at the bottom.
+  const searchLink = (q, filter = null) => "/s?" + new URLSearchParams(compact({ q, filter: filter || null }));
+
+  function appliedFilter() {
+    const f = new URLSearchParams(location.search).get("filter");
+    return f && f.includes(":") ? f : null;
+  }
+
+  async function refinementsOf(q, filter) {
+    try {
+      const r = await api("/refinements", { params: { q, filter } });
+      const chips = r.chips.filter((c) => c.filter !== filter);
+      $("chips").replaceChildren(...chips.map((c) => el(
+        "a",
+        { class: "chip", href: searchLink(c.query, c.filter), "data-facet": c.facet, "data-filter": c.filter, title: c.query },
+        c.label,
+      )));
+      $("chips").hidden = chips.length === 0;
+      $("related-list").replaceChildren(...r.related_searches.map((s) => el(
+        "li", {}, el("a", { href: searchLink(s.query), "data-source": s.source }, s.query),
+      )));
+      $("related-searches").hidden = r.related_searches.length === 0;
+    } catch (e) {
+      console.warn("no refinements", e); // the results stand without them
+    }
+  }
+
+  function searchPage() {
+    const q = $("grid").dataset.q;
+    if (!q.trim()) return status("Type what you are looking for.", false);
+    const filter = appliedFilter();
+    if (filter) {
+      const [facet, value] = [filter.slice(0, filter.indexOf(":")), filter.slice(filter.indexOf(":") + 1)];
+      $("applied").replaceChildren(`${label(facet)}: ${value}`, el("a", { href: searchLink(q), id: "applied-clear" }, "clear"));
+      $("applied").dataset.filter = filter;
+      $("applied").hidden = false;
+    }
+    feed($("grid"), compact({ filter }), { onPage: rowsFirst }); // a broad query's rows first
+    refinementsOf(q, filter);
+  }
+  // ---- end of search refinements ----
 
   const pages = {
     home: homePage,

@@ -1,0 +1,51 @@
+"""The engine's ``encode`` resource: query texts -> unit vectors, the recent ones kept."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from moodboard.understand.text import TextEncoder
+
+
+class QueryVectors:
+    """The engine's ``encode`` resource: texts -> unit vectors (``TextEncoder.encode``), with
+    the vectors of the last ``size`` texts kept (a search's next page, a head query and its
+    sub-searches, a simulated shopper's query again); the texts not kept are encoded in one
+    batch; callers get a copy.
+
+    Parameters
+    ----------
+    encoder
+        The text encoder.
+    size
+        Most texts kept (least recently used leave first).
+    """
+
+    def __init__(self, encoder: TextEncoder, size: int = 4096) -> None:
+        self.encoder = encoder
+        self.size = size
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text."""
+        texts = list(texts)
+        with self._lock:
+            found = {t: self._kept[t] for t in texts if t in self._kept}
+            for t in found:
+                self._kept.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            rows = np.asarray(self.encoder.encode(missing))
+            with self._lock:
+                for t, row in zip(missing, rows, strict=True):
+                    found[t] = self._kept[t] = row
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        if not texts:
+            return self.encoder.encode(texts)
+        return np.stack([found[t] for t in texts]).copy()

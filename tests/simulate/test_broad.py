@@ -11,7 +11,12 @@ import pytest
 from moodboard.config import Settings
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
-from moodboard.simulate.broad import BroadSessionConfig, BroadSessions, broad_query
+from moodboard.simulate.broad import (
+    BroadSessionConfig,
+    BroadSessions,
+    broad_query,
+    engine_chips,
+)
 from moodboard.simulate.run import Simulator
 from moodboard.simulate.world import Shopper, World
 
@@ -58,14 +63,14 @@ def test_a_shopper_without_a_purchase_follows_the_first_chip_they_like(
     chips = _Recorder([("winter coats", "Coats"), (f"refined {liked.lower()}", liked)])
     cfg = BroadSessionConfig(shoppers=2, max_queries=2, page_size=1, self_refine=0.0)
     runs = BroadSessions(engine, sim, cfg, chips=chips)
-    purchases, asked, _ = runs.session(n, assisted=True)
+    purchases, asked, _, _ = runs.session(n, assisted=True)
     # a page of one item rarely sells: the shopper goes on with the chip of their taste
     if purchases == 0:
         assert asked == 2
     assert chips.asked == [broad_query(shopper)]
     # without chips and without refining themselves, they leave after the first query
     alone = BroadSessions(engine, sim, cfg, chips=None)
-    p, asked_alone, first = alone.session(n, assisted=False)
+    p, asked_alone, first, _ = alone.session(n, assisted=False)
     assert asked_alone == 1 and (p > 0) == np.isfinite(first)
 
 
@@ -79,10 +84,13 @@ def test_both_arms_draw_the_same_numbers_so_identical_arms_do_not_differ(
     assert a == b or np.allclose(np.array(a, float), np.array(b, float), equal_nan=True)
 
 
-def test_module_rows_help_broad_query_shoppers_buy_on_a_small_run(
+def test_chips_and_rows_help_broad_query_shoppers_buy_on_a_small_run(
     engine: Engine, sim: Simulator
 ) -> None:
-    cfg = BroadSessionConfig(shoppers=120, max_queries=2, seed=0)
-    out = BroadSessions(engine, sim, cfg, chips=None).run().as_dict()
-    arms = out["arms"]
-    assert arms["assisted"]["purchases"] > arms["grid"]["purchases"], arms
+    # 80 shoppers buy too rarely for a purchase interval (the README's run on the demo has
+    # one); their clicks show the direction, and they buy no less
+    cfg = BroadSessionConfig(shoppers=80, max_queries=2, seed=0)
+    out = BroadSessions(engine, sim, cfg, chips=engine_chips(engine)).run().as_dict()
+    arms, diff = out["arms"], out["diffs"]["assisted-grid"]
+    assert diff["clicks"]["ci"][0] > 0, out
+    assert arms["assisted"]["purchases"] >= arms["grid"]["purchases"], arms

@@ -11,8 +11,8 @@ for men"): it names no product type. The session runs through the engine's real 
    affinity of each item at its position.
 2. Without a purchase, the shopper asks another query:
 
-   - in an arm with chips, the first chip (in the engine's order) whose value is one of the
-     shopper's favourites, if any: shoppers recognise what they like among offered options;
+   - in an arm with chips, the chip whose value the shopper likes most (their true weight for
+     it), if they like any: shoppers recognise what they like among offered options;
    - otherwise, with probability ``self_refine``, their own narrower query (a favourite article
      type added to the broad one, as a shopper who knows what they want would type); else
      they leave.
@@ -22,8 +22,8 @@ Arms: ``grid`` (the search surface with ``surfaces.search.modules`` off and no c
 numbers: shopper ``n``'s draws are the same in each, so the arms are compared on each
 shopper's difference (``compare.PairedStats``: the paired t interval).
 
-Reported per arm: purchases per broad session, sessions with a purchase, queries per session,
-and the queries asked before the first purchase (sessions with one).
+Reported per arm: purchases and clicks per broad session, sessions with a purchase, queries per
+session, and the queries asked up to the first purchase (sessions with one).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from moodboard.data import Request
 from moodboard.serve.registry import Engine
 from moodboard.simulate.compare import PairedStats
 from moodboard.simulate.run import Simulator
-from moodboard.simulate.world import Shopper
+from moodboard.simulate.world import Shopper, World
 from moodboard.surfaces.modules import with_modules
 from moodboard.surfaces.refinements import refinements
 
@@ -49,7 +49,7 @@ Chips = Callable[[str, str | None], Sequence[tuple[str, str]]]
 #: How a shopper phrases a broad query from a value: season/usage -> words.
 _BROAD_WORDS = {"season": "{v} outfit", "usage": "{v} wear"}
 _GENDER_WORDS = {"men": "for men", "women": "for women", "boys": "for boys", "girls": "for girls"}
-METRICS = ("purchases", "purchased", "queries", "queries_to_purchase")
+METRICS = ("purchases", "clicks", "purchased", "queries", "queries_to_purchase")
 
 
 class BroadSessionConfig(BaseModel):
@@ -72,12 +72,14 @@ class ArmOutcome:
     purchases: np.ndarray
     queries: np.ndarray
     first: np.ndarray
+    clicks: np.ndarray
 
     def metrics(self) -> dict[str, float]:
         """Means over the shoppers (``queries_to_purchase`` over those who bought)."""
         bought = np.isfinite(self.first)
         return {
             "purchases": float(self.purchases.mean()),
+            "clicks": float(self.clicks.mean()),
             "purchased": float((self.purchases > 0).mean()),
             "queries": float(self.queries.mean()),
             "queries_to_purchase": float(self.first[bought].mean()) if bought.any() else np.nan,
@@ -97,6 +99,7 @@ class BroadComparison:
         diffs = {}
         for name, x, y in (
             ("purchases", a.purchases, b.purchases),
+            ("clicks", a.clicks, b.clicks),
             ("purchased", a.purchases > 0, b.purchases > 0),
             ("queries", a.queries, b.queries),
         ):
@@ -121,12 +124,20 @@ def broad_query(shopper: Shopper) -> str | None:
     return None
 
 
-def _chip_for(shopper: Shopper, chips: Sequence[tuple[str, str]]) -> str | None:
-    liked = {v.lower() for favs in shopper.favourites.values() for v in favs}
+def chip_for(shopper: Shopper, world: World, chips: Sequence[tuple[str, str]]) -> str | None:
+    """The chip a shopper follows: the one whose value they like most (their weight for it
+    in any taste attribute; the engine's order breaks ties), None when they like none."""
+    best, best_w = None, 0.0
     for query, value in chips:
-        if value.lower() in liked:
-            return query
-    return None
+        w = 0.0
+        for attr, weights in shopper.weights.items():
+            vocab = {v.lower(): j for j, v in enumerate(world.vocab.get(attr, ()))}
+            j = vocab.get(value.lower())
+            if j is not None and j < len(weights):
+                w = max(w, float(weights[j]))
+        if w > best_w:
+            best, best_w = query, w
+    return best
 
 
 class BroadSessions:
@@ -166,17 +177,17 @@ class BroadSessions:
         ids = self.engine.catalog.ids.external(res.candidates.items[: req.k].tolist())
         return np.array([self.index[i] for i in ids if i in self.index], dtype=np.int64)
 
-    def session(self, n: int, assisted: bool) -> tuple[int, int, float]:
+    def session(self, n: int, assisted: bool) -> tuple[int, int, float, int]:
         """Shopper ``n``'s session: (purchases, queries asked, queries up to the first
-        purchase or NaN). The same draws in both arms (common random numbers)."""
+        purchase or NaN, clicks). The same draws in both arms (common random numbers)."""
         cfg, world = self.config, self.sim.world
         shopper = self.sim.shopper(n)
         query = broad_query(shopper)
         if query is None:
-            return 0, 0, np.nan
+            return 0, 0, np.nan, 0
         surface = with_modules(self.engine.search, assisted)
         purchases, first = 0, np.nan
-        asked = 0
+        asked = clicks = 0
         for q in range(cfg.max_queries):
             rng = np.random.default_rng([cfg.seed, n, q])
             asked += 1
@@ -185,6 +196,7 @@ class BroadSessions:
                 positions = np.arange(1, len(items) + 1)
                 out = self.sim.click_model.sample(rng, positions, world.affinity(shopper, items))
                 bought = int(out.purchase.sum())
+                clicks += int(out.click.sum())
                 if bought:
                     purchases += bought
                     first = float(asked) if np.isnan(first) else first
@@ -193,14 +205,14 @@ class BroadSessions:
                 break
             nxt = None
             if assisted and self.chips is not None:
-                nxt = _chip_for(shopper, self.chips(query, shopper.user_id))
+                nxt = chip_for(shopper, world, self.chips(query, shopper.user_id))
             if nxt is None:
                 types = shopper.favourites.get("articleType") or ()
                 if not types or rng.random() >= cfg.self_refine:
                     break
                 nxt = f"{query} {types[int(rng.integers(len(types)))].lower()}"
             query = nxt
-        return purchases, asked, first
+        return purchases, asked, first, clicks
 
     def run(self) -> BroadComparison:
         """Both arms over ``config.shoppers`` shoppers."""
@@ -208,8 +220,8 @@ class BroadSessions:
         n = self.config.shoppers
         for name, assisted in (("grid", False), ("assisted", True)):
             rows = [self.session(u, assisted) for u in range(n)]
-            p, q, f = (np.array(col, dtype=np.float64) for col in zip(*rows, strict=True))
-            out.arms[name] = ArmOutcome(p, q, f)
+            p, q, f, c = (np.array(col, dtype=np.float64) for col in zip(*rows, strict=True))
+            out.arms[name] = ArmOutcome(p, q, f, c)
         return out
 
 

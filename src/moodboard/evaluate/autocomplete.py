@@ -5,7 +5,8 @@ per row, ``relevance`` its strength; no timestamps, so no decay); the catalog is
 both files' product titles (never the test queries). For each distinct test query and each
 prefix of 1..``max_prefix`` characters, a completion is a hit when its first words are the
 query's first two words (``is_hit``); MRR@k and success@k per prefix length, for ``ours`` (the
-``Autocomplete`` the build makes, asked through ``complete`` as ``GET /autocomplete`` asks it)
+``Autocomplete`` the build step fits, asked through ``complete`` as ``GET /autocomplete`` asks
+it)
 and ``mpc``, the most popular full training queries starting with the prefix.
 """
 
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moodboard.build.autocomplete import AutocompleteStep
 from moodboard.config.autocomplete import AutocompleteConfig
-from moodboard.surfaces.autocomplete import Autocomplete, is_hit, normalize_prefix
+from moodboard.surfaces.autocomplete import is_hit, normalize_prefix
 from moodboard.surfaces.autocomplete_candidates import CatalogText, QueryLog, words_of
 from moodboard.surfaces.autocomplete_index import PrefixIndex
 
@@ -115,7 +117,7 @@ def evaluate_autocomplete(
     """Fit ``Autocomplete`` on the training log and score it and MPC on the test queries."""
     cfg = config or AutocompleteConfig()
     t0 = time.perf_counter()
-    ac = Autocomplete(cfg).fit(judgment_log(train), judged_catalog(train, test))
+    ac = AutocompleteStep(cfg).fit(judgment_log(train), judged_catalog(train, test))
     fit_s = time.perf_counter() - t0
     mpc = MostPopularCompletion(train["search_term"].astype(str).tolist())
     queries = sorted({q for q in test["search_term"].astype(str) if words_of(q)})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from moodboard.build.context import BuildContext
 from moodboard.build.steps import BuildStep
@@ -44,12 +45,13 @@ def search_log(ctx: BuildContext, cfg: AutocompleteConfig) -> QueryLog:
     if not ctx.has_events:
         return QueryLog([], np.zeros(0), np.zeros(0))
     t = ctx.events()
-    searches = (
+    table = (
         t.filter((t[C.TYPE] == "search") & t[C.QUERY].notnull())
-        .select(C.REQUEST_ID, C.QUERY, C.USER_ID, ts=t[C.TS].epoch_seconds())
+        .select(C.REQUEST_ID, C.QUERY, C.USER_ID, C.TS)
         .to_pyarrow()
-        .to_pydict()
     )
+    searches = table.select([C.REQUEST_ID, C.QUERY, C.USER_ID]).to_pydict()
+    ts_us = table.column(C.TS).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     acts = t.filter(t[C.TYPE].isin(list(cfg.engaged_actions)) & t[C.REQUEST_ID].notnull())
     acts = acts.select(C.REQUEST_ID, C.TYPE, C.ITEM_ID).to_pyarrow().to_pydict()
     strength: dict[str, float] = {}
@@ -61,7 +63,7 @@ def search_log(ctx: BuildContext, cfg: AutocompleteConfig) -> QueryLog:
             if it is not None:
                 item[rid] = it
     rids = searches[C.REQUEST_ID]
-    ts = np.asarray(searches["ts"], dtype=np.float64)
+    ts = ts_us.to_numpy().astype(np.float64) / 1e6
     weight = np.ones(len(ts))
     if cfg.half_life_days and len(ts):
         weight = 0.5 ** ((ts.max() - ts) / 86_400 / cfg.half_life_days)

@@ -55,8 +55,8 @@ class AutocompleteConfig(_Frozen):
     candidates: int = Field(default=48, ge=1, le=500)
     #: Prefixes up to this many characters have their candidates precomputed at build time.
     precompute_chars: int = Field(default=2, ge=0, le=4)
-    #: Prefixes of at least this many characters with fewer than ``k`` candidates also get
-    #: those of their one-edit variants (typo tolerance); 0: off.
+    #: Prefixes of at least this many characters that no candidate starts with get the
+    #: candidates of their one-edit variants (typo tolerance); 0: off.
     typo_min_chars: int = Field(default=3, ge=0)
     #: Most completions sharing their first two words (1: one per head, more diverse).
     per_head: int = Field(default=1, ge=1)

@@ -97,13 +97,13 @@ class _Scorer:
         self.blocked_cache: dict[int, bool] = {}
 
     def candidates(
-        self, p: str, cfg: AutocompleteConfig, k: int, typos: bool = True
+        self, p: str, cfg: AutocompleteConfig, typos: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate indices for prefix ``p`` and whether each came from a one-edit variant
-        (asked when ``typos`` and fewer than ``k`` texts start with ``p``)."""
+        (asked when ``typos`` and no text starts with ``p``)."""
         idx = self.index.top(p, cfg.candidates)
         edit = np.zeros(len(idx), dtype=bool)
-        if typos and cfg.typo_min_chars and len(p.strip()) >= cfg.typo_min_chars and len(idx) < k:
+        if typos and cfg.typo_min_chars and len(p.strip()) >= cfg.typo_min_chars and not len(idx):
             more = self.index.top_of_variants(self.index.variants(p), cfg.candidates)
             more = more[~np.isin(more, idx)]
             idx = np.concatenate([idx, more]).astype(np.int32)
@@ -232,7 +232,7 @@ class Autocomplete:
             target = query.split(" ")[:2]
             for n in range(1, min(mcfg.max_prefix_chars, len(query)) + 1):
                 p = query[:n]
-                idx, edit = state.candidates(p, cfg, cfg.k, typos=False)
+                idx, edit = state.candidates(p, cfg, typos=False)
                 labels = np.array([_hits(table.texts[i], target) for i in idx], dtype=np.int32)
                 if len(idx) < 2 or not labels.any():
                     continue
@@ -291,7 +291,7 @@ class Autocomplete:
         p = normalize_prefix(prefix)
         if not p:
             return []
-        idx, edit = state.candidates(p, cfg, k)
+        idx, edit = state.candidates(p, cfg)
         if not len(idx):
             return []
         scores = state.scores(state.features(p, idx, edit, interests), idx)

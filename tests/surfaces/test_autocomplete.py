@@ -111,7 +111,7 @@ def test_saved_and_loaded_it_completes_the_same(
 
 def test_bad_requests_say_what_to_fix(taste: tuple[Autocomplete, CatalogText]) -> None:
     ac, _ = taste
-    with pytest.raises(InputError, match="The 'k' parameter must be an int in 1..20. Got 0"):
+    with pytest.raises(InputError, match=r"The 'k' parameter must be an int in 1\.\.20\. Got 0"):
         ac.complete("sh", 0)
     with pytest.raises(InputError, match="at most 100 characters"):
         ac.complete("s" * 101)

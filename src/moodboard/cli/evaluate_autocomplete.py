@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from moodboard.cli.common import JsonOpt, _errors, _fail, _settings, err, out
-from moodboard.cli.evaluate import evaluate_app
+from moodboard.cli.common import JsonOpt, _errors, _settings, err, out
+from moodboard.cli.evaluate import evaluate_app, judgment_split
 
 
 @evaluate_app.command("autocomplete")
@@ -32,22 +32,9 @@ def evaluate_autocomplete_cmd(
     prefix length 1..5, on files in the Home Depot layout: the training queries are the log,
     the catalog is the union of both files' product titles."""
     from moodboard.evaluate.autocomplete import evaluate_autocomplete
-    from moodboard.evaluate.judgments import read_judgments, sample_queries, split_queries
 
     with _errors():
-        if dataset is not None:
-            if dataset != "home-depot":
-                _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
-            from moodboard.datasets import load_home_depot
-
-            tr, te = split_queries(
-                sample_queries(load_home_depot(), sample, seed), test_fraction, seed
-            )
-        elif train is not None and test is not None:
-            tr = sample_queries(read_judgments(train), sample, seed)
-            te = sample_queries(read_judgments(test), sample, seed)
-        else:
-            _fail("give --train and --test files, or --dataset home-depot")
+        tr, te = judgment_split(train, test, dataset, test_fraction, seed, sample)
         with err.status("evaluating autocomplete"):
             report = evaluate_autocomplete(tr, te, _settings(None).autocomplete)
     if as_json:

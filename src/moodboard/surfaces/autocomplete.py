@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -116,8 +116,12 @@ class _Scorer:
         """The ``FEATURES`` matrix of candidates ``idx`` for prefix ``p``."""
         t = self.table
         logs = self.log_cols[idx]
-        col = {name: logs[:, i] for i, name in enumerate(("pop_full", "pop_starts", "engagement",
-                                                          "cat_any", "cat_lead", "combo"))}
+        col = {
+            name: logs[:, i]
+            for i, name in enumerate(
+                ("pop_full", "pop_starts", "engagement", "cat_any", "cat_lead", "combo")
+            )
+        }
         raw = t.columns[idx].astype(np.float64)
         total = self.index.range_sum(p, self.cum["pop_full"])
         total_cat = self.index.range_sum(p, self.cum["cat_any"])
@@ -281,7 +285,9 @@ class Autocomplete:
         cfg = self.config
         k = cfg.k if k is None else k
         if not 1 <= k <= cfg.max_k:
-            raise InputError(f"The 'k' parameter must be an int in 1..{cfg.max_k}. Got {k} instead.")
+            raise InputError(
+                f"The 'k' parameter must be an int in 1..{cfg.max_k}. Got {k} instead."
+            )
         if len(prefix) > cfg.max_prefix_chars:
             raise InputError(
                 f"The 'q' parameter must be at most {cfg.max_prefix_chars} characters "
@@ -361,4 +367,3 @@ class Autocomplete:
         self._scorer = _Scorer(table, index, model)
         self.info = dict(meta.get("info", {}))
         return self
-

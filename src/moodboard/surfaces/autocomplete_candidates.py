@@ -186,7 +186,9 @@ def candidate_table(log: QueryLog, catalog: CatalogText, cfg: AutocompleteConfig
     keep.sort()
     rows = np.array([stats[t] for t in keep]).reshape(len(keep), len(COLUMNS) + 1)
     columns = rows[:, : len(COLUMNS)].copy()
-    columns[:, eng] = np.where(rows[:, seen] > 0, rows[:, eng] / np.maximum(rows[:, seen], 1e-12), 0)
+    columns[:, eng] = np.where(
+        rows[:, seen] > 0, rows[:, eng] / np.maximum(rows[:, seen], 1e-12), 0
+    )
     names = sorted({c for t in keep for c in cats.get(t, ())})
     code = {c: i for i, c in enumerate(names)}
     category = np.array(

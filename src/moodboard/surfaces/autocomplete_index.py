@@ -69,7 +69,9 @@ class PrefixIndex:
         self.keys = keys[order]
         self.prior = np.asarray(prior, dtype=np.float64)[order]
         self.top_m = top_m
-        short = sorted({t[:n] for t in texts for n in range(1, precompute_chars + 1) if len(t) >= n})
+        short = sorted(
+            {t[:n] for t in texts for n in range(1, precompute_chars + 1) if len(t) >= n}
+        )
         self.top_prefixes = np.array([s.encode("utf-8") for s in short], dtype=bytes)
         table = np.full((len(short), top_m), -1, dtype=np.int32)
         for row, p in enumerate(self.top_prefixes):

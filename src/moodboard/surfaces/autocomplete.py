@@ -94,7 +94,6 @@ class _Scorer:
         self.lengths = np.array([len(t) for t in table.texts], dtype=np.float64)
         self.n_words = np.array([t.count(" ") + 1 for t in table.texts], dtype=np.float64)
         self.prior = prior_score(table)
-        self.blocked_cache: dict[int, bool] = {}
 
     def candidates(
         self, p: str, cfg: AutocompleteConfig, typos: bool = True

@@ -157,27 +157,33 @@ class PrefixIndex:
         lo, hi = self._range(prefix.encode("utf-8"))
         return hi - lo
 
+    def _top_sorted(self, p: bytes, lo: int, hi: int, m: int) -> np.ndarray:
+        """Sorted positions of the best ``m`` texts of ``p``'s range ``[lo, hi)``."""
+        if hi - lo > m and m <= self.top_m:
+            row = int(np.searchsorted(self.top_prefixes, p))
+            if row < len(self.top_prefixes) and self.top_prefixes[row] == p:
+                got = self.top_table[row, :m]
+                return got[got >= 0]
+        return self._best(lo, hi, m)
+
     def top(self, prefix: str, m: int) -> np.ndarray:
         """Original indices of the best ``m`` texts starting with ``prefix`` (best first)."""
         p = prefix.encode("utf-8")
-        row = int(np.searchsorted(self.top_prefixes, p))
-        if m <= self.top_m and row < len(self.top_prefixes) and self.top_prefixes[row] == p:
-            got = self.top_table[row, :m]
-            return self.order[got[got >= 0]]
-        return self.order[self._best(*self._range(p), m)]
+        return self.order[self._top_sorted(p, *self._range(p), m)]
 
     def top_of_variants(self, variants: Sequence[str], m: int) -> np.ndarray:
         """Original indices of the best ``m`` texts starting with any of ``variants`` (one
         vectorized search for all of them; best first)."""
         if not variants:
             return np.zeros(0, dtype=np.int32)
-        ps = np.array([v.encode("utf-8") for v in variants], dtype=bytes)
-        lo = np.searchsorted(self.keys, ps, "left")
-        hi = np.searchsorted(self.keys, np.char.add(ps, _TOP), "left")
+        enc = [v.encode("utf-8") for v in variants]
+        lo = np.searchsorted(self.keys, np.array(enc, dtype=bytes), "left")
+        hi = np.searchsorted(self.keys, np.array([e + _TOP for e in enc], dtype=bytes), "left")
         hit = np.flatnonzero(hi > lo)
         if not len(hit):
             return np.zeros(0, dtype=np.int32)
-        pos = np.unique(np.concatenate([self._best(lo[i], hi[i], m) for i in hit]))
+        # the best of each variant's range (short variants from the precomputed lists)
+        pos = np.unique(np.concatenate([self._top_sorted(enc[i], lo[i], hi[i], m) for i in hit]))
         pos = pos[np.argsort(-self.prior[pos], kind="stable")][:m]
         return self.order[pos]
 

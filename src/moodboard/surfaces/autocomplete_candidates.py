@@ -3,7 +3,8 @@
 Candidates come from the search log (queries whose results got engagement, and their first
 ``head_words`` words: "angle bracket" from "angle bracket 90") and from the catalog (phrases of
 1..``title_ngram`` words found in titles, the leading words of titles, attribute combinations
-such as "navy blue shirts"). Each candidate keeps the numbers the ranker reads: time-decayed
+such as "navy blue shirts"; a title phrase starting or ending with a word such as "with" or
+"of" is left out). Each candidate keeps the numbers the ranker reads: time-decayed
 popularity of the queries equal to it and starting with it, how often the catalog uses it,
 the engagement of its searches, and its most frequent category.
 """
@@ -107,6 +108,15 @@ def _normalized(text: str) -> str:
     return normalize_text(text)
 
 
+#: Words a catalog phrase may not start or end with ("watch with", "of the"): half phrases.
+_LOOSE_ENDS = frozenset("a an and as at by for from of on or the to with".split())
+
+
+def _loose(text: str) -> bool:
+    words = text.split(" ")
+    return words[0] in _LOOSE_ENDS or words[-1] in _LOOSE_ENDS
+
+
 def words_of(text: str) -> list[str]:
     """The whole words of ``text`` as completions compare them (``normalize_text``)."""
     norm = _normalized(text)
@@ -176,9 +186,8 @@ def candidate_table(log: QueryLog, catalog: CatalogText, cfg: AutocompleteConfig
         for t, row in stats.items()
         if (
             t in from_log
-            or row[any_] >= cfg.min_catalog_count
-            or row[lead] >= cfg.min_catalog_count
             or row[combo] > 0
+            or (max(row[any_], row[lead]) >= cfg.min_catalog_count and not _loose(t))
         )
         and len(t) <= cfg.max_candidate_chars
         and not is_blocked(t, blocked)

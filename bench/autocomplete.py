@@ -6,7 +6,8 @@ of the seed-0 80/20 split and every title, ~79k candidates), typed with the test
 prefixes of 1..8 characters; and, with ``--workspace``, the one its live build holds. Over HTTP
 (``--workspace`` only), the same prefixes against a server started on the workspace.
 
-Usage: ``python bench/autocomplete.py [--workspace DIR] [--prefixes 2000]``; needs
+Usage: ``python bench/autocomplete.py [--workspace DIR] [--prefixes 2000] [--no-home-depot]``;
+needs
 ``MOODBOARD_DATASETS``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -68,7 +70,9 @@ def _in_process(ac: Autocomplete, what: str, prefixes: list[str]) -> dict[str, o
 
 
 def _http(ws: Path, prefixes: list[str], n: int) -> dict[str, object]:
-    port = 8765
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("moodboard")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with tempfile.TemporaryFile() as log:
@@ -81,13 +85,17 @@ def _http(ws: Path, prefixes: list[str], n: int) -> dict[str, object]:
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=10) as c:
-                for _ in range(600):
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
                     try:
                         if c.get("/healthz").status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
-                    time.sleep(0.2)
+                    if proc.poll() is not None:
+                        log.seek(0)
+                        raise SystemExit(f"moodboard serve exited:\n{log.read().decode()}")
+                    time.sleep(0.5)
                 for p in prefixes[:100]:
                     c.get("/autocomplete", params={"q": p})  # warm
 
@@ -105,15 +113,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workspace", type=Path, default=None)
     ap.add_argument("--prefixes", type=int, default=2000)
+    ap.add_argument("--no-home-depot", action="store_true", help="skip the Home Depot index")
     args = ap.parse_args()
     tr, te = split_queries(load_home_depot(), 0.2, 0)
     prefixes = _prefixes(sorted(set(te["search_term"].astype(str))), args.prefixes)
-    step = AutocompleteStep(load_settings().autocomplete)
-    t0 = time.perf_counter()
-    hd = step.fit(judgment_log(tr), judged_catalog(tr, te))
-    fit_s = time.perf_counter() - t0
-    rows = [_in_process(hd, "in-process, Home Depot index", prefixes)]
-    rows[0]["fit_s"] = round(fit_s, 1)
+    rows = []
+    if not args.no_home_depot:
+        step = AutocompleteStep(load_settings().autocomplete)
+        t0 = time.perf_counter()
+        hd = step.fit(judgment_log(tr), judged_catalog(tr, te))
+        fit_s = time.perf_counter() - t0
+        rows.append(_in_process(hd, "in-process, Home Depot index", prefixes))
+        rows[0]["fit_s"] = round(fit_s, 1)
     if args.workspace is not None:
         engine = Engine.load(Workspace(args.workspace))
         assert engine.autocomplete is not None, "rebuild the workspace with this moodboard"

@@ -109,7 +109,9 @@ def _normalized(text: str) -> str:
 
 
 #: Words a catalog phrase may not start or end with ("watch with", "of the"): half phrases.
-_LOOSE_ENDS = frozenset("a an and as at by for from of on or the to with".split())
+_LOOSE_ENDS = frozenset(
+    ["a", "an", "and", "as", "at", "by", "for", "from", "of", "on", "or", "the", "to", "with"]
+)
 
 
 def _loose(text: str) -> bool:

@@ -29,6 +29,8 @@ def test_sample_config_loads_and_equals_the_defaults(monkeypatch: pytest.MonkeyP
         assert set(raw["retrieve"][name]) == set(type(section).model_fields), name
     assert set(raw["understand"]) == set(type(defaults.understand).model_fields)
     assert set(raw["bots"]) == set(type(defaults.bots).model_fields)
+    assert set(raw["autocomplete"]) == set(type(defaults.autocomplete).model_fields)
+    assert set(raw["autocomplete"]["model"]) == set(type(defaults.autocomplete.model).model_fields)
     sim_keys = set(type(defaults.simulate).model_fields) - {"click_model"}
     assert set(raw["simulate"]) - {"click_model"} == sim_keys
     feed = raw["surfaces"]["feed"]

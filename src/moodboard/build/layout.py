@@ -21,6 +21,8 @@ Layout of a version::
                           explore policy, blend/compose)
     related/complements.json  complementary categories from co-engagement (related products)
     understand/           query understanding (spelling, lexicons, intent)
+    autocomplete/         completions: candidate texts and statistics (.npy), the prefix
+                          index (.npy), the ranker (LightGBM model.txt) and autocomplete.json
     rank_lambdamart/      the search ranker (LightGBM model.txt + ranker.json), if trained
     rank_multihead/       the multi-head ranker (model.pt state dict + ranker.json) with the
                           actions and definitions of its serving features, if trained
@@ -45,6 +47,7 @@ from moodboard.errors import InputError
 from moodboard.rank import LambdaMARTRanker, LtvModel, MultiHeadRanker
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import source_class
+from moodboard.surfaces.autocomplete import Autocomplete
 from moodboard.surfaces.complements import Complements
 from moodboard.surfaces.compose import ItemEngagement
 from moodboard.surfaces.feed import UserHistories
@@ -118,6 +121,7 @@ _PARTS = (
     _source("ease", None, lambda s: s.surfaces.feed.ease),
     Part("feed/fusion", "feed/fusion.json", None, lambda s: s.surfaces.feed.fuse),
     Part("understand", "understand", QueryUnderstanding, lambda s: s.understand),
+    Part("surfaces/autocomplete", "autocomplete", Autocomplete, lambda s: s.autocomplete),
     Part("rank/lambdamart", "rank_lambdamart", LambdaMARTRanker, lambda s: s.rank.lambdamart),
     Part("rank/multihead", "rank_multihead", MultiHeadRanker, lambda s: s.rank.multihead),
     Part("rank/ltv", "rank_ltv", LtvModel, lambda s: s.rank.ltv),

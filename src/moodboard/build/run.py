@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from moodboard import __version__
 from moodboard.build.artifact import NewVersion
+from moodboard.build.autocomplete import AutocompleteStep
 from moodboard.build.context import BuildContext
 from moodboard.build.layout import BOTS_FILE, RECOMMENDERS, part
 from moodboard.build.ltv import LtvStep
@@ -61,6 +62,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         *(RecommenderStep(n, config(n), feed.per_source, n in feed.refit) for n in RECOMMENDERS),
         FusionStep(),
         UnderstandStep(),
+        AutocompleteStep(settings.autocomplete),
         SearchRankerStep(settings.rank.lambdamart),
         MultiHeadStep(settings.rank.multihead),
         LtvStep(settings.rank.ltv),

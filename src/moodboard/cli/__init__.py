@@ -3,6 +3,7 @@
 from moodboard.cli import (  # noqa: F401 (the verbs)
     commands,
     evaluate,
+    evaluate_autocomplete,
     evaluate_broad,
     evaluate_ope,
     experiment,

@@ -27,6 +27,30 @@ evaluate_app = typer.Typer(
 app.add_typer(evaluate_app, name="evaluate")
 
 
+def judgment_split(
+    train: Path | None,
+    test: Path | None,
+    dataset: str | None,
+    test_fraction: float,
+    seed: int,
+    sample: float,
+) -> tuple[Any, Any]:
+    """The (train, test) judgments of ``--train``/``--test`` files, or of ``--dataset
+    home-depot`` split by query; ``sample`` keeps that share of the queries."""
+    from moodboard.evaluate.judgments import read_judgments, sample_queries, split_queries
+
+    if dataset is not None:
+        if dataset != "home-depot":
+            _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
+        from moodboard.datasets import load_home_depot
+
+        return split_queries(sample_queries(load_home_depot(), sample, seed), test_fraction, seed)
+    if train is None or test is None:
+        _fail("give --train and --test files, or --dataset home-depot")
+    tr = sample_queries(read_judgments(train), sample, seed)  # type: ignore[arg-type]
+    return tr, sample_queries(read_judgments(test), sample, seed)  # type: ignore[arg-type]
+
+
 @evaluate_app.command("search")
 def evaluate_search_cmd(
     train: Annotated[Path | None, typer.Option(help="Judgments to learn from.")] = None,
@@ -61,25 +85,10 @@ def evaluate_search_cmd(
         SearchEvalConfig,
         SearchEvaluation,
         judged_catalog_understanding,
-        read_judgments,
-        sample_queries,
-        split_queries,
     )
 
     with _errors():
-        if dataset is not None:
-            if dataset != "home-depot":
-                _fail(f"--dataset must be home-depot. Got {dataset!r} instead.")
-            from moodboard.datasets import load_home_depot
-
-            tr, te = split_queries(
-                sample_queries(load_home_depot(), sample, seed), test_fraction, seed
-            )
-        elif train is not None and test is not None:
-            tr = sample_queries(read_judgments(train), sample, seed)
-            te = sample_queries(read_judgments(test), sample, seed)
-        else:
-            _fail("give --train and --test files, or --dataset home-depot")
+        tr, te = judgment_split(train, test, dataset, test_fraction, seed, sample)
         cfg = SearchEvalConfig(seed=seed)
         if not finetune:
             cfg = cfg.model_copy(update={"finetune": None})

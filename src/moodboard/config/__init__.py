@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from moodboard.config.autocomplete import AutocompleteConfig, AutocompleteModelConfig
 from moodboard.config.models import (
     BotsConfig,
     DenseConfig,
@@ -53,6 +54,8 @@ from moodboard.config.surfaces import (
 from moodboard.experiment.spec import ExperimentSettings
 
 __all__ = [
+    "AutocompleteConfig",
+    "AutocompleteModelConfig",
     "BoardConfig",
     "BotsConfig",
     "BuildSettings",
@@ -294,6 +297,7 @@ class Settings(BaseSettings):
     bots: BotsConfig = BotsConfig()
     understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
+    autocomplete: AutocompleteConfig = AutocompleteConfig()
     experiment: ExperimentSettings = ExperimentSettings()
 
     @classmethod

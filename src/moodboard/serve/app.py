@@ -248,6 +248,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         )
 
     from moodboard.serve.routes import (
+        autocomplete,
         board,
         catalog,
         dashboard,
@@ -265,6 +266,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     for route in (search, popular, related, visual, board, feed, surfaces, refinements):
         app.include_router(route.router)
     app.include_router(catalog.router)
+    app.include_router(autocomplete.router)
     app.include_router(ops.router)
     app.include_router(demo.router)
     app.include_router(dashboard.router)

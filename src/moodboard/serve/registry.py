@@ -53,6 +53,7 @@ from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import load_source
 from moodboard.serve.query_vectors import QueryVectors
 from moodboard.surfaces import Complements, Surface, build_surface
+from moodboard.surfaces.autocomplete import Autocomplete
 from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.surfaces.query_graph import QueryGraph
@@ -110,6 +111,8 @@ class Engine:
     settings: Settings = field(default_factory=Settings)
     images: SharedImageEncoder = field(default_factory=SharedImageEncoder, repr=False)
     histories: UserHistories = field(default_factory=UserHistories, repr=False)
+    #: The search box's completions (None: a version built before autocomplete existed).
+    autocomplete: Autocomplete | None = field(default=None, repr=False)
 
     @property
     def search(self) -> Surface:
@@ -212,7 +215,9 @@ class Engine:
         histories = UserHistories.load(found) if found else UserHistories()
         found = part_path(path, manifest, "feed/engagement")
         engagement = ItemEngagement.load(found) if found else None
-        found = part_path(path, manifest, QUERY_GRAPH)
+        graph = part_path(path, manifest, QUERY_GRAPH)
+        found = part_path(path, manifest, "surfaces/autocomplete")
+        autocomplete = Autocomplete.load(found, settings.autocomplete) if found else None
         images = SharedImageEncoder(settings.serve.max_image_pixels)
         resources = {
             "understand": understand,
@@ -222,7 +227,7 @@ class Engine:
             "encode_upload": images.encode_upload,
             "histories": histories,
             ENGAGEMENT: engagement,
-            QUERY_GRAPH: QueryGraph.load(found) if found else None,
+            QUERY_GRAPH: QueryGraph.load(graph) if graph else None,
             **(resources or {}),
         }
         resources |= realtime_resources(path, manifest)
@@ -254,6 +259,7 @@ class Engine:
             settings=settings,
             images=images,
             histories=histories,
+            autocomplete=autocomplete,
         )
 
     def has_images(self) -> np.ndarray:

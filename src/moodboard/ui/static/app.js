@@ -581,4 +581,82 @@
     board: boardPage,
   };
   (pages[page] || (() => {}))();
+
+  // ---- autocomplete: completions under the search box as the shopper types (GET
+  // /autocomplete, debounced); ArrowDown/ArrowUp move, Enter searches the highlighted one,
+  // Escape closes. A combobox with a listbox (aria-activedescendant names the highlighted).
+  function autocompleteBox() {
+    const input = $("search-q");
+    const list = $("ac-list");
+    if (!input || !list) return;
+    let options = [];
+    let active = -1;
+    let timer = null;
+    let asked = 0;
+    function close() {
+      list.hidden = true;
+      list.replaceChildren();
+      options = [];
+      active = -1;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+    }
+    function pick(text) {
+      input.value = text;
+      close();
+      location.href = "/s?q=" + enc(text);
+    }
+    function highlight(i) {
+      active = i;
+      options.forEach((li, j) => li.setAttribute("aria-selected", j === i ? "true" : "false"));
+      if (i >= 0) input.setAttribute("aria-activedescendant", options[i].id);
+      else input.removeAttribute("aria-activedescendant");
+    }
+    function show(completions) {
+      options = completions.map((c, i) => {
+        const li = el("li", { id: `ac-option-${i}`, role: "option", "aria-selected": "false" }, c.text);
+        li.addEventListener("mousedown", (ev) => {
+          ev.preventDefault(); // keep the focus in the box
+          pick(c.text);
+        });
+        return li;
+      });
+      list.replaceChildren(...options);
+      active = -1;
+      list.hidden = !options.length;
+      input.setAttribute("aria-expanded", options.length ? "true" : "false");
+    }
+    async function ask() {
+      const q = input.value;
+      const mine = ++asked;
+      if (!q.trim()) return close();
+      try {
+        const body = await api("/autocomplete", { params: { q: q.slice(0, 100), k: 8 } });
+        if (mine === asked && input.value === q) show(body.completions);
+      } catch (e) {
+        close(); // completions are a help: a failure leaves the plain search box
+      }
+    }
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 120);
+    });
+    input.addEventListener("keydown", (ev) => {
+      if (ev.key === "ArrowDown" && options.length) {
+        ev.preventDefault();
+        highlight((active + 1) % options.length);
+      } else if (ev.key === "ArrowUp" && options.length) {
+        ev.preventDefault();
+        highlight(active <= 0 ? options.length - 1 : active - 1);
+      } else if (ev.key === "Enter" && active >= 0) {
+        ev.preventDefault();
+        pick(options[active].textContent);
+      } else if (ev.key === "Escape") {
+        close();
+      }
+    });
+    input.addEventListener("blur", () => setTimeout(close, 150));
+  }
+  autocompleteBox();
+  // ---- end of autocomplete
 })();

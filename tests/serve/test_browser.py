@@ -320,7 +320,7 @@ def test_a_refinement_chip_opens_the_refined_search_with_its_facet_applied(
     facet, value = chip.get_attribute("data-filter").split(":", 1)
     assert chip.text_content() == value
     page.wait_for_selector("#related-searches:not([hidden]) #related-list a")
-    with page.expect_response(lambda r: "/search?" in r.url) as searched:
+    with page.expect_response(lambda r: "/search?" in r.url and "filter=" in r.url) as searched:
         chip.click()
     page.wait_for_url(re.compile(r"/s\?q=.+&filter="))
     assert searched.value.status == 200

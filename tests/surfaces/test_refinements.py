@@ -14,13 +14,8 @@ from moodboard.data import Catalog
 from moodboard.serve.registry import Engine
 from moodboard.surfaces import SurfaceEnv
 from moodboard.surfaces.query_graph import QueryGraph, query_key
-from moodboard.surfaces.refinements import (
-    chips_of,
-    rank_chips,
-    refinements,
-    related_of,
-    walked,
-)
+from moodboard.surfaces.refinements import chips_of, co_terms, rank_chips, refinements
+from moodboard.surfaces.related_searches import RelatedSearch, related_of, walked
 from moodboard.understand.query import parse_query
 
 CFG = RefinementsConfig(min_support=2)
@@ -166,3 +161,12 @@ def test_refinements_on_the_mini_engine(engine: Engine) -> None:
         assert "shirts" in chip.query and chip.support >= 3
     assert all(query_key(r.query) != query_key("shirts") for r in got.related_searches)
     assert refinements(engine.search, " \x00\x07 ").chips == ()
+
+
+def test_co_engaged_terms_leave_out_the_query_words_in_any_number() -> None:
+    related = [
+        RelatedSearch("black women dresses", 0.5, "graph"),
+        RelatedSearch("maxi dress", 0.3, "graph"),
+        RelatedSearch("party wear", 0.9, "catalog"),  # a catalog phrase: not co-engaged
+    ]
+    assert co_terms(related, "dress", 5) == ["black", "women", "maxi"]

@@ -58,7 +58,7 @@ from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
-from moodboard.surfaces.refinements import QUERY_GRAPH
+from moodboard.surfaces.related_searches import QUERY_GRAPH
 from moodboard.surfaces.search_modules import INTENT
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding

@@ -15,19 +15,17 @@ cost), and reads the first ``depth`` results:
   colours, genders, article types, price bounds, or the value's own words) are skipped. A
   chip's ``query`` is the refined query text the parser understands ("navy blue shirts"),
   its ``filter`` the attribute filter that applies it exactly (``baseColour:Navy Blue``).
-- **Related searches**: random walks with restart on the query-item graph the build learned
-  from the search log (``surfaces.query_graph``), from the query's node or, for a query the
-  log lacks, from the queries sharing its words; queries visited most come first, without
-  the query itself and near-duplicates. Catalog phrases fill the list for queries with
-  little history: the results' main article type with its commonest colours and usages,
-  the other article types of its sub-category, else the commonest title word pairs.
+- **Related searches** (``surfaces.related_searches``): random walks with restart on the
+  query-item graph the build learned from the search log (``surfaces.query_graph``), from
+  the query's node or, for a query the log lacks, from the queries sharing its words;
+  queries visited most come first, without the query itself and near-duplicates. Catalog
+  phrases fill the list for queries with little history.
 
 Deterministic given the config's seed. A query without a word gets empty lists.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import Counter
@@ -41,16 +39,15 @@ from moodboard.config import RefinementsConfig
 from moodboard.data import ItemFilter, Request, new_request_id
 from moodboard.surfaces.compose import ENGAGEMENT
 from moodboard.surfaces.modules import with_modules
-from moodboard.surfaces.query_graph import QueryGraph, query_key
+from moodboard.surfaces.query_graph import query_key
+from moodboard.surfaces.related_searches import RelatedSearch, is_phrase_word, related_of
 from moodboard.surfaces.runner import Surface, SurfaceEnv
 from moodboard.surfaces.search import BOOSTED
 from moodboard.understand.normalize import normalize_text
-from moodboard.understand.parsed import QUERY_WORDS, ParsedQuery
+from moodboard.understand.parsed import ParsedQuery
 
 _log = logging.getLogger(__name__)
 
-#: The resource name of the version's query graph (``refinements/graph``).
-QUERY_GRAPH = "refinements/graph"
 #: Pseudo-facets: price bands and co-engaged terms.
 PRICE, TERM = "price", "term"
 #: Facets whose chip adds its value after the query ("casual" -> "casual tshirts").
@@ -70,16 +67,6 @@ class Chip:
     filter: str | None
     support: int
     score: float
-
-
-@dataclass(frozen=True)
-class RelatedSearch:
-    """A related query, its score (share of the walks' visits; catalog phrases score below
-    every walked query) and where it comes from (``graph`` or ``catalog``)."""
-
-    query: str
-    score: float
-    source: str
 
 
 @dataclass(frozen=True)
@@ -181,14 +168,15 @@ def _tokens(env: SurfaceEnv, items: np.ndarray) -> list[frozenset[str]]:
     return out
 
 
-def co_terms(related: Sequence[RelatedSearch], words: set[str], k: int) -> list[str]:
+def co_terms(related: Sequence[RelatedSearch], query: str, k: int) -> list[str]:
     """The ``k`` words most visited in the related searches the walks found, without the
-    query's own words and query grammar."""
+    query's own words (in any number: "dresses" for "dress") and query grammar."""
+    own = set(query_key(query))
     score: Counter[str] = Counter()
     for r in related:
         if r.source == "graph":
-            for w in set(r.query.split()) - words:
-                if _word(w):
+            for w in set(r.query.split()):
+                if is_phrase_word(w) and query_key(w)[0] not in own:
                     score[w] += r.score
     return [w for w, _ in sorted(score.items(), key=lambda x: (-x[1], x[0]))[:k]]
 
@@ -243,105 +231,6 @@ def chips_of(
     return tuple(out)
 
 
-def walked(graph: QueryGraph | None, query: str, cfg: RefinementsConfig) -> list[RelatedSearch]:
-    """Related searches by random walks on the query graph (empty without a graph or for a
-    query none of whose words the log has)."""
-    if graph is None or cfg.max_related == 0:
-        return []
-    seeds, weights = graph.seeds(query)
-    visits = graph.walk(seeds, weights, cfg.walkers, cfg.walk_steps, cfg.restart, cfg.seed)
-    total = float(visits.sum())
-    seen = {query_key(query)}
-    out = []
-    for i in np.lexsort((np.arange(len(visits)), -visits)).tolist():
-        if visits[i] <= 0 or len(out) == cfg.max_related:
-            break
-        q = graph.queries[i]
-        if query_key(q) not in seen:
-            seen.add(query_key(q))
-            out.append(RelatedSearch(q, round(float(visits[i]) / total, 6), "graph"))
-    return out
-
-
-def _commonest(values: np.ndarray, mass: np.ndarray) -> list[str]:
-    """Distinct non-empty values, heaviest total mass first."""
-    got: Counter[str] = Counter()
-    for v, m in zip(values.tolist(), mass.tolist(), strict=True):
-        if v:
-            got[str(v)] += m
-    return [v for v, _ in sorted(got.items(), key=lambda x: (-x[1], x[0]))]
-
-
-def catalog_phrases(env: SurfaceEnv, items: np.ndarray, parsed: ParsedQuery) -> list[str]:
-    """Phrases of the catalog near the results: their main article type with its commonest
-    colours and usages, the other article types of its sub-category, then the commonest
-    word pairs of their titles."""
-    attrs = env.catalog.attributes  # (Catalog.attribute makes a column of None for a miss)
-    none = np.full(env.catalog.price.shape, None, dtype=object)
-    mass = result_mass(len(items), np.zeros(len(items)))
-    out: list[str] = []
-    if "articleType" in attrs and len(items):
-        types = attrs["articleType"]
-        main = (list(parsed.article_types) or _commonest(types[items], mass) or [None])[0]
-        if main:
-            mine = items[types[items] == main]
-            weight = mass[: len(mine)]
-            for facet in ("baseColour", "usage"):
-                values = attrs.get(facet, none)[mine]
-                out += [f"{v} {main}" for v in _commonest(values, weight)[:3]]
-            sub = _commonest(attrs.get("subCategory", none)[mine], weight)[:1]
-            if sub:
-                out += [t for t in _types_of(env)[sub[0]] if t != main]
-    if not out:  # a catalog without article types: the titles' commonest word pairs
-        pairs: Counter[str] = Counter()
-        for i in items[:50].tolist():
-            w = [t for t in normalize_text(str(env.catalog.title[i] or "")).split() if _word(t)]
-            pairs.update({f"{a} {b}" for a, b in itertools.pairwise(w)})
-        out += [p for p, n in sorted(pairs.items(), key=lambda x: (-x[1], x[0])) if n >= 2]
-    return [normalize_text(p) for p in out]
-
-
-def _types_of(env: SurfaceEnv) -> dict[str, list[str]]:
-    """Each sub-category's article types, commonest first (memoized)."""
-
-    def make() -> dict[str, list[str]]:
-        a = env.catalog.attributes
-        pairs = Counter(zip(a["subCategory"].tolist(), a["articleType"].tolist(), strict=True))
-        out: dict[str, list[str]] = {}
-        for (sub, t), _ in sorted(pairs.items(), key=lambda x: (-x[1], str(x[0]))):
-            if sub and t:
-                out.setdefault(str(sub), []).append(str(t))
-        return out
-
-    return env.memo("refine/types", make)
-
-
-def _word(w: str) -> bool:
-    """A word worth a phrase or a term chip: 3+ letters, not query grammar."""
-    return len(w) >= 3 and w.isalpha() and w not in QUERY_WORDS
-
-
-def related_of(
-    env: SurfaceEnv, items: np.ndarray, parsed: ParsedQuery, query: str, cfg: RefinementsConfig
-) -> list[RelatedSearch]:
-    """Walked related searches, filled with catalog phrases up to ``max_related``."""
-    out = walked(env.resources.get(QUERY_GRAPH), query, cfg)
-    if len(out) >= cfg.max_related:
-        return out
-    seen = {query_key(query)} | {query_key(r.query) for r in out}
-    low = min((r.score for r in out), default=1.0)
-    phrases = catalog_phrases(env, items, parsed)
-    for j, p in enumerate(phrases):
-        if len(out) == cfg.max_related:
-            break
-        if p and query_key(p) not in seen:
-            seen.add(query_key(p))
-            out.append(
-                RelatedSearch(p, round(low * (1.0 - (j + 1) / (len(phrases) + 1)), 6), "catalog")
-            )
-    return out
-
-
 def refinements(
     surface: Surface,
     query: str,
@@ -357,7 +246,8 @@ def refinements(
     surface
         The search surface (``engine.search``): its chain (to the rank stage) finds the
         results the chips split;
-        its resources hold the query graph (``QUERY_GRAPH``) and item engagement.
+        its resources hold the query graph (``related_searches.QUERY_GRAPH``) and item
+        engagement.
     query
         The query as typed; one without a word gets empty lists.
     user
@@ -392,7 +282,7 @@ def refinements(
     t1 = time.perf_counter()
     related = related_of(surface.env, items, parsed, query, cfg)
     t2 = time.perf_counter()
-    terms = co_terms(related, set(parsed.tokens), cfg.co_terms)
+    terms = co_terms(related, parsed.normalized, cfg.co_terms)
     chips = chips_of(surface.env, items, parsed, terms, cfg)
     t3 = time.perf_counter()
     ms = {"search": t1 - t0, "related": t2 - t1, "chips": t3 - t2, "total": t3 - t0}

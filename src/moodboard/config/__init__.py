@@ -49,6 +49,7 @@ from moodboard.config.surfaces import (
     SurfacesSettings,
     VisualConfig,
 )
+from moodboard.experiment.search_config import SearchAnalyticsConfig
 from moodboard.experiment.spec import ExperimentSettings
 
 __all__ = [
@@ -293,6 +294,7 @@ class Settings(BaseSettings):
     understand: QueryUnderstandingConfig = QueryUnderstandingConfig()
     surfaces: SurfacesSettings = SurfacesSettings()
     experiment: ExperimentSettings = ExperimentSettings()
+    search_analytics: SearchAnalyticsConfig = SearchAnalyticsConfig()
 
     @classmethod
     def settings_customise_sources(

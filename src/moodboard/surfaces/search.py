@@ -10,13 +10,16 @@ lexical/bm25 + dense/text -> fuse/rrf -> rank/lambdamart -> blend/boost -> fallb
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
 from moodboard.blend import boost_matches
 from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.errors import InputError
+from moodboard.rank.personal import FEATURES_KEY, HISTORY_KEY, PersonalFeatures
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.feed import _history as user_history
 from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.steps import register_blend, register_prepare
@@ -78,7 +81,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         for name in cfg.sources
         if vector is not None or not name.startswith("dense/")
     }
-    context = {"parsed": parsed, "text": query_text, "vector": vector}
+    context = {"parsed": parsed, "text": query_text, "vector": vector, **_interests(request, env)}
     return Prepared(
         probes,
         cfg.per_source,
@@ -88,6 +91,25 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         context=context,
         timings_ms=timings,
     )
+
+
+def _interests(request: Request, env: SurfaceEnv) -> dict[str, Any]:
+    """The shopper's history (the request's ``items``, else the built one and the actions
+    accepted since: ``surfaces.feed``'s) and the catalog's ``PersonalFeatures``, for a
+    personalizing rank stage (none without a history)."""
+    if not request.user_id and not request.items:
+        return {}
+    items, weights = user_history(request, env)
+    if len(items) == 0:
+        return {}
+    if weights is None:
+        weights = np.ones(len(items), dtype=np.float64)
+    dense = env.sources.get("dense/text")
+    facts = env.memo(
+        "search/personal",
+        lambda: PersonalFeatures.fit(env.catalog, None if dense is None else dense.item_vectors()),
+    )
+    return {FEATURES_KEY: facts, HISTORY_KEY: (items, weights)}
 
 
 @register_blend("blend/boost")

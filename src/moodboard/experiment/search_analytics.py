@@ -15,7 +15,8 @@ Definitions (events deduplicated by ``event_id``):
 - A query is **low-engagement** when it has at least ``min_volume`` searches and a CTR at most
   ``low_ctr_ratio`` x the median CTR of such queries.
 - **Trend**: searches in the second half of the window / searches in the first half (None
-  when the first half has none).
+  when the first half has none); the window's halves split the time from its first search to
+  its end, so a log shorter than the window is split in two halves of its own.
 - **Click-through by position** p: clicks logged with position p / impressions at position
   p, on the search surface and on all surfaces (the position bias the ranker must undo).
 - **Via**: how the search was started, from ``props.via`` (``autocomplete`` a picked
@@ -211,8 +212,10 @@ def analyze_search(
     since = until - timedelta(days=cfg.window_days)
     if events is None:
         return _assemble(cfg, since, until, *(pd.DataFrame() for _ in range(6)), 0)
-    mid = datetime_us(since + (until - since) / 2)
     rows = search_rows(events, since, until)
+    first = rows.aggregate(_us=rows.us.min()).to_pandas()["_us"][0]
+    start = datetime_us(since) if first is None or pd.isna(first) else int(first)
+    mid = (start + datetime_us(until)) // 2
     q = per_query(rows, mid)
     ctr = q.engaged / q.searches
     top = q.order_by([ibis.desc(q.searches), q.query]).limit(cfg.top_queries)

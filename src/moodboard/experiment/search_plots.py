@@ -71,7 +71,7 @@ def daily_figure(analysis: Mapping[str, Any]) -> Figure:
     step = max(1, len(rows) // 8)
     ax.set_xticks(xs[::step], [str(r["day"])[5:] for r in rows[::step]])
     ax.set_ylabel("searches")
-    ax.legend(frameon=False, fontsize=8)
+    ax.legend(frameon=False, fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return fig
 
 

@@ -15,7 +15,8 @@ A shopper without a history (anonymous, new) gets zeros: the page is the unperso
 The rank stages ``rank/personal`` (over the fused order) and ``rank/lambdamart_personal``
 (over ``rank/lambdamart``'s order) add ``strength x sum(weight x feature)`` to the inner order's
 standardized score over the first ``depth`` candidates (``PersonalConfig``). The search prepare
-step puts the features and the history in the rank context (``personal``, ``history``).
+step puts the history and a function giving the catalog's features (fitted on first use) in
+the rank context (``history``, ``personal``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class PersonalFeatures:
             codes[name] = np.where(present, code, -1).astype(np.int64)
         unit = None
         if vectors is not None and len(vectors) == len(catalog):
-            v = np.asarray(vectors, dtype=np.float32)
-            unit = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            v = np.asarray(vectors, dtype=np.float32)  # no copy of float32 vectors
+            norms = np.linalg.norm(v, axis=1, keepdims=True)
+            unit = v if np.allclose(norms, 1.0, atol=1e-3) else v / np.maximum(norms, 1e-12)
         return cls(unit, codes)
 
     def __call__(self, items: np.ndarray, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -149,10 +151,11 @@ class PersonalStage:
         """The inner order, then the first ``depth`` re-sorted by ``standardized inner score +
         strength x personal score`` (the inner order when the shopper has no history)."""
         ranked = self.inner(cand, query)
-        facts: PersonalFeatures | None = query.context.get(FEATURES_KEY)
+        make = query.context.get(FEATURES_KEY)
         history = query.context.get(HISTORY_KEY)
-        if len(ranked) == 0 or facts is None or history is None or len(history[0]) == 0:
+        if len(ranked) == 0 or make is None or history is None or len(history[0]) == 0:
             return ranked
+        facts: PersonalFeatures = make()
         n = min(self.config.depth, len(ranked))
         inner = ranked.scores.get(LTR)
         base = inner[:n] if inner is not None else -np.arange(n, dtype=np.float64)

@@ -95,8 +95,8 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
 
 def _interests(request: Request, env: SurfaceEnv) -> dict[str, Any]:
     """The shopper's history (the request's ``items``, else the built one and the actions
-    accepted since: ``surfaces.feed``'s) and the catalog's ``PersonalFeatures``, for a
-    personalizing rank stage (none without a history)."""
+    accepted since: ``surfaces.feed``'s) and a function giving the catalog's
+    ``PersonalFeatures``, for a personalizing rank stage (none without a history)."""
     if not request.user_id and not request.items:
         return {}
     items, weights = user_history(request, env)
@@ -104,11 +104,12 @@ def _interests(request: Request, env: SurfaceEnv) -> dict[str, Any]:
         return {}
     if weights is None:
         weights = np.ones(len(items), dtype=np.float64)
-    dense = env.sources.get("dense/text")
-    facts = env.memo(
-        "search/personal",
-        lambda: PersonalFeatures.fit(env.catalog, None if dense is None else dense.item_vectors()),
-    )
+
+    def facts() -> PersonalFeatures:  # fitted on the first personalized page only
+        dense = env.sources.get("dense/text")
+        vectors = None if dense is None else dense.item_vectors()
+        return env.memo("search/personal", lambda: PersonalFeatures.fit(env.catalog, vectors))
+
     return {FEATURES_KEY: facts, HISTORY_KEY: (items, weights)}
 
 

@@ -1,7 +1,7 @@
 """A hand-made search log with a known truth, shared by the search analytics tests: three
 queries with planted volumes, one that never finds anything, one nobody clicks, clicks that
 fall with the position, searches started from an autocomplete pick or a chip, and quick
-reformulations."""
+reformulations, and a page logged by the server without a search event."""
 
 from __future__ import annotations
 
@@ -62,5 +62,11 @@ def search_workspace(root: Path) -> Workspace:
     for k, q in enumerate(("zzz", "zzz")):
         rows.append({C.TYPE: "search", C.TS: t + timedelta(seconds=20 * k), C.USER_ID: "ur",
                      C.QUERY: q, C.REQUEST_ID: f"rr{k}", C.SURFACE: "search"})  # fmt: skip
+    # a page the server logged without a search event (the web app's log): one more search
+    t = START + timedelta(days=12, hours=18)
+    for pos in range(1, PAGE + 1):
+        rows.append({C.TYPE: "impression", C.TS: t, C.USER_ID: "web", C.ITEM_ID: f"p{pos}",
+                     C.QUERY: "Green Bag", C.SURFACE: "search", C.POSITION: pos,
+                     C.REQUEST_ID: "web-1"})  # fmt: skip
     write_log(ws, rows)
     return ws

@@ -33,7 +33,9 @@ def result(ws: Workspace) -> dict:
 
 def test_top_queries_have_their_volumes_trends_and_ctr(result: dict) -> None:
     top = {r["query"]: r for r in result["top_queries"]}
-    assert [r["query"] for r in result["top_queries"]] == ["red shoes", "blue dress", "zzz"]
+    order = [r["query"] for r in result["top_queries"]]
+    assert order == ["red shoes", "blue dress", "zzz", "green bag"]
+    assert top["green bag"]["searches"] == 1  # the server's page without a search event
     # "Blue  Dress" is counted as "blue dress"; the two quick "zzz" retries are searches too
     assert top["red shoes"]["searches"] == 40 and top["blue dress"]["searches"] == 12
     assert top["zzz"]["searches"] == 6
@@ -41,8 +43,8 @@ def test_top_queries_have_their_volumes_trends_and_ctr(result: dict) -> None:
     assert top["blue dress"]["trend"] == pytest.approx(1.0)
     assert top["red shoes"]["ctr"] == pytest.approx(CLICKS_AT[0] / 40)
     t = result["totals"]
-    assert t["searches"] == 58 and t["zero_result"] == 6 and t["engaged"] == CLICKS_AT[0]
-    assert t["clicks_per_search"] == pytest.approx(sum(CLICKS_AT) / 58)
+    assert t["searches"] == 59 and t["zero_result"] == 6 and t["engaged"] == CLICKS_AT[0]
+    assert t["clicks_per_search"] == pytest.approx(sum(CLICKS_AT) / 59)
     assert t["reformulated"] == 1  # "zzz" again 20 s later
 
 
@@ -57,7 +59,7 @@ def test_click_through_falls_with_the_position(result: dict) -> None:
     rows = result["positions"]
     assert [r["position"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["clicks"] for r in rows] == list(CLICKS_AT)
-    assert all(r["impressions"] == 52 for r in rows)  # zzz pages were empty: not logged
+    assert all(r["impressions"] == 53 for r in rows)  # zzz pages were empty: not logged
     ctr = [r["ctr"] for r in rows]
     assert ctr == sorted(ctr, reverse=True) and ctr[0] > 10 * ctr[-1]
 
@@ -67,7 +69,7 @@ def test_searches_are_counted_per_via(result: dict) -> None:
     assert via["autocomplete"]["searches"] == VIA["autocomplete"]
     assert via["chip"]["searches"] == VIA["chip"]
     assert via["related"]["searches"] == 0 and via["related"]["ctr"] is None
-    assert via["none"]["searches"] == 58 - sum(VIA.values())
+    assert via["none"]["searches"] == 59 - sum(VIA.values())
     assert via["autocomplete"]["ctr"] == 1.0  # the first red shoes searches were all clicked
 
 

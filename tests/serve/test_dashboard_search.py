@@ -38,7 +38,7 @@ def test_search_page_shows_the_analysis_to_operators(client: TestClient) -> None
     assert 'data-query="blue dress"' in page[page.index('id="low-queries"') :]
     assert page.count("<svg") == 3
     assert '<tr data-via="autocomplete"><td>autocomplete</td><td>8</td>' in page
-    assert "<b>58</b> searches" in page
+    assert "<b>59</b> searches" in page
     assert 'href="/dashboard/search"' in client.get("/dashboard", headers=ADMIN).text
 
 

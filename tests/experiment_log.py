@@ -104,9 +104,14 @@ def experiment_workspace(
         for c in range(hides[j]):
             rows.append({C.TYPE: "hide", C.TS: seen + timedelta(minutes=3, seconds=c),
                          C.USER_ID: u, C.ITEM_ID: f"p{c % 10}", C.SURFACE: "feed"})  # fmt: skip
+    write_log(ws, rows)
+    return ws, Truth(ids, arms, day, clicks, hides, imps, pre)
+
+
+def write_log(ws: Workspace, rows: list[dict]) -> None:
+    """Append hand-made event rows (UTC ``ts``; ids ``e0, e1, ...``) to the workspace's log."""
     cols = {f.name: [r.get(f.name) for r in rows] for f in EVENT_SCHEMA}
     cols[C.EVENT_ID] = [f"e{i}" for i in range(len(rows))]
     cols[C.TS] = [r[C.TS].replace(tzinfo=None) for r in rows]
     ws.events.root.mkdir(parents=True, exist_ok=True)
     ws.events.append(pa.table(cols, schema=EVENT_SCHEMA))
-    return ws, Truth(ids, arms, day, clicks, hides, imps, pre)

@@ -1,6 +1,7 @@
 """The ``moodboard`` command: one verb per stage (typer + rich)."""
 
 from moodboard.cli import (  # noqa: F401 (the verbs)
+    analyze,
     commands,
     evaluate,
     evaluate_autocomplete,

@@ -51,6 +51,7 @@ from moodboard.config.surfaces import (
     SurfacesSettings,
     VisualConfig,
 )
+from moodboard.experiment.search_config import SearchAnalyticsConfig
 from moodboard.experiment.spec import ExperimentSettings
 
 __all__ = [
@@ -299,6 +300,7 @@ class Settings(BaseSettings):
     surfaces: SurfacesSettings = SurfacesSettings()
     autocomplete: AutocompleteConfig = AutocompleteConfig()
     experiment: ExperimentSettings = ExperimentSettings()
+    search_analytics: SearchAnalyticsConfig = SearchAnalyticsConfig()
 
     @classmethod
     def settings_customise_sources(

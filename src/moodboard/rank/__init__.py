@@ -26,6 +26,12 @@ from moodboard.rank.multihead_stage import (
     MultiHeadStage,
     multihead_stage,
 )
+from moodboard.rank.personal import (
+    PERSONAL_FEATURES,
+    PersonalConfig,
+    PersonalFeatures,
+    PersonalStage,
+)
 from moodboard.rank.registry import (
     RANKERS,
     NoopRanker,
@@ -59,6 +65,7 @@ __all__ = [
     "LTV",
     "LTV_COLUMN",
     "MULTIHEAD",
+    "PERSONAL_FEATURES",
     "RANKERS",
     "Calibrator",
     "ChainCandidates",
@@ -76,6 +83,9 @@ __all__ = [
     "MultiHeadStage",
     "NoopRanker",
     "OnlineSignals",
+    "PersonalConfig",
+    "PersonalFeatures",
+    "PersonalStage",
     "QueryContext",
     "RankQuery",
     "Ranker",

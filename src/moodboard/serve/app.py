@@ -252,6 +252,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         board,
         catalog,
         dashboard,
+        dashboard_search,
         demo,
         feed,
         ops,
@@ -270,6 +271,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
     app.include_router(ops.router)
     app.include_router(demo.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard_search.router)
     from moodboard.serve import web
 
     web.mount_static(app)

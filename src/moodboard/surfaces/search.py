@@ -17,7 +17,9 @@ import numpy as np
 from moodboard.blend import boost_matches
 from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.errors import InputError
+from moodboard.rank.personal import FEATURES_KEY, HISTORY_KEY, PersonalFeatures
 from moodboard.retrieve import SourceQuery
+from moodboard.surfaces.feed import user_history
 from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.surfaces.search_modules import compose_explore, explore_modules
@@ -81,6 +83,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         if vector is not None or not name.startswith("dense/")
     }
     context: dict[str, Any] = {"parsed": parsed, "text": query_text, "vector": vector}
+    context |= _interests(request, env)
     modules, lists, ms = explore_modules(parsed, query_text, request, env, q)
     if modules:
         key = request.session if request.session is not None else request.request_id
@@ -98,6 +101,26 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         rank_lists=bool(modules),
         list_depth=cfg.modules.depth,
     )
+
+
+def _interests(request: Request, env: SurfaceEnv) -> dict[str, Any]:
+    """The shopper's history (the request's ``items``, else the built one and the actions
+    accepted since: ``surfaces.feed``'s) and a function giving the catalog's
+    ``PersonalFeatures``, for a personalizing rank stage (none without a history)."""
+    if not request.user_id and not request.items:
+        return {}
+    items, weights = user_history(request, env)
+    if len(items) == 0:
+        return {}
+    if weights is None:
+        weights = np.ones(len(items), dtype=np.float64)
+
+    def facts() -> PersonalFeatures:  # fitted on the first personalized page only
+        dense = env.sources.get("dense/text")
+        vectors = None if dense is None else dense.item_vectors()
+        return env.memo("search/personal", lambda: PersonalFeatures.fit(env.catalog, vectors))
+
+    return {FEATURES_KEY: facts, HISTORY_KEY: (items, weights)}
 
 
 @register_blend("blend/boost")

@@ -11,6 +11,7 @@ log is polled until a deadline.
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ from moodboard.ingest import Workspace, all_events, ingest_catalog
 from moodboard.simulate import run_simulation
 
 pytestmark = pytest.mark.browser
+#: The server setting of how spread a broad query's intent is (effective categories).
+BROAD_AT = "MOODBOARD_SURFACES__SEARCH__MODULES__MIN_CATEGORIES"
 
 IMAGES_LOADED = """n => {
     const imgs = [...document.querySelectorAll('#grid .pin img')].slice(0, n);
@@ -77,7 +80,9 @@ def web_ws(mini_engine: Workspace, tmp_path_factory: pytest.TempPathFactory) -> 
 def server(web_ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``moodboard serve`` as a subprocess, in demo mode (as ``make demo``); yields its URL."""
     log = tmp_path_factory.mktemp("web-log") / "server.log"
-    with serve_process(web_ws.root, log, env={"MOODBOARD_SERVE__DEMO_MODE": "1"}) as (base, _):
+    # a catalog of few categories: a query spread over 3 of them is broad here
+    env = {"MOODBOARD_SERVE__DEMO_MODE": "1", BROAD_AT: "3"}
+    with serve_process(web_ws.root, log, env=env) as (base, _):
         yield base
 
 
@@ -311,7 +316,7 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
 
 
 def test_a_refinement_chip_opens_the_refined_search_with_its_facet_applied(
-    page: Any, page_errors: list[str], server: str
+    page: Any, page_errors: list[str], server: str, web_ws: Workspace
 ) -> None:
     page.goto("/s?q=dresses")
     page.wait_for_selector("#grid[aria-busy=false] .pin")
@@ -333,4 +338,29 @@ def test_a_refinement_chip_opens_the_refined_search_with_its_facet_applied(
     for item_id in shown[:6]:
         product = httpx.get(f"{server}/products/{item_id}").json()
         assert product["attributes"][facet] == value
+    # the refined search is logged with how the shopper reached it (search analytics)
+    query = parse_qs(urlsplit(page.url).query)["q"][0]
+    logged = _wait_for_event(web_ws, type="search", query=query)
+    assert json.loads(logged["props"])["via"] == "chip"
+    assert not page_errors
+
+
+def test_a_broad_query_shows_rows_of_sub_searches_above_the_grid(
+    page: Any, page_errors: list[str]
+) -> None:
+    page.goto("/s?q=party")
+    page.wait_for_selector("#modules section.module[data-kind=search] .pin")
+    rows = page.eval_on_selector_all(
+        "#modules section.module",
+        "ss => ss.map(s => [s.querySelector('.module-title').textContent,"
+        " s.querySelectorAll('.pin').length])",
+    )
+    assert len(rows) >= 2 and all(n >= 1 for _, n in rows), rows
+    assert page.is_visible("#grid-title")
+    link = page.locator("#modules .module-title a").first
+    title = link.text_content()
+    link.click()  # the row's title opens its whole sub-search
+    page.wait_for_url(re.compile(r"/s\?q=.+&via=module"))
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert title.lower() in page.text_content("h1").lower()
     assert not page_errors

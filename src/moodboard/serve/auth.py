@@ -53,7 +53,7 @@ OPERATOR_MAX_AGE_S = 12 * 3600
 #: Where the operator pages live (the operator cookie's path).
 OPERATOR_PATH = "/dashboard"
 #: Event types the public key may post.
-PUBLIC_EVENT_TYPES = frozenset({"click", "save", "add_to_cart", "purchase", "hide"})
+PUBLIC_EVENT_TYPES = frozenset({"search", "click", "save", "add_to_cart", "purchase", "hide"})
 _WHERE = "serve.{name}, or the generated <workspace>/" + KEYS_FILE
 
 _bearer = HTTPBearer(

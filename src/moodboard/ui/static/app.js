@@ -473,7 +473,7 @@
   function moduleRow(row, items, served) {
     // a sub-search row (a broad query's page) links its title to the whole sub-search
     const title = row.query
-      ? el("a", { href: "/s?q=" + enc(row.query), class: "module-link" }, row.title)
+      ? el("a", { href: "/s?q=" + enc(row.query) + "&via=module", class: "module-link" }, row.title)
       : row.title;
     return el(
       "section",
@@ -531,7 +531,10 @@
   // ---- search refinements (GET /refinements): chips under the query, each a link to the
   // search page of its refined query with its facet applied as a filter (`filter=facet:value`,
   // read back from this page's URL and passed to /search); related searches at the bottom.
-  const searchLink = (q, filter = null) => "/s?" + new URLSearchParams(compact({ q, filter: filter || null }));
+  // `via`: how the shopper reached the search (chip, related, module, autocomplete): the search
+  // page logs it with its `search` event, for the search analytics
+  const searchLink = (q, filter = null, via = null) =>
+    "/s?" + new URLSearchParams(compact({ q, filter: filter || null, via: via || null }));
 
   function appliedFilter() {
     const f = new URLSearchParams(location.search).get("filter");
@@ -544,12 +547,12 @@
       const chips = r.chips.filter((c) => c.filter !== filter);
       $("chips").replaceChildren(...chips.map((c) => el(
         "a",
-        { class: "chip", href: searchLink(c.query, c.filter), "data-facet": c.facet, "data-filter": c.filter, title: c.query },
+        { class: "chip", href: searchLink(c.query, c.filter, "chip"), "data-facet": c.facet, "data-filter": c.filter, title: c.query },
         c.label,
       )));
       $("chips").hidden = chips.length === 0;
       $("related-list").replaceChildren(...r.related_searches.map((s) => el(
-        "li", {}, el("a", { href: searchLink(s.query), "data-source": s.source }, s.query),
+        "li", {}, el("a", { href: searchLink(s.query, null, "related"), "data-source": s.source }, s.query),
       )));
       $("related-searches").hidden = r.related_searches.length === 0;
     } catch (e) {
@@ -567,7 +570,17 @@
       $("applied").dataset.filter = filter;
       $("applied").hidden = false;
     }
-    feed($("grid"), compact({ filter }), { onPage: rowsFirst }); // a broad query's rows first
+    const via = new URLSearchParams(location.search).get("via");
+    let logged = !["chip", "related", "module", "autocomplete"].includes(via);
+    feed($("grid"), compact({ filter }), {
+      onPage(served) {
+        if (!logged) {
+          logged = true; // the search, with how the shopper reached it
+          postEvent({ type: "search", query: q, surface: "search", request_id: served.request_id, via });
+        }
+        return rowsFirst(served); // a broad query's rows first
+      },
+    });
     refinementsOf(q, filter);
   }
   // ---- end of search refinements ----
@@ -604,7 +617,7 @@
     function pick(text) {
       input.value = text;
       close();
-      location.href = "/s?q=" + enc(text);
+      location.href = "/s?q=" + enc(text) + "&via=autocomplete";
     }
     function highlight(i) {
       active = i;

@@ -3,6 +3,7 @@
 from moodboard.cli import (  # noqa: F401 (the verbs)
     commands,
     evaluate,
+    evaluate_attrs,
     evaluate_ope,
     experiment,
     experiment_stats,

@@ -37,7 +37,8 @@ def parse() -> QueryParser:
         ("black sneakers for women", {"Casual Shoes", "Sports Shoes"}),
         ("mens shades", {"Sunglasses"}),
         ("sun glasses", {"Sunglasses"}),  # written apart
-        ("navy pants", {"Trousers", "Track Pants"}),
+        ("navy pants", {"Trousers"}),
+        ("grey joggers", {"Track Pants"}),
         ("flipflops", {"Flip Flops"}),
         ("ladies slippers", {"Flip Flops"}),
         ("red tie", {"Ties"}),

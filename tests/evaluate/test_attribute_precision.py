@@ -20,7 +20,7 @@ from moodboard.evaluate.attributes import (
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
 
-SET = AttributeEvalConfig(combos=40, seed=3)
+SET = AttributeEvalConfig(combos=30, seed=3)  # 84 queries, about 10 s
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_queries_come_from_combinations_the_catalog_has(engine: Engine) -> None:
     assert queries != attribute_queries(engine.catalog, SET.model_copy(update={"seed": 4}))
     kinds = Counter(q.kind for q in queries)
     assert set(kinds) == {"canonical", "plural", "gender_word", "synonym", "held_out_synonym"}
-    assert kinds["canonical"] == 40 and {q.split for q in queries} == {"tune", "held_out"}
+    assert kinds["canonical"] == 30 and {q.split for q in queries} == {"tune", "held_out"}
     for q in queries:
         ok = np.ones(len(engine.catalog), dtype=bool)
         for attr, values in q.wanted.items():
@@ -45,7 +45,7 @@ def test_queries_come_from_combinations_the_catalog_has(engine: Engine) -> None:
 def test_attribute_queries_put_full_matches_first(engine: Engine) -> None:
     report = attribute_precision(engine.search, attribute_queries(engine.catalog, SET))
     kinds = {k: v["precision"] for k, v in report.by_kind.items()}
-    # measured on this set: overall 0.99; every tuned kind 0.99 to 1.0, held-out synonyms 0.97
+    # measured on this set: overall 0.99; tuned kinds 0.98 to 1.0, held-out synonyms 0.96
     assert report.overall >= 0.95, report.worst[:5]
     for kind in ("canonical", "plural", "gender_word", "synonym"):
         assert kinds[kind] >= 0.93, (kind, report.worst[:5])

@@ -23,6 +23,9 @@ def evaluate_attributes_cmd(
         int, typer.Option(help="A combination needs at least this many matching products.")
     ] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the sample, split and phrasings.")] = 0,
+    version: Annotated[
+        str | None, typer.Option(help="An artifact version [default: the live one]")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Precision@10 of queries built from the catalog's colour, article type, gender and usage
@@ -38,7 +41,8 @@ def evaluate_attributes_cmd(
     with _errors():
         cfg = AttributeEvalConfig(combos=combos, min_items=min_items, seed=seed)
         with err.status("loading the engine") as status:
-            engine = Engine.load(_workspace(workspace), settings=_settings(workspace))
+            ws, settings = _workspace(workspace), _settings(workspace)
+            engine = Engine.load(ws, version, settings=settings)
             queries = attribute_queries(engine.catalog, cfg)
             report = attribute_precision(
                 engine.search, queries, cfg.k, progress=None if as_json else status.update

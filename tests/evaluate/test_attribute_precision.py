@@ -20,7 +20,7 @@ from moodboard.evaluate.attributes import (
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
 
-SET = AttributeEvalConfig(combos=30, seed=3)  # 84 queries, about 10 s
+SET = AttributeEvalConfig(combos=30, seed=3)  # 84 queries, about 6 s
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,14 @@ from moodboard.cli.evaluate import evaluate_app
 def evaluate_attributes_cmd(
     workspace: WorkspaceOpt = None,
     combos: Annotated[
-        int, typer.Option(help="Attribute combinations sampled (each phrased several ways).")
+        int,
+        typer.Option(
+            min=1, max=10_000, help="Attribute combinations sampled (each phrased several ways)."
+        ),
     ] = 200,
     min_items: Annotated[
-        int, typer.Option(help="A combination needs at least this many matching products.")
+        int,
+        typer.Option(min=1, help="A combination needs at least this many matching products."),
     ] = 10,
     seed: Annotated[int, typer.Option(help="Seed of the sample, split and phrasings.")] = 0,
     version: Annotated[
@@ -65,7 +69,7 @@ def evaluate_attributes_cmd(
         for name, r in groups.items():
             t.add_row(f"{prefix} {name}", f"{r['precision']:.4f}", str(r["queries"]))
     out.print(t)
-    for w in report.worst[:10]:
+    for w in [w for w in report.worst if w["precision"] < 1][:10]:
         out.print(
             f"{w['precision']:.1f}  {w['query']!r} ({w['kind']}; {w['wanted']}): "
             f"first {', '.join(w['first'])}",

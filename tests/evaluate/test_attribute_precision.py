@@ -5,14 +5,18 @@ README's figure; these floors sit a little under what this configuration measure
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from moodboard.cli import app
 from moodboard.data import Request
 from moodboard.errors import InputError
 from moodboard.evaluate.attributes import (
+    KINDS,
     AttributeEvalConfig,
     attribute_precision,
     attribute_queries,
@@ -66,3 +70,14 @@ def test_fewer_matches_than_the_page_keep_the_rest(engine: Engine) -> None:
 def test_a_catalog_without_those_attributes_is_refused(engine: Engine) -> None:
     with pytest.raises(InputError, match="at least 100000"):
         attribute_queries(engine.catalog, AttributeEvalConfig(min_items=100_000))
+
+
+def test_the_command_prints_precision_by_kind(mini_engine: Workspace) -> None:
+    res = CliRunner().invoke(
+        app, ["evaluate", "attributes", "-w", str(mini_engine.root), "--combos", "6", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["combos"] == 6 and out["precision@10"] >= 0.8
+    assert set(out["by_kind"]) <= {*KINDS} and "canonical" in out["by_kind"]
+    assert out["params"]["version"] == mini_engine.current_artifact()

@@ -4,6 +4,7 @@ from moodboard.cli import (  # noqa: F401 (the verbs)
     analyze,
     commands,
     evaluate,
+    evaluate_attrs,
     evaluate_autocomplete,
     evaluate_broad,
     evaluate_ope,

@@ -96,7 +96,14 @@ class RefinementsConfig(_Frozen):
 
 
 class SearchConfig(_Chain):
-    """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback."""
+    """The search surface: text query -> sources -> fuse -> attribute boosts -> fallback.
+
+    ``attribute_first``: items with every colour, gender, article type and usage the query
+    names come first (then those that are unisex where it names a gender, then the rest, each
+    in the ranked order); ``attribute_probe``: such a query also asks each source for the
+    items with all those values (a filtered probe), so the first group fills when the catalog
+    has the items.
+    """
 
     prepare: str = "prepare/search"
     #: The ranker the build trains from search engagement (``rank/noop`` until it has one).
@@ -105,8 +112,9 @@ class SearchConfig(_Chain):
     sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
     fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
     attribute_boost: float = Field(default=0.25, ge=0)
+    attribute_first: bool = True
+    attribute_probe: bool = True
     modules: SearchModulesConfig = SearchModulesConfig()
-
     refinements: RefinementsConfig = RefinementsConfig()
 
 

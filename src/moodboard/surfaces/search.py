@@ -1,20 +1,25 @@
 """The search surface's own steps: ``prepare/search`` (understand the query, embed it) and
 ``blend/boost`` (attribute boosts).
 
-Price phrases become hard filters applied inside every source; colours, genders and article
-types the query names become boosts on the fused score, so "navy shirt" prefers navy shirts
-without hiding good matches whose attributes are missing. The chain: ``prepare/search ->
-lexical/bm25 + dense/text -> fuse/rrf -> rank/lambdamart -> blend/boost -> fallback/popular``.
+Price phrases become hard filters applied inside every source. Colours, genders, article
+types and usages the query names (those the catalog has) make a must-match-first order: items
+with all of them come first, unisex ones next where a gender is named, then the rest, each group
+in the ranked order, so "navy shirt" shows navy shirts first without hiding good matches whose
+attributes are missing; a filtered probe asks the sources for such items too, and an unranked
+list is boosted by its matches. The chain: ``prepare/search -> lexical/bm25 + dense/text ->
+fuse/rrf -> rank/lambdamart -> blend/boost -> fallback/popular``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from moodboard.blend import boost_matches
+from moodboard.blend import boost_matches, concat
 from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.errors import InputError
 from moodboard.rank.personal import FEATURES_KEY, HISTORY_KEY, PersonalFeatures
@@ -27,7 +32,40 @@ from moodboard.surfaces.steps import register_blend, register_prepare
 from moodboard.understand.query import ParsedQuery
 
 #: Query fields boosted and the catalog attribute each matches.
-BOOSTED = (("colours", "baseColour"), ("genders", "gender"), ("article_types", "articleType"))
+BOOSTED = (
+    ("colours", "baseColour"),
+    ("genders", "gender"),
+    ("article_types", "articleType"),
+    ("usages", "usage"),
+)
+#: The further list of the filtered probe, and the gender that is a second-best gender match.
+ATTRIBUTES_LIST = "attributes"
+UNISEX = "unisex"
+
+
+def _lowered(env: SurfaceEnv) -> dict[str, np.ndarray]:
+    """Each boosted attribute's values, lowercased ("" when missing), once per environment."""
+    return env.memo(
+        "boost/lower",
+        lambda: {
+            a: np.array([(v or "").lower() for v in env.catalog.attribute(a)], dtype=object)
+            for _, a in BOOSTED
+        },
+    )
+
+
+def named_attributes(parsed: ParsedQuery, env: SurfaceEnv) -> dict[str, tuple[str, ...]]:
+    """Catalog attribute -> the lowercased values the query names that some product has (none
+    on a catalog without these attributes, so the step is inert there)."""
+    present = env.memo(
+        "search/present", lambda: {a: frozenset(v) - {""} for a, v in _lowered(env).items()}
+    )
+    out: dict[str, tuple[str, ...]] = {}
+    for field_name, attr in BOOSTED:
+        values = tuple(v.lower() for v in getattr(parsed, field_name) if v.lower() in present[attr])
+        if values:
+            out[attr] = values
+    return out
 
 
 def _filter(parsed: ParsedQuery, extra: ItemFilter | None, priced: bool) -> ItemFilter | None:
@@ -82,13 +120,22 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         for name in cfg.sources
         if vector is not None or not name.startswith("dense/")
     }
+    named = named_attributes(parsed, env)
     context: dict[str, Any] = {"parsed": parsed, "text": query_text, "vector": vector}
-    context |= _interests(request, env)
-    modules, lists, ms = explore_modules(parsed, query_text, request, env, q)
-    if modules:
+    context |= {ATTRIBUTES_LIST: named, **_interests(request, env)}
+    lists: dict[str, dict[str, Probe]] = {}
+    if named and cfg.attribute_first and cfg.attribute_probe:
+        attrs = {**named, **(f.attributes if f is not None else {})}  # the request's own win
+        narrowed = (f or ItemFilter()).model_copy(update={"attributes": attrs})
+        lists[ATTRIBUTES_LIST] = {
+            n: Probe(replace(p.query, item_filter=narrowed)) for n, p in probes.items()
+        }
+    modules, rows, ms = explore_modules(parsed, query_text, request, env, q)
+    if modules:  # a broad query: its rows of sub-searches, ranked with the grid
         key = request.session if request.session is not None else request.request_id
         context |= {"modules": modules, "module_key": key, "user": request.user_id}
         timings["encode_modules"] = ms
+        lists |= rows
     return Prepared(
         probes,
         cfg.per_source,
@@ -99,7 +146,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         context=context,
         timings_ms=timings,
         rank_lists=bool(modules),
-        list_depth=cfg.modules.depth,
+        list_depth=cfg.modules.depth if modules else None,
     )
 
 
@@ -123,31 +170,52 @@ def _interests(request: Request, env: SurfaceEnv) -> dict[str, Any]:
     return {FEATURES_KEY: facts, HISTORY_KEY: (items, weights)}
 
 
+def match_tiers(
+    items: np.ndarray, named: Mapping[str, tuple[str, ...]], env: SurfaceEnv
+) -> np.ndarray:
+    """Per item: 0 when it has every named value, 1 when it does save a named gender it has as
+    unisex, 2 otherwise."""
+    lower = _lowered(env)
+    exact = np.ones(len(items), dtype=bool)
+    loose = np.ones(len(items), dtype=bool)
+    for attr, values in named.items():
+        have = lower[attr][items]
+        hit = np.isin(have, list(values))
+        exact &= hit
+        loose &= hit | ((have == UNISEX) if attr == "gender" else False)
+    return np.where(exact, 0, np.where(loose, 1, 2))
+
+
 @register_blend("blend/boost")
 def blend_boost(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
-    """``retrieval x (1 + attribute_boost x matches)`` for the colours, genders and article
-    types the query names and the item has; a broad query's page starts with the rows of its
-    sub-searches (``search_modules.compose_explore``).
+    """Must-match-first, then ``retrieval x (1 + attribute_boost x matches)``.
 
-    A list a ranker has ordered (an ``ltr`` or ``utility`` score) is kept as it is: the learned
-    ranker sees the same matches as its ``attr_match`` feature, and re-sorting by the boosted
-    retrieval score would undo its order.
+    With ``attribute_first``, the items of the filtered probe join the list after it, and the
+    items with every value the query names come first, unisex ones next where it names a
+    gender, then the rest, each group in its order. A list a ranker has ordered (an ``ltr`` or
+    ``utility`` score) is not boosted: the learned ranker sees the same matches as its
+    ``attr_match`` feature, and re-sorting by the boosted retrieval score would undo its order.
+    A broad query's page then starts with the rows of its sub-searches
+    (``search_modules.compose_explore``).
     """
-    return compose_explore(_boosted(retrieved, prepared, env), retrieved, prepared, env)
+    cfg = env.config
+    cand = _boosted(retrieved.main, prepared, env)
+    named = prepared.context.get(ATTRIBUTES_LIST) or {}
+    if cfg.attribute_first and named:
+        more = retrieved.lists.get(ATTRIBUTES_LIST)
+        if more is not None and len(more):
+            cand = concat(cand, more.exclude(cand.items))
+        tiers = match_tiers(cand.items, named, env)
+        cand = cand.take(np.argsort(tiers, kind="stable"))
+    return compose_explore(cand, retrieved, prepared, env)
 
 
-def _boosted(retrieved: Retrieved, prepared: Prepared, env: SurfaceEnv) -> Candidates:
-    cand = retrieved.main
+def _boosted(cand: Candidates, prepared: Prepared, env: SurfaceEnv) -> Candidates:
+    """``retrieval x (1 + attribute_boost x matches)`` of an unranked list."""
     ranked = bool({"ltr", "utility"} & set(cand.scores))
     if len(cand) == 0 or env.config.attribute_boost == 0 or ranked:
         return cand
-    lower = env.memo(
-        "boost/lower",
-        lambda: {
-            a: np.array([(v or "").lower() for v in env.catalog.attribute(a)], dtype=object)
-            for _, a in BOOSTED
-        },
-    )
+    lower = _lowered(env)
     parsed = prepared.context["parsed"]
     matches = np.zeros(len(cand))
     for field_name, attr in BOOSTED:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moodboard.data.records import Product
+from moodboard.understand.aliases import ARTICLE_ALIASES, USAGES
 from moodboard.understand.normalize import has_digit, normalize_text
 
 _log = logging.getLogger(__name__)
@@ -55,27 +56,6 @@ GENDERS: dict[str, tuple[str, ...]] = {
     "unisex": ("unisex",),
 }  # fmt: skip
 
-#: Built-in article type aliases: phrase -> the normalized catalog value it names (used only
-#: when the catalog has that value).
-ARTICLE_ALIASES: dict[str, str] = {
-    **dict.fromkeys(("t shirt", "t shirts", "tee", "tees", "tee shirt", "tee shirts", "tshirt",
-                     "jersey", "jerseys"), "tshirts"),
-    **dict.fromkeys(("sneaker", "sneakers", "loafers", "loafer"), "casual shoes"),
-    **dict.fromkeys(("trainers", "running shoes", "running shoe", "sport shoes"), "sports shoes"),
-    **dict.fromkeys(("perfume", "perfumes", "body mist"), "perfume and body mist"),
-    **dict.fromkeys(("deo", "deos", "deodorants"), "deodorant"),
-    **dict.fromkeys(("sunglass", "shades"), "sunglasses"),
-    **dict.fromkeys(("purse", "purses", "hand bag", "hand bags"), "handbags"),
-    **dict.fromkeys(("hoodie", "hoodies", "sweat shirt", "sweat shirts"), "sweatshirts"),
-    **dict.fromkeys(("pullover", "pullovers", "jumper", "jumpers", "cardigan"), "sweaters"),
-    **dict.fromkeys(("necklace", "necklaces", "chain", "chains"), "necklace and chains"),
-    **dict.fromkeys(("stilettos", "stiletto", "pumps", "wedges"), "heels"),
-    **dict.fromkeys(("denim", "denims"), "jeans"),
-    **dict.fromkeys(("flipflops", "flip flop"), "flip flops"),
-    **dict.fromkeys(("tracksuit",), "tracksuits"),
-    "saree": "sarees", "sari": "sarees", "kurti": "kurtis",
-}  # fmt: skip
-
 #: Words whose singular means something else ("short kurta" is not Shorts).
 PLURALIA = frozenset(
     ("shorts", "tights", "jeans", "pants", "leggings", "capris", "flats", "glasses",
@@ -84,6 +64,10 @@ PLURALIA = frozenset(
 COLOUR_KEYS = ("baseColour", "color", "colour")
 GENDER_KEYS = ("gender",)
 ARTICLE_KEYS = ("articleType", "article_type")
+USAGE_KEYS = ("usage",)
+KINDS = ("colours", "genders", "article_types", "categories", "usages")
+#: Irregular plurals (``singular`` reads the others).
+_IRREGULAR = {"scarves": "scarf", "knives": "knife", "wolves": "wolf", "ties": "tie"}
 _STOP = frozenset(
     ("a", "an", "and", "the", "for", "with", "of", "in", "on", "to", "by", "from", "set", "pack")
 )  # fmt: skip
@@ -91,9 +75,11 @@ _STOP = frozenset(
 
 def singular(word: str) -> str:
     """``"watches"`` -> ``"watch"``, ``"heels"`` -> ``"heel"``; other words unchanged."""
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
     if word in PLURALIA or len(word) < 4 or not word.endswith("s") or word.endswith("ss"):
         return word
-    if word.endswith("ies"):
+    if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("sses", "shes", "ches", "xes", "zes")):
         return word[:-2]
@@ -127,11 +113,11 @@ def _add(index: dict[str, list[str]], phrase: str, value: str) -> None:
 
 @dataclass
 class Lexicon:
-    """Phrase -> canonical values, for colours, genders, article types and categories.
+    """Phrase -> canonical values, for colours, genders, article types, categories and usages.
 
     Attributes
     ----------
-    colours, genders, article_types, categories
+    colours, genders, article_types, categories, usages
         Normalized phrase -> canonical values, in order of preference.
     """
 
@@ -139,6 +125,7 @@ class Lexicon:
     genders: dict[str, list[str]] = field(default_factory=dict)
     article_types: dict[str, list[str]] = field(default_factory=dict)
     categories: dict[str, list[str]] = field(default_factory=dict)
+    usages: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def builtin(cls) -> Lexicon:
@@ -167,10 +154,11 @@ class Lexicon:
         -------
         Lexicon
             Built-in colours kept when the catalog's text uses them, extended with the catalog's
-            colour values; genders; the catalog's article types and category paths.
+            colour values; genders; the catalog's article types, category paths and usages.
         """
         colours: Counter[str] = Counter()
         genders: set[str] = set()
+        usages: set[str] = set()
         articles: Counter[str] = Counter()
         paths: Counter[str] = Counter()
         words: set[str] = set()
@@ -179,6 +167,7 @@ class Lexicon:
             colours.update(attrs[k] for k in COLOUR_KEYS if attrs.get(k))
             genders.update(attrs[k] for k in GENDER_KEYS if attrs.get(k))
             articles.update(attrs[k] for k in ARTICLE_KEYS if attrs.get(k))
+            usages.update(attrs[k] for k in USAGE_KEYS if attrs.get(k))
             if p.category_path:
                 paths["/".join(p.category_path)] += 1
                 articles[p.category_path[-1]] += 1
@@ -191,6 +180,7 @@ class Lexicon:
             genders=_gender_index(genders),
             article_types=article_index,
             categories=_category_index(paths),
+            usages=_usage_index(usages),
         )
         if articles:
             lexicon._learn_aliases(products, heads, alias_min_count, alias_min_share)
@@ -234,12 +224,13 @@ class Lexicon:
         tokens
             Normalized tokens.
         kind
-            ``"colours"``, ``"genders"``, ``"article_types"`` or ``"categories"``.
+            One of ``KINDS``: ``"colours"``, ``"genders"``, ``"article_types"``,
+            ``"categories"`` or ``"usages"``.
 
         Raises
         ------
         ValueError
-            If ``kind`` is not one of the four.
+            If ``kind`` is not one of ``KINDS``.
         """
         found: list[str] = []
         for _, _, values in self.spans(tokens, kind):
@@ -252,12 +243,12 @@ class Lexicon:
         Raises
         ------
         ValueError
-            If ``kind`` is not one of the four (see ``find``).
+            If ``kind`` is not one of ``KINDS`` (see ``find``).
         """
-        if kind not in ("colours", "genders", "article_types", "categories"):
+        if kind not in KINDS:
             raise ValueError(
-                "The 'kind' parameter of Lexicon.find must be one of colours, genders, "
-                f"article_types, categories. Got {kind!r} instead."
+                f"The 'kind' parameter of Lexicon.find must be one of {', '.join(KINDS)}. "
+                f"Got {kind!r} instead."
             )
         index: dict[str, list[str]] = getattr(self, kind)
         memo = self.__dict__.setdefault("_longest", {})  # words in the longest phrase, per
@@ -274,7 +265,10 @@ class Lexicon:
                     i += n
                     break
             else:
-                i += 1
+                values = _joined(index, tokens, i)
+                if values:
+                    out.append((i, i + 2, values))
+                i += 2 if values else 1
         return out
 
     def article_paths(self) -> dict[str, tuple[str, ...]]:
@@ -287,6 +281,7 @@ class Lexicon:
     def words(self) -> set[str]:
         """Every word of every phrase (never to be spell-corrected)."""
         phrases = [*self.colours, *self.genders, *self.article_types, *self.categories]
+        phrases += [*self.usages]
         return {w for p in phrases for w in p.split(" ")}
 
     def to_json(self) -> dict[str, Any]:
@@ -296,18 +291,29 @@ class Lexicon:
             "genders": self.genders,
             "article_types": self.article_types,
             "categories": self.categories,
+            "usages": self.usages,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Lexicon:
-        """The inverse of ``to_json``.
+        """The inverse of ``to_json`` (``usages`` may be missing: a lexicon saved before them).
 
         Raises
         ------
         KeyError
-            If a section is missing.
+            If a section other than ``usages`` is missing.
         """
+        data = {"usages": {}, **data}
         return cls(**{k: {p: list(v) for p, v in data[k].items()} for k in cls().to_json()})
+
+
+def _joined(index: Mapping[str, list[str]], tokens: Sequence[str], i: int) -> list[str] | None:
+    """The values of tokens ``i`` and ``i + 1`` written as one word ("sun glasses" ->
+    "sunglasses"), when both have 3 letters or more and the index knows the word."""
+    pair = tokens[i : i + 2]
+    if len(pair) < 2 or min(len(pair[0]), len(pair[1])) < 3:
+        return None
+    return index.get(pair[0] + pair[1])
 
 
 def _add_all(index: dict[str, list[str]], phrases: Iterable[str], value: str) -> None:
@@ -350,9 +356,13 @@ def _article_index(articles: Counter[str]) -> tuple[dict[str, list[str]], set[st
         if norm and norm not in by_norm:
             by_norm[norm] = value
             _add_all(index, number_variants(norm), value)
-    for alias, target in ARTICLE_ALIASES.items():
-        if target in by_norm and alias not in index:
-            _add(index, alias, by_norm[target])
+    known = {p: set(v) for p, v in index.items()}
+    for alias, targets in ARTICLE_ALIASES.items():
+        wanted = (targets,) if isinstance(targets, str) else targets
+        own = [by_norm[t] for t in wanted if t in by_norm]
+        if own and (alias not in known or known[alias] <= set(own)):  # keeps catalog values
+            for value in own:
+                _add(index, alias, value)
     # a head noun alone ("shoes") names every type it ends (casual, sports, formal shoes)
     heads: dict[str, list[str]] = defaultdict(list)
     for norm, value in by_norm.items():
@@ -363,6 +373,18 @@ def _article_index(articles: Counter[str]) -> tuple[dict[str, list[str]], set[st
     for head in head_only:
         index[head] = list(heads[head])
     return dict(index), head_only
+
+
+def _usage_index(catalog: Iterable[str]) -> dict[str, list[str]]:
+    """The usage words (``USAGES``) of the catalog's usage values, and the values themselves."""
+    values = {normalize_text(v): v for v in catalog if normalize_text(v)}
+    index: dict[str, list[str]] = {}
+    for phrase, canon in USAGES.items():
+        if canon in values:
+            index[phrase] = [values[canon]]
+    for norm, value in values.items():
+        index.setdefault(norm, [value])
+    return index
 
 
 def _category_index(paths: Counter[str]) -> dict[str, list[str]]:

@@ -45,9 +45,10 @@ class ParsedQuery(BaseModel):
         ``normalized`` after spelling correction.
     corrections
         Wrong word -> right word.
-    colours, genders, article_types, categories
+    colours, genders, article_types, categories, usages
         Canonical values named by the query (lowercase colours and genders, catalog spellings of
-        article types, category paths).
+        article types, category paths and usages; usage words inside an article type phrase,
+        "casual shoes", name the article type only).
     price_min, price_max
         Price bounds read from phrases such as ``"under 50"`` or ``"$20 to $40"``.
     text
@@ -67,6 +68,7 @@ class ParsedQuery(BaseModel):
     genders: tuple[str, ...] = ()
     article_types: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    usages: tuple[str, ...] = ()
     price_min: float | None = None
     price_max: float | None = None
     text: str = ""
@@ -82,11 +84,13 @@ class ParsedQuery(BaseModel):
         return out
 
     def boosts(self) -> dict[str, tuple[str, ...]]:
-        """Soft preferences: ``colours``, ``genders`` and ``article_types``, only when named."""
+        """Soft preferences: ``colours``, ``genders``, ``article_types`` and ``usages``, only
+        when named."""
         found = {
             "colours": self.colours,
             "genders": self.genders,
             "article_types": self.article_types,
+            "usages": self.usages,
         }
         return {k: v for k, v in found.items() if v}
 
@@ -155,6 +159,7 @@ class QueryParser:
             genders=tuple(self.lexicon.find(words, "genders")),
             article_types=tuple(articles),
             categories=tuple(categories),
+            usages=tuple(self.lexicon.find(rest_words, "usages")),
             price_min=prices.price_min,
             price_max=prices.price_max,
             text=text,

@@ -104,3 +104,22 @@ def _report(report: Any, as_json: bool) -> None:
         out.print(report.summary(), highlight=False)
         if report.quarantine_file:
             err.print(f"quarantined rows and reasons: {report.quarantine_file}", highlight=False)
+
+
+def print_arms(result: dict[str, Any], title: str) -> None:
+    """A comparison's arms as a table (one row per arm, one column per metric) and each paired
+    difference with its 95% interval (``result``: ``{"arms": ..., "diffs": ...}``)."""
+    from rich.table import Table
+
+    metrics = list(next(iter(result["arms"].values())))
+    t = Table(title=title)
+    t.add_column("arm")
+    for m in metrics:
+        t.add_column(m.replace("_", " "), justify="right")
+    for name, values in result["arms"].items():
+        t.add_row(name, *(f"{values[m]:.4f}" for m in metrics))
+    out.print(t)
+    for pair, diff in result["diffs"].items():
+        for m, d in diff.items():
+            lo, hi = d["ci"]
+            out.print(f"{pair}: {m} {d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]", highlight=False)

@@ -8,9 +8,17 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from moodboard.cli.common import JsonOpt, WorkspaceOpt, _errors, _fail, _settings, _workspace, out
+from moodboard.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    _errors,
+    _fail,
+    _settings,
+    _workspace,
+    out,
+    print_arms,
+)
 from moodboard.cli.evaluate import evaluate_app
 
 
@@ -47,15 +55,4 @@ def evaluate_broad_cmd(
     if as_json:
         out.print_json(json.dumps(result))
         return
-    t = Table(title=f"{shoppers} broad-query sessions (seed {seed})")
-    t.add_column("arm")
-    metrics = list(next(iter(result["arms"].values())))
-    for m in metrics:
-        t.add_column(m.replace("_", " "), justify="right")
-    for name, values in result["arms"].items():
-        t.add_row(name, *(f"{values[m]:.4f}" for m in metrics))
-    out.print(t)
-    for pair, diff in result["diffs"].items():
-        for m, d in diff.items():
-            lo, hi = d["ci"]
-            out.print(f"{pair}: {m} {d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]", highlight=False)
+    print_arms(result, f"{shoppers} broad-query sessions (seed {seed})")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from moodboard.cli.commands import _serve, print_status
 from moodboard.cli.common import (
@@ -24,6 +23,7 @@ from moodboard.cli.common import (
     app,
     err,
     out,
+    print_arms,
     progress_bar,
 )
 from moodboard.config import Settings
@@ -162,18 +162,7 @@ def _compare(
     if as_json:
         out.print_json(json.dumps(result))
         return
-    metrics = list(next(iter(result["arms"].values())))
-    t = Table(title=f"{result['users']} shoppers, {result['days']} days from {result['start']}")
-    t.add_column("arm")
-    for m in metrics:
-        t.add_column(m.replace("_", " "), justify="right")
-    for name, values in result["arms"].items():
-        t.add_row(name, *(f"{values[m]:.4f}" for m in metrics))
-    out.print(t)
-    for pair, diff in result["diffs"].items():
-        for m, d in diff.items():
-            lo, hi = d["ci"]
-            out.print(f"{pair}: {m} {d['estimate']:+.4f} [{lo:+.4f}, {hi:+.4f}]", highlight=False)
+    print_arms(result, f"{result['users']} shoppers, {result['days']} days from {result['start']}")
     growth = result.get("catalog_growth")
     if growth:
         for name, values in growth["arms"].items():

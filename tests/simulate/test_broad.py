@@ -87,10 +87,11 @@ def test_both_arms_draw_the_same_numbers_so_identical_arms_do_not_differ(
 def test_chips_and_rows_help_broad_query_shoppers_buy_on_a_small_run(
     engine: Engine, sim: Simulator
 ) -> None:
-    # 80 shoppers buy too rarely for a purchase interval (the README's run on the demo has
-    # one); their clicks show the direction, and they buy no less
+    # 80 shoppers buy too rarely (about 10 purchases an arm) for a purchase interval away from
+    # 0 (the README's run on the demo has one): their clicks show the direction, and their
+    # purchases are not significantly lower
     cfg = BroadSessionConfig(shoppers=80, max_queries=2, seed=0)
     out = BroadSessions(engine, sim, cfg, chips=engine_chips(engine)).run().as_dict()
-    arms, diff = out["arms"], out["diffs"]["assisted-grid"]
+    diff = out["diffs"]["assisted-grid"]
     assert diff["clicks"]["ci"][0] > 0, out
-    assert arms["assisted"]["purchases"] >= arms["grid"]["purchases"], arms
+    assert diff["purchases"]["ci"][1] > 0, out

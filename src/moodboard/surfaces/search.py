@@ -130,7 +130,7 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         lists[ATTRIBUTES_LIST] = {
             n: Probe(replace(p.query, item_filter=narrowed)) for n, p in probes.items()
         }
-    modules, rows, ms = explore_modules(parsed, query_text, request, env, q)
+    modules, rows, ms = explore_modules(parsed, query_text, request, env, q, named)
     if modules:  # a broad query: its rows of sub-searches, ranked with the grid
         key = request.session if request.session is not None else request.request_id
         context |= {"modules": modules, "module_key": key, "user": request.user_id}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -131,9 +132,17 @@ def _history_shares(request: Request, env: SurfaceEnv) -> dict[str, float]:
 
 
 def explore_modules(
-    parsed: ParsedQuery, text: str, request: Request, env: SurfaceEnv, base: SourceQuery
+    parsed: ParsedQuery,
+    text: str,
+    request: Request,
+    env: SurfaceEnv,
+    base: SourceQuery,
+    named: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[tuple[Module, ...], dict[str, dict[str, Probe]], float]:
     """A broad query's candidate rows and how to ask the search sources for each.
+
+    ``named``: the catalog values the query names (colour, gender, usage: "for girls"), which
+    every row keeps as a filter, so a row holds only items that match them all.
 
     Returns the modules, their probes by module id, and the milliseconds spent encoding the
     sub-queries (one batch); nothing for a narrow query or with ``modules.enabled`` off.
@@ -152,10 +161,16 @@ def explore_modules(
         t0 = time.perf_counter()
         vectors = np.asarray(encode(subs))
         ms = (time.perf_counter() - t0) * 1e3
+    narrowed = base.item_filter
+    if named:
+        own = narrowed.attributes if narrowed is not None else {}
+        narrowed = (narrowed or ItemFilter()).model_copy(
+            update={"attributes": {**named, **own}}  # the request's own filter wins
+        )
     mods: list[Module] = []
     probes: dict[str, dict[str, Probe]] = {}
     for j, ((leaf, score), sub) in enumerate(zip(found, subs, strict=True)):
-        f: ItemFilter = _within(base.item_filter, leaf)
+        f: ItemFilter = _within(narrowed, leaf)
         vec = None if vectors is None else vectors[j]
         q = replace(base, text=sub, vector=vec, item_filter=f)
         mod = Module(f"{SUB_SEARCH}:{leaf}", SUB_SEARCH, leaf, score, query=sub)

@@ -327,14 +327,23 @@
     const preview = $("visual-preview");
     const area = $("crop-area");
     const box = $("crop-box");
+    const boxes = $("object-boxes");
+    const row = $("object-row");
     let file = null;
     let crop = null; // [x, y, w, h] in the original image's pixels
     let start = null;
+    let objects = []; // the served page's detected objects
 
     const clearCrop = () => {
       crop = null;
       box.hidden = true;
       $("visual-clear").disabled = true;
+    };
+    const clearObjects = () => {
+      objects = [];
+      boxes.replaceChildren();
+      row.replaceChildren();
+      row.hidden = true;
     };
 
     $("visual-file").addEventListener("change", (ev) => {
@@ -344,7 +353,43 @@
       area.hidden = !file;
       $("visual-submit").disabled = !file;
       clearCrop();
+      clearObjects();
     });
+
+    // The detected objects, drawn over the photo in displayed pixels (boxes are in the image's).
+    function drawObjects() {
+      boxes.replaceChildren();
+      if (!preview.naturalWidth) return;
+      const sx = preview.clientWidth / preview.naturalWidth;
+      const sy = preview.clientHeight / preview.naturalHeight;
+      objects.forEach((o, i) => {
+        const [x, y, w, h] = o.box;
+        const pct = Math.round(o.confidence * 100);
+        const b = el(
+          "button",
+          { type: "button", class: "object-box", "data-index": i, title: `${o.category} (${pct}%)` },
+          el("span", { class: "object-label" }, `${o.category} ${pct}%`),
+        );
+        Object.assign(b.style, { left: x * sx + "px", top: y * sy + "px", width: w * sx + "px", height: h * sy + "px" });
+        b.addEventListener("pointerdown", (e) => e.stopPropagation()); // a click, not a crop
+        b.addEventListener("click", () => showObject(i));
+        boxes.append(b);
+      });
+    }
+    let served = null;
+    function showObject(i) {
+      const o = objects[i];
+      for (const b of boxes.children) b.classList.toggle("selected", Number(b.dataset.index) === i);
+      row.replaceChildren(
+        el("h2", { class: "module-title" }, `${o.category} in your photo`),
+        o.items.length
+          ? el("div", { class: "module-row" }, ...o.items.map((it, j) => pin(it, served, it.position ?? j + 1)))
+          : el("p", { class: "hint" }, "No similar products found for this one."),
+      );
+      row.dataset.index = i;
+      row.hidden = false;
+    }
+    new ResizeObserver(() => objects.length && drawObjects()).observe(preview);
 
     const point = (ev) => {
       const r = preview.getBoundingClientRect();
@@ -391,15 +436,22 @@
       if (crop) form.append("crop", crop.join(","));
       const category = $("visual-category").value.trim();
       if (category) form.append("category", category);
+      const text = $("visual-text").value.trim();
+      if (text) form.append("text", text);
       const grid = $("grid");
       grid.setAttribute("aria-busy", "true");
       $("visual-submit").disabled = true;
       try {
-        const served = await api("/visual-search", { form });
+        served = await api("/visual-search", { form });
+        clearObjects();
+        objects = served.objects || [];
+        drawObjects();
+        $("visual-grid-title").hidden = !objects.length;
         const cells = masonry(grid);
         cells.clear();
         served.items.forEach((it, i) => cells.add(pin(it, served, i + 1)));
-        status(served.items.length ? "" : "No similar products found.", false);
+        const found = objects.length ? ` Found ${objects.length} product${objects.length === 1 ? "" : "s"} in the photo: pick one.` : "";
+        status(served.items.length ? found.trim() : "No similar products found.", false);
       } catch (e) {
         fail("Visual search")(e);
       } finally {

@@ -76,7 +76,8 @@ class Module:
     query: str | None = None
 
 
-def _leaf(category: object) -> str:
+def category_leaf(category: object) -> str:
+    """The last level of a category path ("Apparel/Topwear/Shirts" -> "Shirts"; "" if none)."""
     return str(category or "").rsplit("/", 1)[-1]
 
 
@@ -119,7 +120,7 @@ def _favourite(env: SurfaceEnv, hist: np.ndarray, w: np.ndarray | None) -> str |
     """The category leaf the history weighs most (the latest on ties), or None."""
     weights = Counter[str]()
     for j, i in enumerate(hist[-50:].tolist()):
-        leaf = _leaf(env.catalog.category[i])
+        leaf = category_leaf(env.catalog.category[i])
         if leaf:
             weights[leaf] += 1.0 if w is None else float(w[-50:][j])
     if not weights:
@@ -127,7 +128,8 @@ def _favourite(env: SurfaceEnv, hist: np.ndarray, w: np.ndarray | None) -> str |
     return max(weights, key=lambda c: weights[c])
 
 
-def _within(f: ItemFilter | None, category: str) -> ItemFilter:
+def within_category(f: ItemFilter | None, category: str) -> ItemFilter:
+    """``f`` (or no filter) narrowed to the items of ``category``."""
     attrs = dict(f.attributes) if f is not None else {}
     attrs["category"] = (category,)
     base = f if f is not None else ItemFilter()
@@ -184,7 +186,7 @@ def candidate_modules(
         hist, w = hist[ok], None if w is None else np.asarray(w)[ok]
     favourite = _favourite(env, hist, w) if len(hist) else None
     if favourite and "trending" in weight and "popular/trending" in env.sources:
-        probe = Probe(SourceQuery(item_filter=_within(f, favourite), exclude=skip))
+        probe = Probe(SourceQuery(item_filter=within_category(f, favourite), exclude=skip))
         mods.append(
             Module(
                 f"trending:{favourite}", "trending", f"Trending in {favourite}", weight["trending"]
@@ -202,7 +204,7 @@ def candidate_modules(
     return tuple(mods), lists, given
 
 
-def _draw(
+def draw_rows(
     specs: tuple[Module, ...], lists: list[Candidates], env: SurfaceEnv, ctx: Mapping[str, Any]
 ) -> Layout:
     """The policy's rows among the modules with enough candidates, as indices of ``specs``."""
@@ -222,7 +224,7 @@ def compose_modules(
     the ``LAYOUT_COLUMNS`` even when no module has enough candidates)."""
     specs: tuple[Module, ...] = tuple(prepared.context.get("modules", ()))
     lists = [retrieved.lists.get(m.id, Candidates.empty()) for m in specs]
-    layout = _draw(specs, lists, env, prepared.context) if specs else Layout((), (), False)
+    layout = draw_rows(specs, lists, env, prepared.context) if specs else Layout((), (), False)
     page, _ = compose(lists, layout, env.config.modules.per_module, grid)
     return page
 

@@ -43,7 +43,7 @@ from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.retrieve import SourceQuery
 from moodboard.surfaces.compose import ENGAGEMENT
 from moodboard.surfaces.feed import user_history
-from moodboard.surfaces.modules import Module, _draw, _leaf, _within
+from moodboard.surfaces.modules import Module, category_leaf, draw_rows, within_category
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
 from moodboard.understand.query import ParsedQuery
 
@@ -71,7 +71,7 @@ def _engagement_rate(env: SurfaceEnv) -> dict[str, float]:
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for j, i in enumerate(idx.tolist()):
         if i >= 0:
-            s = sums[_leaf(env.catalog.category[i])]
+            s = sums[category_leaf(env.catalog.category[i])]
             s[0] += float(eng[j])
             s[1] += float(imp[j])
     total = sum(s[0] for s in sums.values()) / max(1.0, sum(s[1] for s in sums.values()))
@@ -99,13 +99,13 @@ def _candidates(
     prob: dict[str, float] = {}
     for j in order.tolist():
         if p[j] >= cfg.min_probability:
-            leaf = _leaf(labels[j])
+            leaf = category_leaf(labels[j])
             prob[leaf] = prob.get(leaf, 0.0) + float(p[j])
     complements = env.resources.get("complements")
     if complements is not None and len(order) and cfg.complements:
         top = labels[int(order[0])]
         for c in complements.of(top, cfg.complements):
-            leaf = _leaf(c.category)
+            leaf = category_leaf(c.category)
             prob.setdefault(leaf, cfg.complement_weight * float(p[order[0]]))
     rates = env.memo("explore/rates", lambda: _engagement_rate(env))
     base = float(np.mean(list(rates.values()))) if rates else 1.0
@@ -126,7 +126,7 @@ def _history_shares(request: Request, env: SurfaceEnv) -> dict[str, float]:
     weights = np.ones(len(hist)) if w is None else np.asarray(w, dtype=np.float64)
     sums: dict[str, float] = defaultdict(float)
     for i, x in zip(hist[-100:].tolist(), weights[-100:].tolist(), strict=True):
-        sums[_leaf(env.catalog.category[i])] += x
+        sums[category_leaf(env.catalog.category[i])] += x
     total = sum(sums.values()) or 1.0
     return {leaf: v / total for leaf, v in sums.items()}
 
@@ -170,7 +170,7 @@ def explore_modules(
     mods: list[Module] = []
     probes: dict[str, dict[str, Probe]] = {}
     for j, ((leaf, score), sub) in enumerate(zip(found, subs, strict=True)):
-        f: ItemFilter = _within(narrowed, leaf)
+        f: ItemFilter = within_category(narrowed, leaf)
         vec = None if vectors is None else vectors[j]
         q = replace(base, text=sub, vector=vec, item_filter=f)
         mod = Module(f"{SUB_SEARCH}:{leaf}", SUB_SEARCH, leaf, score, query=sub)
@@ -188,7 +188,7 @@ def is_spread(cand: Candidates, env: SurfaceEnv) -> bool:
     head = cand.items[: cfg.spread_depth]
     if not len(head):
         return False
-    leaves = [_leaf(env.catalog.category[int(i)]) for i in head]
+    leaves = [category_leaf(env.catalog.category[int(i)]) for i in head]
     _, counts = np.unique(leaves, return_counts=True)
     return bool(counts.max() / len(head) <= cfg.max_top_share)
 
@@ -202,7 +202,7 @@ def compose_explore(
     if not specs or not is_spread(retrieved.main, env):
         return grid
     lists = [retrieved.lists.get(m.id, Candidates.empty()) for m in specs]
-    layout = _draw(specs, lists, env, prepared.context)
+    layout = draw_rows(specs, lists, env, prepared.context)
     if not layout.order:
         return grid
     page, _ = compose(lists, layout, env.config.modules.per_module, grid)

@@ -127,12 +127,15 @@ def broad_query(shopper: Shopper) -> str | None:
 def chip_for(shopper: Shopper, world: World, chips: Sequence[tuple[str, str]]) -> str | None:
     """The chip a shopper follows: the one whose value they like most (their weight for it
     in any taste attribute; the engine's order breaks ties), None when they like none."""
+    vocabs = {
+        attr: {v.lower(): j for j, v in enumerate(world.vocab.get(attr, ()))}
+        for attr in shopper.weights
+    }
     best, best_w = None, 0.0
     for query, value in chips:
         w = 0.0
         for attr, weights in shopper.weights.items():
-            vocab = {v.lower(): j for j, v in enumerate(world.vocab.get(attr, ()))}
-            j = vocab.get(value.lower())
+            j = vocabs[attr].get(value.lower())
             if j is not None and j < len(weights):
                 w = max(w, float(weights[j]))
         if w > best_w:

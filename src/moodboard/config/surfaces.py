@@ -109,8 +109,10 @@ class SearchConfig(_Chain):
     #: The ranker the build trains from search engagement (``rank/noop`` until it has one).
     ranker: str = "rank/lambdamart"
     blend: str = "blend/boost"
-    sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
-    fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
+    sources: tuple[str, ...] = ("lexical/bm25", "dense/text", "dense/text_image")
+    fuse: FuseSettings = FuseSettings(
+        weights={"lexical/bm25": 1.0, "dense/text": 0.5, "dense/text_image": 0.25}
+    )
     attribute_boost: float = Field(default=0.25, ge=0)
     attribute_first: bool = True
     attribute_probe: bool = True
@@ -152,7 +154,13 @@ class RelatedConfig(_Chain):
 
 
 class VisualConfig(_Chain):
-    """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
+    """Visual search: an uploaded photo (optionally cropped) -> image neighbours.
+
+    A composed query (a photo and ``text``, "like this, but red") searches
+    ``unit(image vector + text_weight x text_source's projection of the text)``; with
+    ``attribute_first`` the colours, genders, article types and usages the text names put the
+    items with all of them first (as search does).
+    """
 
     prepare: str = "prepare/visual"
     blend: str = "blend/dedup"
@@ -160,6 +168,9 @@ class VisualConfig(_Chain):
     per_source: int = Field(default=100, ge=1)
     dedup_source: str = "visual/image"
     dedup_threshold: float | None = Field(default=None, gt=0, le=1)
+    text_source: str = "dense/text_image"
+    text_weight: float = Field(default=1.0, ge=0, le=100)
+    attribute_first: bool = True
 
 
 class BoardConfig(_Chain):

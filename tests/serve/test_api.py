@@ -81,6 +81,7 @@ def test_explain_gives_sources_features_scores_and_timings(client: TestClient) -
         assert ex["sources"] and set(ex["sources"]) <= {
             "lexical/bm25",
             "dense/text",
+            "dense/text_image",
             "popular/trending",
         }
         assert set(ex["features"]) == set(FEATURES)

@@ -157,9 +157,10 @@ class VisualConfig(_Chain):
     """Visual search: an uploaded photo (optionally cropped) -> image neighbours.
 
     A composed query (a photo and ``text``, "like this, but red") searches
-    ``unit(image vector + text_weight x text_source's projection of the text)``; with
+    ``unit(image vector + w x text_source's projection of the text)``; with
     ``attribute_first`` the colours, genders, article types and usages the text names put the
-    items with all of them first (as search does).
+    items with all of them first (as search does), and ``w`` is ``text_weight_named`` (the
+    words only reorder those items: a nudge), else ``text_weight`` (the vector carries them).
     """
 
     prepare: str = "prepare/visual"
@@ -169,7 +170,8 @@ class VisualConfig(_Chain):
     dedup_source: str = "visual/image"
     dedup_threshold: float | None = Field(default=None, gt=0, le=1)
     text_source: str = "dense/text_image"
-    text_weight: float = Field(default=1.0, ge=0, le=100)
+    text_weight: float = Field(default=2.0, ge=0, le=100)
+    text_weight_named: float = Field(default=0.5, ge=0, le=100)
     attribute_first: bool = True
 
 

@@ -10,7 +10,8 @@ products:
 - ``text``: B's colour alone ("navy blue", ``/search``);
 - ``composed``: A's photo with B's colour as ``text`` (``/visual-search?text=``), as served;
 - ``composed, vector only``: the same with ``attribute_first`` off (the composed vector alone);
-- ``composed, words only``: the same with ``text_weight`` 0 (the colour word as a must-match).
+- ``composed, words only``: the same with ``text_weight_named`` 0 (the colour word as a
+  must-match, the photo's own vector).
 
 ``precision@10``: the share of the 10 with A's article type and B's colour; ``type@10`` and
 ``colour@10`` each alone.
@@ -110,7 +111,7 @@ def _variants(engine: Any) -> dict[str, Surface]:
     out = {"composed": visual}
     for name, change in (
         ("composed, vector only", {"attribute_first": False}),
-        ("composed, words only", {"text_weight": 0.0}),
+        ("composed, words only", {"text_weight_named": 0.0}),
     ):
         cfg = env.config.model_copy(update=change)
         out[name] = build_surface(
@@ -180,6 +181,7 @@ def composed_precision(
         "seed": cfg.seed,
         "min_items": cfg.min_items,
         "text_weight": engine.visual.config.text_weight,
+        "text_weight_named": engine.visual.config.text_weight_named,
         "head": "dense/text_image" in engine.sources,
     }
     return report

@@ -9,7 +9,7 @@ resource), embed it with the image encoder (never cached: uploads are one-off), 
 A composed query ("like this, but red": the photo and ``request.query``) is understood as
 ``/search`` understands a query (``understand`` resource): its text is embedded (``encode``
 resource) and projected into the image space by the ``text_source`` head
-(``dense/text_image``), and the query vector is ``unit(image + text_weight x text)``; the
+(``dense/text_image``), and the query vector is ``unit(image + w x text)`` (``VisualConfig``); the
 colours, genders, article types and usages it names put the items with all of them first
 (``search.attributes_first``, with a filtered probe), as on ``/search``.
 """
@@ -39,9 +39,10 @@ COMPOSED = "composed"
 def compose(
     vector: np.ndarray, text: str, env: SurfaceEnv
 ) -> tuple[np.ndarray, dict[str, Any], dict[str, float]]:
-    """The image ``vector`` moved toward ``text``: ``unit(vector + text_weight x head(text))``
-    (as it is without a loaded ``text_source`` or ``encode`` resource), what the text names,
-    and the sub-steps' milliseconds."""
+    """The image ``vector`` moved toward ``text``: ``unit(vector + w x head(text))``, ``w``
+    the config's ``text_weight_named`` when the text names attributes that go first, else
+    ``text_weight`` (as it is without a loaded ``text_source`` or ``encode`` resource); what
+    the text names; the sub-steps' milliseconds."""
     cfg = env.config
     t0 = time.perf_counter()
     parsed = env.resources["understand"](text)
@@ -50,17 +51,18 @@ def compose(
     timings = {"understand": (time.perf_counter() - t0) * 1e3}
     head = env.sources.get(cfg.text_source)
     encode = env.resources.get("encode")
-    used = head is not None and encode is not None and cfg.text_weight > 0
+    weight = cfg.text_weight_named if named else cfg.text_weight
+    used = head is not None and encode is not None and weight > 0
     if used:
         t1 = time.perf_counter()
-        moved = vector + cfg.text_weight * head.project(encode([query_text]))[0]  # type: ignore[union-attr]
+        moved = vector + weight * head.project(encode([query_text]))[0]  # type: ignore[union-attr]
         vector = (moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32)
         timings["encode_text"] = (time.perf_counter() - t1) * 1e3
     explained = {
         "text": text,
         "understood": query_text,
         "text_source": cfg.text_source if used else None,
-        "text_weight": cfg.text_weight if used else 0.0,
+        "text_weight": weight if used else 0.0,
         "attributes": {a: list(v) for a, v in named.items()},
     }
     return vector, {"parsed": parsed, ATTRIBUTES_LIST: named, COMPOSED: explained}, timings

@@ -147,7 +147,7 @@ class TextImageSource(CandidateSource):
                 f"{self.name} takes {self.weight.shape[0]}-d text vectors. "
                 f"Got {x.shape[-1]}-d instead."
             )
-        import torch  # torch's threads, as dense search: a numpy BLAS pool beside them is 10x slower
+        import torch  # torch's threads, as dense search: a numpy BLAS pool beside them is slow
 
         with torch.inference_mode():
             out = torch.from_numpy(unit_rows(x)) @ torch.from_numpy(self.weight)

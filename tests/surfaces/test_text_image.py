@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from chains import ask
 
+from mini import mini_settings
 from moodboard.errors import ConfigError
 from moodboard.evaluate.composed import ComposedEvalConfig, composed_precision
 from moodboard.evaluate.text_image import TextImageEvalConfig, text_image_recall
-from moodboard.ingest import Workspace
 from moodboard.retrieve.text_image import TextImageSource
 from moodboard.serve.registry import Engine
-from moodboard.understand.cache import EmbeddingCache
 
 
 def test_the_build_trained_the_head_and_recorded_its_metrics(engine: Engine) -> None:
@@ -32,11 +31,10 @@ def test_the_build_trained_the_head_and_recorded_its_metrics(engine: Engine) -> 
         head.project(np.ones(12))
 
 
-def test_held_out_titles_find_their_images(engine: Engine, mini_engine: Workspace) -> None:
-    enc = engine.text_encoder  # the build embedded the titles: the cache only answers
-    cache = EmbeddingCache(mini_engine.root / "cache" / "embeddings", enc.dim, enc.cache_name)
+def test_held_out_titles_find_their_images(engine: Engine) -> None:
     cfg = TextImageEvalConfig(held_out=0.1, max_queries=120)
-    report = text_image_recall(engine, cfg, cache=cache)
+    head = mini_settings().retrieve.text_image  # as the mini engine's build: no title view
+    report = text_image_recall(engine, cfg, head_config=head)
     m = report.methods
     assert report.queries == 120
     assert m["dense/text_image"]["recall@10"] >= 0.25  # measured 0.47; chance 0.007

@@ -173,11 +173,10 @@ class TextImageStep(SourceStep):
         if found is None:
             return self._untrained("the catalog has no readable images")
         vectors = np.load(found / "vectors.npy", allow_pickle=False)
-        data = TrainingData(
-            catalog=ctx.catalog,
-            item_features={"text": ctx.text[0], "title": ctx.titles, "image": vectors},
-        )
-        head = self.fit(data)
+        features = {"text": ctx.text[0], "image": vectors}
+        if self.config is None or self.config.titles:  # type: ignore[attr-defined]
+            features["title"] = ctx.titles
+        head = self.fit(TrainingData(catalog=ctx.catalog, item_features=features))
         self._saved(head, out)
         return {
             self.name: {

@@ -102,7 +102,9 @@ class SearchConfig(_Chain):
     names come first (then those that are unisex where it names a gender, then the rest, each
     in the ranked order); ``attribute_probe``: such a query also asks each source for the
     items with all those values (a filtered probe), so the first group fills when the catalog
-    has the items.
+    has the items. ``main_list_only``: sources asked for the main list only, not for the
+    filtered probe or a broad query's rows (``dense/text_image`` scans every image: one scan a
+    query).
     """
 
     prepare: str = "prepare/search"
@@ -116,6 +118,7 @@ class SearchConfig(_Chain):
     attribute_boost: float = Field(default=0.25, ge=0)
     attribute_first: bool = True
     attribute_probe: bool = True
+    main_list_only: tuple[str, ...] = ("dense/text_image",)
     modules: SearchModulesConfig = SearchModulesConfig()
     refinements: RefinementsConfig = RefinementsConfig()
 

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import InputError
 from moodboard.retrieve import CandidateSource, SourceQuery, TrainingData
-from moodboard.retrieve.text_image import TextImageSource
+from moodboard.retrieve.text_image import TextImageConfig, TextImageSource
 from moodboard.surfaces.search import search_text
 from moodboard.understand.cache import EmbeddingCache
 
@@ -90,6 +90,7 @@ def text_image_recall(
     cfg: TextImageEvalConfig | None = None,
     progress: Callable[[str], None] | None = None,
     cache: EmbeddingCache | None = None,
+    head_config: TextImageConfig | None = None,
 ) -> TextImageReport:
     """Recall@k of held-out titles -> their images, and attribute precision, per method.
 
@@ -103,6 +104,8 @@ def text_image_recall(
         Receives a message per phase.
     cache
         Where the titles' embeddings are kept (the workspace's embedding cache).
+    head_config
+        The head's training; default the engine's ``[retrieve.text_image]``.
 
     Raises
     ------
@@ -126,9 +129,13 @@ def text_image_recall(
     say(f"training the head without {len(held):,} held-out products")
     train_image = image.copy()
     train_image[held] = 0.0  # no pair: the head never sees these products
-    step = TextImageStep(engine.settings.retrieve.text_image)
-    titles = engine.text_encoder.encode([t or "" for t in catalog.title], cache=cache)
-    features = {"text": text, "title": titles, "image": train_image}
+    config = head_config or engine.settings.retrieve.text_image
+    step = TextImageStep(config)
+    features = {"text": text, "image": train_image}
+    if config.titles:  # the head's second text view, as the build gives it
+        features["title"] = engine.text_encoder.encode(
+            [t or "" for t in catalog.title], cache=cache
+        )
     head = step.fit(TrainingData(catalog=catalog, item_features=features))
     assert isinstance(head, TextImageSource)
     head.attach(engine.sources)  # search the version's own image index

@@ -42,12 +42,17 @@ class TextImageConfig(SourceConfig):
     """The head's training (``[retrieve.text_image]``).
 
     ``index``: the loaded source whose image vectors are searched (None: a private copy).
+    ``titles``: the build embeds the titles too, a second text view of each item
+    (``item_features["title"]``). ``max_candidates``: the most items one query returns (a
+    fused list's tail costs the ranker time and, at a low fusion weight, changes nothing).
     ``held_out``: the share of (text, image) pairs left out of training to measure the
     head's recall@10 (at most 2,000 pairs; none under 50 pairs). Training stops after
     ``epochs`` or ``max_seconds``, whichever comes first.
     """
 
     index: str | None = "visual/image"
+    titles: bool = True
+    max_candidates: int = Field(default=50, ge=1, le=10_000)
     epochs: int = Field(default=20, ge=1, le=1000)
     batch_size: int = Field(default=512, ge=2, le=65_536)
     lr: float = Field(default=3e-3, gt=0, le=1)
@@ -91,7 +96,7 @@ class TextImageSource(CandidateSource):
         self._has = np.any(image != 0, axis=1)
         views = [text]
         title = data.item_features.get("title")  # optional: a second text view of each item
-        if title is not None and len(title) == n:  # type: ignore[arg-type]
+        if self.config.titles and title is not None and len(title) == n:  # type: ignore[arg-type]
             views.append(unit_rows(title))  # type: ignore[arg-type]
         self.weight, self.bias, self.stats = _train(views, image, self._has, self.config)
         index = VisualSource(VisualIndexConfig(), name=self.name)
@@ -162,6 +167,7 @@ class TextImageSource(CandidateSource):
                 "attach(sources) with the version's loaded sources."
             )
         mask = self._has if allowed is None else allowed & self._has
+        k = min(k, self.config.max_candidates)
         scores, idx = self._index.search(self.project(query.vector), k, mask)
         keep = idx[0] >= 0
         return Candidates.from_scores(idx[0][keep], scores[0][keep], self.name)

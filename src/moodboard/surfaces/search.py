@@ -128,7 +128,9 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         attrs = {**named, **(f.attributes if f is not None else {})}  # the request's own win
         narrowed = (f or ItemFilter()).model_copy(update={"attributes": attrs})
         lists[ATTRIBUTES_LIST] = {
-            n: Probe(replace(p.query, item_filter=narrowed)) for n, p in probes.items()
+            n: Probe(replace(p.query, item_filter=narrowed))
+            for n, p in probes.items()
+            if n not in cfg.main_list_only
         }
     modules, rows, ms = explore_modules(parsed, query_text, request, env, q, named)
     if modules:  # a broad query: its rows of sub-searches, ranked with the grid

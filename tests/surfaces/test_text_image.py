@@ -23,7 +23,7 @@ def test_the_build_trained_the_head_and_recorded_its_metrics(engine: Engine) -> 
     entry = engine.manifest["components"]["dense/text_image"]
     assert entry["pairs"] > 1000 and entry["epochs"] >= 1
     assert entry["loss"][-1] < entry["loss"][0]
-    assert entry["held_out_recall@10"] >= 0.2  # measured 0.39 (77 held-out texts); chance 0.007
+    assert entry["held_out_recall@10"] >= 0.2  # measured 0.44 (77 held-out texts); chance 0.007
     head = engine.sources["dense/text_image"]
     assert isinstance(head, TextImageSource)
     assert not (engine.path / entry["path"] / "vectors.npy").exists()  # the visual index, reused
@@ -37,9 +37,9 @@ def test_held_out_titles_find_their_images(engine: Engine) -> None:
     report = text_image_recall(engine, cfg, head_config=head)
     m = report.methods
     assert report.queries == 120
-    assert m["dense/text_image"]["recall@10"] >= 0.25  # measured 0.47; chance 0.007
+    assert m["dense/text_image"]["recall@10"] >= 0.25  # measured 0.42; chance 0.007
     assert m["dense/text, image-only"]["recall@10"] == 0.0  # text cannot find image-only items
-    assert m["dense/text_image"]["type@10"] >= 0.75  # measured 0.90 (text, image-only: 0.85)
+    assert m["dense/text_image"]["type@10"] >= 0.75  # measured 0.85 (text, image-only: 0.85)
     assert m["dense/text"]["recall@10"] >= 0.8  # its own text is indexed: the easy reference
 
 
@@ -53,7 +53,7 @@ def test_search_fuses_the_source_with_its_provenance(engine: Engine) -> None:
 def test_a_colour_word_moves_a_photo_to_that_colour(engine: Engine) -> None:
     report = composed_precision(engine, ComposedEvalConfig(pairs=25, seed=1))
     m = {name: r["precision@10"] for name, r in report.methods.items()}
-    assert m["composed"] >= 0.65  # measured 0.82; the photo alone 0.20, the colour alone 0.16
+    assert m["composed"] >= 0.65  # measured 0.83; the photo alone 0.20, the colour alone 0.22
     assert m["composed"] > m["image"] + 0.3 and m["composed"] > m["text"] + 0.3
     assert m["composed, vector only"] > m["image"] + 0.1  # measured 0.44: the vector moves
 

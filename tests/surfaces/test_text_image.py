@@ -5,16 +5,20 @@ colour."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from chains import ask
+from typer.testing import CliRunner
 
 from mini import mini_settings
+from moodboard.cli import app
 from moodboard.errors import ConfigError
 from moodboard.evaluate.composed import ComposedEvalConfig, composed_precision
 from moodboard.evaluate.text_image import TextImageEvalConfig, text_image_recall
+from moodboard.ingest import Workspace
 from moodboard.retrieve.text_image import TextImageSource
 from moodboard.serve.registry import Engine
 
@@ -70,3 +74,15 @@ def test_a_composed_query_is_explained(engine: Engine, article: np.ndarray) -> N
     assert (colours == "Black").mean() >= 0.8
     alone = ask(engine.visual, 10, image=photo)
     assert "composed" not in alone.prepared.context
+
+
+def test_the_composed_command_prints_each_method(mini_engine: Workspace) -> None:
+    args = ["evaluate", "composed", "-w", str(mini_engine.root), "--pairs", "4", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["pairs"] == 4 and set(out["methods"]) >= {"image", "text", "composed"}
+    assert out["params"]["version"] == mini_engine.current_artifact()
+    bad = CliRunner().invoke(app, ["evaluate", "text-image", "-w", str(mini_engine.root),
+                                   "--held-out", "0.9"])  # fmt: skip
+    assert bad.exit_code != 0 and "held-out" in bad.output

@@ -73,6 +73,8 @@ def mini_settings() -> Settings:
     s.surfaces = s.surfaces.model_copy(update={"feed": feed})
     multihead = s.rank.multihead.model_copy(update={"max_rows": 20_000, "epochs": 4})
     s.rank = s.rank.model_copy(update={"multihead": multihead})
+    text_image = s.retrieve.text_image.model_copy(update={"titles": False})  # embeds no titles
+    s.retrieve = s.retrieve.model_copy(update={"text_image": text_image})
     return s
 
 

@@ -81,6 +81,7 @@ def test_explain_gives_sources_features_scores_and_timings(client: TestClient) -
         assert ex["sources"] and set(ex["sources"]) <= {
             "lexical/bm25",
             "dense/text",
+            "dense/text_image",
             "popular/trending",
         }
         assert set(ex["features"]) == set(FEATURES)
@@ -218,6 +219,24 @@ def test_visual_search_finds_the_photographed_product(client: TestClient) -> Non
         data={"crop": f"0,0,{w // 2},{h // 2}", "k": "5"},
     )
     assert r.status_code == 200 and len(r.json()["items"]) == 5
+
+
+def test_visual_search_takes_words_that_refine_the_photo(client: TestClient) -> None:
+    item = client.get("/search", params={"q": "men shirts", "k": 1}).json()["items"][0]
+    photo = {"image": ("p.jpg", _jpeg(client, item["id"]), "image/jpeg")}
+    alone = client.post("/visual-search", files=photo, data={"k": "10"}).json()
+    assert "query" not in alone  # a photo alone: the page keeps its shape
+    r = client.post("/visual-search", files=photo, data={"text": "in black", "explain": "true"})
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["query"]["attributes"] == {"baseColour": ["black"]}
+    assert page["query"]["text_source"] == "dense/text_image" and "parsed" in page["query"]
+    colours = [client.get(f"/products/{i['id']}").json()["attributes"]["baseColour"]
+               for i in page["items"][:10]]  # fmt: skip
+    assert colours.count("Black") >= 8, colours
+    for bad in ("x" * 201, "?!."):
+        r = client.post("/visual-search", files=photo, data={"text": bad})
+        assert r.status_code == 422 and "text" in r.text, r.text
 
 
 def test_visual_search_errors(client: TestClient) -> None:

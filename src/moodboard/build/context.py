@@ -122,6 +122,13 @@ class BuildContext:
         return vecs, {"encoder": enc.cache_name, "dim": enc.dim}
 
     @cached_property
+    def titles(self) -> np.ndarray:
+        """Every product's title embedding (the text-to-image head's second text view)."""
+        enc = TextEncoder()
+        titles = [t or "" for t in self.catalog.title]
+        return enc.encode(titles, cache=self._cache(enc.dim, enc.cache_name))
+
+    @cached_property
     def images(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Image embeddings (zero rows for items without one) and which items have one;
         None when no product has a readable image."""

@@ -12,6 +12,7 @@ Layout of a version::
     lexical/              tantivy index (lexical/bm25)
     dense_text/           FAISS index + vectors of text embeddings (dense/text)
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
+    dense_text_image/     the text -> image head (.npy) of dense/text_image; searches visual_image
     popular/              time-decayed popularity (popular/trending)
     two_tower/ sequence/ graph_walks/ user_interests/  the feed's recommenders (folder: the
                           registry name with "/" as "_"); every source folder holds a source.json
@@ -105,6 +106,7 @@ _PARTS = (
     _source("lexical/bm25", "lexical", lambda s: s.retrieve.lexical),
     _source("dense/text", "dense_text", lambda s: s.retrieve.dense),
     _source("visual/image", "visual_image", lambda s: s.retrieve.visual),
+    _source("dense/text_image", "dense_text_image", lambda s: s.retrieve.text_image),
     _source("popular/trending", "popular", lambda s: s.retrieve.popular),
     Part(
         "related/complements",

@@ -33,7 +33,7 @@ from moodboard.rank import (
     search_features,
     train_search_ranker,
 )
-from moodboard.retrieve.registry import load_source
+from moodboard.retrieve.registry import attach_all, load_source
 from moodboard.surfaces import Surface, build_surface
 from moodboard.surfaces.search import search_text
 from moodboard.understand.query import QueryUnderstanding
@@ -90,10 +90,14 @@ class SearchRankerStep(BuildStep):
         query vectors of the logged ``queries`` embedded up front in batches."""
         manifest = {"components": ctx.built}
         sources = {}
-        for name in (*ctx.settings.surfaces.search.sources, "popular/trending"):
+        names = [*ctx.settings.surfaces.search.sources, "popular/trending"]
+        if "dense/text_image" in names:  # it searches the image index
+            names.append(ctx.settings.retrieve.text_image.index or "")
+        for name in names:
             found = part_path(out, manifest, name)
             if found is not None:
                 sources[name] = load_source(found, ctx.catalog)
+        attach_all(sources)
         understand = QueryUnderstanding.load(part_path(out, manifest, "understand"))  # type: ignore[arg-type]
         encode = QueryVectors(TextEncoder())
         encode.prime([search_text(understand(q), q) for q in dict.fromkeys(queries)])

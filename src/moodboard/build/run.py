@@ -33,6 +33,7 @@ from moodboard.build.steps import (
     HistoriesStep,
     LexicalStep,
     PopularStep,
+    TextImageStep,
     UnderstandStep,
     VisualStep,
 )
@@ -55,6 +56,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         LexicalStep(config("lexical/bm25")),
         DenseStep(config("dense/text")),
         VisualStep(config("visual/image")),
+        TextImageStep(config("dense/text_image")),
         PopularStep(config("popular/trending")),
         ComplementsStep(),
         HistoriesStep(),

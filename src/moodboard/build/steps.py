@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from moodboard.build.complements import workspace_complements
 from moodboard.build.context import BuildContext
-from moodboard.build.layout import HAS_IMAGE_FILE, PRODUCTS_FILE, part
+from moodboard.build.layout import HAS_IMAGE_FILE, PRODUCTS_FILE, part, part_path
 from moodboard.ingest.workspace import product_from_row
 from moodboard.pipelines import connect as connect_engine
 from moodboard.pipelines import popularity_table
@@ -155,6 +155,34 @@ class VisualStep(SourceStep):
                 "path": self.folder,
                 "images": int(images[1].sum()),
                 "dim": int(images[0].shape[1]),
+            }
+        }
+
+
+class TextImageStep(SourceStep):
+    """``dense/text_image``: the text -> image head, trained on the catalog's (text, image)
+    pairs after ``visual/image`` (whatever its vectors are); none without images."""
+
+    name = "dense/text_image"
+
+    def message(self, ctx: BuildContext) -> str:
+        return "training the text-to-image head on the catalog's (text, image) pairs"
+
+    def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
+        found = part_path(out, {"components": ctx.built}, "visual/image")
+        if found is None:
+            return self._untrained("the catalog has no readable images")
+        vectors = np.load(found / "vectors.npy", allow_pickle=False)
+        features = {"text": ctx.text[0], "image": vectors}
+        if self.config is None or self.config.titles:  # type: ignore[attr-defined]
+            features["title"] = ctx.titles
+        head = self.fit(TrainingData(catalog=ctx.catalog, item_features=features))
+        self._saved(head, out)
+        return {
+            self.name: {
+                "path": self.folder,
+                "config": head.config.model_dump(mode="json"),
+                **head.stats,
             }
         }
 

@@ -21,6 +21,7 @@ from moodboard.retrieve import (
     PopularConfig,
     SequenceConfig,
     SourceConfig,
+    TextImageConfig,
     TwoTowerConfig,
     VisualIndexConfig,
     WalksConfig,
@@ -47,6 +48,7 @@ __all__ = [
     "RankSettings",
     "RetrieveSettings",
     "SequenceConfig",
+    "TextImageConfig",
     "TwoTowerConfig",
     "VisualIndexConfig",
     "WalksConfig",
@@ -61,6 +63,7 @@ class RetrieveSettings(BaseModel):
     lexical: LexicalConfig = LexicalConfig()
     dense: DenseConfig = DenseConfig()
     visual: VisualIndexConfig = VisualIndexConfig()
+    text_image: TextImageConfig = TextImageConfig()
     popular: PopularConfig = PopularConfig()
 
 

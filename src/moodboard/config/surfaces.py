@@ -102,18 +102,23 @@ class SearchConfig(_Chain):
     names come first (then those that are unisex where it names a gender, then the rest, each
     in the ranked order); ``attribute_probe``: such a query also asks each source for the
     items with all those values (a filtered probe), so the first group fills when the catalog
-    has the items.
+    has the items. ``main_list_only``: sources asked for the main list only, not for the
+    filtered probe or a broad query's rows (``dense/text_image`` scans every image: one scan a
+    query).
     """
 
     prepare: str = "prepare/search"
     #: The ranker the build trains from search engagement (``rank/noop`` until it has one).
     ranker: str = "rank/lambdamart"
     blend: str = "blend/boost"
-    sources: tuple[str, ...] = ("lexical/bm25", "dense/text")
-    fuse: FuseSettings = FuseSettings(weights={"lexical/bm25": 1.0, "dense/text": 0.5})
+    sources: tuple[str, ...] = ("lexical/bm25", "dense/text", "dense/text_image")
+    fuse: FuseSettings = FuseSettings(
+        weights={"lexical/bm25": 1.0, "dense/text": 0.5, "dense/text_image": 0.25}
+    )
     attribute_boost: float = Field(default=0.25, ge=0)
     attribute_first: bool = True
     attribute_probe: bool = True
+    main_list_only: tuple[str, ...] = ("dense/text_image",)
     modules: SearchModulesConfig = SearchModulesConfig()
     refinements: RefinementsConfig = RefinementsConfig()
 
@@ -152,7 +157,14 @@ class RelatedConfig(_Chain):
 
 
 class VisualConfig(_Chain):
-    """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
+    """Visual search: an uploaded photo (optionally cropped) -> image neighbours.
+
+    A composed query (a photo and ``text``, "like this, but red") searches
+    ``unit(image vector + w x text_source's projection of the text)``; with
+    ``attribute_first`` the colours, genders, article types and usages the text names put the
+    items with all of them first (as search does), and ``w`` is ``text_weight_named`` (the
+    words only reorder those items: a nudge), else ``text_weight`` (the vector carries them).
+    """
 
     prepare: str = "prepare/visual"
     blend: str = "blend/dedup"
@@ -160,6 +172,10 @@ class VisualConfig(_Chain):
     per_source: int = Field(default=100, ge=1)
     dedup_source: str = "visual/image"
     dedup_threshold: float | None = Field(default=None, gt=0, le=1)
+    text_source: str = "dense/text_image"
+    text_weight: float = Field(default=2.0, ge=0, le=100)
+    text_weight_named: float = Field(default=0.5, ge=0, le=100)
+    attribute_first: bool = True
 
 
 class BoardConfig(_Chain):

@@ -15,6 +15,7 @@ from moodboard.retrieve.interests import InterestsConfig
 from moodboard.retrieve.lexical import BM25Source, LexicalConfig
 from moodboard.retrieve.popular import PopularConfig, PopularSource
 from moodboard.retrieve.sequence import SequenceConfig
+from moodboard.retrieve.text_image import TextImageConfig, TextImageSource
 from moodboard.retrieve.two_tower import TwoTowerConfig
 from moodboard.retrieve.walks import WalksConfig
 
@@ -33,6 +34,8 @@ __all__ = [
     "SequenceConfig",
     "SourceConfig",
     "SourceQuery",
+    "TextImageConfig",
+    "TextImageSource",
     "TrainingData",
     "TwoTowerConfig",
     "VisualIndexConfig",

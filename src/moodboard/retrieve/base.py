@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -197,6 +197,11 @@ class CandidateSource(ABC):
     def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:
         """One list per query vector (a board's centroids); vector indexes batch them."""
         return [self(replace(query, vector=v), k) for v in np.atleast_2d(vectors)]
+
+    def attach(self, sources: Mapping[str, CandidateSource]) -> None:
+        """Link to the other loaded sources of a version (``dense/text_image`` searches the
+        ``visual/image`` index); most sources need none. Loaders call it once all are loaded."""
+        return None
 
     def item_vectors(self) -> np.ndarray | None:
         """The item vectors a vector source searches (``dense/*``, ``visual/*``), else None."""

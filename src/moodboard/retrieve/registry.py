@@ -7,6 +7,7 @@ folder names.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from moodboard.data import Catalog
@@ -18,6 +19,7 @@ from moodboard.retrieve.interests import UserInterests
 from moodboard.retrieve.lexical import BM25Source
 from moodboard.retrieve.popular import PopularSource
 from moodboard.retrieve.sequence import SequenceRecommender
+from moodboard.retrieve.text_image import TextImageSource
 from moodboard.retrieve.two_tower import TwoTower
 from moodboard.retrieve.walks import GraphWalks
 
@@ -28,6 +30,7 @@ SOURCES: dict[str, type[CandidateSource]] = {
         BM25Source,
         DenseSource,
         VisualSource,
+        TextImageSource,
         PopularSource,
         SequenceRecommender,
         GraphWalks,
@@ -76,3 +79,15 @@ def load_source(folder: Path | str, catalog: Catalog | None = None) -> Candidate
         If its kind is not registered.
     """
     return source_class(read_meta(Path(folder))["kind"]).load(folder, catalog)
+
+
+def attach_all(sources: Mapping[str, CandidateSource]) -> None:
+    """Link each loaded source to the others it searches (``CandidateSource.attach``).
+
+    Raises
+    ------
+    ConfigError
+        If a source needs one that is not among ``sources``.
+    """
+    for source in sources.values():
+        source.attach(sources)

@@ -50,7 +50,7 @@ from moodboard.rank import (
 from moodboard.rank.ltv import category_codes
 from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
-from moodboard.retrieve.registry import load_source
+from moodboard.retrieve.registry import attach_all, load_source
 from moodboard.serve.query_vectors import QueryVectors
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.autocomplete import Autocomplete
@@ -352,12 +352,18 @@ def load_sources(
     Raises
     ------
     InputError
-        If a listed source's files are missing or unreadable, or its catalog size differs.
+        If a listed source's files are missing or unreadable, or its catalog size differs, or
+        one searches another the version lacks.
     """
-    return {
+    sources = {
         name: load_source(_required(path, manifest, name), catalog)
         for name in listed_sources(manifest)
     }
+    try:
+        attach_all(sources)
+    except ConfigError as exc:
+        raise InputError(f"The sources of {path} do not fit together: {exc}") from exc
+    return sources
 
 
 def _required(path: Path, manifest: dict[str, Any], name: str) -> Path:

@@ -28,6 +28,7 @@ from moodboard.retrieve.fuse import round_robin
 from moodboard.surfaces.recent import rank_query
 from moodboard.surfaces.related import neighbour_probes
 from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv
+from moodboard.surfaces.search import attributes_first
 from moodboard.surfaces.steps import register_blend, register_prepare
 
 __all__ = ["blend_dedup", "cluster_board", "prepare_board", "round_robin"]
@@ -136,8 +137,10 @@ def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
 def blend_dedup(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
     """Near-identical images dropped (cosine >= ``dedup_threshold`` in ``dedup_source``),
     keeping the better-ranked one; the request's ``anchors`` (a board's items) count as
-    kept."""
+    kept. The attribute words of a composed visual query ("like this, but red") then put the
+    items with every named value first (``search.attributes_first``)."""
     cfg = env.config
     dedup = env.item_vectors(cfg.dedup_source)
     anchors = prepared.context.get("anchors")
-    return dedup_images(retrieved.main, dedup, cfg.dedup_threshold, anchors, need)
+    cand = dedup_images(retrieved.main, dedup, cfg.dedup_threshold, anchors, need)
+    return attributes_first(cand, retrieved, prepared, env)  # a composed visual query's words

@@ -128,7 +128,9 @@ def prepare_search(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         attrs = {**named, **(f.attributes if f is not None else {})}  # the request's own win
         narrowed = (f or ItemFilter()).model_copy(update={"attributes": attrs})
         lists[ATTRIBUTES_LIST] = {
-            n: Probe(replace(p.query, item_filter=narrowed)) for n, p in probes.items()
+            n: Probe(replace(p.query, item_filter=narrowed))
+            for n, p in probes.items()
+            if n not in cfg.main_list_only
         }
     modules, rows, ms = explore_modules(parsed, query_text, request, env, q, named)
     if modules:  # a broad query: its rows of sub-searches, ranked with the grid
@@ -198,16 +200,26 @@ def blend_boost(retrieved: Retrieved, prepared: Prepared, need: int, env: Surfac
     A broad query's page then starts with the rows of its sub-searches
     (``search_modules.compose_explore``).
     """
-    cfg = env.config
     cand = _boosted(retrieved.main, prepared, env)
-    named = prepared.context.get(ATTRIBUTES_LIST) or {}
-    if cfg.attribute_first and named:
-        more = retrieved.lists.get(ATTRIBUTES_LIST)
-        if more is not None and len(more):
-            cand = concat(cand, more.exclude(cand.items))
-        tiers = match_tiers(cand.items, named, env)
-        cand = cand.take(np.argsort(tiers, kind="stable"))
+    if env.config.attribute_first:
+        cand = attributes_first(cand, retrieved, prepared, env)
     return compose_explore(cand, retrieved, prepared, env)
+
+
+def attributes_first(
+    cand: Candidates, retrieved: Retrieved, prepared: Prepared, env: SurfaceEnv
+) -> Candidates:
+    """``cand`` with the items of the filtered probe (``lists["attributes"]``) after it, the
+    items with every value the query names (``context["attributes"]``) first, unisex ones
+    next where it names a gender, then the rest, each group in its order; as it is when the
+    query names none."""
+    named = prepared.context.get(ATTRIBUTES_LIST) or {}
+    if not named:
+        return cand
+    more = retrieved.lists.get(ATTRIBUTES_LIST)
+    if more is not None and len(more):
+        cand = concat(cand, more.exclude(cand.items))
+    return cand.take(np.argsort(match_tiers(cand.items, named, env), kind="stable"))
 
 
 def _boosted(cand: Candidates, prepared: Prepared, env: SurfaceEnv) -> Candidates:

@@ -176,7 +176,10 @@ def explore_modules(
         mod = Module(f"{SUB_SEARCH}:{leaf}", SUB_SEARCH, leaf, score, query=sub)
         mods.append(mod)
         probes[mod.id] = {
-            n: Probe(q) for n in env.config.sources if vec is not None or not n.startswith("dense/")
+            n: Probe(q)
+            for n in env.config.sources
+            if (vec is not None or not n.startswith("dense/"))
+            and n not in env.config.main_list_only
         }
     return tuple(mods), probes, ms
 

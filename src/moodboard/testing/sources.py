@@ -39,6 +39,7 @@ FAST_CONFIGS: dict[str, dict[str, Any]] = {
     },
     "user_interests": {"dim": 4, "n_candidates": 10},
     "als": {"factors": 4, "iterations": 2, "threads": 1},
+    "dense/text_image": {"index": None, "epochs": 3, "batch_size": 16},
 }
 
 _COLOURS = ("red", "blue", "green", "black", "white")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -25,6 +25,8 @@ from moodboard.serve.routes.common import (
     run_surface,
     user_or_none,
 )
+from moodboard.surfaces import SurfaceResult
+from moodboard.surfaces.visual import COMPOSED
 
 router = APIRouter(tags=["surfaces"])
 
@@ -35,6 +37,33 @@ def _crop(crop: str | None) -> tuple[int, int, int, int] | None:
         return None
     x, y, w, h = parse_ints(crop, "crop", 4, "x,y,w,h such as 10,20,200,300")
     return x, y, w, h
+
+
+def _text(text: str | None) -> str | None:
+    """The refining words, or None; text without a letter or digit is refused."""
+    if text is None or not text.strip():
+        return None
+    if not any(c.isalnum() for c in text):
+        raise InputError(
+            f"The 'text' parameter must hold a word (e.g. 'in red'). Got {text[:40]!r} instead."
+        )
+    return text.strip()
+
+
+def _composed(explain: bool) -> Any:
+    """The page's ``query`` key of a composed query (the words, what they name, the text's
+    weight; the parse too with ``explain``); none for a photo alone."""
+
+    def extra(res: SurfaceResult) -> dict[str, Any] | None:
+        ctx = res.prepared.context if res.prepared is not None else {}
+        if COMPOSED not in ctx:
+            return None
+        query = dict(ctx[COMPOSED])
+        if explain:
+            query["parsed"] = ctx["parsed"].model_dump(mode="json")
+        return {"query": query}
+
+    return extra
 
 
 _SLOTS_LOCK = threading.Lock()
@@ -62,6 +91,10 @@ def visual_search(
         str | None, Form(max_length=100, description="x,y,w,h in pixels of the image.")
     ] = None,
     category: Annotated[str | None, Form(max_length=200)] = None,
+    text: Annotated[
+        str | None,
+        Form(max_length=200, description='Words that refine the photo ("in red", "for men").'),
+    ] = None,
     k: Annotated[int, Form()] = 24,
     user: Annotated[str | None, Form(max_length=200)] = None,
     explain: Annotated[bool, Form()] = False,
@@ -90,7 +123,9 @@ def visual_search(
     user = user_or_none(user)
     p = PageParams(k, 0, user, explain, arms_of(request, user), started)
     try:
-        req, res = run_surface(engine, "visual", p, image=data, crop=box, item_filter=f)
+        req, res = run_surface(
+            engine, "visual", p, image=data, crop=box, item_filter=f, query=_text(text)
+        )
     finally:
         slots.release()
-    return respond_surface(request, engine, req, res, p)
+    return respond_surface(request, engine, req, res, p, extra=_composed(p.explain))

@@ -8,6 +8,7 @@ from moodboard.cli import (  # noqa: F401 (the verbs)
     evaluate_autocomplete,
     evaluate_broad,
     evaluate_ope,
+    evaluate_visual,
     experiment,
     experiment_stats,
     simulate,

@@ -53,7 +53,9 @@ def main() -> None:
         args.views,
         time.perf_counter() - t0,
     )
-    cfg = VisualHeadConfig(epochs=args.epochs, max_seconds=1800, seed=args.seed, validation=0.1)
+    cfg = VisualHeadConfig(
+        epochs=args.epochs, learning_rate=1e-3, max_seconds=1800, seed=args.seed, validation=0.1
+    )
     labels = {k: v[rows] for k, v in catalog_labels(catalog, cfg.attributes).items()}
     head = VisualHead(cfg).fit(clean, views, labels)
     head.metrics |= {

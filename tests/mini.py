@@ -73,7 +73,9 @@ def mini_settings() -> Settings:
     s.surfaces = s.surfaces.model_copy(update={"feed": feed})
     multihead = s.rank.multihead.model_copy(update={"max_rows": 20_000, "epochs": 4})
     s.rank = s.rank.model_copy(update={"multihead": multihead})
-    s.visual_head = s.visual_head.model_copy(update={"epochs": 10, "max_seconds": 8.0})
+    s.visual_head = s.visual_head.model_copy(
+        update={"epochs": 10, "max_seconds": 8.0, "max_items": 500}
+    )
     return s
 
 

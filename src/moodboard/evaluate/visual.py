@@ -92,13 +92,14 @@ def query_uploads(paths: list[str], seed: int) -> dict[str, list[bytes]]:
 def served_scores(
     surface: Any, uploads: list[bytes], ids: list[str], types: np.ndarray, catalog: Catalog, k: int
 ) -> dict[str, float]:
-    """1-NN and precision@k of pages the visual chain serves for ``uploads`` (own item out)."""
+    """1-NN and precision@k of pages the visual chain serves for ``uploads``: ``k + 1``
+    results asked, the query product itself left out."""
     nn1, prec, ms = [], [], []
     for blob, item in zip(uploads, ids, strict=True):
         t0 = time.perf_counter()
-        page = surface(Request(surface="visual", image=blob, k=k, exclude=(item,)))
+        page = surface(Request(surface="visual", image=blob, k=k + 1))
         ms.append((time.perf_counter() - t0) * 1e3)
-        got = catalog.ids.indices(page.item_ids[:k])
+        got = catalog.ids.indices([i for i in page.item_ids if i != item][:k])
         want = types[catalog.ids.index(item)]
         hits = types[got] == want
         nn1.append(bool(hits[0]) if len(hits) else False)

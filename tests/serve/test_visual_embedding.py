@@ -21,8 +21,8 @@ from moodboard.understand.cache import content_key
 from moodboard.understand.visual_head import WEIGHTS_FILE
 
 #: 1-NN article type of photo-like views through the mini engine's visual chain: measured
-#: 0.__ on this sample (see the README's visual search section); the floor sits under it.
-NN1_FLOOR = 0.7
+#: 0.875 on this sample of 48 (2026-12-06); the floor sits under it (one query is 0.02).
+NN1_FLOOR = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_build_adapts_the_head_and_records_it(engine: Engine) -> None:
     head = entry["visual_head"]
     assert head["adapted"] is True and head["head"] in {"adapted", "general"}
     m = head["metrics"]
-    assert m["views"] >= 1000 and m["tasks"]["category"] >= 10  # the mini engine's 16 types
+    assert m["views"] == 500 and m["tasks"]["category"] >= 10  # mini_settings: 500 items
     assert m["pairs"] > 0  # co-engaged items from the logs are positives
     assert m["loss"] < m["loss_first"]
     assert 0 <= m["val_1nn_init"] <= 1 and 0 <= m["val_1nn"] <= 1

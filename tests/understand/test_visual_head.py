@@ -63,7 +63,7 @@ def _toy(n: int = 240, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, ...
 
 def test_head_learns_the_classes_and_round_trips(tmp_path: Path) -> None:
     clean, views, y = _toy()
-    cfg = VisualHeadConfig(epochs=15, batch_size=64, validation=0.2, seed=3)
+    cfg = VisualHeadConfig(epochs=15, batch_size=64, learning_rate=1e-3, validation=0.2, seed=3)
     head = VisualHead(cfg).fit(clean, views, {"category": y})
     m = head.metrics
     assert m["loss"] < m["loss_first"] and m["validation_items"] == 48

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from moodboard.build.complements import workspace_complements
 from moodboard.build.context import BuildContext
 from moodboard.build.layout import HAS_IMAGE_FILE, PRODUCTS_FILE, part, part_path
+from moodboard.build.visual import VISUAL_VECTORS, build_head
 from moodboard.ingest.workspace import product_from_row
 from moodboard.pipelines import connect as connect_engine
 from moodboard.pipelines import popularity_table
@@ -136,7 +137,9 @@ class DenseStep(SourceStep):
 
 
 class VisualStep(SourceStep):
-    """``visual/image``: the vector index of the product images (none without images)."""
+    """``visual/image``: the vector index of the product images (none without images): the
+    learned visual head (``build.visual``) applied to the backbone's features, and the head
+    saved next to the index so serving embeds uploads the same way."""
 
     name = "visual/image"
 
@@ -147,14 +150,21 @@ class VisualStep(SourceStep):
         images = ctx.images
         if images is None:
             return {}
-        visual = self.fit(TrainingData(catalog=ctx.catalog, item_features={"image": images[0]}))
+        backbone, has = images
+        head, head_entry = build_head(ctx, backbone, has, ctx.settings.visual_head)
+        vectors = backbone if head is None else head(backbone)
+        ctx.shared[VISUAL_VECTORS] = (vectors, has)
+        visual = self.fit(TrainingData(catalog=ctx.catalog, item_features={"image": vectors}))
         self._saved(visual, out)
-        np.save(out / self.folder / HAS_IMAGE_FILE, images[1])
+        np.save(out / self.folder / HAS_IMAGE_FILE, has)
+        if head is not None:
+            head.save(out / self.folder)
         return {
             self.name: {
                 "path": self.folder,
-                "images": int(images[1].sum()),
-                "dim": int(images[0].shape[1]),
+                "images": int(has.sum()),
+                "dim": int(vectors.shape[1]),
+                "visual_head": head_entry,
             }
         }
 

@@ -9,6 +9,7 @@ from moodboard.cli import (  # noqa: F401 (the verbs)
     evaluate_broad,
     evaluate_ope,
     evaluate_text_image,
+    evaluate_visual,
     experiment,
     experiment_stats,
     simulate,

@@ -53,6 +53,7 @@ from moodboard.config.surfaces import (
 )
 from moodboard.experiment.search_config import SearchAnalyticsConfig
 from moodboard.experiment.spec import ExperimentSettings
+from moodboard.understand.visual_head import VisualHeadConfig
 
 __all__ = [
     "AutocompleteConfig",
@@ -89,6 +90,7 @@ __all__ = [
     "SurfacesSettings",
     "TwoTowerConfig",
     "VisualConfig",
+    "VisualHeadConfig",
     "VisualIndexConfig",
     "WalksConfig",
     "config_path",
@@ -301,6 +303,7 @@ class Settings(BaseSettings):
     autocomplete: AutocompleteConfig = AutocompleteConfig()
     experiment: ExperimentSettings = ExperimentSettings()
     search_analytics: SearchAnalyticsConfig = SearchAnalyticsConfig()
+    visual_head: VisualHeadConfig = VisualHeadConfig()
 
     @classmethod
     def settings_customise_sources(

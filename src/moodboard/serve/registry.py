@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +32,6 @@ from moodboard.data import Catalog
 from moodboard.data import columns as C
 from moodboard.errors import ConfigError, InputError, NotFoundError
 from moodboard.ingest import Workspace
-from moodboard.media import MAX_PIXELS
 from moodboard.rank import (
     FEATURES,
     LAMBDAMART,
@@ -51,6 +49,7 @@ from moodboard.rank.ltv import category_codes
 from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import attach_all, load_source
+from moodboard.serve.image_space import SharedImageEncoder, load_visual_head
 from moodboard.serve.query_vectors import QueryVectors
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.autocomplete import Autocomplete
@@ -63,35 +62,6 @@ from moodboard.surfaces.search_modules import INTENT
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
-
-
-class SharedImageEncoder:
-    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe).
-
-    Parameters
-    ----------
-    max_pixels
-        Most pixels of an uploaded image, checked before decoding (``serve.max_image_pixels``).
-    """
-
-    def __init__(self, max_pixels: int = MAX_PIXELS) -> None:
-        self.max_pixels = max_pixels
-        self._lock = threading.Lock()
-        self._encoder: ImageEncoder | None = None
-
-    def get(self) -> ImageEncoder:
-        """The encoder (its model loads on its first image)."""
-        with self._lock:
-            if self._encoder is None:
-                self._encoder = ImageEncoder()
-            return self._encoder
-
-    def encode_upload(
-        self, blob: bytes, crop: tuple[int, int, int, int] | None = None
-    ) -> np.ndarray:
-        """``ImageEncoder.encode_upload`` of the shared encoder (raises ``InputError``)."""
-        return self.get().encode_upload(blob, crop, self.max_pixels)
-
 
 _log = logging.getLogger(__name__)
 
@@ -218,7 +188,9 @@ class Engine:
         graph = part_path(path, manifest, QUERY_GRAPH)
         found = part_path(path, manifest, "surfaces/autocomplete")
         autocomplete = Autocomplete.load(found, settings.autocomplete) if found else None
-        images = SharedImageEncoder(settings.serve.max_image_pixels)
+        images = SharedImageEncoder(
+            settings.serve.max_image_pixels, load_visual_head(path, manifest)
+        )
         resources = {
             "understand": understand,
             INTENT: understand.intent_distribution,

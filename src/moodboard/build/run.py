@@ -36,6 +36,7 @@ from moodboard.build.steps import (
     UnderstandStep,
     VisualStep,
 )
+from moodboard.build.visual_category import VisualCategoryStep
 from moodboard.config import Settings, load_settings
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
@@ -55,6 +56,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         LexicalStep(config("lexical/bm25")),
         DenseStep(config("dense/text")),
         VisualStep(config("visual/image")),
+        VisualCategoryStep(config("visual/category")),
         PopularStep(config("popular/trending")),
         ComplementsStep(),
         HistoriesStep(),

@@ -14,6 +14,8 @@ from moodboard.config.models import (
     WalksConfig,
     _Frozen,
 )
+from moodboard.understand.categorize import CategoryConfig
+from moodboard.understand.detect import DetectorConfig
 
 
 class _Chain(_Frozen):
@@ -155,11 +157,15 @@ class VisualConfig(_Chain):
     """Visual search: an uploaded photo (optionally cropped) -> image neighbours."""
 
     prepare: str = "prepare/visual"
-    blend: str = "blend/dedup"
+    blend: str = "blend/visual"
     sources: tuple[str, ...] = ("visual/image",)
     per_source: int = Field(default=100, ge=1)
     dedup_source: str = "visual/image"
     dedup_threshold: float | None = Field(default=None, gt=0, le=1)
+    #: Items per detected object's row (``objects[].items``).
+    object_items: int = Field(default=8, ge=1, le=50)
+    detect: DetectorConfig = DetectorConfig()
+    category: CategoryConfig = CategoryConfig()
 
 
 class BoardConfig(_Chain):

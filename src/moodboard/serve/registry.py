@@ -7,6 +7,7 @@ gives it (``build.layout``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 import lightgbm
 import numpy as np
 import pyarrow.parquet as pq
+from PIL import Image
 
 from moodboard.build.layout import (
     HAS_IMAGE_FILE,
@@ -60,6 +62,9 @@ from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
 from moodboard.surfaces.related_searches import QUERY_GRAPH
 from moodboard.surfaces.search_modules import INTENT
+from moodboard.surfaces.visual import CATEGORY, DETECT
+from moodboard.understand.categorize import CategoryClassifier
+from moodboard.understand.detect import ObjectDetector, look_at
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -91,6 +96,10 @@ class SharedImageEncoder:
     ) -> np.ndarray:
         """``ImageEncoder.encode_upload`` of the shared encoder (raises ``InputError``)."""
         return self.get().encode_upload(blob, crop, self.max_pixels)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Unit rows in the ``visual/image`` space of decoded images (crops of one photo)."""
+        return self.get().encode_images(images)
 
 
 _log = logging.getLogger(__name__)
@@ -219,12 +228,20 @@ class Engine:
         found = part_path(path, manifest, "surfaces/autocomplete")
         autocomplete = Autocomplete.load(found, settings.autocomplete) if found else None
         images = SharedImageEncoder(settings.serve.max_image_pixels)
+        found = part_path(path, manifest, "visual/category")
+        visual = settings.surfaces.visual
+        detect = ObjectDetector(visual.detect)
+        look = functools.partial(
+            look_at, detector=detect, embed=images.embed_images, max_pixels=images.max_pixels
+        )
         resources = {
             "understand": understand,
             INTENT: understand.intent_distribution,
             "encode": QueryVectors(enc),
             "complements": complements,
             "encode_upload": images.encode_upload,
+            DETECT: look if visual.detect.enabled else None,
+            CATEGORY: CategoryClassifier.load(found, visual.category) if found else None,
             "histories": histories,
             ENGAGEMENT: engagement,
             QUERY_GRAPH: QueryGraph.load(graph) if graph else None,

@@ -1,32 +1,109 @@
-"""The visual search surface's step: ``prepare/visual`` (an uploaded photo, optionally
-cropped -> its image vector).
+"""The visual search surface's steps: ``prepare/visual`` (an uploaded photo -> its image vector,
+its predicted category and the objects in it) and ``blend/visual``.
 
 The chain: decode the upload and crop it (``understand.upload``, the ``encode_upload``
 resource), embed it with the image encoder (never cached: uploads are one-off), search the
 ``visual/*`` sources within the optional filter, fuse, optionally drop near-identical images
 (``blend/dedup``), and fill the page from the fallback sources.
+
+Without a crop, when the engine has a detector (``detect_photo``), the photo is decoded once,
+its objects are found (``understand.detect``), the whole photo and each object's crop are
+embedded in one batch (``embed_images``), and each object is searched as a further list of the
+same chain (``object/<i>``), its row kept by ``blend/visual`` in the ``objects`` of the
+prepared context. The category classifier (``image_category``) predicts the category of the
+photo and of each object: at least ``filter_confidence`` sure it filters, at least
+``boost_confidence`` sure it boosts; a category the client asked for wins.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from moodboard.data import Request
+from moodboard.blend.boosts import boost_matches
+from moodboard.blend.dedup import dedup_images
+from moodboard.data import Candidates, ItemFilter, Request
 from moodboard.retrieve import SourceQuery
 from moodboard.surfaces.recent import rank_query
-from moodboard.surfaces.runner import Prepared, Probe, SurfaceEnv
-from moodboard.surfaces.steps import register_prepare
+from moodboard.surfaces.runner import Prepared, Probe, Retrieved, SurfaceEnv, SurfaceResult
+from moodboard.surfaces.steps import register_blend, register_prepare
+from moodboard.understand.categorize import CategoryClassifier, CategoryConfig
+from moodboard.understand.detect import PhotoLook
 
 #: Embeds one upload: ``(bytes, crop or None) -> (dim,)`` unit vector; raises ``InputError``.
 EncodeUpload = Callable[[bytes, tuple[int, int, int, int] | None], np.ndarray]
+#: The resource that finds objects: ``bytes -> PhotoLook`` (raises ``InputError``).
+DETECT = "detect_photo"
+#: The resource of the image category classifier (``CategoryClassifier``).
+CATEGORY = "image_category"
+
+
+@dataclass(frozen=True)
+class Guess:
+    """A predicted category, its probability and how it was applied: ``filter``, ``boost``,
+    ``none`` (not sure enough) or ``client`` (the request named a category)."""
+
+    category: str
+    confidence: float
+    applied: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of ``?explain=1``."""
+        return {"category": self.category, "confidence": round(self.confidence, 4)} | {
+            "applied": self.applied
+        }
+
+
+@dataclass
+class FoundObject:
+    """One detected object: its box, objectness, category guess and (after ``blend/visual``)
+    its row of items."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    guess: Guess | None
+    items: Candidates | None = None
+
+
+def _guess(clf: CategoryClassifier | None, vectors: np.ndarray, client: bool) -> list[Guess | None]:
+    if clf is None or len(vectors) == 0:
+        return [None] * len(vectors)
+    cfg: CategoryConfig = clf.config
+    out: list[Guess | None] = []
+    for cat, p in clf.predict(vectors):
+        if client:
+            applied = "client"
+        elif p >= cfg.filter_confidence:
+            applied = "filter"
+        elif p >= cfg.boost_confidence:
+            applied = "boost"
+        else:
+            applied = "none"
+        out.append(Guess(cat, p, applied))
+    return out
+
+
+def _filter(base: ItemFilter | None, guess: Guess | None) -> ItemFilter | None:
+    """``base`` and, for a guess applied as a filter, its category."""
+    if guess is None or guess.applied != "filter":
+        return base
+    base = base or ItemFilter()
+    attrs = dict(base.attributes) | {"category": (guess.category,)}
+    return base.model_copy(update={"attributes": attrs})
+
+
+def _has_category(f: ItemFilter | None) -> bool:
+    return f is not None and "category" in f.attributes
 
 
 @register_prepare("prepare/visual")
 def prepare_visual(request: Request, need: int, env: SurfaceEnv) -> Prepared:
-    """Embed ``request.image`` (cropped to ``request.crop``) and ask the image-space sources.
+    """Embed ``request.image`` (cropped to ``request.crop``) and ask the image-space sources;
+    without a crop, also find the objects in it and ask the sources for each.
 
     Raises
     ------
@@ -35,19 +112,80 @@ def prepare_visual(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         an image: send a JPEG, PNG or WebP") or the crop box is not inside it.
     """
     t0 = time.perf_counter()
-    encode: EncodeUpload = env.resources["encode_upload"]
-    vector = encode(request.image or b"", request.crop)
-    timings = {"encode": (time.perf_counter() - t0) * 1e3}
+    detect = env.resources.get(DETECT)
+    timings: dict[str, float] = {}
+    if request.crop is None and detect is not None:
+        look: PhotoLook = detect(request.image or b"")
+        timings |= look.timings_ms
+    else:
+        encode: EncodeUpload = env.resources["encode_upload"]
+        look = PhotoLook(encode(request.image or b"", request.crop))
+    timings["encode"] = (time.perf_counter() - t0) * 1e3
     f = request.item_filter
     f = None if f is None or f.is_empty() else f
-    query = SourceQuery(vector=vector, item_filter=f)
-    probes = {
-        name: Probe(query) for name in env.config.sources if env.item_vectors(name) is not None
+    clf: CategoryClassifier | None = env.resources.get(CATEGORY)
+    vectors = np.vstack([look.vector[None], look.object_vectors.reshape(-1, len(look.vector))])
+    guesses = _guess(clf, vectors, _has_category(f))
+    main_filter = _filter(f, guesses[0])
+    names = [n for n in env.config.sources if env.item_vectors(n) is not None]
+    probes = {n: Probe(SourceQuery(vector=look.vector, item_filter=main_filter)) for n in names}
+    objects = [
+        FoundObject(box, score, g)
+        for box, score, g in zip(look.boxes, look.scores, guesses[1:], strict=True)
+    ]
+    lists = {
+        f"object/{i}": {
+            n: Probe(SourceQuery(vector=v, item_filter=_filter(f, o.guess))) for n in names
+        }
+        for i, (o, v) in enumerate(zip(objects, look.object_vectors, strict=False))
     }
     return Prepared(
         probes,
         max(env.config.per_source, need),
-        item_filter=f,
+        lists=lists,
+        list_depth=max(4 * env.config.object_items, 20),
+        item_filter=main_filter,
         rank=rank_query(request, env.resources),
+        context={"category": guesses[0], "objects": objects},
         timings_ms=timings,
     )
+
+
+def _boosted(cand: Candidates, guess: Guess | None, env: SurfaceEnv) -> Candidates:
+    """``cand`` with the items of a guess applied as a boost multiplied (``boost``)."""
+    if guess is None or guess.applied != "boost" or len(cand) == 0:
+        return cand
+    leaf = env.memo("leaf_category", env.catalog.leaf_category)
+    matches = leaf[cand.items] == guess.category
+    clf: CategoryClassifier = env.resources[CATEGORY]
+    return boost_matches(cand, matches, clf.config.boost)
+
+
+@register_blend("blend/visual")
+def blend_visual(
+    retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv
+) -> Candidates:
+    """The predicted category's boost, then near-identical images dropped (``blend/dedup``),
+    for the photo's list and for each object's row (kept in the context's ``objects``)."""
+    cfg = env.config
+    dedup = env.item_vectors(cfg.dedup_source)
+    empty = Candidates.empty()
+    objects: Sequence[FoundObject] = prepared.context.get("objects", ())
+    for i, obj in enumerate(objects):
+        row = _boosted(retrieved.lists.get(f"object/{i}", empty), obj.guess, env)
+        kept = dedup_images(row, dedup, cfg.dedup_threshold, None, cfg.object_items)
+        obj.items = kept.head(cfg.object_items)
+    main = _boosted(retrieved.main, prepared.context.get("category"), env)
+    return dedup_images(main, dedup, cfg.dedup_threshold, None, need)
+
+
+def found_objects(res: SurfaceResult) -> list[FoundObject]:
+    """The objects a visual search found, each with its row (empty with a crop)."""
+    if res.prepared is None:
+        return []
+    return list(res.prepared.context.get("objects", ()))
+
+
+def image_category(res: SurfaceResult) -> Guess | None:
+    """The predicted category of the photo (None without a classifier)."""
+    return None if res.prepared is None else res.prepared.context.get("category")

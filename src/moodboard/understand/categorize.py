@@ -116,15 +116,27 @@ class CategoryClassifier:
         model = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter)
         model.fit(x[rows[~test]], y[~test])
         self.classes = [classes[i] for i in model.classes_]
-        self.weights = model.coef_.T.astype(np.float32)
-        self.bias = model.intercept_.astype(np.float32)
-        acc = float(model.score(x[rows[test]], y[test])) if test.any() else None
+        coef, bias = model.coef_, model.intercept_
+        if len(coef) == 1:  # two classes: one logit, the second's against a first at zero
+            coef, bias = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, bias]
+        self.weights, self.bias = coef.T.astype(np.float32), bias.astype(np.float32)
         self.metrics = {
             "classes": len(self.classes),
             "train": int((~test).sum()),
             "held_out": int(test.sum()),
-            "accuracy": acc,
+            "accuracy": None,
         }
+        if test.any():  # and how often a prediction sure enough to filter is right
+            p = model.predict_proba(x[rows[test]])
+            right, sure = (
+                p.argmax(axis=1) == np.searchsorted(model.classes_, y[test]),
+                (p.max(axis=1) >= cfg.filter_confidence),
+            )
+            self.metrics |= {
+                "accuracy": float(right.mean()),
+                "filtered_share": float(sure.mean()),
+                "filtered_accuracy": float(right[sure].mean()) if sure.any() else None,
+            }
         return self
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:

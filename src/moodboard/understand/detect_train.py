@@ -13,6 +13,7 @@ head as fp16 safetensors with those figures in its metadata.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from moodboard.understand.composites import Composite, Cutout, compose, cutout, split_of
 from moodboard.understand.detect import (
@@ -85,12 +86,33 @@ def _focal(logit: Any, heat: Any) -> Any:
     return (loss_pos.sum() + loss_neg.sum()) / pos.sum().clamp(min=1)
 
 
-def _features(photos: Sequence[Composite], size: int, batch: int = 32) -> Any:
+def photo_jitter(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """A composite as a camera might have taken it: brightness, contrast and colour balance
+    jittered, sometimes blurred, sometimes JPEG-compressed hard (training only)."""
+    x = image.astype(np.float32) * rng.uniform(0.7, 1.3) + rng.uniform(-30, 30)
+    x = (x - x.mean()) * rng.uniform(0.7, 1.3) + x.mean()
+    x *= rng.uniform(0.9, 1.1, 3)
+    im = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+    if rng.random() < 0.3:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+    if rng.random() < 0.3:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=int(rng.integers(30, 90)))
+        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return im
+
+
+def _features(
+    photos: Sequence[Composite], size: int, rng: np.random.Generator | None = None
+) -> Any:
     import torch
 
-    parts = []
+    parts, batch = [], 32
     for s in range(0, len(photos), batch):
-        imgs = [to_input(Image.fromarray(c.image), size) for c in photos[s : s + batch]]
+        imgs = [
+            to_input(Image.fromarray(c.image) if rng is None else photo_jitter(c.image, rng), size)
+            for c in photos[s : s + batch]
+        ]
         parts.append(feature_maps(np.stack(imgs)).to(torch.float16))
     return torch.cat(parts)
 
@@ -133,7 +155,7 @@ def train(
     train_photos = [compose(rng, pool) for _ in range(photos)]
     test_photos = [compose(rng, test_pool) for _ in range(held_out)]
     _log.info("%d + %d photos made in %.0f s", photos, held_out, time.perf_counter() - t0)
-    feats, test_feats = _features(train_photos, size), _features(test_photos, size)
+    feats, test_feats = _features(train_photos, size, rng), _features(test_photos, size)
     target = torch.from_numpy(np.stack([targets(c, grid) for c in train_photos]))
     _log.info("features in %.0f s", time.perf_counter() - t0)
     head = make_head(hidden)

@@ -62,8 +62,8 @@ def test_a_photo_of_three_products_lists_each_with_its_own_row(
             match = [o for o in objects if iou(b, o["box"]) >= 0.5]
             detected += bool(match)
             found += any(ids[p] in [i["id"] for i in o["items"]] for o in match)
-    assert detected / pasted >= 0.6, (detected, pasted)  # measured 0.83 (18 pasted)
-    assert found / max(detected, 1) >= 0.5, (found, detected)
+    assert detected / pasted >= 0.6, (detected, pasted)  # measured 13 of 18
+    assert found / max(detected, 1) >= 0.5, (found, detected)  # measured 9 of 13
 
 
 def test_a_crop_searches_only_it_and_lists_no_objects(client: TestClient, engine: Engine) -> None:

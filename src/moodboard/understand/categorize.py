@@ -60,9 +60,9 @@ class CategoryConfig(BaseModel):
     held_out: float = Field(default=0.2, ge=0, lt=1)
     c: float = Field(default=1.0, gt=0)
     max_iter: int = Field(default=200, ge=10)
-    filter_confidence: float = Field(default=0.7, gt=0, le=1)
-    boost_confidence: float = Field(default=0.3, ge=0, le=1)
-    boost: float = Field(default=0.5, ge=0)
+    filter_confidence: float = Field(default=0.9, gt=0, le=1)
+    boost_confidence: float = Field(default=0.5, ge=0, le=1)
+    boost: float = Field(default=0.2, ge=0)
     seed: int = 0
 
 

@@ -98,8 +98,9 @@ def _collage(rng: np.random.Generator, h: int, w: int, pool: Sequence[Cutout]) -
 def background(rng: np.random.Generator, h: int, w: int, pool: Sequence[Cutout]) -> np.ndarray:
     """A ``h x w x 3`` uint8 background: plain, gradient, noise, pattern or blurred collage."""
     kind = rng.integers(5)
-    if kind == 0:
-        return np.broadcast_to(rng.integers(0, 256, 3).astype(np.uint8), (h, w, 3)).copy()
+    if kind == 0:  # a plain colour, near-white a third of the time (as catalog shots are)
+        colour = rng.integers(235, 256, 3) if rng.random() < 1 / 3 else rng.integers(0, 256, 3)
+        return np.broadcast_to(colour.astype(np.uint8), (h, w, 3)).copy()
     if kind == 1:
         return _gradient(rng, h, w).copy()
     if kind == 2:
@@ -157,7 +158,8 @@ def compose(
     side_range: tuple[int, int] = (256, 480),
 ) -> Composite:
     """One synthetic photo of ``n_range`` products of ``pool`` (distinct), each 22-60% of the
-    canvas's shorter side, overlapping another by an IoU of at most 0.1."""
+    canvas's shorter side (a single product: 50-95%, as a shot of one product), overlapping
+    another by an IoU of at most 0.1."""
     h, w = (int(rng.integers(*side_range)) for _ in range(2))
     out = background(rng, h, w, pool)
     n = int(rng.integers(n_range[0], n_range[1] + 1))
@@ -169,7 +171,8 @@ def compose(
         if rng.random() < 0.5:
             c = Cutout(c.rgb[:, ::-1].copy(), c.mask[:, ::-1].copy())
         for _ in range(25):
-            s = rng.uniform(0.22, 0.6) * min(h, w) / max(c.rgb.shape[:2])
+            s = rng.uniform(*((0.5, 0.95) if n == 1 else (0.22, 0.6)))
+            s *= min(h, w) / max(c.rgb.shape[:2])
             bw, bh = c.rgb.shape[1] * s, c.rgb.shape[0] * s
             x, y = int(rng.uniform(0, w - bw)), int(rng.uniform(0, h - bh))
             if all(_iou((x, y, bw, bh), b) <= 0.1 for b in boxes):

@@ -3,7 +3,7 @@
 Run ``python -m moodboard.understand.detect_train [--images DIR] [--out FILE] [--photos N]
 [--epochs E]`` (``--images``: default ``$MOODBOARD_DATASETS/fashion-product-images-small/
 images``): it cuts out the products of the fashion catalog's train split
-(``composites.split_of``), makes ``N`` photos of 2-4 of them on varied backgrounds, runs the
+(``composites.split_of``), makes ``N`` photos of 1-4 of them on varied backgrounds, runs the
 frozen backbone once per photo, trains the head (CenterNet losses: penalty-reduced focal loss
 on a Gaussian objectness map, L1 on the centre offset and size at each object's cell), reports
 recall and precision at IoU 0.5 on photos of held-out (test split) products, and writes the
@@ -152,7 +152,7 @@ def train(
     t0 = time.perf_counter()
     pool = fashion_cutouts(images, "train", 4000, seed)
     test_pool = fashion_cutouts(images, "test", 800, seed + 1)
-    train_photos = [compose(rng, pool) for _ in range(photos)]
+    train_photos = [compose(rng, pool, (1, 4)) for _ in range(photos)]  # one: a catalog shot
     test_photos = [compose(rng, test_pool) for _ in range(held_out)]
     _log.info("%d + %d photos made in %.0f s", photos, held_out, time.perf_counter() - t0)
     feats, test_feats = _features(train_photos, size, rng), _features(test_photos, size)

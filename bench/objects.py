@@ -7,7 +7,7 @@ detect, embed the photo and each object's crop in one batch). Over HTTP against 
 ``moodboard serve`` on 127.0.0.1, at concurrency 1: ``/visual-search`` with detection (no
 crop) and with a crop (the first pasted product's box).
 
-Usage: ``python bench/visual.py [--workspace PATH] [--requests 200]`` (a built workspace;
+Usage: ``python bench/objects.py [--workspace PATH] [--requests 200]`` (a built workspace;
 without one it uses ``moodboard-workspace`` or builds the fashion catalog in a temp folder).
 """
 
@@ -85,7 +85,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     path = report(
-        "visual", rows, ["what", "concurrency", "requests", "p50_ms", "p99_ms", "rps", "errors"]
+        "objects", rows, ["what", "concurrency", "requests", "p50_ms", "p99_ms", "rps", "errors"]
     )
     print(f"wrote {path}")
 

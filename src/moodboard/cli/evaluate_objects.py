@@ -52,7 +52,11 @@ def evaluate_objects_cmd(
     for name, value in (
         ("recall of objects at IoU 0.5", report.recall_iou50),
         ("precision of detections at IoU 0.5", report.precision_iou50),
-        (f"detected objects whose row has the product in its top {k}", report.found_in_row),
+        (f"matched objects whose row has the product in its top {k}", report.found_in_row),
+        (
+            f"detected objects whose row has a pasted product in its top {k}",
+            report.found_of_detected,
+        ),
         (f"pasted products in the whole photo's top {k} (baseline)", report.whole_photo_found),
         ("detected objects whose category is right", report.category_accuracy),
     ):

@@ -5,8 +5,9 @@ Held-out photos: 2-4 products of the workspace's catalog from the test split
 their studio shots and pasted onto varied backgrounds (``understand.composites.compose``),
 saved as JPEG and sent to the engine's visual surface without a crop (what
 ``POST /visual-search`` runs). Reported: the recall of the pasted objects at IoU 0.5, the
-precision of the detections at IoU 0.5, the share of detected objects (matched to a pasted
-product) whose row holds that very product in its top ``k``, the share whose predicted
+precision of the detections at IoU 0.5, the share of detected objects matched to a pasted
+product (``found_in_row``) and of all detected objects (``found_of_detected``) whose row holds
+that very product in its top ``k``, the share whose predicted
 category is the product's, and, as the baseline, the share of pasted products found in the
 top ``k`` of the whole photo's results.
 """
@@ -36,6 +37,7 @@ class ObjectsReport:
     recall_iou50: float
     precision_iou50: float
     found_in_row: float
+    found_of_detected: float
     category_accuracy: float
     whole_photo_found: float
     k: int
@@ -128,6 +130,7 @@ def evaluate_objects(visual: Any, photos: int = 100, seed: int = 0) -> ObjectsRe
         recall_iou50=hit / max(pasted, 1),
         precision_iou50=right / max(detected, 1),
         found_in_row=found / max(matched, 1),
+        found_of_detected=found / max(detected, 1),
         category_accuracy=cat_ok / max(matched, 1),
         whole_photo_found=whole / max(pasted, 1),
         k=k,

@@ -144,5 +144,9 @@ def _decode(
     )
     factor = max(1, min(region[2] - region[0], region[3] - region[1]) // min_side)
     if factor > 1:  # PNG, WebP: shrink by whole factors (box averaging) before converting
-        return im.reduce(factor, box=region), width, height
+        try:
+            return im.reduce(factor, box=region), width, height
+        except ValueError:  # palette, 1-bit and 16-bit images: Pillow reduces no such mode
+            size = ((region[2] - region[0]) // factor, (region[3] - region[1]) // factor)
+            return im.resize(size, Image.Resampling.NEAREST, box=region), width, height
     return (im if box is None else im.crop(region)), width, height

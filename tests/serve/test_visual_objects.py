@@ -3,6 +3,7 @@ category as a filter or a boost (``?explain=1``); hostile uploads with detection
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -62,8 +63,8 @@ def test_a_photo_of_three_products_lists_each_with_its_own_row(
             match = [o for o in objects if iou(b, o["box"]) >= 0.5]
             detected += bool(match)
             found += any(ids[p] in [i["id"] for i in o["items"]] for o in match)
-    assert detected / pasted >= 0.6, (detected, pasted)  # measured 13 of 18
-    assert found / max(detected, 1) >= 0.5, (found, detected)  # measured 9 of 13
+    assert detected / pasted >= 0.7, (detected, pasted)  # measured 16 of 18
+    assert found / max(detected, 1) >= 0.7, (found, detected)  # measured 15 of 16
 
 
 def test_a_crop_searches_only_it_and_lists_no_objects(client: TestClient, engine: Engine) -> None:
@@ -104,6 +105,11 @@ def _encoded(im: Image.Image, fmt: str, **kw: object) -> bytes:
     return buf.getvalue()
 
 
+@functools.cache
+def _bomb() -> bytes:
+    return _encoded(Image.new("1", (20_000, 20_000)), "PNG")
+
+
 def _photo() -> Image.Image:
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8))
@@ -114,7 +120,7 @@ HOSTILE = {
     "PNG with alpha": lambda: _encoded(_photo().convert("RGBA"), "PNG"),
     "CMYK JPEG": lambda: _encoded(_photo().convert("CMYK"), "JPEG"),
     "1x1 pixel": lambda: _encoded(Image.new("RGB", (1, 1), "red"), "PNG"),
-    "20000 x 20000 bomb": lambda: _encoded(Image.new("1", (20_000, 20_000)), "PNG"),
+    "20000 x 20000 bomb": lambda: _bomb(),
     "large palette PNG": lambda: _encoded(Image.new("P", (2000, 1500), 3), "PNG"),
     "large 1-bit PNG": lambda: _encoded(Image.new("1", (2000, 1500), 1), "PNG"),
     "large 16-bit PNG": lambda: _encoded(Image.new("I;16", (2000, 1500), 900), "PNG"),

@@ -32,6 +32,7 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
 from moodboard.understand.effnet import load_model
 from moodboard.understand.image import _fit as fit_rgb
+from moodboard.understand.threads import run_batches
 from moodboard.understand.upload import decode_photo
 
 _log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class DetectorConfig(BaseModel):
         A box overlapping a better one by more than this IoU is dropped.
     min_side
         Least side of a returned box, in pixels of the photo.
+    threads
+        CPU threads of the detector's forward pass (torch's count is set for the call).
     weights
         The head's safetensors file; None: the one in the package.
     """
@@ -74,6 +77,7 @@ class DetectorConfig(BaseModel):
     max_objects: int = Field(default=4, ge=1, le=16)
     nms_iou: float = Field(default=0.5, gt=0, le=1)
     min_side: int = Field(default=16, ge=8)
+    threads: int = Field(default=1, ge=1)
     weights: str | None = None
 
 
@@ -217,7 +221,21 @@ class ObjectDetector:
         return head.eval()
 
     def detect(self, images: list[Image.Image]) -> list[list[Detection]]:
-        """The objects of each photo, best first (at most ``max_objects`` each).
+        """The objects of each photo, best first (at most ``max_objects`` each), on ``threads``
+        CPU threads.
+
+        Raises
+        ------
+        InputError
+            If an item is not a Pillow image that converts to RGB.
+        """
+        found: list[list[Detection]] = []
+        run_batches(lambda _: found.extend(self.detect_here(images)), [0], self._config.threads,
+                    False, "moodboard-detect")  # fmt: skip
+        return found
+
+    def detect_here(self, images: list[Image.Image]) -> list[list[Detection]]:
+        """``detect`` on torch's current threads (the caller set them).
 
         Raises
         ------
@@ -281,17 +299,28 @@ def look_at(
     t0 = time.perf_counter()
     image, width, height = decode_photo(blob, max_pixels, min_side)
     t1 = time.perf_counter()
-    found = detector(image)
-    t2 = time.perf_counter()
+    found: list[Detection] = []
+    crops: list[Image.Image] = []
+    vectors = np.empty(0)
+    times = [t1, t1]
+
+    def look(_: int) -> None:  # detect, then embed the photo and the crops, on one setting
+        nonlocal vectors
+        found.extend(detector.detect_here([image])[0])
+        times[0] = time.perf_counter()
+        crops.extend(image.crop((x, y, x + w, y + h)) for x, y, w, h in (d.box for d in found))
+        vectors = embed([image, *crops])
+        times[1] = time.perf_counter()
+
+    # on ``threads`` (one): next to busy processes, two OpenMP threads were 4-50x slower here
+    run_batches(look, [0], detector._config.threads, False, "moodboard-look")
+    t2, t3 = times
     sx, sy = width / image.width, height / image.height
-    boxes, crops = [], []
+    boxes = []
     for d in found:
         x, y, w, h = d.box
-        crops.append(image.crop((x, y, x + w, y + h)))
         bx, by = min(int(x * sx), width - 1), min(int(y * sy), height - 1)
         boxes.append((bx, by, min(round(w * sx), width - bx), min(round(h * sy), height - by)))
-    vectors = embed([image, *crops])
-    t3 = time.perf_counter()
     return PhotoLook(
         vectors[0],
         tuple(boxes),

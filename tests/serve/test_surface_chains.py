@@ -96,7 +96,7 @@ def test_explain_lists_the_stages_of_every_surface_in_order(
         ("prepare", "prepare/visual"),
         ("retrieve", "visual/image"),
         *TAIL,
-        ("blend", "blend/dedup"),
+        ("blend", "blend/visual"),
         ("fallback", "fallback/popular"),
     ]
 

@@ -13,6 +13,7 @@ Layout of a version::
     dense_text/           FAISS index + vectors of text embeddings (dense/text)
     visual_image/         FAISS index + vectors of image embeddings (visual/image), if images
     dense_text_image/     the text -> image head (.npy) of dense/text_image; searches visual_image
+    visual_category/      the image category classifier (weights.npy, bias.npy, classifier.json)
     popular/              time-decayed popularity (popular/trending)
     two_tower/ sequence/ graph_walks/ user_interests/  the feed's recommenders (folder: the
                           registry name with "/" as "_"); every source folder holds a source.json
@@ -53,6 +54,7 @@ from moodboard.surfaces.complements import Complements
 from moodboard.surfaces.compose import ItemEngagement
 from moodboard.surfaces.feed import UserHistories
 from moodboard.surfaces.query_graph import QueryGraph
+from moodboard.understand.categorize import CategoryClassifier
 from moodboard.understand.query import QueryUnderstanding
 
 #: The files every version holds, beside its components.
@@ -107,6 +109,12 @@ _PARTS = (
     _source("dense/text", "dense_text", lambda s: s.retrieve.dense),
     _source("visual/image", "visual_image", lambda s: s.retrieve.visual),
     _source("dense/text_image", "dense_text_image", lambda s: s.retrieve.text_image),
+    Part(
+        "visual/category",
+        "visual_category",
+        CategoryClassifier,
+        lambda s: s.surfaces.visual.category,
+    ),
     _source("popular/trending", "popular", lambda s: s.retrieve.popular),
     Part(
         "related/complements",

@@ -37,6 +37,7 @@ from moodboard.build.steps import (
     UnderstandStep,
     VisualStep,
 )
+from moodboard.build.visual_category import VisualCategoryStep
 from moodboard.config import Settings, load_settings
 from moodboard.errors import InputError
 from moodboard.ingest import Workspace
@@ -57,6 +58,7 @@ def build_steps(settings: Settings) -> list[BuildStep]:
         DenseStep(config("dense/text")),
         VisualStep(config("visual/image")),
         TextImageStep(config("dense/text_image")),
+        VisualCategoryStep(config("visual/category")),
         PopularStep(config("popular/trending")),
         ComplementsStep(),
         HistoriesStep(),

@@ -7,6 +7,7 @@ from moodboard.cli import (  # noqa: F401 (the verbs)
     evaluate_attrs,
     evaluate_autocomplete,
     evaluate_broad,
+    evaluate_objects,
     evaluate_ope,
     evaluate_text_image,
     evaluate_visual,

@@ -14,6 +14,8 @@ from moodboard.config.models import (
     WalksConfig,
     _Frozen,
 )
+from moodboard.understand.categorize import CategoryConfig
+from moodboard.understand.detect import DetectorConfig
 
 
 class _Chain(_Frozen):
@@ -167,7 +169,7 @@ class VisualConfig(_Chain):
     """
 
     prepare: str = "prepare/visual"
-    blend: str = "blend/dedup"
+    blend: str = "blend/visual"
     sources: tuple[str, ...] = ("visual/image",)
     per_source: int = Field(default=100, ge=1)
     dedup_source: str = "visual/image"
@@ -176,6 +178,10 @@ class VisualConfig(_Chain):
     text_weight: float = Field(default=2.0, ge=0, le=100)
     text_weight_named: float = Field(default=0.5, ge=0, le=100)
     attribute_first: bool = True
+    #: Items per detected object's row (``objects[].items``).
+    object_items: int = Field(default=8, ge=1, le=50)
+    detect: DetectorConfig = DetectorConfig()
+    category: CategoryConfig = CategoryConfig()
 
 
 class BoardConfig(_Chain):

@@ -7,6 +7,7 @@ gives it (``build.layout``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -59,6 +60,9 @@ from moodboard.surfaces.query_graph import QueryGraph
 from moodboard.surfaces.recent import BOTS, EVENTS_UNTIL
 from moodboard.surfaces.related_searches import QUERY_GRAPH
 from moodboard.surfaces.search_modules import INTENT
+from moodboard.surfaces.visual import CATEGORY, DETECT
+from moodboard.understand.categorize import CategoryClassifier
+from moodboard.understand.detect import ObjectDetector, look_at
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
 from moodboard.understand.text import TextEncoder
@@ -191,12 +195,20 @@ class Engine:
         images = SharedImageEncoder(
             settings.serve.max_image_pixels, load_visual_head(path, manifest)
         )
+        found = part_path(path, manifest, "visual/category")
+        visual = settings.surfaces.visual
+        detect = ObjectDetector(visual.detect)
+        look = functools.partial(
+            look_at, detector=detect, embed=images.embed_images, max_pixels=images.max_pixels
+        )
         resources = {
             "understand": understand,
             INTENT: understand.intent_distribution,
             "encode": QueryVectors(enc),
             "complements": complements,
             "encode_upload": images.encode_upload,
+            DETECT: look if visual.detect.enabled else None,
+            CATEGORY: CategoryClassifier.load(found, visual.category) if found else None,
             "histories": histories,
             ENGAGEMENT: engagement,
             QUERY_GRAPH: QueryGraph.load(graph) if graph else None,

@@ -61,6 +61,21 @@ def _upright_size(im: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+def decode_photo(
+    blob: bytes, max_pixels: int = MAX_PIXELS, min_side: int = 448
+) -> tuple[Image.Image, int, int]:
+    """The whole uploaded image decoded once for object detection, and the width and height
+    of the upright upload in its own pixels (the image may be reduced to no less than
+    ``min_side`` px: boxes found in it scale back by ``width / image.width``).
+
+    Raises
+    ------
+    InputError
+        As ``decode_upload``.
+    """
+    return _decode(blob, None, max_pixels, min_side)
+
+
 def decode_upload(
     blob: bytes,
     crop: Sequence[int] | None = None,
@@ -97,6 +112,13 @@ def decode_upload(
         If the bytes are not a JPEG, PNG or WebP Pillow decodes, the image has more than
         ``max_pixels`` pixels ("... send a JPEG, PNG or WebP ..."), or the crop box is invalid.
     """
+    return _decode(blob, crop, max_pixels, min_side)[0]
+
+
+def _decode(
+    blob: bytes, crop: Sequence[int] | None, max_pixels: int, min_side: int
+) -> tuple[Image.Image, int, int]:
+    """``decode_upload``, and the upright upload's width and height."""
     if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) == 0:
         what = "it is empty" if isinstance(blob, bytes | bytearray | memoryview) else type(blob)
         raise InputError(f"{_BAD} ({what})")
@@ -122,5 +144,9 @@ def decode_upload(
     )
     factor = max(1, min(region[2] - region[0], region[3] - region[1]) // min_side)
     if factor > 1:  # PNG, WebP: shrink by whole factors (box averaging) before converting
-        return im.reduce(factor, box=region)
-    return im if box is None else im.crop(region)
+        try:
+            return im.reduce(factor, box=region), width, height
+        except ValueError:  # palette, 1-bit and 16-bit images: Pillow reduces no such mode
+            size = ((region[2] - region[0]) // factor, (region[3] - region[1]) // factor)
+            return im.resize(size, Image.Resampling.NEAREST, box=region), width, height
+    return (im if box is None else im.crop(region)), width, height

@@ -1,5 +1,10 @@
 """``POST /visual-search``: products that look like a photo (or the cropped part of it).
 
+Without a crop the page also lists the objects found in the photo (``objects``: each one's
+``box`` as ``[x, y, w, h]`` in pixels of the upright upload, its ``category``, ``confidence``
+and ``items``); with a crop, ``objects`` is empty. ``?explain=1`` adds ``image_category``: the
+photo's predicted category, its confidence and whether it was applied as a filter or a boost.
+
 The upload is bounded (``serve.max_upload_mb``, ``serve.max_image_pixels``) and decodes are
 bounded too (``serve.max_concurrent_decodes``: past it, 503 with ``Retry-After``).
 """
@@ -8,15 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from moodboard.data import Candidates
 from moodboard.errors import InputError
+from moodboard.serve.pages import build_page
+from moodboard.serve.registry import Engine
 from moodboard.serve.routes.common import (
     PageParams,
     arms_of,
+    cards_of,
     check_k,
     engine_of,
     item_filter,
@@ -26,7 +36,7 @@ from moodboard.serve.routes.common import (
     user_or_none,
 )
 from moodboard.surfaces import SurfaceResult
-from moodboard.surfaces.visual import COMPOSED
+from moodboard.surfaces.visual import COMPOSED, found_objects, image_category
 
 router = APIRouter(tags=["surfaces"])
 
@@ -128,4 +138,45 @@ def visual_search(
         )
     finally:
         slots.release()
-    return respond_surface(request, engine, req, res, p, extra=_composed(p.explain))
+    return respond_surface(request, engine, req, res, p, extra=_extras(engine, p))
+
+
+def _objects_of(engine: Engine, p: PageParams) -> Callable[[SurfaceResult], dict[str, Any]]:
+    """The page's ``objects`` (and, with explain, ``image_category``) of a result."""
+    cards = cards_of(engine)
+
+    def extra(res: SurfaceResult) -> dict[str, Any]:
+        objects = []
+        for obj in found_objects(res):
+            items = obj.items if obj.items is not None else Candidates.empty()
+            row = build_page(
+                cards, items, surface="visual", request_id="", cursor=0, k=max(len(items), 1)
+            )
+            entry: dict[str, Any] = {
+                "box": list(obj.box),
+                "category": obj.guess.category if obj.guess else None,
+                "confidence": round(obj.guess.confidence, 4) if obj.guess else None,
+                "items": row["items"],
+            }
+            if p.explain:
+                entry["objectness"] = round(obj.score, 4)
+                entry["applied"] = obj.guess.applied if obj.guess else None
+            objects.append(entry)
+        out: dict[str, Any] = {"objects": objects}
+        guess = image_category(res)
+        if p.explain:
+            out["image_category"] = guess.as_dict() if guess else None
+        return out
+
+    return extra
+
+
+def _extras(engine: Engine, p: PageParams) -> Callable[[SurfaceResult], dict[str, Any]]:
+    """The page's ``objects`` (with explain, ``image_category``) and, for a composed query,
+    its ``query``."""
+    objects, composed = _objects_of(engine, p), _composed(p.explain)
+
+    def extra(res: SurfaceResult) -> dict[str, Any]:
+        return objects(res) | (composed(res) or {})
+
+    return extra

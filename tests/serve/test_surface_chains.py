@@ -55,6 +55,7 @@ def test_explain_lists_the_stages_of_every_surface_in_order(
         ("prepare", "prepare/search"),
         ("retrieve", "lexical/bm25"),
         ("retrieve", "dense/text"),
+        ("retrieve", "dense/text_image"),  # the query's words by the products' looks
         ("fuse", "fuse/rrf"),
         ("rank", "rank/lambdamart"),  # trained by the build from the workspace's search logs
         ("blend", "blend/boost"),

@@ -364,3 +364,54 @@ def test_a_broad_query_shows_rows_of_sub_searches_above_the_grid(
     page.wait_for_selector("#grid[aria-busy=false] .pin")
     assert title.lower() in page.text_content("h1").lower()
     assert not page_errors
+
+
+def test_a_photo_of_several_products_shows_each_as_a_box_with_its_row_and_takes_words(
+    page: Any, page_errors: list[str], server: str, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from moodboard.understand.composites import cutout
+
+    # three products of different kinds pasted side by side on a grey backdrop: a photo of a look
+    photo = Image.new("RGB", (720, 400), (128, 132, 138))
+    for j, q in enumerate(("dress", "handbag", "heels")):
+        item = httpx.get(f"{server}/search", params={"q": q, "k": 1}).json()["items"][0]
+        shot = Image.open(io.BytesIO(httpx.get(f"{server}{item['image_url']}").content))
+        cut = cutout(shot)
+        assert cut is not None
+        part = Image.fromarray(cut.rgb)
+        mask = Image.fromarray(cut.mask.astype("uint8") * 255)
+        photo.paste(part, (20 + 240 * j, (400 - part.height) // 2), mask)
+    path = tmp_path / "look.jpg"
+    photo.save(path, quality=92)
+
+    page.add_init_script(RECORD_FORMS)
+    page.goto("/visual")
+    page.set_input_files("#visual-file", str(path))
+    page.wait_for_function("() => document.getElementById('visual-preview').naturalWidth > 0")
+    page.click("#visual-submit")
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    boxes = page.locator("#object-boxes .object-box")
+    boxes.first.wait_for()
+    assert boxes.count() >= 2  # the products in the photo, drawn over it
+    # each box sits on the photo as displayed (the server's boxes are in the upload's pixels)
+    shown = page.locator("#visual-preview").bounding_box()
+    for i in range(boxes.count()):
+        b = boxes.nth(i).bounding_box()
+        assert b["x"] >= shown["x"] - 1 and b["x"] + b["width"] <= shown["x"] + shown["width"] + 1
+    assert page.locator("#object-row").is_hidden()
+    boxes.nth(1).click()  # a click on a box is not a crop: it opens that object's row
+    page.wait_for_selector("#object-row:not([hidden]) .module-row .pin")
+    assert "selected" in (boxes.nth(1).get_attribute("class") or "")
+    assert page.locator("#crop-box").is_hidden()
+    row = page.locator("#object-row .pin")
+    assert row.first.get_attribute("data-surface") == "visual"
+
+    page.fill("#visual-text", "in red")  # words refine the photo
+    page.click("#visual-submit")
+    page.wait_for_function("() => window.sentForms.length === 2")
+    sent = page.evaluate("() => window.sentForms[1]")
+    assert sent["text"] == "in red" and "crop" not in sent
+    page.wait_for_selector("#grid[aria-busy=false] .pin")
+    assert not page_errors

@@ -55,6 +55,17 @@ def test_a_photo_of_a_catalog_item_finds_it_first(
     assert np.mean(same_type) >= 0.5  # measured 0.77; random ~0.1
 
 
+def test_a_photo_of_an_excluded_product_finds_others_of_its_kind(
+    engine: Engine, article: np.ndarray
+) -> None:
+    shirt = _first(engine, article, "Shirts")[0]
+    photo = _photo(engine.catalog.image[shirt], fmt="JPEG")
+    assert ask(engine.visual, 5, image=photo).candidates.items[0] == shirt
+    res = ask(engine.visual, 5, image=photo, exclude=[shirt])  # "more like this, not this"
+    assert shirt not in res.candidates.items and len(res.candidates) == 5
+    assert np.mean(article[res.candidates.items] == "Shirts") >= 0.6
+
+
 def test_a_crop_finds_what_is_in_the_crop(engine: Engine, article: np.ndarray) -> None:
     shirt = _first(engine, article, "Shirts")[0]
     bag = _first(engine, article, "Handbags")[0]

@@ -201,5 +201,11 @@ def part_path(version: Path, manifest: Mapping[str, Any], name: str) -> Path | N
 
 def listed_sources(manifest: Mapping[str, Any]) -> list[str]:
     """The candidate sources a manifest lists, in its order (unknown names skipped: a
-    component of a newer moodboard)."""
-    return [n for n in manifest["components"] if n in LAYOUT and LAYOUT[n].is_source]
+    component of a newer moodboard; so are sources the build did not train, whose entry has no
+    ``path`` and says why, e.g. ``dense/text_image`` on a catalog without images)."""
+    components = manifest["components"]
+    return [
+        n
+        for n in components
+        if n in LAYOUT and LAYOUT[n].is_source and components[n].get("path") is not None
+    ]

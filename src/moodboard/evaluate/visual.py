@@ -92,14 +92,16 @@ def query_uploads(paths: list[str], seed: int) -> dict[str, list[bytes]]:
 def served_scores(
     surface: Any, uploads: list[bytes], ids: list[str], types: np.ndarray, catalog: Catalog, k: int
 ) -> dict[str, float]:
-    """1-NN and precision@k of pages the visual chain serves for ``uploads``: ``k + 1``
-    results asked, the query product itself left out."""
+    """1-NN and precision@k of pages the visual chain serves for ``uploads``, the query
+    product itself left out (``Request.exclude``, as a client excludes items)."""
     nn1, prec, ms = [], [], []
     for blob, item in zip(uploads, ids, strict=True):
         t0 = time.perf_counter()
-        page = surface(Request(surface="visual", image=blob, k=k + 1))
+        page = surface(Request(surface="visual", image=blob, k=k, exclude=(item,)))
         ms.append((time.perf_counter() - t0) * 1e3)
-        got = catalog.ids.indices([i for i in page.item_ids if i != item][:k])
+        if item in page.item_ids:
+            raise RuntimeError(f"the visual chain served the excluded product {item!r}")
+        got = catalog.ids.indices(list(page.item_ids)[:k])
         want = types[catalog.ids.index(item)]
         hits = types[got] == want
         nn1.append(bool(hits[0]) if len(hits) else False)

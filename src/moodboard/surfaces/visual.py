@@ -193,14 +193,19 @@ def prepare_visual(request: Request, need: int, env: SurfaceEnv) -> Prepared:
         timings |= more
     main_filter = _filter(f, guesses[0])
     names = [n for n in env.config.sources if env.item_vectors(n) is not None]
-    probes = {n: Probe(SourceQuery(vector=vectors[0], item_filter=main_filter)) for n in names}
+    skip = env.indices(request.exclude)  # e.g. the product the photo was taken of
+    probes = {
+        n: Probe(SourceQuery(vector=vectors[0], item_filter=main_filter, exclude=skip))
+        for n in names
+    }
     objects = [
         FoundObject(box, score, g)
         for box, score, g in zip(look.boxes, look.scores, guesses[1:], strict=True)
     ]
     lists = {
         f"object/{i}": {
-            n: Probe(SourceQuery(vector=v, item_filter=_filter(f, o.guess))) for n in names
+            n: Probe(SourceQuery(vector=v, item_filter=_filter(f, o.guess), exclude=skip))
+            for n in names
         }
         for i, (o, v) in enumerate(zip(objects, vectors[1:], strict=False))
     }

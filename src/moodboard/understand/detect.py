@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
 from moodboard.understand.effnet import load_model
-from moodboard.understand.image import _fit as fit_rgb
+from moodboard.understand.image import fit_rgb
 from moodboard.understand.threads import run_batches
 from moodboard.understand.upload import decode_photo
 

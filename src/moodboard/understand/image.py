@@ -72,7 +72,7 @@ class ImageEncoderConfig(BaseModel):
     parallel_batches: bool = True
 
 
-def _fit(im: Image.Image, out: np.ndarray) -> None:
+def fit_rgb(im: Image.Image, out: np.ndarray) -> None:
     """Write ``im`` as RGB (transparency on white), resized to fit ``out`` (S x S x 3)."""
     size = out.shape[0]
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -106,14 +106,14 @@ def _decode_into(blob: bytes, out: np.ndarray, max_pixels: int = MAX_PIXELS) -> 
                     simplejpeg.decode_jpeg(blob, "RGB", buffer=out)
                 else:
                     rgb = simplejpeg.decode_jpeg(blob, "RGB", min_height=size, min_width=size)
-                    _fit(Image.fromarray(rgb), out)
+                    fit_rgb(Image.fromarray(rgb), out)
                 return
         except ValueError:
             pass  # CMYK, progressive oddities, truncated...: Pillow decides and explains
     try:
         with open_image(blob, max_pixels, "the image") as im:  # format and size, header only
             im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when large
-            _fit(ImageOps.exif_transpose(im), out)
+            fit_rgb(ImageOps.exif_transpose(im), out)
     except ImageRefused as exc:
         raise InputError(f"not a decodable image: {exc}") from exc
     except Exception as exc:  # Pillow raises many types for bad data
@@ -250,7 +250,7 @@ class ImageEncoder:
             if not isinstance(im, Image.Image):
                 raise InputError(f"image {i} is a {type(im).__name__}, not a PIL.Image.Image")
             try:
-                _fit(im, out)
+                fit_rgb(im, out)
             except (OSError, ValueError) as exc:
                 raise InputError(f"image {i} cannot be converted to RGB: {exc}") from exc
 

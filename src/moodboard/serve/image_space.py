@@ -8,6 +8,7 @@ features (``understand.image``), then the head the version was built with
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +59,13 @@ class SharedImageEncoder:
         backbone = self.get().encode_upload(blob, crop, self.max_pixels)
         return self._space(backbone[None, :])[0]
 
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        """``visual/image`` vectors of decoded images (e.g. the crops of one photo): float32
-        ``(n, dim)`` unit rows (raises ``InputError`` for an item that is not an image)."""
-        return self._space(self.get().encode_images(images))
+    def embed_images(
+        self, images: Sequence[Image.Image], image_size: int | None = None
+    ) -> np.ndarray:
+        """``visual/image`` vectors of decoded images (e.g. the crops of one photo), each
+        squashed to ``image_size`` squared (default: the encoder's 224): float32 ``(n, dim)``
+        unit rows (raises ``InputError`` for an item that is not an image)."""
+        return self._space(self.get().encode_images(images, image_size))
 
 
 def load_visual_head(path: Path, manifest: dict[str, Any]) -> VisualHead | None:

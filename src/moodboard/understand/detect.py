@@ -67,10 +67,10 @@ class DetectorConfig(BaseModel):
         The side each object's crop is squashed to before it is embedded (a multiple of 32;
         smaller is cheaper: 192 costs 27% less per crop than the encoder's 224).
     threads
-        CPU threads of ``ObjectDetector.detect``'s forward pass (torch's count is set for the
-        call); a photo's look (``look_at``) runs its two parts side by side on up to two of
-        them, each on one core: finding the objects and embedding their crops, and embedding
-        the whole photo.
+        Threads that run parts side by side, each on one core (one op on several OpenMP
+        threads was 4-50x slower next to busy processes): a photo's look (``look_at``) finds
+        the objects while a second thread embeds the whole photo, then both embed a share of
+        the crops; ``ObjectDetector.detect`` splits its photos between them.
     weights
         The head's safetensors file; None: the one in the package.
     """
@@ -228,18 +228,25 @@ class ObjectDetector:
         return head.eval()
 
     def detect(self, images: list[Image.Image]) -> list[list[Detection]]:
-        """The objects of each photo, best first (at most ``max_objects`` each), on ``threads``
-        CPU threads.
+        """The objects of each photo, best first (at most ``max_objects`` each): the photos
+        split between ``threads`` threads, each on one core.
 
         Raises
         ------
         InputError
             If an item is not a Pillow image that converts to RGB.
         """
-        found: list[list[Detection]] = []
-        run_batches(lambda _: found.extend(self.detect_here(images)), [0], self._config.threads,
-                    False, "moodboard-detect")  # fmt: skip
-        return found
+        threads = max(1, min(self._config.threads, len(images)))
+        found: dict[int, list[list[Detection]]] = {}
+
+        def share(j: int) -> None:
+            found[j] = self.detect_here(images[j::threads])
+
+        run_batches(share, list(range(threads)), threads, True, "moodboard-detect")
+        out: list[list[Detection]] = [[] for _ in images]
+        for j, got in found.items():
+            out[j::threads] = got
+        return out
 
     def detect_here(self, images: list[Image.Image]) -> list[list[Detection]]:
         """``detect`` on torch's current threads (the caller set them).

@@ -81,6 +81,17 @@ def mini_settings() -> Settings:
     return s
 
 
+def rebuild_settings() -> Settings:
+    """``mini_settings()`` with the rankers trained as briefly as they still build and load
+    (LambdaMART 10 trees, the multi-head model 1 epoch on 2,000 rows): for a test that
+    rebuilds a copy to exercise the build's files or the live swap, not the models' quality."""
+    s = mini_settings()
+    lambdamart = s.rank.lambdamart.model_copy(update={"n_estimators": 10})
+    multihead = s.rank.multihead.model_copy(update={"max_rows": 2_000, "epochs": 1})
+    s.rank = s.rank.model_copy(update={"lambdamart": lambdamart, "multihead": multihead})
+    return s
+
+
 def _duplicates(rows: list[int], images: list[str | None]) -> list[list[int]]:
     """Groups of rows whose image files have the same bytes, in catalog order."""
     by_hash: dict[str, list[int]] = defaultdict(list)

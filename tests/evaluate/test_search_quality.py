@@ -20,16 +20,20 @@ from moodboard.evaluate.search import (
     sample_queries,
     split_queries,
 )
+from moodboard.rank import LambdaMARTConfig
 
 pytestmark = pytest.mark.slow
 
-#: No fine-tuning (minutes on 2 cores), rrf only, fusion tuned on 1,000 training queries.
+#: No fine-tuning (minutes on 2 cores), rrf only, fusion tuned on 1,000 training queries;
+#: LambdaMART of 150 trees at rate 0.1 (the README run's 400 at 0.05 trained 4 times longer
+#: here for ltr 0.5974 against 0.5945).
 FAST = SearchEvalConfig(
     finetune=None,
     tune_queries=1_000,
     fusion_methods=("rrf",),
     rrf_k=(60.0,),
     fusion_weights=(0.2, 0.4, 0.6, 0.8, 1.0),
+    ltr=LambdaMARTConfig(n_estimators=150, learning_rate=0.1, depth=200),
 )
 
 
@@ -44,7 +48,7 @@ def test_every_method_clears_its_floor(report) -> None:
     m = {k: v["ndcg@10"] for k, v in report.methods.items()}
     assert report.params["products"] > 10_000
     assert report.queries > 350 and report.left_out < 5
-    # measured: bm25 0.5568, dense 0.4537, hybrid 0.5557, ltr 0.5970
+    # measured: bm25 0.5568, dense 0.4541, hybrid 0.5558, ltr 0.5945
     assert m["bm25"] >= 0.54
     assert m["dense"] >= 0.43
     # fusion weights are tuned on training queries: on ~380 test queries (NDCG's standard error
@@ -55,5 +59,5 @@ def test_every_method_clears_its_floor(report) -> None:
 
 def test_learned_ranking_beats_bm25_clearly(report) -> None:
     m = {k: v["ndcg@10"] for k, v in report.methods.items()}
-    assert m["ltr"] >= 1.05 * m["bm25"], m  # measured 1.072 (1.100 on the whole set)
+    assert m["ltr"] >= 1.05 * m["bm25"], m  # measured 1.068 (1.100 on the whole set)
     assert report.methods["ltr"]["mrr"] > report.methods["bm25"]["mrr"]

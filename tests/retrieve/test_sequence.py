@@ -157,10 +157,10 @@ def test_errors(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- real data
-#: A fast configuration (under a minute on 2 cores: both threads, 8 epochs at a higher rate and
-#: less dropout than the default, which trains ~5 minutes).
+#: A fast configuration (about half a minute on 2 cores: both threads, 5 epochs at a higher rate
+#: and less dropout than the default, which trains ~5 minutes).
 FAST = SequenceConfig(
-    epochs=8, eval_every=8, lr=2e-3, dropout=0.2, threads=2, valid_users=2000, attributes=True
+    epochs=5, eval_every=5, lr=3e-3, dropout=0.2, threads=2, valid_users=2000, attributes=True
 )
 
 
@@ -181,9 +181,10 @@ def test_quality_floor_on_beauty(
     model = SequenceRecommender(FAST).fit(replace(train, validation=valid))
     hit, ndcg = loo_hr_ndcg(model, d.sequences)
     print(f"sequence FAST on Beauty: NDCG@10 {ndcg:.4f} HR@10 {hit:.4f}")
-    # measured with FAST: NDCG@10 0.0320, HR@10 0.0604 in 48 s (published SASRec: 0.0318 /
-    # 0.0605; the default config, ~5 min: 0.0505 / 0.0849, `moodboard evaluate recs`)
-    assert ndcg >= 0.030 and hit >= 0.057, (ndcg, hit)
+    # measured with FAST: NDCG@10 0.0257, HR@10 0.0502 (8 epochs at 2e-3, 48 s: 0.0320 /
+    # 0.0604; published SASRec: 0.0318 / 0.0605; the default config, ~5 min: 0.0505 / 0.0849,
+    # `moodboard evaluate recs`); popularity, a model that learned nothing: 0.0055 / 0.0115
+    assert ndcg >= 0.0235 and hit >= 0.046, (ndcg, hit)
 
 
 def test_the_kept_item_table_follows_the_weights() -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from serving import api_client, serve_settings
 
-from mini import mini_settings
+from mini import rebuild_settings
 from moodboard.build import build
 from moodboard.ingest import Workspace, all_events
 from moodboard.rank import FEATURES
@@ -336,7 +336,7 @@ def test_a_new_build_goes_live_without_failed_requests(
     for t in threads:
         t.start()
     try:
-        version = build(served_ws, settings=mini_settings())["version"]
+        version = build(served_ws, settings=rebuild_settings())["version"]
         gap[0] = 0.0
         time.sleep(0.2)
         r = client.post("/admin/reload").json()

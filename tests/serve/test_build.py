@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mini import mini_products, mini_settings
+from mini import mini_products, mini_settings, rebuild_settings
 from moodboard.build import build
 from moodboard.data import Request
 from moodboard.errors import InputError
@@ -100,7 +100,7 @@ def test_a_build_is_on_disk_before_current_names_it_and_old_versions_are_pruned(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    settings = mini_settings()
+    settings = rebuild_settings()
     settings.build.keep_versions = 2
     version = build(ws, settings=settings)["version"]
     artifacts = ws.artifacts_dir.resolve()

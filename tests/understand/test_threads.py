@@ -27,3 +27,31 @@ def test_a_call_in_its_own_thread_returns_and_raises_and_the_thread_ends() -> No
     assert ran is not threading.current_thread() and not ran.is_alive()
     with pytest.raises(KeyError):
         in_own_thread({}.__getitem__, "missing")
+
+
+def test_side_by_side_runs_the_parts_at_once_on_reused_threads_and_raises_a_parts_error() -> None:
+    import torch
+
+    from moodboard.understand.threads import side_by_side
+
+    both = threading.Barrier(2, timeout=10)  # each part waits for the other: at once or never
+    seen: dict[int, tuple[int, int]] = {}
+
+    def part(j: int) -> None:
+        both.wait()
+        seen[j] = (threading.get_ident(), torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    side_by_side(part, [0, 1])
+    first = dict(seen)
+    side_by_side(part, [0, 1])
+    assert first[0][0] == threading.get_ident()  # the first part on the caller's thread
+    assert first[1][0] != threading.get_ident() and seen[1][0] == first[1][0]  # side: reused
+    assert first[0][1] == 1 and torch.get_num_threads() == before  # one core a part, restored
+
+    def fails(j: int) -> None:
+        if j == 1:
+            raise ValueError("part 1 failed")
+
+    with pytest.raises(ValueError, match="part 1 failed"):
+        side_by_side(fails, [0, 1])

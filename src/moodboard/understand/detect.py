@@ -32,7 +32,7 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
 from moodboard.understand.effnet import load_model
 from moodboard.understand.image import fit_rgb
-from moodboard.understand.threads import run_batches
+from moodboard.understand.threads import run_batches, side_by_side
 from moodboard.understand.upload import decode_photo
 
 _log = logging.getLogger(__name__)
@@ -346,7 +346,7 @@ def look_at(
 
     # each part on one core (next to busy processes two OpenMP threads per op were 4-50x
     # slower here)
-    run_batches(part, list(range(threads)), threads, True, "moodboard-look")
+    side_by_side(part, list(range(threads)))
     dim = parts[-1].shape[1]
     vectors = np.empty((len(found), dim), np.float32)
     for j in range(threads):

@@ -6,8 +6,10 @@ shipped in the package, (c) that head adapted to the catalog as a build adapts i
 (``build.visual.adapt_head``), with the held-out products' labels hidden from it. Each is
 served by the visual surface's own chain (``surfaces.build_surface`` with the configured
 ``[surfaces.visual]``, the upload embedded by ``serve.image_space.SharedImageEncoder`` with
-the variant's head, as ``POST /visual-search`` does): upload bytes in, page out, the query
-product itself excluded.
+the variant's head, as ``POST /visual-search`` does, and the image category classifier a build
+fits on the variant's vectors, the held-out products' categories hidden from it): upload bytes
+in, page out, the query product itself excluded. The object detector is left out: it adds
+object rows but the page's own list is the whole photo's either way.
 
 The queries are held-out products (``evaluate.visual_split``: by product id, seed fixed; the
 general head never trained on them), sampled with a fixed seed, asked twice: their clean
@@ -37,8 +39,10 @@ from moodboard.evaluate.visual_split import SEED, heldout
 from moodboard.retrieve import TrainingData
 from moodboard.serve.image_space import SharedImageEncoder
 from moodboard.surfaces import build_surface
+from moodboard.surfaces.visual import CATEGORY
 from moodboard.understand.augment import augment, view_rng
 from moodboard.understand.cache import EmbeddingCache, content_key
+from moodboard.understand.categorize import CategoryClassifier
 from moodboard.understand.image import DIM, ImageEncoder
 from moodboard.understand.visual_head import VisualHead, catalog_labels
 
@@ -181,6 +185,9 @@ def evaluate_visual(
     ids = catalog.ids.external(picked)
     uploads = query_uploads([catalog.image[i] for i in picked], cfg.seed)
     results: dict[str, dict[str, dict[str, float]]] = {kind: {} for kind in KINDS}
+    leaf = catalog.leaf_category()
+    hidden_leaf = [None if h else c for h, c in zip(held, leaf, strict=True)]
+    classifiers: dict[str, dict[str, Any]] = {}
     for name in (v for v in VARIANTS if v in heads):
         head = heads[name]
         vectors = backbone if head is None else head(backbone)
@@ -188,13 +195,18 @@ def evaluate_visual(
             TrainingData(catalog=catalog, item_features={"image": vectors})
         )
         images = SharedImageEncoder(settings.serve.max_image_pixels, head)
+        resources: dict[str, Any] = {"encode_upload": images.encode_upload}
+        if settings.surfaces.visual.category.enabled:  # as a build fits it, labels hidden
+            clf = CategoryClassifier(settings.surfaces.visual.category)
+            resources[CATEGORY] = clf.fit(vectors, hidden_leaf)
+            classifiers[name] = clf.metrics
         surface = build_surface(
             "visual",
             settings.surfaces.visual,
             catalog,
             {"visual/image": source},
             settings.seed,
-            {"encode_upload": images.encode_upload},
+            resources,
         )
         for kind in KINDS:
             say(f"{name}: {len(ids)} {kind} queries through the visual chain")
@@ -207,5 +219,6 @@ def evaluate_visual(
         "k": cfg.k,
         "seed": cfg.seed,
         "adapted": adapted_entry.get("metrics", {}),
+        "category_classifier": classifiers,
         "seconds": round(time.perf_counter() - t_start, 1),
     }

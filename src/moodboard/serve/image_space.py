@@ -59,13 +59,10 @@ class SharedImageEncoder:
         backbone = self.get().encode_upload(blob, crop, self.max_pixels)
         return self._space(backbone[None, :])[0]
 
-    def embed_images(
-        self, images: Sequence[Image.Image], image_size: int | None = None
-    ) -> np.ndarray:
-        """``visual/image`` vectors of decoded images (e.g. the crops of one photo), each
-        squashed to ``image_size`` squared (default: the encoder's 224): float32 ``(n, dim)``
-        unit rows (raises ``InputError`` for an item that is not an image)."""
-        return self._space(self.get().encode_images(images, image_size))
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """``visual/image`` vectors of decoded images (e.g. the crops of one photo): float32
+        ``(n, dim)`` unit rows (raises ``InputError`` for an item that is not an image)."""
+        return self._space(self.get().encode_images(images))
 
 
 def load_visual_head(path: Path, manifest: dict[str, Any]) -> VisualHead | None:

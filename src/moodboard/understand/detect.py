@@ -32,7 +32,7 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
 from moodboard.understand.effnet import load_model
 from moodboard.understand.image import fit_rgb
-from moodboard.understand.threads import run_batches, side_by_side
+from moodboard.understand.threads import side_by_side
 from moodboard.understand.upload import decode_photo
 
 _log = logging.getLogger(__name__)
@@ -63,9 +63,6 @@ class DetectorConfig(BaseModel):
         A box overlapping a better one by more than this IoU is dropped.
     min_side
         Least side of a returned box, in pixels of the photo.
-    crop_side
-        The side each object's crop is squashed to before it is embedded (a multiple of 32;
-        smaller is cheaper: 192 costs 27% less per crop than the encoder's 224).
     threads
         Threads that run parts side by side, each on one core (one op on several OpenMP
         threads was 4-50x slower next to busy processes): a photo's look (``look_at``) finds
@@ -83,7 +80,6 @@ class DetectorConfig(BaseModel):
     max_objects: int = Field(default=4, ge=1, le=16)
     nms_iou: float = Field(default=0.5, gt=0, le=1)
     min_side: int = Field(default=16, ge=8)
-    crop_side: int = Field(default=224, ge=64, le=448, multiple_of=32)
     threads: int = Field(default=2, ge=1)
     weights: str | None = None
 
@@ -242,7 +238,7 @@ class ObjectDetector:
         def share(j: int) -> None:
             found[j] = self.detect_here(images[j::threads])
 
-        run_batches(share, list(range(threads)), threads, True, "moodboard-detect")
+        side_by_side(share, list(range(threads)))
         out: list[list[Detection]] = [[] for _ in images]
         for j, got in found.items():
             out[j::threads] = got
@@ -291,9 +287,8 @@ class PhotoLook:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-#: Embeds decoded images, each squashed to a side (None: the encoder's):
-#: ``(list[PIL.Image], side) -> (n, dim)`` unit rows in the served image space.
-EmbedImages = Callable[[Sequence[Image.Image], int | None], np.ndarray]
+#: Embeds decoded images: ``list[PIL.Image] -> (n, dim)`` unit rows in the served image space.
+EmbedImages = Callable[[Sequence[Image.Image]], np.ndarray]
 
 
 def look_at(
@@ -303,8 +298,8 @@ def look_at(
     max_pixels: int = MAX_PIXELS,
     min_side: int = 448,
 ) -> PhotoLook:
-    """Decode an upload once, find its objects, embed the photo, then each object's crop in
-    one batch (at ``crop_side``): the ``detect_photo`` resource of visual search.
+    """Decode an upload once, find its objects, embed the photo and each object's crop: the
+    ``detect_photo`` resource of visual search.
 
     Raises
     ------
@@ -314,9 +309,9 @@ def look_at(
     t0 = time.perf_counter()
     image, width, height = decode_photo(blob, max_pixels, min_side)
     t1 = time.perf_counter()
-    side = detector._config.crop_side
     found: list[Detection] = []
-    parts: dict[int, np.ndarray] = {}
+    whole: list[np.ndarray] = []
+    crops: dict[int, np.ndarray] = {}
     ms: dict[str, float] = {}
     threads = min(detector._config.threads, 2)
     located = threading.Event()  # set when the objects are found (or finding them failed)
@@ -324,8 +319,8 @@ def look_at(
     def part(j: int) -> None:
         """Part 0 finds the objects; part 1 (a second thread) embeds the photo meanwhile;
         then each embeds its share of the crops (every ``threads``-th)."""
-        t = time.perf_counter()
         if j == 0:
+            t = time.perf_counter()
             try:
                 found.extend(detector.detect_here([image])[0])
             finally:
@@ -333,25 +328,19 @@ def look_at(
             ms["detect"] = (time.perf_counter() - t) * 1e3
         if j == 1 or threads == 1:
             t = time.perf_counter()
-            parts[-1] = embed([image], None)
+            whole.extend(embed([image]))
             ms["embed"] = (time.perf_counter() - t) * 1e3
         located.wait()
-        mine = [
-            image.crop((x, y, x + w, y + h)) for x, y, w, h in (d.box for d in found[j::threads])
-        ]
+        mine = [d.box for d in found[j::threads]]
         if mine:
             t = time.perf_counter()
-            parts[j] = embed(mine, side)
+            crops[j] = embed([image.crop((x, y, x + w, y + h)) for x, y, w, h in mine])
             ms[f"embed_objects/{j}"] = (time.perf_counter() - t) * 1e3
 
-    # each part on one core (next to busy processes two OpenMP threads per op were 4-50x
-    # slower here)
     side_by_side(part, list(range(threads)))
-    dim = parts[-1].shape[1]
-    vectors = np.empty((len(found), dim), np.float32)
-    for j in range(threads):
-        if j in parts:
-            vectors[j::threads] = parts[j]
+    vectors = np.empty((len(found), len(whole[0])), np.float32)
+    for j, rows in crops.items():
+        vectors[j::threads] = rows
     sx, sy = width / image.width, height / image.height
     boxes = []
     for d in found:
@@ -359,7 +348,7 @@ def look_at(
         bx, by = min(int(x * sx), width - 1), min(int(y * sy), height - 1)
         boxes.append((bx, by, min(round(w * sx), width - bx), min(round(h * sy), height - by)))
     return PhotoLook(
-        parts[-1][0],
+        whole[0],
         tuple(boxes),
         tuple(d.score for d in found),
         vectors,

@@ -233,11 +233,8 @@ class ImageEncoder:
         size = self._config.image_size
         return self.encode_images([decode_upload(blob, crop, max_pixels, size)])[0]
 
-    def encode_images(
-        self, images: Sequence[Image.Image], image_size: int | None = None
-    ) -> np.ndarray:
-        """Embed Pillow images of any mode and size: float32 ``(n, 1280)``, unit-norm rows,
-        each squashed to ``image_size`` squared (default: the config's).
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed Pillow images of any mode and size: float32 ``(n, 1280)``, unit-norm rows.
 
         Raises
         ------
@@ -257,10 +254,7 @@ class ImageEncoder:
             except (OSError, ValueError) as exc:
                 raise InputError(f"image {i} cannot be converted to RGB: {exc}") from exc
 
-        cfg = self._config
-        if image_size is not None and image_size != cfg.image_size:
-            cfg = cfg.model_copy(update={"image_size": int(image_size)})
-        return self._run(len(items), fill, cfg)
+        return self._run(len(items), fill, self._config)
 
     def _encode_blobs(
         self,

@@ -140,7 +140,10 @@ def spark() -> Iterator[ibis.BaseBackend]:
     """One local[2] session for the module, started with the JVM's quick JIT only.
 
     ``-XX:TieredStopAtLevel=1`` halves the JVM's CPU time on jobs this short (measured here:
-    31 s -> 15 s for the session plus every pipeline). ``connect("spark")`` then reuses the session
+    31 s -> 15 s for the session plus every pipeline). That mode shrinks the JVM's code cache to
+    48 MB, which Spark's generated classes for every pipeline filled in one CI run ("Out of space
+    in CodeCache for adapters"), so the cache is set back to the tiered default of 240 MB.
+    ``connect("spark")`` then reuses the session
     and sets the rest of the recipe (UTC session time zone, shuffle partitions).
     """
     SparkSession = pytest.importorskip("pyspark.sql").SparkSession
@@ -149,7 +152,10 @@ def spark() -> Iterator[ibis.BaseBackend]:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     session = (
         SparkSession.builder.master("local[2]")
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1")
+        .config(
+            "spark.driver.extraJavaOptions",
+            "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m",
+        )
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")

@@ -141,3 +141,30 @@ def test_exact_dense_search_returns_what_faiss_flat_returns(filtered: bool) -> N
     found = ref_idx >= 0
     np.testing.assert_allclose(scores[found], ref_scores[found], rtol=1e-4, atol=1e-4)
     assert (idx == -1).any() == filtered
+
+
+@pytest.mark.parametrize("exact_below", [1_000, 2])
+def test_a_batch_of_queries_each_with_its_filter_gets_what_each_would_alone(
+    catalog: Catalog, exact_below: int
+) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(len(catalog), 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    data = TrainingData(catalog=catalog, item_features={"text": x})
+    s = DenseSource(DenseConfig(exact_below=exact_below)).fit(data)
+    queries = [
+        SourceQuery(vector=x[0]),
+        SourceQuery(vector=x[1], item_filter=ItemFilter(attributes={"gender": ("women",)})),
+        SourceQuery(text="no vector"),
+        SourceQuery(vector=x[3], exclude=np.array([3, 4])),
+        SourceQuery(vector=x[4], item_filter=ItemFilter(price_min=20.0)),
+    ]
+    got = s.batch(queries, 4)
+    alone = [s(q, 4) for q in queries]
+    assert [c.items.tolist() for c in got] == [c.items.tolist() for c in alone]
+    for g, a in zip(got, alone, strict=True):
+        if len(a):
+            np.testing.assert_allclose(g.score("retrieval"), a.score("retrieval"), rtol=1e-5)
+    assert set(_ids(catalog, got[1])) <= {"c", "d"} and len(got[2]) == 0
+    assert not {"d", "e"} & set(_ids(catalog, got[3]))
+    assert len(BM25Source().fit(data).batch([queries[0], SourceQuery(text="shirt")], 3)[1]) == 2

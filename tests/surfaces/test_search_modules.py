@@ -3,6 +3,8 @@ of the categories the query may be after; a narrow query keeps its grid."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import entropy
@@ -11,6 +13,7 @@ from moodboard.blend.modules import MODULE, PROPENSITY
 from moodboard.data import Candidates, Request
 from moodboard.serve.registry import Engine
 from moodboard.surfaces.modules import with_modules
+from moodboard.surfaces.runner import Surface
 from moodboard.surfaces.search_modules import SUB_SEARCH, is_spread, perplexity
 
 BROAD = "summer outfit"
@@ -77,3 +80,42 @@ def test_results_in_one_category_are_not_spread(engine: Engine) -> None:
     assert not is_spread(Candidates.from_scores(dresses, np.ones(30), "x"), env)
     mixed = np.concatenate([dresses[:10], others[:10], np.flatnonzero(leaf == "Watches")[:10]])
     assert is_spread(Candidates.from_scores(mixed, np.ones(30), "x"), env)
+
+
+def _with_sub_vectors(surface: Surface, mode: str, calls: list[list[str]]) -> Surface:
+    """``surface`` with ``modules.sub_vectors = mode``, its encoder recording what it is asked."""
+    cfg = surface.config
+    new = cfg.model_copy(update={"modules": cfg.modules.model_copy(update={"sub_vectors": mode})})
+    encode = surface.env.resources["encode"]
+
+    def recording(texts):
+        calls.append(list(texts))
+        return encode(texts)
+
+    env = replace(
+        surface.env, config=new, resources={**surface.env.resources, "encode": recording}, _memo={}
+    )
+    parts = (surface.prepare, surface.sources, surface.fuse, surface.rank, surface.blend)
+    return Surface(surface.name, *parts, surface.fallback, env)
+
+
+def test_broad_rows_compose_their_vectors_without_encoding_each_sub_query(engine: Engine) -> None:
+    calls: list[list[str]] = []
+    composed = _with_sub_vectors(engine.search, "compose", calls)
+    res = _run(composed, BROAD)
+    specs = res.prepared.context["modules"]
+    assert len(specs) >= 2
+    leaves = {m.title.lower() for m in specs}
+    assert calls[0] == [BROAD]  # the query, then only category names: no sub-query encoded
+    assert set(calls[1]) <= leaves and len(calls) == 2
+    calls.clear()
+    _run(composed, "winter outfit", rid="r2")
+    assert len(calls) <= 2 and calls[0] == ["winter outfit"]  # names kept: few new ones
+    exact = _run(_with_sub_vectors(engine.search, "encode", []), BROAD)
+    q = res.prepared.context["vector"]
+    for m in specs:
+        vec = res.prepared.lists[m.id]["dense/text"].query.vector
+        own = exact.prepared.lists[m.id]["dense/text"].query.vector
+        assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
+        assert float(vec @ own) > 0.75, m.query  # near the sub-query's own encoding
+        assert float(vec @ q) > 0.5  # and still about the query

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.blend.compose import ComposeConfig
@@ -47,9 +49,14 @@ class SearchModulesConfig(_Frozen):
     by ``complement_weight``), each asking ``depth`` candidates, ordered by expected
     engagement (raised for a known shopper by ``personal_weight`` x the category's share of
     their history) with an epsilon-greedy policy (``epsilon``) whose propensities are logged.
+    ``sub_vectors`` is how a row's query vector is made: ``"compose"`` adds the category
+    name's vector (kept per category) to the query's and normalizes, so a broad query costs
+    no encoding beyond its own; ``"encode"`` encodes each sub-query's text ("summer outfit
+    dresses") in one batch.
     """
 
     enabled: bool = True
+    sub_vectors: Literal["compose", "encode"] = "compose"
     min_categories: float = Field(default=4.0, ge=1)
     max_top_share: float = Field(default=0.6, gt=0, le=1)
     spread_depth: int = Field(default=40, ge=1, le=500)

@@ -194,6 +194,11 @@ class CandidateSource(ABC):
         """Seed items (a product, a board) ranked as if they were a history."""
         return self._rank(SourceQuery(history=seeds), k, allowed)
 
+    def batch(self, queries: Sequence[SourceQuery], k: int) -> list[Candidates]:
+        """``[self(q, k) for q in queries]`` (a broad query's rows); an index that answers
+        several queries in one pass overrides it with the same answers."""
+        return [self(q, k) for q in queries]
+
     def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:
         """One list per query vector (a board's centroids); vector indexes batch them."""
         return [self(replace(query, vector=v), k) for v in np.atleast_2d(vectors)]

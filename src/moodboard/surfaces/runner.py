@@ -259,6 +259,30 @@ class Surface:
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
         return parts
 
+    def _retrieve_lists(
+        self, lists: Mapping[str, Mapping[str, Probe]], depth: int, t: dict[str, float]
+    ) -> dict[str, dict[str, Candidates]]:
+        """``_retrieve`` of every further list, each source asked once for all the lists'
+        single-query probes (``CandidateSource.batch``: one pass of an exact vector index)."""
+        asked = {ln: self._asked(p) for ln, p in lists.items()}
+        plain: dict[str, list[str]] = {}
+        for ln, probes in asked.items():
+            for name, probe in probes.items():
+                if probe.vectors is None:
+                    plain.setdefault(name, []).append(ln)
+        found: dict[tuple[str, str], Candidates] = {}
+        for name, lns in plain.items():
+            t0 = time.perf_counter()
+            cands = self.env.sources[name].batch([asked[ln][name].query for ln in lns], depth)
+            found |= {(ln, name): c for ln, c in zip(lns, cands, strict=True)}
+            t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
+        result = {}
+        for ln, ps in asked.items():  # vector-set probes as before, each list in probe order
+            got = self._retrieve({n: p for n, p in ps.items() if p.vectors is not None}, depth, t)
+            got |= {n: found[ln, n] for n in ps if (ln, n) in found}
+            result[ln] = {n: got[n] for n in ps if n in got}
+        return result
+
     def _asked(self, probes: Mapping[str, Probe]) -> dict[str, Probe]:
         """The probes of the chain's sources that are loaded, in the prepare step's order."""
         return {n: p for n, p in probes.items() if n in self.sources and n in self.env.sources}
@@ -273,10 +297,7 @@ class Surface:
         stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
         t: dict[str, float] = {}
         parts = self._retrieve(self._asked(prepared.probes), prepared.depth, t)
-        lists = {
-            ln: self._retrieve(self._asked(p), prepared.list_depth or prepared.depth, t)
-            for ln, p in prepared.lists.items()
-        }
+        lists = self._retrieve_lists(prepared.lists, prepared.list_depth or prepared.depth, t)
         cold = False
         if prepared.backup and not any(len(c) for c in parts.values()):
             parts = self._retrieve(prepared.backup, prepared.depth, t)

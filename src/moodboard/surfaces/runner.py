@@ -246,42 +246,28 @@ class Surface:
         kinds = [n.split("/")[0] for n in self.fallback if n in self.env.sources]
         return "fallback/" + ("+".join(kinds) or "catalog")
 
-    def _retrieve(self, probes: Mapping[str, Probe], depth: int, t: dict[str, float]) -> dict:
-        parts: dict[str, Candidates] = {}
-        for name, probe in probes.items():
-            source = self.env.sources[name]
-            t0 = time.perf_counter()
-            if probe.vectors is None:
-                parts[name] = source(probe.query, depth)
-            elif len(probe.vectors):
-                lists = source.search_many(probe.query, probe.vectors, depth)
-                parts[name] = round_robin(lists, np.asarray(probe.weights))
-            t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
-        return parts
-
-    def _retrieve_lists(
+    def _retrieve(
         self, lists: Mapping[str, Mapping[str, Probe]], depth: int, t: dict[str, float]
     ) -> dict[str, dict[str, Candidates]]:
-        """``_retrieve`` of every further list, each source asked once for all the lists'
-        single-query probes (``CandidateSource.batch``: one pass of an exact vector index)."""
-        asked = {ln: self._asked(p) for ln, p in lists.items()}
-        plain: dict[str, list[str]] = {}
-        for ln, probes in asked.items():
-            for name, probe in probes.items():
-                if probe.vectors is None:
-                    plain.setdefault(name, []).append(ln)
-        found: dict[tuple[str, str], Candidates] = {}
-        for name, lns in plain.items():
-            t0 = time.perf_counter()
-            cands = self.env.sources[name].batch([asked[ln][name].query for ln in lns], depth)
-            found |= {(ln, name): c for ln, c in zip(lns, cands, strict=True)}
+        """Each list's probes answered in probe order, each source asked once for all the
+        lists' single-query probes (``CandidateSource.batch``: one pass of an exact index)."""
+        by_source: dict[str, list[str]] = {}
+        for ln, probes in lists.items():
+            for name in probes:
+                by_source.setdefault(name, []).append(ln)
+        got: dict[tuple[str, str], Candidates] = {}
+        for name, lns in by_source.items():
+            source, t0 = self.env.sources[name], time.perf_counter()
+            plain = [ln for ln in lns if lists[ln][name].vectors is None]
+            found = source.batch([lists[ln][name].query for ln in plain], depth) if plain else []
+            got |= {(ln, name): c for ln, c in zip(plain, found, strict=True)}
+            for ln in (ln for ln in lns if lists[ln][name].vectors is not None):
+                p = lists[ln][name]
+                if len(p.vectors):
+                    many = source.search_many(p.query, p.vectors, depth)
+                    got[ln, name] = round_robin(many, np.asarray(p.weights))
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
-        result = {}
-        for ln, ps in asked.items():  # vector-set probes as before, each list in probe order
-            got = self._retrieve({n: p for n, p in ps.items() if p.vectors is not None}, depth, t)
-            got |= {n: found[ln, n] for n in ps if (ln, n) in found}
-            result[ln] = {n: got[n] for n in ps if n in got}
-        return result
+        return {ln: {n: got[ln, n] for n in ps if (ln, n) in got} for ln, ps in lists.items()}
 
     def _asked(self, probes: Mapping[str, Probe]) -> dict[str, Probe]:
         """The probes of the chain's sources that are loaded, in the prepare step's order."""
@@ -296,11 +282,12 @@ class Surface:
         t1 = time.perf_counter()
         stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
         t: dict[str, float] = {}
-        parts = self._retrieve(self._asked(prepared.probes), prepared.depth, t)
-        lists = self._retrieve_lists(prepared.lists, prepared.list_depth or prepared.depth, t)
+        parts = self._retrieve({"": self._asked(prepared.probes)}, prepared.depth, t)[""]
+        further = {ln: self._asked(p) for ln, p in prepared.lists.items()}
+        lists = self._retrieve(further, prepared.list_depth or prepared.depth, t)
         cold = False
         if prepared.backup and not any(len(c) for c in parts.values()):
-            parts = self._retrieve(prepared.backup, prepared.depth, t)
+            parts = self._retrieve({"": prepared.backup}, prepared.depth, t)[""]
             cold = True
         stages += [("retrieve", n, ms) for n, ms in t.items()]
         t2 = time.perf_counter()

@@ -5,7 +5,10 @@ embeddings are 384-d unit vectors of a 44,000-item catalog in 40 clusters (the s
 fashion catalog's text vectors). Each ``total`` call is the whole stage a feed would run:
 ``Utility`` (default weights), ``DPP`` (strength 0.3, the first 50 positions), Thompson
 sampling over the fresh-item pool for the explore slots of a 50-item page (share 0.1: 5 slots;
-the per-slot marginals and the cascade by quadrature) and ``explore_page``. The other rows
+the per-slot marginals and the cascade by quadrature) and ``explore_page``. The policy keeps
+the quadrature of the posteriors it saw last (a feed's requests mostly draw among the same
+fresh items), so the ``thompson`` and ``total`` rows draw among one arm set again and again;
+the ``new arm set`` rows drop what it kept before each call. The other rows
 time each part alone (MMR, slot rules and LinUCB are alternatives or additions). Target
 (issue 13): the total under 3 ms p50 for 300 candidates.
 
@@ -121,12 +124,18 @@ def main() -> None:
         # fresh items: catalog rows outside the candidates, a few impressions each at most
         pool_items = np.setdiff1d(np.arange(N_ITEMS - 2 * fresh, N_ITEMS), cand.items)[:fresh]
         pool = Candidates.from_scores(pool_items, np.zeros(len(pool_items)), "fresh")
+
+        def thompson_new(i: int, p: Candidates = pool) -> Any:
+            thompson.forget()  # as if these arms' posteriors were new: marginals computed anew
+            return thompson(p.items, len(at), seed=0, user="u", request_id=i)
+
         row(
             "thompson",
             lambda i, p=pool: thompson(p.items, len(at), seed=0, user="u", request_id=i),
             fresh,
             len(at),
         )
+        row("thompson (new arm set)", thompson_new, fresh, len(at))
         row(
             "linucb",
             lambda i, p=pool: linucb(features[p.items], len(at), seed=0, user="u", request_id=i),
@@ -139,7 +148,12 @@ def main() -> None:
             choice = thompson(p.items, len(at), seed=0, user="u", request_id=i)
             return explore_page(page, p, choice, at, PAGE)
 
+        def total_new(i: int, p: Candidates = pool) -> Candidates:
+            thompson.forget()
+            return total(i, p)
+
         row("total: utility+dpp+thompson+page", total, fresh, len(at))
+        row("total, new arm set", total_new, fresh, len(at))
     report("blend", rows, COLUMNS)
 
 

@@ -131,6 +131,25 @@ def test_thompson_replays_a_request_and_varies_across_requests() -> None:
     assert other_user.order.tolist() != first.order.tolist()
 
 
+def test_thompson_keeps_the_quadrature_of_posteriors_it_saw_and_its_answers_are_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    policy = _thompson(rng.integers(1, 30, 40).tolist(), rng.integers(1, 60, 40).tolist())
+    arms = np.arange(40)
+    slates = [policy(arms, 4, request_id=f"r{i}", **REQ) for i in range(6)]
+    assert len(policy._kept) == 1  # one set of posteriors: one quadrature for every request
+    for got in slates:  # each request's numbers equal a fresh computation's, bit for bit
+        ref = ThompsonSampling(policy.config)
+        ref.successes_, ref.failures_ = policy.successes_, policy.failures_
+        want = ref.propensities(arms, np.searchsorted(arms, got.order))
+        np.testing.assert_array_equal(got.marginals, want.marginals)
+        np.testing.assert_array_equal(got.cascade, want.cascade)
+    policy(arms[:30], 4, request_id="other", **REQ)  # another arm set: another quadrature
+    policy.partial_fit(np.zeros(20, np.int64), np.ones(20))  # arm 0 gains: new posteriors
+    after = policy(arms, 4, request_id="r0", **REQ)
+    assert len(policy._kept) == 3
+    assert after.marginals[:, 0].sum() > slates[0].marginals[:, 0].sum()
+
+
 def test_thompson_learns_and_explores_the_fresh_arms() -> None:
     policy = ThompsonSampling().fit(np.array([0] * 50 + [1] * 50), np.array([1] * 40 + [0] * 60))
     arms = np.array([0, 1, 2])  # 2 never seen: the uniform prior

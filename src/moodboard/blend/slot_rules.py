@@ -125,13 +125,15 @@ class SlotRules:
         caps = [r.max_items for r in self.config.rules]
         waiting = list(range(n))
         placed: list[int] = []
+        checks = list(zip(ints, counts, caps, strict=True))
         while len(placed) < depth:
             pick = -1
-            for pos, i in enumerate(waiting):
-                if all(
-                    code[i] < 0 or cnt.get(code[i], 0) < cap
-                    for code, cnt, cap in zip(ints, counts, caps, strict=True)
-                ):
+            for pos, i in enumerate(waiting):  # plain loops: this runs ~2,000 times a page
+                for code, cnt, cap in checks:
+                    v = code[i]
+                    if v >= 0 and cnt.get(v, 0) >= cap:
+                        break
+                else:
                     pick = pos
                     break
             if pick < 0:

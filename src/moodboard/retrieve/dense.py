@@ -198,7 +198,7 @@ class DenseSource(CandidateSource):
         allowed = None
         if any(m is not None for m in masks):
             allowed = np.stack([np.ones(self.n_items_, bool) if m is None else m for m in masks])
-        scores, idx = _exact_top_k(self.vectors, vectors, max(1, k), allowed)
+        scores, idx = _exact_top_k(self.vectors, vectors, k, allowed)
         for r, j in enumerate(rows):
             keep = idx[r] >= 0
             out[j] = Candidates.from_scores(idx[r][keep], scores[r][keep], self.name)

@@ -104,13 +104,19 @@ class EventLog:
         int
             The number of events written.
         """
+        self.append_parts(table, tag)
+        return table.num_rows
+
+    def append_parts(self, table: pa.Table, tag: str = "") -> dict[str, Path]:
+        """Append events as ``append`` does; returns the part file written per day."""
         if table.num_rows == 0:
-            return 0
+            return {}
         table = table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).sort_by(C.TS)
         days = pc.strftime(table.column(C.TS), format="%Y-%m-%d").to_numpy(zero_copy_only=False)
         names, starts = np.unique(days, return_index=True)
         bounds = [*starts.tolist(), table.num_rows]
         part = f"part-{tag}{uuid.uuid4().hex}.parquet"
+        written: dict[str, Path] = {}
         for day, lo, hi in zip(names.tolist(), bounds[:-1], bounds[1:], strict=True):
             folder = self.root / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -121,4 +127,5 @@ class EventLog:
                 os.fsync(fh.fileno())
             os.replace(tmp, folder / part)
             fsync_dir(folder)
-        return table.num_rows
+            written[day] = folder / part
+        return written

@@ -28,6 +28,7 @@ from moodboard.ingest.prepare import (
 )
 from moodboard.ingest.quarantine import Quarantine
 from moodboard.ingest.readers import Batch
+from moodboard.ingest.seen import SeenIds
 from moodboard.ingest.workspace import Workspace
 
 _log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class EventWriter:
     An event is stored in the day folder of its ``ts``, so its copies are looked for in the
     days a batch's events fall on and the day before each (an event resent without its own
     ``ts`` gets a later one: the day before covers a resend across midnight). Those days' ids
-    are read once per writer, so the cost follows the batch, not the whole log.
+    are held by ``seen``, which reads each part file once, so the cost follows the batch, not
+    the whole log.
 
     Parameters
     ----------
@@ -74,32 +76,25 @@ class EventWriter:
         The workspace.
     con
         An open connection to the workspace database, held for the whole ingestion.
+    seen
+        The ids already stored; a long-lived writer passes its own so they are kept between
+        ingestions (default: a new one, which ``close`` releases).
     """
 
-    def __init__(self, ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, ws: Workspace, con: duckdb.DuckDBPyConnection, seen: SeenIds | None = None
+    ) -> None:
         self.ws = ws
         self.con = con
-        self._days: set[str] = set()
+        self._owns_seen = seen is None
+        self.seen = seen if seen is not None else SeenIds(ws.events)
         con.execute("CREATE OR REPLACE TEMP TABLE _known_items AS SELECT id FROM products")
-        con.execute("CREATE OR REPLACE TEMP TABLE _seen (event_id VARCHAR)")
-
-    def _load_days(self, events: pa.Table) -> None:
-        """Add the stored ids of the days ``events`` fall on (and the day before) to ``_seen``."""
-        ts = pc.unique(pc.cast(events.column(C.TS), pa.date32()))
-        days = {d for t in ts.to_pylist() for d in (t, t - timedelta(days=1))}
-        todo = sorted(d.isoformat() for d in days if d.isoformat() not in self._days)
-        files = [str(f) for d in todo for f in self.ws.events.day_files(d)]
-        if files:
-            self.con.execute(
-                "INSERT INTO _seen SELECT event_id FROM read_parquet(?, hive_partitioning = false)",
-                [files],
-            )
-        self._days.update(todo)
 
     def write(self, events: pa.Table) -> int:
         """Store events in ``EVENT_SCHEMA``; returns how many were new."""
         con = self.con
-        self._load_days(events)
+        ts = pc.unique(pc.cast(events.column(C.TS), pa.date32()))
+        self.seen.load(d.isoformat() for t in ts.to_pylist() for d in (t, t - timedelta(days=1)))
         con.register("_valid", events)
         try:
             con.execute("BEGIN")
@@ -117,17 +112,16 @@ class EventWriter:
                 "WHERE type = 'save' AND board_id IS NOT NULL GROUP BY ALL"
             )
             con.execute("COMMIT")
-            fresh = con.execute(
-                "SELECT * FROM _valid v WHERE NOT EXISTS (SELECT 1 FROM _seen s WHERE "
-                "s.event_id = v.event_id) QUALIFY row_number() OVER (PARTITION BY event_id) = 1"
-            ).to_arrow_table()
         finally:
             con.unregister("_valid")
-        n = self.ws.events.append(fresh)
-        con.register("_fresh", fresh.select([C.EVENT_ID]))
-        con.execute("INSERT INTO _seen SELECT event_id FROM _fresh")
-        con.unregister("_fresh")
-        return n
+        fresh = self.seen.fresh(events)
+        self.seen.add(fresh, self.ws.events.append_parts(fresh))
+        return fresh.num_rows
+
+    def close(self) -> None:
+        """Release the ids held, unless they were passed in."""
+        if self._owns_seen:
+            self.seen.close()
 
 
 def ingest_events(
@@ -169,6 +163,7 @@ def ingest_events(
                 if progress:
                     progress(batch.read)
         finally:
+            writer.close()
             q.close()
     report = IngestReport(read, stored, q.count, str(q.path) if q.path else None, new)
     _log.info("events %s: %s (%d new)", name, report.summary(), new)

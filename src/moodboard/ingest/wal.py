@@ -35,6 +35,7 @@ from moodboard.ingest.events import check_events
 from moodboard.ingest.prepare import keep_keys, quarantine_checked
 from moodboard.ingest.quarantine import Quarantine
 from moodboard.ingest.readers import ROW, Batch, records_batch
+from moodboard.ingest.seen import SeenIds
 from moodboard.ingest.segments import (
     SegmentWriter,
     lock_folder,
@@ -90,6 +91,7 @@ class EventWAL:
         self.limits = limits if limits is not None else IngestSettings()
         self._seg: SegmentWriter | None = None
         self._mem: duckdb.DuckDBPyConnection | None = None
+        self._seen: SeenIds | None = None  # the log's stored ids, kept between compactions
         self._lock_fd: int | None = None
         self._catalog_at = float("-inf")
         self._catalog_lock = threading.Lock()
@@ -123,7 +125,7 @@ class EventWAL:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_folder(self.folder)
         try:
-            self._mem = connect_memory()
+            self._mem, self._seen = connect_memory(), SeenIds(self.ws.events)
             self._refresh_catalog(force=True)
             self._seg = SegmentWriter(self.folder)
             self._seg.start()
@@ -294,14 +296,8 @@ class EventWAL:
         assert self._seg is not None
         with self._compact_lock:
             closed = self._seg.rotate()
-            new = compact_closed(
-                self.ws,
-                closed,
-                workspace_write_lock(self.ws),
-                self.config.chunk_rows,
-                self.limits,
-                retries,
-            )
+            lock, rows = workspace_write_lock(self.ws), self.config.chunk_rows
+            new = compact_closed(self.ws, closed, lock, rows, self.limits, retries, self._seen)
             if closed:
                 _log.debug("compacted %d segments: %d new events", len(closed), new)
             return new
@@ -375,9 +371,10 @@ class EventWAL:
             if self._quarantine is not None:
                 self._quarantine.close()
                 self._quarantine = None
-        if self._mem is not None:
-            self._mem.close()
-            self._mem = None
+        for held in (self._mem, self._seen):
+            if held is not None:
+                held.close()
+        self._mem = self._seen = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None

@@ -27,6 +27,7 @@ from moodboard.ingest.eventlog import fsync_dir
 from moodboard.ingest.events import EventWriter, check_events, stored_columns
 from moodboard.ingest.prepare import quarantine_checked
 from moodboard.ingest.quarantine import Quarantine
+from moodboard.ingest.seen import SeenIds
 from moodboard.ingest.walfast import byte_groups, plain_events
 from moodboard.ingest.walread import segment_batches
 from moodboard.ingest.workspace import Workspace
@@ -71,6 +72,7 @@ def store_segments(
     lock: threading.Lock,
     chunk_rows: int,
     limits: IngestSettings | None = None,
+    seen: SeenIds | None = None,
 ) -> int:
     """Store segments' events in the Parquet log (checked, deduplicated); returns how many
     were new. Plain segments take the fast path (``walfast``); in the others, rows failing a
@@ -80,13 +82,15 @@ def store_segments(
     ----------
     lock
         The process's write lock of the workspace database (a context manager).
+    seen
+        The ids already stored, kept by the caller between compactions (default: read anew).
     """
     name = f"events/wal/{paths[0].name}" + (f"..{paths[-1].name}" if len(paths) > 1 else "")
     q = Quarantine(ws.quarantine_dir, "events", name)
     new = 0
     with lock, ws.connect() as con:
         con.execute("SET threads = 1")  # leave the other cores to the requests being served
-        writer = EventWriter(ws, con)
+        writer = EventWriter(ws, con, seen)
         try:
             for group in byte_groups(paths):
                 rows, why = plain_events(con, group, limits)
@@ -99,6 +103,7 @@ def store_segments(
                     quarantine_checked(q, batch, rows)
                     new += writer.write(good)
         finally:
+            writer.close()
             q.close()
     if q.count:
         _log.warning("%s: %d events failed the checks, see %s", name, q.count, q.path)
@@ -140,6 +145,7 @@ def compact_closed(
     chunk_rows: int,
     limits: IngestSettings | None = None,
     retries: int = 0,
+    seen: SeenIds | None = None,
 ) -> int:
     """Store closed segments and delete them; set aside the ones that cannot be stored.
 
@@ -157,7 +163,7 @@ def compact_closed(
     if not closed:
         return 0
     try:
-        new = _retrying(lambda: store_segments(ws, closed, lock, chunk_rows, limits), retries)
+        new = _retrying(lambda: store_segments(ws, closed, lock, chunk_rows, limits, seen), retries)
         done = closed
     except TRANSIENT:
         raise
@@ -168,7 +174,8 @@ def compact_closed(
             for p in closed:
                 try:
                     new += _retrying(
-                        lambda p=p: store_segments(ws, [p], lock, chunk_rows, limits), retries
+                        lambda p=p: store_segments(ws, [p], lock, chunk_rows, limits, seen),
+                        retries,
                     )
                     done.append(p)
                 except TRANSIENT:

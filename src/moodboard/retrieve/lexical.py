@@ -212,5 +212,5 @@ class BM25Source(CandidateSource):
         hits = searcher.search(tantivy.Query.boolean_query(clauses), limit=k, count=False).hits
         if not hits:
             return Candidates.empty()
-        idx = [searcher.doc(addr)["idx"][0] for _, addr in hits]
+        idx = searcher.fast_field_values("idx", [addr for _, addr in hits])  # no stored doc read
         return Candidates.from_scores(np.asarray(idx), np.asarray([s for s, _ in hits]), self.name)

@@ -30,10 +30,10 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import report
 
+from moodboard.config import WALConfig
 from moodboard.ingest import Workspace, ingest_catalog
 from moodboard.ingest.eventlog import EVENT_SCHEMA
 from moodboard.ingest.wal import EventWAL
-from moodboard.ingest.walrows import WALConfig
 
 ITEMS = 5_000
 

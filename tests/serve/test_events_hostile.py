@@ -4,6 +4,7 @@ and a server that keeps starting and compacting whatever it was sent."""
 from __future__ import annotations
 
 import json
+import time
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
@@ -67,6 +69,19 @@ def test_two_case_variant_posts_compact_restart_and_status(tmp_path: Path) -> No
         assert c.post("/events", json={"events": [_click("d", COLOR="x")]}).status_code == 200
     res = CliRunner().invoke(cli, ["status", "-w", str(ws.root), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["events_total"] == 3
+
+
+def test_the_wal_settings_of_the_config_reach_the_server(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path / "ws")
+    settings = serve_settings()
+    settings.ingest.wal.compact_interval_s = 0.1  # `[ingest.wal]` in moodboard.toml
+    with api_client(ws.root, settings) as c:
+        assert c.post("/events", json={"events": [_click("soon")]}).status_code == 200
+        deadline = time.monotonic() + 10
+        while not ws.events.files() and time.monotonic() < deadline:
+            time.sleep(0.05)  # in the Parquet log after a compaction, not at the stop
+        (part,) = ws.events.files()
+        assert pq.read_table(part)["event_id"].to_pylist() == ["soon"]
 
 
 def test_duplicate_ids_in_one_post_are_counted_once(ws: Workspace, client: TestClient) -> None:

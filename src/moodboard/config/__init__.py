@@ -92,6 +92,7 @@ __all__ = [
     "VisualConfig",
     "VisualHeadConfig",
     "VisualIndexConfig",
+    "WALConfig",
     "WalksConfig",
     "config_path",
     "load_settings",
@@ -100,6 +101,36 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class WALConfig(_Section):
+    """How the server's event WAL (``ingest.wal.EventWAL``) flushes and compacts
+    (``[ingest.wal]``).
+
+    Parameters
+    ----------
+    flush_interval_ms
+        The background flusher fsyncs ``log()`` events at least this often.
+    compact_interval_s
+        How often closed segments move into the Parquet event log.
+    background
+        Run the flusher and compactor threads (off: call ``compact`` yourself; ``log``
+        events are then durable at the next ``accept``, ``compact`` or ``close``).
+    catalog_refresh_s
+        An unknown item id reloads the catalog's ids at most this often.
+    chunk_rows
+        Rows per batch when compacting.
+    seen_days
+        Days of stored event ids the compactor keeps in memory between compactions to
+        deduplicate against (``ingest.seen.SeenIds``); a batch on another day reads it.
+    """
+
+    flush_interval_ms: int = Field(default=200, ge=1)
+    compact_interval_s: float = Field(default=5.0, gt=0)
+    background: bool = True
+    catalog_refresh_s: float = Field(default=1.0, ge=0)
+    chunk_rows: int = Field(default=100_000, ge=1)
+    seen_days: int = Field(default=8, ge=1)
 
 
 class IngestSettings(_Section):
@@ -132,6 +163,8 @@ class IngestSettings(_Section):
 
     #: Folders an absolute catalog image path must lie under (empty: anywhere).
     media_roots: tuple[str, ...] = ()
+    #: The server's event WAL.
+    wal: WALConfig = WALConfig()
 
 
 class ClickModelSettings(_Section):

@@ -1,5 +1,6 @@
 """Ingestion: readers, named checks, quarantine, the workspace store and its event log."""
 
+from moodboard.config import WALConfig
 from moodboard.ingest.eventlog import EVENT_SCHEMA, EventLog
 from moodboard.ingest.run import (
     CheckResult,
@@ -12,7 +13,7 @@ from moodboard.ingest.run import (
 from moodboard.ingest.segments import WALWriteError
 from moodboard.ingest.wal import EventWAL, workspace_write_lock
 from moodboard.ingest.walread import all_events, pending_on_disk
-from moodboard.ingest.walrows import AcceptReport, WALConfig
+from moodboard.ingest.walrows import AcceptReport
 from moodboard.ingest.workspace import Workspace
 
 __all__ = [

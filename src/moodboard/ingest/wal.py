@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from moodboard.config import IngestSettings
+from moodboard.config import IngestSettings, WALConfig
 from moodboard.data import columns as C
 from moodboard.errors import InputError, ServerBusyError
 from moodboard.ingest.events import check_events
@@ -47,7 +47,6 @@ from moodboard.ingest.walcompact import compact_closed, workspace_write_lock
 from moodboard.ingest.walread import all_events, events_of, load_known_items
 from moodboard.ingest.walrows import (
     AcceptReport,
-    WALConfig,
     encode,
     fast_reasons,
     first_copies,
@@ -125,7 +124,7 @@ class EventWAL:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_folder(self.folder)
         try:
-            self._mem, self._seen = connect_memory(), SeenIds(self.ws.events)
+            self._mem, self._seen = connect_memory(), SeenIds(self.ws.events, self.config.seen_days)
             self._refresh_catalog(force=True)
             self._seg = SegmentWriter(self.folder)
             self._seg.start()

@@ -1,4 +1,4 @@
-"""The event WAL's plain parts: its config, the accept report, and rows as it stores them.
+"""The event WAL's plain parts: the accept report, and rows as it stores them.
 
 ``normalized`` fills a missing ``event_id`` (uuid4 hex) and ``ts`` (now, UTC) and turns
 datetimes into ISO 8601 text. ``fast_reasons`` mirrors ``checks.EVENT_CHECKS`` (same names)
@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from moodboard.data import columns as C
 from moodboard.errors import InputError
 from moodboard.ingest.checks import EVENT_CHECKS, EVENT_TYPES, ITEM_EVENT_TYPES
@@ -31,33 +29,6 @@ _PLAIN = (str, int, float, bool, type(None))
 _NAMES = [*(c.name for c in EVENT_CHECKS), *FIELD_CHECKS, "parses"]
 _CORE = frozenset((*C.EVENT_COLUMNS, C.PROPS))
 _SPLIT = re.compile("; (?=(?:" + "|".join(map(re.escape, _NAMES)) + "): )")
-
-
-class WALConfig(BaseModel):
-    """How the event WAL flushes and compacts.
-
-    Parameters
-    ----------
-    flush_interval_ms
-        The background flusher fsyncs ``log()`` events at least this often.
-    compact_interval_s
-        How often closed segments move into the Parquet event log.
-    background
-        Run the flusher and compactor threads (off: call ``compact`` yourself; ``log``
-        events are then durable at the next ``accept``, ``compact`` or ``close``).
-    catalog_refresh_s
-        An unknown item id reloads the catalog's ids at most this often.
-    chunk_rows
-        Rows per batch when compacting.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    flush_interval_ms: int = Field(default=200, ge=1)
-    compact_interval_s: float = Field(default=5.0, gt=0)
-    background: bool = True
-    catalog_refresh_s: float = Field(default=1.0, ge=0)
-    chunk_rows: int = Field(default=100_000, ge=1)
 
 
 def _missing(v: Any) -> bool:

@@ -197,7 +197,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         app.state.starts = getattr(app.state, "starts", 0) + 1
         if app.state.starts == 1:
             ws.init()
-            app.state.wal = EventWAL(ws, limits=settings.ingest).open()
+            app.state.wal = EventWAL(ws, settings.ingest.wal, limits=settings.ingest).open()
             recent.add(app.state.wal.pending_events().to_pylist())  # accepted, not built yet
             app.state.boards = boards
             live.start()

@@ -162,6 +162,11 @@ class BM25Source(CandidateSource):
             )
         return qs
 
+    def allowed(self, query: SourceQuery) -> np.ndarray | None:
+        """None: the index applies the query's filter and exclusions itself (``_retrieve``),
+        so no mask over the catalog is made."""
+        return None
+
     def text_query(self, text: str) -> tantivy.Query | None:
         """The scoring part of the query: BM25 over the fields, plus fuzzy terms."""
         words = _tokens(text)

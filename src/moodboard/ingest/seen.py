@@ -5,7 +5,8 @@ never change once committed, so ``SeenIds`` reads each file's ids once and then 
 it writes itself: a long-lived writer (the event WAL's compactor) pays for the events it
 stores, not for the whole day's log on every compaction. A file that disappears (a log
 rewritten by hand) makes its day load again from disk. Days are kept least recently used
-first, at most ``max_days`` of them, so memory stays bounded on a long backfill.
+first: at most ``max_days`` of them besides the current batch's own, so memory stays bounded
+on a long backfill.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class SeenIds:
     log
         The workspace's event log.
     max_days
-        The most days kept; the least recently used day is dropped (and read again from its
-        files when a batch falls on it).
+        The most days kept besides the current batch's; the least recently used day is
+        dropped (and read again from its files when a batch falls on it).
 
     Examples
     --------

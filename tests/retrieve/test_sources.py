@@ -59,6 +59,9 @@ def test_bm25_ranks_matches_and_stems(catalog: Catalog) -> None:
     assert _ids(catalog, s(SourceQuery(text="shirts"), 10))[:2] in (["b", "d"], ["d", "b"])
     assert _ids(catalog, s(SourceQuery(text="navy shirt"), 10))[0] == "b"
     assert _ids(catalog, s(SourceQuery(text="runing shoes"), 1)) == ["a"]  # fuzzy + stem
+    # a query that asks without fuzzy terms (a broad query's rows) matches the words only
+    assert _ids(catalog, s(SourceQuery(text="leathr", fuzzy=False), 10)) == []
+    assert _ids(catalog, s(SourceQuery(text="leathr"), 10)) == ["e"]
     assert len(s(SourceQuery(text="!!!"), 10)) == 0
 
 
@@ -168,3 +171,10 @@ def test_a_batch_of_queries_each_with_its_filter_gets_what_each_would_alone(
     assert set(_ids(catalog, got[1])) <= {"c", "d"} and len(got[2]) == 0
     assert not {"d", "e"} & set(_ids(catalog, got[3]))
     assert len(BM25Source().fit(data).batch([queries[0], SourceQuery(text="shirt")], 3)[1]) == 2
+    # one depth per query (a page's main list and a broad query's shallower rows, one pass)
+    depths = [4, 2, 3, 1, 3]
+    got = s.batch(queries, depths)
+    alone = [s(q, k) for q, k in zip(queries, depths, strict=True)]
+    assert [c.items.tolist() for c in got] == [c.items.tolist() for c in alone]
+    with pytest.raises(ConfigError, match="needs 5 depths"):
+        s.batch(queries, [4, 2])

@@ -54,6 +54,10 @@ def test_a_broad_query_starts_with_rows_of_sub_searches_each_in_its_category(
         assert spec.query and spec.title.lower() in spec.query
         assert np.all(module[j * per : (j + 1) * per] == m)
     assert np.all(cand.score(PROPENSITY)[: per * len(rows)] > 0)
+    # the rows' lexical sub-searches skip fuzzy terms (the query was spell-corrected), the
+    # query's own list keeps them
+    assert res.prepared.probes["lexical/bm25"].query.fuzzy
+    assert not any(res.prepared.lists[m.id]["lexical/bm25"].query.fuzzy for m in specs)
     # no item twice on the page
     assert len(np.unique(cand.items)) == len(cand.items)
 

@@ -87,6 +87,9 @@ class SourceQuery:
         Hard constraints, applied inside retrieval.
     exclude
         Item indices never to return.
+    fuzzy
+        Whether a lexical source also matches misspelt words (fuzzy terms). A broad query's
+        rows ask without: the query was spell-corrected, and its own list matched loosely.
     """
 
     text: str | None = None
@@ -97,6 +100,7 @@ class SourceQuery:
     user: str | None = None
     item_filter: ItemFilter | None = None
     exclude: np.ndarray | None = None
+    fuzzy: bool = True
 
 
 def known_items(items: np.ndarray | None, n: int, weights: np.ndarray | None = None) -> Any:

@@ -167,8 +167,9 @@ class BM25Source(CandidateSource):
         so no mask over the catalog is made."""
         return None
 
-    def text_query(self, text: str) -> tantivy.Query | None:
-        """The scoring part of the query: BM25 over the fields, plus fuzzy terms."""
+    def text_query(self, text: str, fuzzy: bool = True) -> tantivy.Query | None:
+        """The scoring part of the query: BM25 over the fields, plus fuzzy terms (when the
+        config and ``fuzzy`` both allow them)."""
         words = _tokens(text)
         if not words:
             return None
@@ -177,7 +178,7 @@ class BM25Source(CandidateSource):
             default_field_names=list(TEXT_FIELDS),
             field_boosts=self.config.field_boosts,
         )
-        if not self.config.fuzzy:
+        if not (self.config.fuzzy and fuzzy):
             return q
         fuzzy = [
             (
@@ -195,7 +196,7 @@ class BM25Source(CandidateSource):
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, q), (tantivy.Occur.Should, fq)])
 
     def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:
-        tq = self.text_query(query.text or "")
+        tq = self.text_query(query.text or "", query.fuzzy)
         if tq is None:
             return Candidates.empty()
         clauses = [(tantivy.Occur.Must, tq)]

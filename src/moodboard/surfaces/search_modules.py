@@ -177,7 +177,7 @@ def explore_modules(
     for j, ((leaf, score), sub) in enumerate(zip(found, subs, strict=True)):
         f: ItemFilter = within_category(narrowed, leaf)
         vec = None if vectors is None else vectors[j]
-        q = replace(base, text=sub, vector=vec, item_filter=f)
+        q = replace(base, text=sub, vector=vec, item_filter=f, fuzzy=cfg.fuzzy_rows)
         mod = Module(f"{SUB_SEARCH}:{leaf}", SUB_SEARCH, leaf, score, query=sub)
         mods.append(mod)
         probes[mod.id] = {

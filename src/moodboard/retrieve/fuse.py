@@ -47,13 +47,12 @@ class Fuser:
         if not parts:
             return Candidates.empty()
         items = np.unique(np.concatenate([c.items for c in parts.values()]))
-        pos = {int(i): j for j, i in enumerate(items)}
         fused = np.zeros(len(items))
         columns: dict[str, np.ndarray] = {}
-        provenance = [[] for _ in items]
-        for name, cand in parts.items():
+        member = np.zeros(len(items), dtype=np.int64)  # bit b: the b-th part returned the item
+        for bit, (name, cand) in enumerate(parts.items()):
             w = self.config.weights.get(name, 1.0)
-            rows = np.fromiter((pos[int(i)] for i in cand.items), dtype=np.int64, count=len(cand))
+            rows = np.searchsorted(items, cand.items)
             raw = cand.score(C.RETRIEVAL).astype(np.float64)
             col = np.full(len(items), np.nan)
             col[rows] = raw
@@ -66,12 +65,15 @@ class Fuser:
                 filled = np.full(len(items), z.min() if len(z) else 0.0)
                 filled[rows] = z
                 fused += w * filled
-            for r in rows:
-                provenance[r].append(name)
+            member[rows] |= 1 << bit
         order = np.argsort(-fused, kind="stable")
         if k is not None:
             order = order[:k]
-        srcs = np.asarray(["+".join(provenance[j]) for j in order], dtype=object)
+        names = list(parts)
+        masks, which = np.unique(member[order], return_inverse=True)
+        labels = np.empty(len(masks), dtype=object)  # "a+b": the parts that returned it, in order
+        labels[:] = ["+".join(n for b, n in enumerate(names) if m >> b & 1) for m in masks.tolist()]
+        srcs = labels[which]
         scores = {C.RETRIEVAL: fused[order], **{n: v[order] for n, v in columns.items()}}
         return Candidates(items[order], scores, srcs)
 

@@ -289,9 +289,10 @@ class SearchFeatures:
         first = col[PER_TITLE[0]]
         X[:, first : first + len(PER_TITLE)] = np.asarray(rows, dtype=np.float32)
         X[:, col["attr_match"]] = self._attr_matches(ctx, items)
-        if ctx.intent:
-            cats = self.catalog.category[items]
-            X[:, col["intent"]] = [
+        if ctx.intent:  # per distinct category of the candidates, then spread to them
+            found = [c or "" for c in self.catalog.category[items].tolist()]
+            cats, which = np.unique(np.asarray(found, dtype=str), return_inverse=True)
+            best = [
                 max(
                     (
                         p
@@ -300,8 +301,9 @@ class SearchFeatures:
                     ),
                     default=0.0,
                 )
-                for cat in cats
+                for cat in cats.tolist()
             ]
+            X[:, col["intent"]] = np.asarray(best, dtype=np.float32)[which]
         price = self.catalog.price[items]
         if ctx.price_min is not None or ctx.price_max is not None:
             lo = ctx.price_min if ctx.price_min is not None else -np.inf

@@ -56,6 +56,32 @@ def _traced(model: Any, features: dict[str, Any]) -> tuple[torch.jit.ScriptModul
         return found
 
 
+#: Per model: its Rust tokenizer's copy, and ``preprocess``'s output of an empty text.
+_TOKENIZERS: dict[Any, tuple[Any, dict[str, Any]]] = {}
+
+
+def one_text_features(model: Any, text: str) -> dict[str, Any]:
+    """``model.preprocess([text])`` for one text, from a copy of the model's Rust tokenizer
+    set to truncate at ``model.max_seq_length`` (no padding: one text): the same tensors
+    without the Python layers around the call (0.55 -> 0.2 ms when the caches are cold).
+    Not thread-safe: callers hold the tokenizer lock, as for ``preprocess``."""
+    found = _TOKENIZERS.get(model)
+    if found is None:
+        import tokenizers
+
+        fast = tokenizers.Tokenizer.from_str(model[0].tokenizer.backend_tokenizer.to_str())
+        fast.enable_truncation(max_length=model.max_seq_length)
+        fast.no_padding()
+        found = _TOKENIZERS[model] = (fast, model.preprocess([""]))
+    fast, template = found
+    enc = fast.encode(text)
+    tensors = {"input_ids": enc.ids, "attention_mask": enc.attention_mask}
+    tensors["token_type_ids"] = enc.type_ids
+    return {  # the keys the model's own preprocess gives, its tensors from this call
+        k: torch.tensor([tensors[k]]) if k in tensors else v for k, v in template.items()
+    }
+
+
 def embed_one(model: Any, features: dict[str, Any]) -> torch.Tensor:
     """The pooled sentence embedding ``(1, dim)`` of one text's ``features``
     (``model.preprocess([text])``), unnormalized unless the model normalizes.

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
-from moodboard.understand._traced import embed_one
+from moodboard.understand._traced import embed_one, one_text_features
 from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.threads import run_batches
 
@@ -250,7 +250,10 @@ class TextEncoder:
         """One forward pass: the pooled sentence embeddings of a batch (unnormalized); one
         text (a query) runs through the traced transformer (``understand._traced``)."""
         with _TOKENIZE_LOCK:  # a Rust tokenizer is not safe to call from two threads at once
-            features = model.preprocess(batch)
+            if len(batch) == 1:
+                features = one_text_features(model, batch[0])
+            else:
+                features = model.preprocess(batch)
         if len(batch) == 1:
             return embed_one(model, features)
         return model(features)["sentence_embedding"]

@@ -171,10 +171,3 @@ def test_a_batch_of_queries_each_with_its_filter_gets_what_each_would_alone(
     assert set(_ids(catalog, got[1])) <= {"c", "d"} and len(got[2]) == 0
     assert not {"d", "e"} & set(_ids(catalog, got[3]))
     assert len(BM25Source().fit(data).batch([queries[0], SourceQuery(text="shirt")], 3)[1]) == 2
-    # one depth per query (a page's main list and a broad query's shallower rows, one pass)
-    depths = [4, 2, 3, 1, 3]
-    got = s.batch(queries, depths)
-    alone = [s(q, k) for q, k in zip(queries, depths, strict=True)]
-    assert [c.items.tolist() for c in got] == [c.items.tolist() for c in alone]
-    with pytest.raises(ConfigError, match="needs 5 depths"):
-        s.batch(queries, [4, 2])

@@ -194,11 +194,10 @@ class CandidateSource(ABC):
         """Seed items (a product, a board) ranked as if they were a history."""
         return self._rank(SourceQuery(history=seeds), k, allowed)
 
-    def batch(self, queries: Sequence[SourceQuery], k: int | Sequence[int]) -> list[Candidates]:
-        """``[self(q, k) for q in queries]`` (a page's main list, its attribute list and a
-        broad query's rows); ``k`` is one depth for all or one per query. An index that
-        answers several queries in one pass overrides it with the same answers."""
-        return [self(q, kq) for q, kq in zip(queries, per_query_k(k, len(queries)), strict=True)]
+    def batch(self, queries: Sequence[SourceQuery], k: int) -> list[Candidates]:
+        """``[self(q, k) for q in queries]`` (a broad query's rows); an index that answers
+        several queries in one pass overrides it with the same answers."""
+        return [self(q, k) for q in queries]
 
     def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:
         """One list per query vector (a board's centroids); vector indexes batch them."""
@@ -353,22 +352,6 @@ def check_k(k: object, owner: str) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise ConfigError(f"The 'k' parameter of {owner} must be an int >= 1. Got {k!r} instead.")
     return int(k)
-
-
-def per_query_k(k: int | Sequence[int], n: int) -> list[int]:
-    """``k`` as one depth per query of a batch of ``n`` (one int is every query's).
-
-    Raises
-    ------
-    ConfigError
-        If a list of depths does not have ``n`` entries.
-    """
-    if isinstance(k, int | np.integer):
-        return [int(k)] * n
-    ks = [int(x) for x in k]
-    if len(ks) != n:
-        raise ConfigError(f"A batch of {n} queries needs {n} depths. Got {len(ks)} instead.")
-    return ks
 
 
 def allowed_except(n: int, *drops: np.ndarray | None) -> np.ndarray:

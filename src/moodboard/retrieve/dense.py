@@ -29,7 +29,6 @@ from moodboard.retrieve.base import (
     SourceQuery,
     TrainingData,
     check_k,
-    per_query_k,
 )
 
 _log = logging.getLogger(__name__)
@@ -178,18 +177,13 @@ class DenseSource(CandidateSource):
         keep = idx[0] >= 0
         return Candidates.from_scores(idx[0][keep], scores[0][keep], self.name)
 
-    def batch(self, queries: Sequence[SourceQuery], k: int | Sequence[int]) -> list[Candidates]:
-        """One list per query (each with its own filter and depth), the exact index's in one
-        pass: one product of the queries' vectors with the items', masked per query, the
-        deepest query's top-k cut to each query's depth."""
+    def batch(self, queries: Sequence[SourceQuery], k: int) -> list[Candidates]:
+        """One list per query (each with its own filter), the exact index's in one pass: one
+        product of the queries' vectors with the items', masked per query."""
         self.check_fitted()
         if len(queries) < 2 or isinstance(self._index, faiss.IndexHNSW):
             return super().batch(queries, k)
-        ks = [
-            min(check_k(x, type(self).__name__), self.n_items_)
-            for x in per_query_k(k, len(queries))
-        ]
-        k = max(ks)
+        k = min(check_k(k, type(self).__name__), self.n_items_)
         out = [Candidates.empty()] * len(queries)
         rows = [j for j, q in enumerate(queries) if q.vector is not None]
         if not rows:
@@ -206,9 +200,8 @@ class DenseSource(CandidateSource):
             allowed = np.stack([np.ones(self.n_items_, bool) if m is None else m for m in masks])
         scores, idx = _exact_top_k(self.vectors, vectors, k, allowed)
         for r, j in enumerate(rows):
-            top, vals = idx[r][: ks[j]], scores[r][: ks[j]]
-            keep = top >= 0
-            out[j] = Candidates.from_scores(top[keep], vals[keep], self.name)
+            keep = idx[r] >= 0
+            out[j] = Candidates.from_scores(idx[r][keep], scores[r][keep], self.name)
         return out
 
     def search_many(self, query: SourceQuery, vectors: np.ndarray, k: int) -> list[Candidates]:

@@ -187,10 +187,6 @@ class _Gathered:
     retrieve_ms: dict[str, float]
 
 
-#: The main list's name while it is retrieved with the further lists (no list is named so).
-_MAIN_LIST = "\0main"
-
-
 class Surface:
     """One surface's declared chain.
 
@@ -251,15 +247,10 @@ class Surface:
         return "fallback/" + ("+".join(kinds) or "catalog")
 
     def _retrieve(
-        self,
-        lists: Mapping[str, Mapping[str, Probe]],
-        depth: int | Mapping[str, int],
-        t: dict[str, float],
+        self, lists: Mapping[str, Mapping[str, Probe]], depth: int, t: dict[str, float]
     ) -> dict[str, dict[str, Candidates]]:
         """Each list's probes answered in probe order, each source asked once for all the
-        lists' single-query probes (``CandidateSource.batch``: one pass of an exact index);
-        ``depth`` is every list's, or one per list name."""
-        deep = {ln: depth if isinstance(depth, int) else depth[ln] for ln in lists}
+        lists' single-query probes (``CandidateSource.batch``: one pass of an exact index)."""
         by_source: dict[str, list[str]] = {}
         for ln, probes in lists.items():
             for name in probes:
@@ -268,13 +259,12 @@ class Surface:
         for name, lns in by_source.items():
             source, t0 = self.env.sources[name], time.perf_counter()
             plain = [ln for ln in lns if lists[ln][name].vectors is None]
-            queries = [lists[ln][name].query for ln in plain]
-            found = source.batch(queries, [deep[ln] for ln in plain]) if plain else []
+            found = source.batch([lists[ln][name].query for ln in plain], depth) if plain else []
             got |= {(ln, name): c for ln, c in zip(plain, found, strict=True)}
             for ln in (ln for ln in lns if lists[ln][name].vectors is not None):
                 p = lists[ln][name]
                 if len(p.vectors):
-                    many = source.search_many(p.query, p.vectors, deep[ln])
+                    many = source.search_many(p.query, p.vectors, depth)
                     got[ln, name] = round_robin(many, np.asarray(p.weights))
             t[name] = t.get(name, 0.0) + (time.perf_counter() - t0) * 1e3
         return {ln: {n: got[ln, n] for n in ps if (ln, n) in got} for ln, ps in lists.items()}
@@ -292,11 +282,9 @@ class Surface:
         t1 = time.perf_counter()
         stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
         t: dict[str, float] = {}
-        asked = {ln: self._asked(p) for ln, p in prepared.lists.items()}
-        deep = {ln: prepared.list_depth or prepared.depth for ln in asked}
-        asked[_MAIN_LIST], deep[_MAIN_LIST] = self._asked(prepared.probes), prepared.depth
-        lists = self._retrieve(asked, deep, t)  # the main and further lists: one pass a source
-        parts = lists.pop(_MAIN_LIST)
+        parts = self._retrieve({"": self._asked(prepared.probes)}, prepared.depth, t)[""]
+        further = {ln: self._asked(p) for ln, p in prepared.lists.items()}
+        lists = self._retrieve(further, prepared.list_depth or prepared.depth, t)
         cold = False
         if prepared.backup and not any(len(c) for c in parts.values()):
             parts = self._retrieve({"": prepared.backup}, prepared.depth, t)[""]

@@ -180,7 +180,7 @@ class BM25Source(CandidateSource):
         )
         if not (self.config.fuzzy and fuzzy):
             return q
-        fuzzy = [
+        typos = [
             (
                 tantivy.Occur.Should,
                 tantivy.Query.fuzzy_term_query(
@@ -190,9 +190,9 @@ class BM25Source(CandidateSource):
             for w in words
             if len(w) >= self.config.fuzzy_min_length and not w.isdigit()
         ]
-        if not fuzzy:
+        if not typos:
             return q
-        fq = tantivy.Query.boost_query(tantivy.Query.boolean_query(fuzzy), self.config.fuzzy_boost)
+        fq = tantivy.Query.boost_query(tantivy.Query.boolean_query(typos), self.config.fuzzy_boost)
         return tantivy.Query.boolean_query([(tantivy.Occur.Should, q), (tantivy.Occur.Should, fq)])
 
     def _retrieve(self, query: SourceQuery, k: int, allowed: np.ndarray | None) -> Candidates:

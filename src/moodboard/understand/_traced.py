@@ -75,8 +75,11 @@ def one_text_features(model: Any, text: str) -> dict[str, Any]:
         found = _TOKENIZERS[model] = (fast, model.preprocess([""]))
     fast, template = found
     enc = fast.encode(text)
-    tensors = {"input_ids": enc.ids, "attention_mask": enc.attention_mask}
-    tensors["token_type_ids"] = enc.type_ids
+    tensors = {
+        "input_ids": enc.ids,
+        "attention_mask": enc.attention_mask,
+        "token_type_ids": enc.type_ids,
+    }
     return {  # the keys the model's own preprocess gives, its tensors from this call
         k: torch.tensor([tensors[k]]) if k in tensors else v for k, v in template.items()
     }

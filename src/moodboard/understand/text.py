@@ -249,11 +249,7 @@ class TextEncoder:
     def _embed(self, model: Any, batch: list[str]) -> torch.Tensor:
         """One forward pass: the pooled sentence embeddings of a batch (unnormalized); one
         text (a query) runs through the traced transformer (``understand._traced``)."""
+        one = len(batch) == 1
         with _TOKENIZE_LOCK:  # a Rust tokenizer is not safe to call from two threads at once
-            if len(batch) == 1:
-                features = one_text_features(model, batch[0])
-            else:
-                features = model.preprocess(batch)
-        if len(batch) == 1:
-            return embed_one(model, features)
-        return model(features)["sentence_embedding"]
+            features = one_text_features(model, batch[0]) if one else model.preprocess(batch)
+        return embed_one(model, features) if one else model(features)["sentence_embedding"]

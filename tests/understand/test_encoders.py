@@ -346,3 +346,23 @@ def test_image_cache_skips_the_model_and_bf16_matches_fp32(
     assert calls == []
     np.testing.assert_array_equal(again, first[:-1])
     np.testing.assert_allclose(first[:-1], image_embeddings[::10], atol=1e-6)
+
+
+def test_image_batches_reuse_one_pool_of_decoding_threads(
+    image_encoder: ImageEncoder, fashion_images: tuple[list[Path], np.ndarray]
+) -> None:
+    """A server embeds every upload and crop through here: a pool started per call cost two
+    thread starts a request and slowed the model work beside them."""
+    import threading
+
+    paths = fashion_images[0][:4]
+
+    def decode_threads() -> set[int]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("moodboard-decode")}
+
+    first = image_encoder.encode_paths(paths)
+    before = decode_threads()
+    assert before, "no decoding thread ran"
+    for _ in range(3):
+        np.testing.assert_array_equal(image_encoder.encode_paths(paths), first)
+    assert decode_threads() == before

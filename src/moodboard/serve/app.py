@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moodboard.config import Settings, load_settings
+from moodboard.errors import ConfigError
 from moodboard.experiment.store import ExperimentStore
 from moodboard.ingest import EventWAL, Workspace
 from moodboard.serve import faults
@@ -150,6 +151,34 @@ class ObserveMiddleware:
             self.metrics.observe(name, status, time.perf_counter() - t0)
 
 
+def use_arrow_pool(name: str) -> None:
+    """Make ``name`` the process's default Arrow memory pool (``serve.arrow_memory_pool``;
+    "default" keeps pyarrow's own).
+
+    Raises
+    ------
+    ConfigError
+        If this pyarrow build has no such pool (the message says what to set instead).
+    """
+    if name == "default":
+        return
+    import pyarrow as pa
+
+    make = {
+        "jemalloc": pa.jemalloc_memory_pool,
+        "mimalloc": pa.mimalloc_memory_pool,
+        "system": pa.system_memory_pool,
+    }[name]
+    try:
+        pool = make()
+    except NotImplementedError as e:
+        raise ConfigError(
+            f"serve.arrow_memory_pool = {name!r}: this pyarrow build has no {name} pool ({e}). "
+            "Set it to 'system' or 'default'."
+        ) from e
+    pa.set_memory_pool(pool)
+
+
 def create_app(workspace: Path | str, settings: Settings | None = None) -> FastAPI:
     """The moodboard HTTP app over a workspace.
 
@@ -166,6 +195,7 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         If the workspace's keys file is unreadable (the message says how to fix it).
     """
     settings = settings or load_settings()
+    use_arrow_pool(settings.serve.arrow_memory_pool)
     ws = Workspace(workspace, db_wait_s=settings.serve.db_wait_s)
     guard = Guard(load_keys(ws.root, settings.serve), settings.serve)
     metrics = ServerMetrics()

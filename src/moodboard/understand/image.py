@@ -14,6 +14,7 @@ a thread pool decodes (JPEG by libjpeg-turbo straight into the batch buffer, oth
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,23 @@ _log = logging.getLogger(__name__)
 
 #: The embedding dimension of EfficientNet-Lite0 features.
 DIM = 1280
+_DECODERS: dict[int, ThreadPoolExecutor] = {}  # by size, long-lived
+_DECODERS_LOCK = threading.Lock()
+
+
+def _decoders(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` JPEG decoding threads, started on first use.
+
+    Long-lived: a pool made per call started 2 threads per ``/visual-search`` (about 37 a
+    second under load), and the server's model work ran slower beside them.
+    """
+    with _DECODERS_LOCK:
+        pool = _DECODERS.get(threads)
+        if pool is None:
+            pool = _DECODERS[threads] = ThreadPoolExecutor(threads, "moodboard-decode")
+        return pool
+
+
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -313,17 +331,17 @@ class ImageEncoder:
 
         model = load_model(cfg.image_size, cfg.bf16, cfg.channels_last)
         size, starts = cfg.image_size, list(range(0, n, cfg.batch_size))
-        decoders = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="moodboard-decode")
+        decoders = _decoders(cfg.decode_threads)
 
         def batch(start: int) -> None:
             buf = np.empty((min(cfg.batch_size, n - start), size, size, 3), dtype=np.uint8)
-            list(decoders.map(lambda j: fill(start + j, buf[j]), range(len(buf))))
+            if len(buf) == 1:  # an upload or one crop: no thread hop
+                fill(start, buf[0])
+            else:
+                list(decoders.map(lambda j: fill(start + j, buf[j]), range(len(buf))))
             out[start : start + len(buf)] = self._forward(model, buf, cfg)
 
-        try:
-            run_batches(batch, starts, cfg.threads, cfg.parallel_batches, "moodboard-embed")
-        finally:
-            decoders.shutdown(wait=True, cancel_futures=True)
+        run_batches(batch, starts, cfg.threads, cfg.parallel_batches, "moodboard-embed")
         return out
 
     def _forward(self, model: Any, batch: np.ndarray, cfg: ImageEncoderConfig) -> np.ndarray:

@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from moodboard.build.context import BuildContext
 from moodboard.build.heldout import heldout_search_gain, popularity_as_of
 from moodboard.build.layout import part_path
@@ -37,35 +35,10 @@ from moodboard.retrieve.registry import attach_all, load_source
 from moodboard.surfaces import Surface, build_surface
 from moodboard.surfaces.search import search_text
 from moodboard.understand.query import QueryUnderstanding
+from moodboard.understand.query_vectors import QueryVectors
 from moodboard.understand.text import TextEncoder
 
 _log = logging.getLogger(__name__)
-
-
-class QueryVectors:
-    """``texts -> vectors`` of a text encoder, memoized: ``prime`` embeds many texts in batches
-    (a build asks for the same logged queries many times, one at a time).
-
-    Parameters
-    ----------
-    encoder
-        The query encoder ``/search`` uses.
-    """
-
-    def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-        self._memo: dict[str, np.ndarray] = {}
-
-    def prime(self, texts: list[str]) -> None:
-        """Embed the texts not seen yet, in the encoder's batches."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
-        if todo:
-            self._memo.update(zip(todo, self.encoder.encode(todo), strict=True))
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        """One vector per text, in order."""
-        self.prime(texts)
-        return np.stack([self._memo[t] for t in texts])
 
 
 class SearchRankerStep(BuildStep):
@@ -99,7 +72,7 @@ class SearchRankerStep(BuildStep):
                 sources[name] = load_source(found, ctx.catalog)
         attach_all(sources)
         understand = QueryUnderstanding.load(part_path(out, manifest, "understand"))  # type: ignore[arg-type]
-        encode = QueryVectors(TextEncoder())
+        encode = QueryVectors(TextEncoder(), size=None)
         encode.prime([search_text(understand(q), q) for q in dict.fromkeys(queries)])
         resources = {"understand": understand, "encode": encode}
         cfg = ctx.settings.surfaces.search.model_copy(update={"ranker": "rank/noop"})

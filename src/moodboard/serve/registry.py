@@ -51,7 +51,6 @@ from moodboard.rank.multihead_serving import load_serving
 from moodboard.retrieve import CandidateSource
 from moodboard.retrieve.registry import attach_all, load_source
 from moodboard.serve.image_space import SharedImageEncoder, load_visual_head
-from moodboard.serve.query_vectors import QueryVectors
 from moodboard.surfaces import Complements, Surface, build_surface
 from moodboard.surfaces.autocomplete import Autocomplete
 from moodboard.surfaces.compose import ENGAGEMENT, ItemEngagement
@@ -65,6 +64,7 @@ from moodboard.understand.categorize import CategoryClassifier
 from moodboard.understand.detect import ObjectDetector, look_at
 from moodboard.understand.image import ImageEncoder
 from moodboard.understand.query import QueryUnderstanding
+from moodboard.understand.query_vectors import QueryVectors
 from moodboard.understand.text import TextEncoder
 
 _log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The engine's ``encode`` resource: query texts -> unit vectors, the recent ones kept."""
+"""Query texts -> unit vectors, the recent ones kept: the engine's ``encode`` resource, and the
+memo a build's search ranker embeds its logged queries with."""
 
 from __future__ import annotations
 
@@ -12,20 +13,20 @@ from moodboard.understand.text import TextEncoder
 
 
 class QueryVectors:
-    """The engine's ``encode`` resource: texts -> unit vectors (``TextEncoder.encode``), with
-    the vectors of the last ``size`` texts kept (a search's next page, a head query and its
-    sub-searches, a simulated shopper's query again); the texts not kept are encoded in one
-    batch; callers get a copy.
+    """Texts -> unit vectors (``TextEncoder.encode``), with the vectors of the last ``size``
+    texts kept (a search's next page, a head query and its sub-searches, a simulated shopper's
+    query again); the texts not kept are encoded in one batch; callers get a copy.
 
     Parameters
     ----------
     encoder
         The text encoder.
     size
-        Most texts kept (least recently used leave first).
+        Most texts kept (least recently used leave first); None keeps every text (a build
+        asking for the same logged queries many times).
     """
 
-    def __init__(self, encoder: TextEncoder, size: int = 4096) -> None:
+    def __init__(self, encoder: TextEncoder, size: int | None = 4096) -> None:
         self.encoder = encoder
         self.size = size
         self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -44,8 +45,12 @@ class QueryVectors:
             with self._lock:
                 for t, row in zip(missing, rows, strict=True):
                     found[t] = self._kept[t] = row
-                while len(self._kept) > self.size:
+                while self.size is not None and len(self._kept) > self.size:
                     self._kept.popitem(last=False)
         if not texts:
             return self.encoder.encode(texts)
         return np.stack([found[t] for t in texts]).copy()
+
+    def prime(self, texts: Sequence[str]) -> None:
+        """Embed and keep the texts not kept yet, in the encoder's batches."""
+        self(list(dict.fromkeys(texts)))

@@ -14,9 +14,7 @@ a thread pool decodes (JPEG by libjpeg-turbo straight into the batch buffer, oth
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +27,13 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS, ImageRefused, open_image
 from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.effnet import load_model
-from moodboard.understand.threads import run_batches
+from moodboard.understand.threads import run_batches, shared_pool
 from moodboard.understand.upload import decode_upload
 
 _log = logging.getLogger(__name__)
 
 #: The embedding dimension of EfficientNet-Lite0 features.
 DIM = 1280
-_DECODERS: dict[int, ThreadPoolExecutor] = {}  # by size, long-lived
-_DECODERS_LOCK = threading.Lock()
-
-
-def _decoders(threads: int) -> ThreadPoolExecutor:
-    """The process's pool of ``threads`` JPEG decoding threads, started on first use.
-
-    Long-lived: a pool made per call started 2 threads per ``/visual-search`` (about 37 a
-    second under load), and the server's model work ran slower beside them.
-    """
-    with _DECODERS_LOCK:
-        pool = _DECODERS.get(threads)
-        if pool is None:
-            pool = _DECODERS[threads] = ThreadPoolExecutor(threads, "moodboard-decode")
-        return pool
-
-
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -331,7 +312,7 @@ class ImageEncoder:
 
         model = load_model(cfg.image_size, cfg.bf16, cfg.channels_last)
         size, starts = cfg.image_size, list(range(0, n, cfg.batch_size))
-        decoders = _decoders(cfg.decode_threads)
+        decoders = shared_pool("moodboard-decode", cfg.decode_threads)
 
         def batch(start: int) -> None:
             buf = np.empty((min(cfg.batch_size, n - start), size, size, 3), dtype=np.uint8)

@@ -53,4 +53,5 @@ class QueryVectors:
 
     def prime(self, texts: Sequence[str]) -> None:
         """Embed and keep the texts not kept yet, in the encoder's batches."""
-        self(list(dict.fromkeys(texts)))
+        if texts:
+            self(list(dict.fromkeys(texts)))

@@ -61,8 +61,20 @@ def run_batches(
             torch.set_num_threads(before)
 
 
-_SIDE: dict[int, ThreadPoolExecutor] = {}  # by number of side threads
-_SIDE_LOCK = threading.Lock()
+_POOLS: dict[tuple[str, int], ThreadPoolExecutor] = {}  # by (name, threads)
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(name: str, threads: int) -> ThreadPoolExecutor:
+    """The process's long-lived pool of ``threads`` threads named ``name``, started on first
+    use: a pool made per call starts its threads again each time, and a server's model work
+    runs slower beside thread starts (``/visual-search`` decoding its upload's crops started
+    two threads a request, about 37 a second under load, 2026-12-06)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get((name, threads))
+        if pool is None:
+            pool = _POOLS[name, threads] = ThreadPoolExecutor(threads, name)
+        return pool
 
 
 def side_by_side(batch: Callable[[int], None], starts: Sequence[int]) -> None:
@@ -79,10 +91,7 @@ def side_by_side(batch: Callable[[int], None], starts: Sequence[int]) -> None:
         return
     import torch
 
-    with _SIDE_LOCK:
-        side = _SIDE.get(len(starts) - 1)
-        if side is None:
-            side = _SIDE[len(starts) - 1] = ThreadPoolExecutor(len(starts) - 1, "moodboard-side")
+    side = shared_pool("moodboard-side", len(starts) - 1)
     with ENCODER_LOCK:
         before = torch.get_num_threads()
         torch.set_num_threads(1)

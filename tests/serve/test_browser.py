@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -235,7 +236,9 @@ def test_visual_search_sends_the_crop_in_original_pixels(
     assert not page_errors
 
 
-#: Where the README's screenshots of the home page are saved.
+#: Where the README's screenshots of the home page are saved, when
+#: ``MOODBOARD_UPDATE_SCREENSHOTS=1`` asks to refresh them (otherwise a test run writes them to
+#: a temporary folder and leaves the tree clean).
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 #: The grid's pins by their place on screen: (data-position, x, y, column).
 PIN_BOXES = """() => [...document.querySelectorAll('#grid .col')].flatMap((col, c) =>
@@ -245,15 +248,18 @@ PIN_BOXES = """() => [...document.querySelectorAll('#grid .col')].flatMap((col, 
     }))"""
 
 
-def _save_png(page: Any, name: str, height: int) -> None:
-    """The top ``height`` px of the whole page, as a palette PNG in ``docs/img`` (small)."""
+def _save_png(page: Any, name: str, height: int, scratch: Path) -> None:
+    """The top ``height`` px of the whole page, as a palette PNG (small): in ``docs/img`` with
+    ``MOODBOARD_UPDATE_SCREENSHOTS=1``, else in ``scratch``."""
     from PIL import Image
 
     width = page.viewport_size["width"]
     shot = page.screenshot(full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    folder = DOCS_IMG if os.environ.get("MOODBOARD_UPDATE_SCREENSHOTS") == "1" else scratch
+    folder.mkdir(parents=True, exist_ok=True)
     img = Image.open(io.BytesIO(shot)).convert("RGB").quantize(colors=192)
-    img.save(DOCS_IMG / name, optimize=True)
+    img.save(folder / name, optimize=True)
+    assert Image.open(folder / name).size == (width, height)
 
 
 def _top_row_holds_the_first_ranks(page: Any) -> int:
@@ -271,7 +277,7 @@ def _top_row_holds_the_first_ranks(page: Any) -> int:
 
 
 def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
-    page: Any, page_errors: list[str], server: str
+    page: Any, page_errors: list[str], server: str, tmp_path: Path
 ) -> None:
     shoppers = httpx.get(f"{server}/demo/shoppers", params={"k": 5}).json()["shoppers"]
     assert shoppers and all(s["history"] > 0 for s in shoppers)
@@ -295,7 +301,7 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
         assert [p.get_attribute("data-id") for p in shown.locator(".pin").all()] == ids
     page.wait_for_function(IMAGES_LOADED, arg=4)
     assert _top_row_holds_the_first_ranks(page) >= 4  # 1280 px: a column per ~200 px
-    _save_png(page, "home-modules.png", 1500)
+    _save_png(page, "home-modules.png", 1500, tmp_path)
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.wait_for_function("() => document.querySelectorAll('#grid .col').length === 2")
@@ -311,7 +317,7 @@ def test_a_demo_visitor_shops_as_a_shopper_and_sees_module_rows(
         assert page.locator(sel).is_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     assert _top_row_holds_the_first_ranks(page) == 2
-    _save_png(page, "home-phone.png", 1400)
+    _save_png(page, "home-phone.png", 1400, tmp_path)
     assert not page_errors
 
 

@@ -11,6 +11,7 @@ bounded too (``serve.max_concurrent_decodes``: past it, 503 with ``Retry-After``
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from moodboard.serve.routes.common import (
 )
 from moodboard.surfaces import SurfaceResult
 from moodboard.surfaces.visual import COMPOSED, found_objects, image_category
+from moodboard.understand.threads import model_thread
 
 router = APIRouter(tags=["surfaces"])
 
@@ -91,8 +93,19 @@ def _decode_slots(request: Request) -> threading.BoundedSemaphore:
     return slots
 
 
+async def _take(slots: threading.BoundedSemaphore, wait_s: float) -> bool:
+    """A decode slot within ``wait_s`` seconds, waited for without blocking the event loop
+    (polled every 5 ms while every slot is taken; a cancelled wait holds none)."""
+    deadline = time.monotonic() + wait_s
+    while not slots.acquire(blocking=False):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
 @router.post("/visual-search", name="visual")
-def visual_search(
+async def visual_search(
     request: Request,
     image: Annotated[
         UploadFile, File(description="A JPEG, PNG or WebP photo (serve.max_image_pixels).")
@@ -109,20 +122,25 @@ def visual_search(
     user: Annotated[str | None, Form(max_length=200)] = None,
     explain: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
-    """Products that look like a photo (or the cropped part of it)."""
+    """Products that look like a photo (or the cropped part of it).
+
+    An ``async`` route: the page is made and logged on the model thread (decode, detect,
+    embed, retrieve, respond), with no pool thread in between.
+    """
     engine = engine_of(request)
     k = check_k(request, k)
     limit = int(request.app.state.settings.serve.max_upload_mb * 2**20)
-    data = image.file.read(limit + 1)
+    data = await image.read(limit + 1)
     if len(data) > limit:
         raise HTTPException(413, f"The upload is over the {limit / 2**20:g} MB limit.")
     if not data:
         raise InputError("The 'image' upload is empty: send a JPEG, PNG or WebP photo.")
     f = item_filter(engine, category=category)
     box = _crop(crop)
+    query = _text(text)
     serve = request.app.state.settings.serve
     slots = _decode_slots(request)
-    if not slots.acquire(timeout=serve.decode_wait_s):
+    if not await _take(slots, serve.decode_wait_s):
         raise HTTPException(
             503,
             f"{serve.max_concurrent_decodes} images are being decoded already "
@@ -132,13 +150,17 @@ def visual_search(
     started = time.perf_counter()
     user = user_or_none(user)
     p = PageParams(k, 0, user, explain, arms_of(request, user), started)
-    try:
-        req, res = run_surface(
-            engine, "visual", p, image=data, crop=box, item_filter=f, query=_text(text)
-        )
-    finally:
-        slots.release()
-    return respond_surface(request, engine, req, res, p, extra=_extras(engine, p))
+
+    def page() -> JSONResponse:
+        try:
+            req, res = run_surface(
+                engine, "visual", p, image=data, crop=box, item_filter=f, query=query
+            )
+        finally:
+            slots.release()
+        return respond_surface(request, engine, req, res, p, extra=_extras(engine, p))
+
+    return await model_thread().call(page)
 
 
 def _objects_of(engine: Engine, p: PageParams) -> Callable[[SurfaceResult], dict[str, Any]]:

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -182,6 +183,34 @@ def test_uploads_over_the_decode_bound_get_503_with_retry_after(client: TestClie
             slots.release()
     assert all(held) and r.status_code == 503 and r.headers["Retry-After"] == "1"
     assert _upload(client, png).status_code == 200
+
+
+def test_an_upload_waiting_for_a_decode_slot_does_not_hold_up_other_requests(
+    client: TestClient,
+) -> None:
+    png = _encoded(Image.new("RGB", (64, 64), "blue"), "PNG")
+    serve = client.app.state.settings.serve
+    assert _upload(client, png).status_code == 200
+    slots, wait = client.app.state.decode_slots, serve.decode_wait_s
+    held = [slots.acquire(timeout=1) for _ in range(serve.max_concurrent_decodes)]
+    serve.decode_wait_s = 1.5  # the upload below waits this long for a slot, then gets 503
+    waiting = ThreadPoolExecutor(1)
+    try:
+        upload = waiting.submit(_upload, client, png)
+        time.sleep(0.2)  # the upload is waiting now
+        t0 = time.perf_counter()
+        health = client.get("/healthz")
+        answered_in = time.perf_counter() - t0
+        assert not upload.done()
+        r = upload.result(timeout=30)
+    finally:
+        serve.decode_wait_s = wait
+        for _ in held:
+            slots.release()
+        waiting.shutdown()
+    assert all(held) and health.status_code == 200 and answered_in < 0.5
+    assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+    assert _upload(client, png).status_code == 200  # the wait held no slot
 
 
 def test_boards_of_a_user_page_and_are_capped(client: TestClient) -> None:

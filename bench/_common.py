@@ -1,10 +1,14 @@
-"""Shared helpers of the benchmark scripts: a results table and a JSON file per run."""
+"""Shared helpers of the benchmark scripts: a results table and a JSON file per run, and a
+scratch copy of a workspace for a bench's server."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,3 +41,17 @@ def report(name: str, rows: list[dict[str, Any]], columns: list[str]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, "machine": machine(), "rows": rows}, indent=2))
     return path
+
+
+def scratch_copy(root: Path) -> Path:
+    """A copy of the workspace at ``root`` in a temporary folder, removed when the bench exits.
+
+    A bench's server serves the copy, so the impressions and search log of its synthetic
+    traffic never reach the workspace: they would be learned from by its next build, and
+    their timestamps (now) would stop ``moodboard simulate`` from adding days to it.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="moodboard-bench-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    copy = scratch / Path(root).name
+    shutil.copytree(root, copy, symlinks=True)
+    return copy

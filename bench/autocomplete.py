@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import report
+from _common import report, scratch_copy
 
 from moodboard.build.autocomplete import AutocompleteStep
 from moodboard.config import load_settings
@@ -77,7 +77,7 @@ def _http(ws: Path, prefixes: list[str], n: int) -> dict[str, object]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [str(exe), "serve", "--workspace", str(ws), "--port", str(port)],
+            [str(exe), "serve", "--workspace", str(scratch_copy(ws)), "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import report
+from _common import report, scratch_copy
 from search import _queries
 
 from moodboard.data import Request
@@ -64,9 +64,12 @@ def _workspace(arg: str | None, tmp: str) -> Workspace:
 
 
 def _serve(ws: Workspace, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``moodboard serve`` on a scratch copy of ``ws`` (``_common.scratch_copy``), once it
+    answers ``/healthz``."""
     exe = Path(sys.executable).with_name("moodboard")
+    root = scratch_copy(ws.root)
     proc = subprocess.Popen(
-        [str(exe), "serve", "--workspace", str(ws.root), "--host", HOST, "--port", str(port)],
+        [str(exe), "serve", "--workspace", str(root), "--host", HOST, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},

@@ -138,6 +138,8 @@ async def visual_search(
     f = item_filter(engine, category=category)
     box = _crop(crop)
     query = _text(text)
+    user = user_or_none(user)
+    arms = arms_of(request, user)  # before a slot is taken: nothing may fail between the two
     serve = request.app.state.settings.serve
     slots = _decode_slots(request)
     if not await _take(slots, serve.decode_wait_s):
@@ -147,9 +149,7 @@ async def visual_search(
             "(serve.max_concurrent_decodes): retry in a second.",
             headers={"Retry-After": "1"},
         )
-    started = time.perf_counter()
-    user = user_or_none(user)
-    p = PageParams(k, 0, user, explain, arms_of(request, user), started)
+    p = PageParams(k, 0, user, explain, arms, time.perf_counter())
 
     def page() -> JSONResponse:
         try:

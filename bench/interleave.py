@@ -15,8 +15,8 @@ minute; needs ``MOODBOARD_DATASETS``) and run with the settings it was built wit
 workspace runs with the configured settings (``load_settings``), as ``make demo`` builds it.
 
 Usage: ``python bench/interleave.py [--workspace DIR] [--users 300] [--days 3]
-[--sessions-per-day 0.6] [--surface feed] [--arm fused=surfaces.feed.ranker=rank/noop --arm
-shuffled=surfaces.feed.ranker=rank/shuffle]``.
+[--sessions-per-day 0.6] [--activity-shape 0] [--surface feed]
+[--arm fused=surfaces.feed.ranker=rank/noop --arm shuffled=surfaces.feed.ranker=rank/shuffle]``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def main() -> None:
     p.add_argument("--days", type=int, default=3)
     p.add_argument("--sessions-per-day", type=float, default=0.6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--activity-shape",
+        type=float,
+        default=0.0,
+        help="simulate.activity_shape: 0, shoppers alike; 0.82, as Online Retail's customers",
+    )
     p.add_argument("--surface", default="feed", help="the one surface the shoppers visit")
     p.add_argument("--arm", action="append", help="NAME=OVERRIDES, twice (A then B)")
     args = p.parse_args()
@@ -76,6 +82,7 @@ def main() -> None:
         s = load_settings() if args.workspace else mini_settings()
         update = {"users": args.users, "days": args.days, "seed": args.seed}
         update |= {"sessions_per_day": args.sessions_per_day, "surface_mix": {args.surface: 1.0}}
+        update["activity_shape"] = args.activity_shape
         s.simulate = s.simulate.model_copy(update=update)
         t0 = time.perf_counter()
         run = measure_interleaving(ws, s, *arms)
@@ -88,6 +95,7 @@ def main() -> None:
         "B": arms[1].name,
         "users": run.users,
         "days": run.days,
+        "activity_shape": args.activity_shape,
         "il_wins_a/b/ties": f"{v.wins_a}/{v.wins_b}/{v.ties}",
         "il_p": f"{v.p_value:.2g}",
         "il_delta": f"{v.delta:+.3f} [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]",

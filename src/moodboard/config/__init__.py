@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -228,6 +228,10 @@ class SimulateSettings(_Section):
     days: int = Field(default=7, ge=1)
     seed: int = 0
     sessions_per_day: float = Field(default=0.6, gt=0)
+    #: How shoppers differ in how often they come. 0: all alike. k > 0: each shopper's rate is
+    #: ``sessions_per_day`` times a Gamma(k, 1/k) draw (Poisson-Gamma, as in Pareto/NBD); the
+    #: repeat purchase days of UCI Online Retail fit k = 0.82 (``bench/activity.py``).
+    activity_shape: float = Field(default=0.0, ge=0)
     pages_per_session: int = Field(default=2, ge=1)
     page_size: int = Field(default=24, ge=1)
     start: str = "2026-01-05"
@@ -257,6 +261,16 @@ class SimulateSettings(_Section):
                 f"Got {v} instead."
             )
         return v
+
+    @model_validator(mode="after")
+    def _one_activity_model(self) -> SimulateSettings:
+        if self.activity_shape > 0 and self.returns.enabled:
+            raise ValueError(
+                "simulate.activity_shape draws how often each shopper comes, and "
+                "simulate.returns decides it day by day: set activity_shape = 0 or "
+                "returns.enabled = false."
+            )
+        return self
 
 
 class ServeSettings(_Section):

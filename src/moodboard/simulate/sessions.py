@@ -179,6 +179,12 @@ class ShopperDays:
         self.saved = {b.id: list(sim.board_items.get(b.id, ())) for b in self.boards}
         self.clicked: list[int] = []
         self.rng = np.random.default_rng([s.seed, n, 1])
+        #: The shopper's mean sessions a day (``simulate.activity_shape``: one Gamma draw of
+        #: (seed, shopper), the same in every arm of a comparison).
+        self.rate = s.sessions_per_day
+        if s.activity_shape > 0:
+            k = s.activity_shape
+            self.rate *= float(np.random.default_rng([s.seed, n, 5]).gamma(k, 1.0 / k))
         self.counter = 0
         self.sessions = 0
         self.start_us = int(datetime.fromisoformat(s.start).timestamp() * 1e6)
@@ -211,7 +217,7 @@ class ShopperDays:
     def _sessions(self, rng: np.random.Generator, day: int) -> Iterable[_Session]:
         s = self.sim.settings
         if self.returns is None:
-            count = int(rng.poisson(s.sessions_per_day))
+            count = int(rng.poisson(self.rate))
         else:
             count = sessions_of_visit(rng, s.returns)
         if not self.crn:  # drawn as the session goes, interleaved with its actions

@@ -172,3 +172,31 @@ class World:
         """One item's value of an attribute."""
         c = self.codes[attribute][item]
         return self.vocab[attribute][c] if c >= 0 else None
+
+
+def fit_activity_shape(counts: Sequence[int] | np.ndarray) -> float:
+    """The Gamma shape k of shoppers' visit rates (``simulate.activity_shape``) from real counts.
+
+    Parameters
+    ----------
+    counts
+        One count per customer over the same window (visits, purchase days; zeros included).
+
+    Returns
+    -------
+    float
+        ``1 / alpha`` of the maximum-likelihood negative binomial (``statsmodels``
+        ``NegativeBinomial``, NB2, intercept only): counts Poisson given a rate that is Gamma
+        over customers with shape k. The smaller k, the more a few customers make most visits.
+    """
+    import statsmodels.api as sm
+
+    y = np.asarray(counts, dtype=np.float64).ravel()
+    if len(y) < 10 or (y < 0).any() or y.var() <= y.mean():
+        raise InputError(
+            "fit_activity_shape needs at least 10 counts >= 0, one per customer, more spread "
+            f"than a Poisson's (variance > mean); got {len(y)} with mean {y.mean():.3g} and "
+            f"variance {y.var():.3g}."
+        )
+    fit = sm.NegativeBinomial(y, np.ones((len(y), 1))).fit(disp=0)
+    return float(1.0 / fit.params[-1])

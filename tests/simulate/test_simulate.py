@@ -12,6 +12,7 @@ import pytest
 
 from moodboard.config import ClickModelSettings, SimulateSettings
 from moodboard.datasets import ingest_dataset
+from moodboard.errors import InputError
 from moodboard.ingest import Workspace
 from moodboard.simulate import (
     PositionBiasedClickModel,
@@ -20,6 +21,7 @@ from moodboard.simulate import (
     load_tastes,
     run_simulation,
 )
+from moodboard.simulate.run import population_seed, setup_world
 
 SETTINGS = SimulateSettings(users=600, days=7, seed=11)
 
@@ -132,3 +134,21 @@ def test_true_tastes_are_retrievable_and_match_the_simulator(simulated) -> None:
         assert tastes[sh.user_id] == sh.favourites
         assert 2 <= len(sh.favourites["articleType"]) <= 4
     assert json.dumps(tastes[sim.user_id(0)])  # plain strings, ready for reports
+
+
+def test_a_run_with_another_seed_keeps_the_workspaces_shoppers(
+    fashion_ws: Workspace, tmp_path: Path
+) -> None:
+    world = World.from_products(fashion_ws.products_table())
+    ws = Workspace(tmp_path / "ws")
+    first = SETTINGS.model_copy(update={"users": 30, "days": 1, "seed": 0})
+    setup_world(ws, Simulator(world, first, population_seed=population_seed(ws, 0)))
+    tastes = load_tastes(ws)
+    later = first.model_copy(update={"seed": 7})
+    sim = Simulator(world, later, population_seed=population_seed(ws, 7))
+    setup_world(ws, sim)
+    assert sim.population_seed == 0 and load_tastes(ws) == tastes  # the same shoppers
+    again = Simulator(world, first)
+    assert not next(sim.tables()).equals(next(again.tables()))  # who do other things
+    with pytest.raises(InputError, match="drawn with seed 0, not 7"):
+        setup_world(ws, Simulator(world, later))

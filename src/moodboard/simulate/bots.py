@@ -61,7 +61,8 @@ class BotAccount:
 
 
 def plan_bots(sim: Simulator) -> dict[int, BotAccount]:
-    """Which accounts of the simulation are bots (by account number): a function of the seed.
+    """Which accounts of the simulation are bots (by account number): a function of the
+    population seed (``Simulator.population_seed``).
 
     ``round(bot_share * users)`` accounts, given the kinds in turn; no random draw is made
     when ``bot_share`` is 0, so shoppers' logs do not change.
@@ -70,13 +71,13 @@ def plan_bots(sim: Simulator) -> dict[int, BotAccount]:
     k = round(s.bot_share * s.users)
     if k == 0:
         return {}
-    rng = np.random.default_rng([s.seed, 5])
+    rng = np.random.default_rng([sim.population_seed, 5])
     accounts = np.sort(rng.choice(s.users, size=k, replace=False))
     n_targets = min(s.bot_targets, len(sim.world))
     targets = {
         kind: tuple(
             str(sim.world.item_ids[i])
-            for i in np.random.default_rng([s.seed, 6, j]).choice(
+            for i in np.random.default_rng([sim.population_seed, 6, j]).choice(
                 len(sim.world), size=n_targets, replace=False
             )
         )

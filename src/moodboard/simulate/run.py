@@ -9,6 +9,7 @@ logs also serve off-policy evaluation. Same seed, same logs.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from moodboard.config import SimulateSettings
 from moodboard.data import Board
 from moodboard.data import columns as C
+from moodboard.errors import InputError
 from moodboard.ingest import IngestReport, Workspace, ingest_events
 from moodboard.simulate.bots import EVENT_COLUMNS, bot_events, plan_bots, write_bots
 from moodboard.simulate.clickmodel import PositionBiasedClickModel
@@ -37,6 +39,8 @@ _TEMPLATES: tuple[tuple[str, ...], ...] = (
     ("baseColour", "gender", "articleType"),
 )
 TASTES_FILE = "simulation/tastes.parquet"
+#: The seed the workspace's simulated shoppers were drawn with (``population_seed``).
+POPULATION_FILE = "simulation/population.json"
 
 
 @dataclass
@@ -83,6 +87,11 @@ class Simulator:
         Users, days, seed, session rates and the click model.
     pages
         Where pages come from; default ``RandomizedBrowser``.
+    population_seed
+        The seed of the shoppers themselves (their tastes, boards and which accounts are bots;
+        default: ``settings.seed``, which then draws only what they do). A workspace records its
+        own (``population_seed(ws)``): a run on it with another seed keeps the shoppers whose
+        history it holds and varies their sessions and clicks.
     """
 
     def __init__(
@@ -90,9 +99,12 @@ class Simulator:
         world: World,
         settings: SimulateSettings | None = None,
         pages: PageSource | None = None,
+        *,
+        population_seed: int | None = None,
     ) -> None:
         self.world = world
         self.settings = settings or SimulateSettings()
+        self.population_seed = self.settings.seed if population_seed is None else population_seed
         #: Randomized pages: the default page source, and the bots' (whatever the shoppers see).
         self.browser = RandomizedBrowser(world)
         self.pages = pages or self.browser
@@ -111,10 +123,10 @@ class Simulator:
         return f"sim-u{n:06d}"
 
     def shopper(self, n: int) -> Shopper:
-        """User ``n``'s tastes: a pure function of (seed, n) (drawn once)."""
+        """User ``n``'s tastes: a pure function of (population seed, n) (drawn once)."""
         found = self._shoppers.get(n)
         if found is None:
-            rng = np.random.default_rng([self.settings.seed, n, 0])
+            rng = np.random.default_rng([self.population_seed, n, 0])
             found = self._shoppers[n] = self.world.sample_shopper(self.user_id(n), rng)
         return found
 
@@ -278,7 +290,8 @@ def run_simulation(
         If the workspace has no products.
     """
     settings = settings or SimulateSettings()
-    sim = Simulator(World.from_products(ws.products_table()), settings, pages)
+    world = World.from_products(ws.products_table())
+    sim = Simulator(world, settings, pages, population_seed=population_seed(ws, settings.seed))
     boards = setup_world(ws, sim)
     report = ingest_events(ws, sim.tables(progress))
     events = ws.status()["events"]
@@ -286,11 +299,30 @@ def run_simulation(
     return SimulationResult(settings.users, sim.sessions, boards, report, events, len(sim.bots))
 
 
+def population_seed(ws: Workspace, seed: int) -> int:
+    """The seed the workspace's simulated shoppers were drawn with (``POPULATION_FILE``);
+    ``seed`` when none were yet (or the workspace predates the record: its first run from now
+    on records its seed)."""
+    path = ws.root / POPULATION_FILE
+    if not path.exists():
+        return seed
+    return int(json.loads(path.read_text())["seed"])
+
+
 def setup_world(ws: Workspace, sim: Simulator) -> int:
-    """Store the shoppers' boards, their true tastes and the bot accounts in the workspace;
-    returns the number of boards."""
+    """Store the shoppers' boards, their true tastes and the bot accounts in the workspace, and
+    record the population seed if none is; returns the number of boards."""
+    record = ws.root / POPULATION_FILE
+    if record.exists() and population_seed(ws, sim.population_seed) != sim.population_seed:
+        raise InputError(
+            f"{ws.root} holds shoppers drawn with seed {population_seed(ws, 0)}, not "
+            f"{sim.population_seed}: give Simulator(population_seed=population_seed(ws, seed))."
+        )
     boards = [b for n in range(sim.settings.users) for b in sim.boards_of(sim.shopper(n))]
     ws.init()
+    if not record.exists():
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"seed": sim.population_seed}))
     ws.upsert_boards(boards)
     write_tastes(ws, sim)
     write_bots(ws, sim.bots)

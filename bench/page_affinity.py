@@ -1,0 +1,87 @@
+"""How well each score of a served page orders a shopper's candidates by their true tastes.
+
+For the workspace's first ``--shoppers`` simulated shoppers (their tastes drawn with the
+workspace's population seed, ``simulate.run.population_seed``), asks the engine (in-process,
+with ``--overrides`` applied to the configured settings) for the first ``--k`` candidates of
+``--surface`` and gives, per score column, the median over shoppers of the within-page Spearman
+correlation between the score and the shopper's true affinity (``simulate.world.World.affinity``,
+what the click model reads). Rows whose score is missing (NaN: beyond a ranker's depth) are left
+out of that column's correlation.
+
+Usage: ``python bench/page_affinity.py --workspace WS [--shoppers 200] [--k 100]
+[--surface feed] [--overrides 'surfaces.feed.ranker=rank/multihead']``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import report
+
+from moodboard.config import load_settings
+from moodboard.config.overrides import apply_overrides
+from moodboard.data import Request
+from moodboard.ingest import Workspace
+from moodboard.serve.registry import Engine
+from moodboard.simulate import Simulator, World
+from moodboard.simulate.arms import parse_arm
+from moodboard.simulate.run import population_seed
+from moodboard.understand.threads import in_own_thread
+
+SCORES = ("retrieval", "p_click", "p_purchase", "utility")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--shoppers", type=int, default=200)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--surface", default="feed", choices=("feed",))
+    p.add_argument("--overrides", default="surfaces.feed.ranker=rank/multihead")
+    args = p.parse_args()
+    ws = Workspace(args.workspace)
+    settings = load_settings()
+    arm = parse_arm(f"arm={args.overrides}")
+
+    engine = in_own_thread(Engine.load, ws, settings=apply_overrides(settings, arm.overrides))
+    world = World.from_products(ws.products_table())
+    sim = Simulator(world, settings.simulate, population_seed=population_seed(ws, 0))
+    index = {str(x): i for i, x in enumerate(world.item_ids)}
+    rho: dict[str, list[float]] = {s: [] for s in SCORES}
+    for n in range(args.shoppers):
+        req = Request(surface=args.surface, user_id=sim.user_id(n), k=args.k)
+        cand = engine.surfaces[args.surface].run(req).candidates
+        items = np.array([index[str(e)] for e in engine.catalog.ids.external(cand.items)])
+        affinity = world.affinity(sim.shopper(n), items)
+        for name in SCORES:
+            if name not in cand.scores:
+                continue
+            v = np.asarray(cand.scores[name], dtype=np.float64)
+            ok = np.isfinite(v)
+            if ok.sum() > 5 and v[ok].std() > 0 and affinity[ok].std() > 0:
+                rho[name].append(float(stats.spearmanr(v[ok], affinity[ok]).statistic))
+    rows = [
+        {
+            "score": name,
+            "shoppers": len(r),
+            "median_spearman": float(np.median(r)) if r else float("nan"),
+            "mean_spearman": float(np.mean(r)) if r else float("nan"),
+        }
+        for name, r in rho.items()
+    ]
+    shown = [r | {k: f"{r[k]:+.3f}" for k in ("median_spearman", "mean_spearman")} for r in rows]
+    print_path = report(
+        "page_affinity", shown, ["score", "shoppers", "median_spearman", "mean_spearman"]
+    )
+    print(f"written to {print_path}")
+    print(f"overrides: {args.overrides}; workspace {ws.root}")
+
+
+if __name__ == "__main__":
+    main()

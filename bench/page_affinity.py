@@ -8,23 +8,32 @@ correlation between the score and the shopper's true affinity (``simulate.world.
 what the click model reads). Rows whose score is missing (NaN: beyond a ranker's depth) are left
 out of that column's correlation.
 
-Usage: ``python bench/page_affinity.py --workspace WS [--shoppers 200] [--k 100]
+Without ``--workspace`` it reads ``moodboard-workspace`` when ``make demo`` built it, else
+builds the mini engine of the tests (``tests/mini.py``) in a temporary folder (about a minute;
+needs ``MOODBOARD_DATASETS``). A ranker the workspace's build did not train is reported and
+skipped.
+
+Usage: ``python bench/page_affinity.py [--workspace WS] [--shoppers 200] [--k 100]
 [--surface feed] [--overrides 'surfaces.feed.ranker=rank/multihead']``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from _common import report
 
-from moodboard.config import load_settings
+from mini import build_mini, mini_settings
+from moodboard.config import Settings, load_settings
 from moodboard.config.overrides import apply_overrides
 from moodboard.data import Request
 from moodboard.ingest import Workspace
@@ -39,17 +48,33 @@ SCORES = ("retrieval", "p_click", "p_purchase", "utility")
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--workspace", type=Path, help="a built workspace (default: see above)")
     p.add_argument("--shoppers", type=int, default=200)
     p.add_argument("--k", type=int, default=100)
     p.add_argument("--surface", default="feed", choices=("feed",))
     p.add_argument("--overrides", default="surfaces.feed.ranker=rank/multihead")
     args = p.parse_args()
-    ws = Workspace(args.workspace)
-    settings = load_settings()
-    arm = parse_arm(f"arm={args.overrides}")
+    with tempfile.TemporaryDirectory(prefix="moodboard-affinity-") as tmp:
+        demo = Workspace("moodboard-workspace")
+        if args.workspace:
+            ws, settings = Workspace(args.workspace), load_settings()
+        elif demo.exists() and demo.current_artifact():
+            ws, settings = demo, load_settings()
+        else:
+            ws, settings = build_mini(Path(tmp) / "mini"), mini_settings()
+        measure(ws, settings, args)
 
-    engine = in_own_thread(Engine.load, ws, settings=apply_overrides(settings, arm.overrides))
+
+def measure(ws: Workspace, settings: Settings, args: argparse.Namespace) -> None:
+    """The table of ``main`` for one workspace."""
+    arm = parse_arm(f"arm={args.overrides}")
+    applied = apply_overrides(settings, arm.overrides)
+    ranker = getattr(applied.surfaces, args.surface).ranker
+    manifest = json.loads((ws.version_path(ws.current_artifact()) / "manifest.json").read_text())
+    if ranker != "rank/noop" and not manifest["components"].get(ranker, {}).get("path"):
+        print(f"{ranker} was not trained in {ws.root}: nothing to measure")
+        return
+    engine = in_own_thread(Engine.load, ws, settings=applied)
     world = World.from_products(ws.products_table())
     sim = Simulator(world, settings.simulate, population_seed=population_seed(ws, 0))
     index = {str(x): i for i, x in enumerate(world.item_ids)}

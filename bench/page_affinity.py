@@ -3,10 +3,11 @@
 For the workspace's first ``--shoppers`` simulated shoppers (their tastes drawn with the
 workspace's population seed, ``simulate.run.population_seed``), asks the engine (in-process,
 with ``--overrides`` applied to the configured settings) for the first ``--k`` candidates of
-``--surface`` and gives, per score column, the median over shoppers of the within-page Spearman
-correlation between the score and the shopper's true affinity (``simulate.world.World.affinity``,
-what the click model reads). Rows whose score is missing (NaN: beyond a ranker's depth) are left
-out of that column's correlation.
+``--surface`` at the simulated clock of a run on the workspace (noon of the day after its newest
+event, so the history's ages are those a simulated page sees) and gives, per score column, the
+median over shoppers of the within-page Spearman correlation between the score and the shopper's
+true affinity (``simulate.world.World.affinity``, what the click model reads). Rows whose score
+is missing (NaN: beyond a ranker's depth) are left out of that column's correlation.
 
 Without ``--workspace`` it reads ``moodboard-workspace`` when ``make demo`` built it, else
 builds the mini engine of the tests (``tests/mini.py``) in a temporary folder (about a minute;
@@ -23,6 +24,7 @@ import argparse
 import json
 import sys
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
 from moodboard.simulate import Simulator, World
 from moodboard.simulate.arms import parse_arm
+from moodboard.simulate.engine import first_day
 from moodboard.simulate.run import population_seed
 from moodboard.understand.threads import in_own_thread
 
@@ -78,9 +81,13 @@ def measure(ws: Workspace, settings: Settings, args: argparse.Namespace) -> None
     world = World.from_products(ws.products_table())
     sim = Simulator(world, settings.simulate, population_seed=population_seed(ws, 0))
     index = {str(x): i for i, x in enumerate(world.item_ids)}
+    # the simulated clock of a run on the workspace: noon of the day after its newest event
+    day = first_day(ws, settings.simulate.start)
+    when = datetime.fromisoformat(settings.simulate.start).replace(tzinfo=UTC)
+    when += timedelta(days=day, hours=12)
     rho: dict[str, list[float]] = {s: [] for s in SCORES}
     for n in range(args.shoppers):
-        req = Request(surface=args.surface, user_id=sim.user_id(n), k=args.k)
+        req = Request(surface=args.surface, user_id=sim.user_id(n), k=args.k, ts=when)
         cand = engine.surfaces[args.surface].run(req).candidates
         items = np.array([index[str(e)] for e in engine.catalog.ids.external(cand.items)])
         affinity = world.affinity(sim.shopper(n), items)

@@ -40,10 +40,9 @@ from moodboard.config.overrides import apply_overrides
 from moodboard.data import Request
 from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
-from moodboard.simulate import Simulator, World
+from moodboard.simulate import Simulator
 from moodboard.simulate.arms import parse_arm
 from moodboard.simulate.engine import first_day
-from moodboard.simulate.run import population_seed
 from moodboard.understand.threads import in_own_thread
 
 SCORES = ("retrieval", "p_click", "p_purchase", "utility")
@@ -78,8 +77,8 @@ def measure(ws: Workspace, settings: Settings, args: argparse.Namespace) -> None
         print(f"{ranker} was not trained in {ws.root}: nothing to measure")
         return
     engine = in_own_thread(Engine.load, ws, settings=applied)
-    world = World.from_products(ws.products_table())
-    sim = Simulator(world, settings.simulate, population_seed=population_seed(ws, 0))
+    sim = Simulator.on(ws, settings.simulate)
+    world = sim.world
     index = {str(x): i for i, x in enumerate(world.item_ids)}
     # the simulated clock of a run on the workspace: noon of the day after its newest event
     day = first_day(ws, settings.simulate.start)

@@ -152,3 +152,6 @@ def test_a_run_with_another_seed_keeps_the_workspaces_shoppers(
     assert not next(sim.tables()).equals(next(again.tables()))  # who do other things
     with pytest.raises(InputError, match="drawn with seed 0, not 7"):
         setup_world(ws, Simulator(world, later))
+    (ws.root / "simulation" / "population.json").write_text('{"seed": "zero"}')
+    with pytest.raises(InputError, match=r'must be \{"seed": <int>\}'):
+        population_seed(ws, 7)

@@ -37,8 +37,7 @@ def evaluate_broad_cmd(
     the first purchase, and the paired difference with its 95% interval."""
     from moodboard.serve.registry import Engine
     from moodboard.simulate.broad import BroadSessionConfig, BroadSessions, engine_chips
-    from moodboard.simulate.run import Simulator, population_seed
-    from moodboard.simulate.world import World
+    from moodboard.simulate.run import Simulator
 
     settings = _settings(workspace)
     ws = _workspace(workspace)
@@ -47,8 +46,7 @@ def evaluate_broad_cmd(
     with _errors():
         engine = Engine.load(ws, settings=settings)
         sim_settings = settings.simulate.model_copy(update={"seed": seed})
-        world = World.from_products(ws.products_table())
-        sim = Simulator(world, sim_settings, population_seed=population_seed(ws, seed))
+        sim = Simulator.on(ws, sim_settings)
         cfg = BroadSessionConfig(
             shoppers=shoppers, seed=seed, max_queries=max_queries, page_size=page_size
         )

@@ -57,7 +57,7 @@ from moodboard.serve.pages import ItemCards, build_page, page_impressions
 from moodboard.serve.registry import Engine
 from moodboard.simulate.fresh_metrics import GrowthOutcome
 from moodboard.simulate.growth import CatalogGrowth
-from moodboard.simulate.run import Simulator, population_seed, setup_world
+from moodboard.simulate.run import Simulator, setup_world
 from moodboard.simulate.sessions import PageAsk, ShownPage
 from moodboard.simulate.world import World
 from moodboard.surfaces.recent import RecentActions, RecentConfig
@@ -279,8 +279,7 @@ def simulate_through_engine(
             f"simulate.start or fewer days (the workspace's events end the day before "
             f"{start.date()})."
         )
-    world = World.from_products(ws.products_table())
-    sim = Simulator(world, s, population_seed=population_seed(ws, s.seed))
+    sim = Simulator.on(ws, s)
     origin = datetime.fromisoformat(s.start)
     targets = {t for b in sim.bots.values() for t in b.targets}
     growth = CatalogGrowth.withhold(ws, sim.world, s.catalog_growth, seed=s.seed, first=first,

@@ -63,9 +63,8 @@ from moodboard.ingest import Workspace
 from moodboard.serve.registry import Engine
 from moodboard.simulate.arms import Arm, check_arms, compare_arms
 from moodboard.simulate.engine import EnginePages, first_day, serving_threads
-from moodboard.simulate.run import Simulator, population_seed
+from moodboard.simulate.run import Simulator
 from moodboard.simulate.sessions import PageAsk, ShownPage
-from moodboard.simulate.world import World
 from moodboard.surfaces.recent import RecentActions, RecentConfig
 
 _log = logging.getLogger(__name__)
@@ -252,8 +251,7 @@ def interleaved_credit(
     s = settings.simulate
     serve = settings.serve
     recent = RecentConfig(per_user=serve.recent_per_user, users=serve.recent_users)
-    world = World.from_products(ws.products_table())
-    sim = Simulator(world, s, population_seed=population_seed(ws, s.seed))
+    sim = Simulator.on(ws, s)
     buffers, sources = [], []
     for arm in (arm_a, arm_b):
         buffers.append(RecentActions(recent))

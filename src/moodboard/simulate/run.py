@@ -118,6 +118,15 @@ class Simulator:
         self.states: dict[int, ShopperDays] = {}
         self.sessions = 0
 
+    @classmethod
+    def on(
+        cls, ws: Workspace, settings: SimulateSettings, pages: PageSource | None = None
+    ) -> Simulator:
+        """A simulator over the workspace's catalog and its own shoppers (the population seed
+        it records, ``population_seed``); ``settings.seed`` draws what they do."""
+        world = World.from_products(ws.products_table())
+        return cls(world, settings, pages, population_seed=population_seed(ws, settings.seed))
+
     def user_id(self, n: int) -> str:
         """The external id of simulated user ``n``."""
         return f"sim-u{n:06d}"
@@ -290,8 +299,7 @@ def run_simulation(
         If the workspace has no products.
     """
     settings = settings or SimulateSettings()
-    world = World.from_products(ws.products_table())
-    sim = Simulator(world, settings, pages, population_seed=population_seed(ws, settings.seed))
+    sim = Simulator.on(ws, settings, pages)
     boards = setup_world(ws, sim)
     report = ingest_events(ws, sim.tables(progress))
     events = ws.status()["events"]
@@ -306,17 +314,24 @@ def population_seed(ws: Workspace, seed: int) -> int:
     path = ws.root / POPULATION_FILE
     if not path.exists():
         return seed
-    return int(json.loads(path.read_text())["seed"])
+    try:
+        recorded = json.loads(path.read_text())["seed"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f'{path} must be {{"seed": <int>}}; it is not ({e}).') from e
+    if not isinstance(recorded, int):
+        raise InputError(f'{path} must be {{"seed": <int>}}; its seed is {recorded!r}.')
+    return recorded
 
 
 def setup_world(ws: Workspace, sim: Simulator) -> int:
     """Store the shoppers' boards, their true tastes and the bot accounts in the workspace, and
     record the population seed if none is; returns the number of boards."""
     record = ws.root / POPULATION_FILE
-    if record.exists() and population_seed(ws, sim.population_seed) != sim.population_seed:
+    recorded = population_seed(ws, sim.population_seed)
+    if recorded != sim.population_seed:
         raise InputError(
-            f"{ws.root} holds shoppers drawn with seed {population_seed(ws, 0)}, not "
-            f"{sim.population_seed}: give Simulator(population_seed=population_seed(ws, seed))."
+            f"{ws.root} holds shoppers drawn with seed {recorded}, not {sim.population_seed}: "
+            "make the simulator with Simulator.on(ws, settings)."
         )
     boards = [b for n in range(sim.settings.users) for b in sim.boards_of(sim.shopper(n))]
     ws.init()

@@ -26,6 +26,7 @@ from moodboard.rank import (
     make_ranker,
 )
 from moodboard.rank.metrics import expected_calibration_error
+from moodboard.rank.personal import PERSONAL_FEATURES
 from moodboard.rank.synthetic import SyntheticEngagement, make_engagement
 
 TRAIN = 8000
@@ -51,12 +52,14 @@ def ranker(data: SyntheticEngagement) -> MultiHeadRanker:
 def test_sequence_input_beats_the_ablation_and_a_random_order(
     data: SyntheticEngagement, ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:
-    train = data.inputs.take(np.arange(TRAIN))
+    train = _with_personal(data.inputs.take(np.arange(TRAIN)))
     flat = MultiHeadRanker(MultiHeadConfig(sequence=False, **FAST)).fit(train, data.content)
     assert flat.net.sequence is None and ranker.net.sequence is not None
+    # the personal features read the history: the ablation leaves them out, fit and serving
+    assert not set(PERSONAL_FEATURES) & set(flat.dense_names)
     y = heldout.labels[:, 0]
     auc = roc_auc_score(y, ranker.predict(heldout)["click"])
-    auc_flat = roc_auc_score(y, flat.predict(heldout)["click"])
+    auc_flat = roc_auc_score(y, flat.predict(_with_personal(heldout))["click"])
     auc_random = roc_auc_score(y, np.random.default_rng(0).random(len(y)))
     # measured 0.70 vs 0.62 vs 0.50 (the true probabilities reach 0.78)
     assert auc > auc_flat + 0.03, (auc, auc_flat)
@@ -65,6 +68,16 @@ def test_sequence_input_beats_the_ablation_and_a_random_order(
     p = ranker.predict_proba(heldout)
     for j, h in enumerate(HEADS):
         assert roc_auc_score(heldout.labels[:, j], p[:, j]) > 0.55, h
+
+
+def _with_personal(x: MultiHeadInputs) -> MultiHeadInputs:
+    """``x`` with the personal features as extra dense columns (noise: only their names count)."""
+    extra = np.random.default_rng(1).random((len(x), len(PERSONAL_FEATURES)), dtype=np.float32)
+    return replace(
+        x,
+        dense=np.hstack([x.dense, extra]),
+        dense_names=(*x.dense_names, *PERSONAL_FEATURES),
+    )
 
 
 def test_calibrated_click_probabilities_match_held_out_rates(

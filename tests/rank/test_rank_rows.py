@@ -20,9 +20,11 @@ import pytest
 from moodboard.build.rank_rows import ranker_rows, workspace_ranker_rows
 from moodboard.data import Candidates, IdMap
 from moodboard.data import columns as C
+from moodboard.errors import ConfigError
 from moodboard.ingest import EVENT_SCHEMA, Workspace
 from moodboard.pipelines import connect
 from moodboard.rank.inputs import ACTION_CODES, HEADS
+from moodboard.rank.personal import PERSONAL_FEATURES, PersonalFeatures
 from moodboard.rank.rows import candidate_props, dense_names, serving_rows, to_inputs
 from moodboard.rank.signals import (
     HISTORY_AGES,
@@ -242,6 +244,46 @@ def test_a_served_requests_model_inputs_equal_its_logged_training_row() -> None:
     served = to_inputs(serving_rows(cand, ids, "u1", at, online), ids, SIGNALS, names)
     assert served.item.tolist() == trained.item.tolist()
     np.testing.assert_allclose(served.dense, trained.dense, rtol=0, atol=1e-6)
+    personal = _personal(ids)  # the history-to-item features too
+    trained_p = to_inputs(rows, ids, SIGNALS, personal=personal).take(np.array(r2))
+    served_p = serving_rows(cand, ids, "u1", at, online)
+    served_p = to_inputs(served_p, ids, SIGNALS, trained_p.dense_names, personal)
+    np.testing.assert_allclose(served_p.dense, trained_p.dense, rtol=0, atol=1e-6)
+    assert np.abs(served_p.dense[:, -len(PERSONAL_FEATURES) :]).sum() > 0
     assert served.dense_column("score:bm25")[0] == np.float32(2.123457)
     for field in ("history_items", "history_actions", "history_age_s"):
         assert np.array_equal(getattr(served, field), getattr(trained, field)), field
+
+
+def _personal(ids: IdMap) -> PersonalFeatures:
+    """Features over ``ids``: item ``z`` shares its type (0) with ``j`` and ``g``; random unit
+    vectors."""
+    types = np.full(len(ids), 2)
+    types[ids.indices(["z", "j", "g"])] = 0
+    types[ids.index("h")] = 1
+    v = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    return PersonalFeatures(v / np.linalg.norm(v, axis=1, keepdims=True), {"p_type": types})
+
+
+def test_personal_features_weigh_the_rows_history_by_action() -> None:
+    """Row (r2, z) has history j (click), h (purchase), g (hide): z shares j's and g's type,
+    so its type share is click / (click + purchase) = 1/9 (a hide weighs nothing)."""
+    rows = _rows(LOG)
+    ids = IdMap(list("zyxabcdefghij"))
+    personal = _personal(ids)
+    x = to_inputs(rows, ids, SIGNALS, personal=personal)
+    assert x.dense_names[-len(PERSONAL_FEATURES) :] == PERSONAL_FEATURES
+    keys = [(r[C.REQUEST_ID], r[C.ITEM_ID]) for r in rows.to_pylist()]
+    z = keys.index(("r2", "z"))
+    assert x.dense_column("p_type")[z] == pytest.approx(1 / 9)
+    assert x.dense_column("p_seen")[z] == 0 and x.dense_column("p_colour")[z] == 0
+    for k in range(len(x)):  # each row: the single-history features of search
+        one = personal(x.item[k : k + 1], x.history_items[k], _weights(x.history_actions[k]))
+        np.testing.assert_allclose(x.dense[k, -len(PERSONAL_FEATURES) :], one[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="PersonalFeatures"):
+        to_inputs(rows, ids, SIGNALS, names=x.dense_names)
+    assert to_inputs(rows, ids, SIGNALS).dense_names == dense_names(rows, SIGNALS)
+
+
+def _weights(actions: np.ndarray) -> np.ndarray:
+    return np.array([{1: 1.0, 2: 3.0, 3: 4.0, 4: 8.0}.get(int(a), 0.0) for a in actions])

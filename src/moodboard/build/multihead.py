@@ -27,6 +27,7 @@ from moodboard.pipelines.labels import head_actions
 from moodboard.rank import MULTIHEAD, MultiHeadConfig, MultiHeadRanker, Signals
 from moodboard.rank.inputs import HEADS
 from moodboard.rank.multihead_serving import ACTION_COLUMNS, save_serving
+from moodboard.rank.personal import PersonalFeatures
 from moodboard.rank.rows import to_inputs
 from moodboard.rank.signals import TS_US
 
@@ -78,7 +79,10 @@ class MultiHeadStep(BuildStep):
             rows = rows.slice(rows.num_rows - cfg.max_rows)  # the newest
         dense = part_path(out, {"components": ctx.built}, "dense/text")
         content = np.load(dense / "vectors.npy", allow_pickle=False) if dense else None
-        x = to_inputs(rows, ctx.catalog.ids, signals)
+        personal = None
+        if cfg.personal and cfg.sequence:
+            personal = PersonalFeatures.fit(ctx.catalog, content)
+        x = to_inputs(rows, ctx.catalog.ids, signals, personal=personal)
         ranker = MultiHeadRanker(cfg).fit(x, content, n_items=len(ctx.catalog))
         actions = head_actions(events).select(*ACTION_COLUMNS).to_pyarrow()
         save_serving(out / self.folder, ranker, actions, settings.signals)

@@ -31,6 +31,7 @@ from moodboard.ingest import Workspace
 from moodboard.rank import MultiHeadConfig, MultiHeadRanker, Signals
 from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, MultiHeadInputs
 from moodboard.rank.metrics import head_metrics
+from moodboard.rank.personal import PersonalFeatures
 from moodboard.rank.rows import to_inputs
 
 _log = logging.getLogger(__name__)
@@ -202,12 +203,13 @@ def workspace_ranker_report(
     rows = found.rows.sort_by("ts_us")
     if max_rows is not None and rows.num_rows > max_rows:
         rows = rows.slice(rows.num_rows - max_rows)  # the newest rows
-    x = to_inputs(rows, catalog.ids, signals)
+    cfg = settings.rank.multihead
+    personal = PersonalFeatures.fit(catalog, content) if cfg.personal else None
+    x = to_inputs(rows, catalog.ids, signals, personal=personal)
     cut = round(len(x) * (1 - test_fraction))
     if cut < 100 or len(x) - cut < 100:
         raise InputError(f"{len(x)} labelled impressions are too few to split by time.")
     train, test = x.take(slice(0, cut)), x.take(slice(cut, None))
-    cfg = settings.rank.multihead
 
     def multihead(config: MultiHeadConfig) -> HeadsModel:
         def fit_predict(tr: MultiHeadInputs, te: MultiHeadInputs) -> np.ndarray:

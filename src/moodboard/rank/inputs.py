@@ -8,6 +8,8 @@ strictly before the impression, newest first, padded with ``-1`` items, action `
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -153,3 +155,12 @@ class MultiHeadInputs:
         if name not in self.dense_names:
             raise KeyError(f"No dense feature {name!r}; the names are {self.dense_names}.")
         return self.dense[:, self.dense_names.index(name)]
+
+    def without_dense(self, names: Collection[str]) -> MultiHeadInputs:
+        """The same rows without the dense columns called ``names`` (unknown names ignored)."""
+        keep = [j for j, n in enumerate(self.dense_names) if n not in names]
+        return dataclasses.replace(
+            self,
+            dense=np.ascontiguousarray(self.dense[:, keep]),
+            dense_names=tuple(self.dense_names[j] for j in keep),
+        )

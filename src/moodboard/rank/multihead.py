@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.errors import ConfigError, NotFittedError
 from moodboard.rank.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from moodboard.rank.inputs import HEADS, MultiHeadInputs
+from moodboard.rank.personal import PERSONAL_FEATURES
 
 _log = logging.getLogger(__name__)
 
@@ -41,8 +42,13 @@ class MultiHeadConfig(BaseModel):
     max_history: int = Field(default=32, ge=1, le=512)
     #: Time-gap buckets ``floor(log2(1 + seconds))``: 24 reach 97 days.
     gap_buckets: int = Field(default=24, ge=1)
-    #: False: the ablation without the action sequence (same class, same training).
+    #: False: the ablation without the action sequence (same class, same training; nor the
+    #: personal features, which read the sequence).
     sequence: bool = True
+    #: The candidate's ``rank.personal`` features against the history as dense inputs: its
+    #: share of the history's (action-weighted) gender, type, colour, usage and season, the
+    #: cosine to the history's mean text vector, and whether the shopper engaged with it.
+    personal: bool = True
     experts: int = Field(default=4, ge=1)
     expert_dim: int = Field(default=32, ge=2)
     tower_dim: int = Field(default=16, ge=2)
@@ -192,6 +198,8 @@ class MultiHeadRanker:
         from moodboard.rank._multihead_train import MultiHeadTrainer, head_aucs, score
 
         check_inputs(inputs)
+        if not (self.config.sequence and self.config.personal):
+            inputs = inputs.without_dense(PERSONAL_FEATURES)  # the ablation reads no history
         n = len(inputs)
         n_valid = round(n * self.config.validation_fraction)
         if n_valid < 2 or n - n_valid < 2:
@@ -234,6 +242,8 @@ class MultiHeadRanker:
         from moodboard.rank._multihead_train import score
 
         self._check()
+        if not set(PERSONAL_FEATURES) & set(self.dense_names):
+            inputs = inputs.without_dense(PERSONAL_FEATURES)
         check_inputs(inputs, self.dense_names)
         return score(self.net, inputs, self.config.max_history, 4096)
 

@@ -22,11 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moodboard.data import Candidates, IdMap
+from moodboard.data import Candidates, Catalog, IdMap
 from moodboard.data import columns as C
 from moodboard.rank.inputs import HEADS, MultiHeadInputs
 from moodboard.rank.multihead import MultiHeadRanker
 from moodboard.rank.multihead_stage import MultiHeadModel
+from moodboard.rank.personal import PERSONAL_FEATURES, PersonalFeatures
 from moodboard.rank.registry import RankQuery
 from moodboard.rank.rows import serving_rows, to_inputs
 from moodboard.rank.signals import OnlineSignals, Signals, SignalsConfig
@@ -53,19 +54,26 @@ class ServingInputs:
         Those features over the actions the version holds.
     dense_names
         The ranker's dense features, in its order.
+    personal
+        The catalog's personal features, when ``dense_names`` holds them.
     """
 
     def __init__(
-        self, ids: IdMap, signals: Signals, online: OnlineSignals, dense_names: Sequence[str]
+        self,
+        ids: IdMap,
+        signals: Signals,
+        online: OnlineSignals,
+        dense_names: Sequence[str],
+        personal: PersonalFeatures | None = None,
     ) -> None:
         self.ids, self.signals, self.online = ids, signals, online
-        self.dense_names = tuple(dense_names)
+        self.dense_names, self.personal = tuple(dense_names), personal
 
     def __call__(self, query: RankQuery, cand: Candidates) -> MultiHeadInputs:
         """The inputs of ``cand`` for ``query``'s user at its time (now when it has none)."""
         ts = query.ts_us if query.ts_us is not None else time.time_ns() // 1000
         rows = serving_rows(cand, self.ids, query.user or "", ts, self.online, query.recent)
-        return to_inputs(rows, self.ids, self.signals, self.dense_names)
+        return to_inputs(rows, self.ids, self.signals, self.dense_names, self.personal)
 
 
 def save_serving(
@@ -80,7 +88,7 @@ def save_serving(
 
 
 def load_serving(
-    folder: Path, ids: IdMap, content: np.ndarray | None, depth: int | None = None
+    folder: Path, catalog: Catalog, content: np.ndarray | None, depth: int | None = None
 ) -> MultiHeadModel:
     """The ``MultiHeadModel`` a version saved with ``save_serving``.
 
@@ -88,8 +96,9 @@ def load_serving(
     ----------
     folder
         The model's folder.
-    ids
-        The version's catalog ids.
+    catalog
+        The version's catalog (its ids, and its attributes when the ranker reads the
+        personal features).
     content
         The version's item text vectors (the table the ranker was trained with).
     depth
@@ -106,5 +115,8 @@ def load_serving(
     ranker = MultiHeadRanker.load(folder, content)
     signals = Signals.default(SignalsConfig(**json.loads((folder / SIGNALS_FILE).read_text())))
     online = OnlineSignals(signals, pq.read_table(folder / ACTIONS_FILE))
-    inputs = ServingInputs(ids, signals, online, ranker.dense_names)
+    personal = None
+    if set(PERSONAL_FEATURES) & set(ranker.dense_names):
+        personal = PersonalFeatures.fit(catalog, content)
+    inputs = ServingInputs(catalog.ids, signals, online, ranker.dense_names, personal)
     return MultiHeadModel(ranker, inputs, depth=depth or ranker.config.depth)

@@ -124,6 +124,40 @@ class PersonalFeatures:
         out[:, -1] = np.isin(items, history)
         return out
 
+    def rows(self, items: np.ndarray, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``__call__`` for many rows at once, each with its own history: candidate ``items``
+        ``(B,)``, ``history`` ``(B, N)`` item indices (``-1`` pad) and their action
+        ``weights`` ``(B, N)``; ``(B, len(PERSONAL_FEATURES))``, row ``b`` equal to
+        ``self(items[b:b+1], history[b], weights[b])``."""
+        items = np.asarray(items, dtype=np.int64)
+        history = np.asarray(history, dtype=np.int64).reshape(len(items), -1)
+        w = np.asarray(weights, dtype=np.float64).reshape(history.shape)
+        w = np.where((w > 0) & (history >= 0), w, 0.0)
+        total = w.sum(1, keepdims=True)
+        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        safe = np.maximum(history, 0)
+        out = np.zeros((len(items), len(PERSONAL_FEATURES)), dtype=np.float64)
+        shared = len(items) > 1 and bool((history == history[0]).all() & (w == w[0]).all())
+        if self.vectors is not None and history.shape[1] and shared:  # one shopper's page
+            mean = w[0] @ self.vectors[safe[0]].astype(np.float64)
+            norm = float(np.linalg.norm(mean))
+            out[:, 0] = self.vectors[items] @ (mean / norm) if norm > 0 else 0.0
+        elif self.vectors is not None and history.shape[1]:
+            step = max(1, (1 << 22) // (history.shape[1] * self.vectors.shape[1]))
+            for lo in range(0, len(items), step):  # (rows, N, dim) a chunk at a time
+                sl = slice(lo, lo + step)
+                mean = np.einsum("bn,bnd->bd", w[sl], self.vectors[safe[sl]], dtype=np.float64)
+                norm = np.linalg.norm(mean, axis=1)
+                dots = np.einsum("bd,bd->b", mean, self.vectors[items[sl]])
+                out[sl, 0] = np.divide(dots, norm, out=np.zeros_like(dots), where=norm > 0)
+        for j, name in enumerate(PERSONAL_FEATURES[1:-1], start=1):
+            codes = self.codes.get(name)
+            if codes is not None:
+                c = codes[items][:, None]
+                out[:, j] = (w * ((codes[safe] == c) & (c >= 0))).sum(1)
+        out[:, -1] = ((history == items[:, None]) & (w > 0)).any(1)
+        return out
+
 
 def _standard(x: np.ndarray) -> np.ndarray:
     sd = float(x.std())

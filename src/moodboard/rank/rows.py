@@ -24,7 +24,10 @@ import pyarrow.compute as pc
 
 from moodboard.data import Candidates, IdMap
 from moodboard.data import columns as C
+from moodboard.data.records import INTERACTION_WEIGHTS
+from moodboard.errors import ConfigError
 from moodboard.rank.inputs import ACTION_CODES, HEADS, PAD_ACTION, PAD_ITEM, MultiHeadInputs
+from moodboard.rank.personal import PERSONAL_FEATURES, PersonalFeatures
 from moodboard.rank.signals import (
     HISTORY_AGES,
     HISTORY_ITEMS,
@@ -48,6 +51,8 @@ FROM: Final = "from:"
 STAGE_SCORES: Final = frozenset(
     {C.UTILITY, "ltv", "deferred", C.PROPENSITY, "explored", "propensity_cascade", "team"}
 )
+#: The weight of each history action code in the personal features (0: padding and hide).
+ACTION_WEIGHTS: Final = np.array([0.0, *(INTERACTION_WEIGHTS.get(h, 0.0) for h in HEADS)])
 
 
 def is_stage_score(name: str) -> bool:
@@ -186,6 +191,7 @@ def to_inputs(
     ids: IdMap,
     signals: Signals,
     names: Sequence[str] | None = None,
+    personal: PersonalFeatures | None = None,
 ) -> MultiHeadInputs:
     """The rows as the model's arrays (``MultiHeadInputs``).
 
@@ -203,15 +209,31 @@ def to_inputs(
     signals
         The definitions the rows were made with (``history.n`` is ``N``).
     names
-        The dense features, in order; default ``dense_names(rows, signals)`` (at serving time,
-        pass the names the model was trained with).
+        The dense features, in order; default ``dense_names(rows, signals)``, then
+        ``PERSONAL_FEATURES`` when ``personal`` is given (at serving time, pass the names the
+        model was trained with).
+    personal
+        The catalog's ``PersonalFeatures``: the ``PERSONAL_FEATURES`` of each candidate against
+        the row's history (its actions weighted by ``ACTION_WEIGHTS``).
 
     Returns
     -------
     MultiHeadInputs
         One row per kept impression, in the rows' order.
+
+    Raises
+    ------
+    ConfigError
+        If ``names`` holds personal features and ``personal`` is None.
     """
-    names = tuple(names) if names is not None else dense_names(rows, signals)
+    if names is None:
+        names = (*dense_names(rows, signals), *(PERSONAL_FEATURES if personal else ()))
+    names = tuple(names)
+    wanted = [n for n in names if n in PERSONAL_FEATURES]
+    if wanted and personal is None:
+        raise ConfigError(
+            f"The dense features {wanted} need the catalog's PersonalFeatures: pass `personal`."
+        )
     item = ids.indices(rows.column(C.ITEM_ID).to_pylist(), missing=-1).astype(np.int64)
     keep = np.flatnonzero(item >= 0)
     if len(keep) < rows.num_rows:
@@ -235,8 +257,12 @@ def to_inputs(
     h_actions[at] = codes[kinds.to_numpy(zero_copy_only=False)[known][fits]]
     h_ages[at] = _flat(rows, HISTORY_AGES)[1].to_numpy(zero_copy_only=False)[known][fits]
     dense = np.zeros((b, len(names)), dtype=np.float32)
+    mine = personal.rows(item[keep], h_items, ACTION_WEIGHTS[h_actions]) if wanted else None
     for k, name in enumerate(names):
-        dense[:, k] = _dense_column(rows, name)
+        if name in PERSONAL_FEATURES:
+            dense[:, k] = mine[:, PERSONAL_FEATURES.index(name)]
+        else:
+            dense[:, k] = _dense_column(rows, name)
     labels = np.stack(
         [rows.column(h).to_numpy(zero_copy_only=False) for h in HEADS], axis=1
     ).astype(np.float32)

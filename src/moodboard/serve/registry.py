@@ -297,7 +297,7 @@ def load_multihead_model(
     ltv = part_path(path, manifest, LTV)  # the value model writes ``ltv`` in the same stage
     try:
         content = np.load(dense / "vectors.npy", allow_pickle=False) if dense else None
-        model = load_serving(found, catalog.ids, content)
+        model = load_serving(found, catalog, content)
         if ltv is not None:
             scorer = LtvScorer(LtvModel.load(ltv), category_codes(catalog.category))
             model = dataclasses.replace(model, ltv=scorer)

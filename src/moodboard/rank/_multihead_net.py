@@ -257,6 +257,11 @@ class MMoE(nn.Module):
         return torch.bmm(torch.softmax(g.view(b, -1, n), dim=-1), e)
 
 
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """``sign(x) * log1p(|x|)``: heavy tails (counts) shrunk, small values almost kept."""
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
 def _shared(*history: torch.Tensor) -> bool:
     """Whether every row has the first row's history."""
     return len(history[0]) > 1 and all(bool((h == h[0]).all()) for h in history)
@@ -275,6 +280,9 @@ class MultiHeadNet(nn.Module):
         The MMoE and the towers.
     max_position
         Positions with their own bias (later ones share the last).
+    log_dense
+        Read the dense features through ``symlog`` before standardizing them (counts are
+        heavy-tailed).
     sequence
         False: the ablation without the action sequence.
     dropout, id_dropout
@@ -297,9 +305,10 @@ class MultiHeadNet(nn.Module):
         sequence: bool = True,
         dropout: float = 0.1,
         id_dropout: float = 0.0,
+        log_dense: bool = False,
     ) -> None:
         super().__init__()
-        self.max_position = max_position
+        self.max_position, self.log_dense = max_position, log_dense
         self.items = ItemEmbedding(n_items, content_dim, dim, id_dropout)
         self.sequence = (
             ActionSequence(dim, heads, ff_dim, dropout, gap_buckets) if sequence else None
@@ -321,7 +330,8 @@ class MultiHeadNet(nn.Module):
         ``use_position`` (training)."""
         item = self.items(batch.item)
         cand = item.rows()
-        dense = (batch.dense - self.dense_mean) / self.dense_std
+        raw = symlog(batch.dense) if self.log_dense else batch.dense
+        dense = (raw - self.dense_mean) / self.dense_std
         parts = [cand]
         if self.sequence is not None:
             ids, actions, age = batch.history_items, batch.history_actions, batch.history_age_s

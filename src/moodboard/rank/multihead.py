@@ -45,6 +45,9 @@ class MultiHeadConfig(BaseModel):
     #: False: the ablation without the action sequence (same class, same training; nor the
     #: personal features, which read the sequence).
     sequence: bool = True
+    #: Dense features through ``sign(x) * log1p(|x|)`` before standardization (counts are
+    #: heavy-tailed).
+    log_dense: bool = True
     #: The candidate's ``rank.personal`` features against the history as dense inputs: its
     #: share of the history's (action-weighted) gender, type, colour, usage and season, the
     #: cosine to the history's mean text vector, and whether the shopper engaged with it.
@@ -56,7 +59,7 @@ class MultiHeadConfig(BaseModel):
     max_position: int = Field(default=50, ge=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     #: Share of item ids replaced by the out-of-vocabulary row in training (cold items).
-    id_dropout: float = Field(default=0.5, ge=0, lt=1)
+    id_dropout: float = Field(default=0.9, ge=0, lt=1)
     #: Weight of each head's binary cross-entropy (heads left out weigh 1).
     loss_weights: dict[str, float] = Field(
         default_factory=lambda: {h: 1.0 for h in HEADS}, validate_default=True
@@ -166,7 +169,7 @@ class MultiHeadRanker:
             self.net = MultiHeadNet(
                 n_items, content_dim, len(dense_names), c.dim, c.heads, c.ff_dim,
                 c.gap_buckets, c.experts, c.expert_dim, c.tower_dim, c.max_position,
-                c.sequence, c.dropout, c.id_dropout,
+                c.sequence, c.dropout, c.id_dropout, c.log_dense,
             )  # fmt: skip
 
     def fit(
@@ -215,6 +218,8 @@ class MultiHeadRanker:
         self._build(n_items, 0 if content is None else content.shape[1], tuple(inputs.dense_names))
         self.net.items.set_content(content)
         dense = np.asarray(train.dense, dtype=np.float64)
+        if self.config.log_dense:
+            dense = np.sign(dense) * np.log1p(np.abs(dense))  # the network's symlog
         with torch.no_grad():
             self.net.dense_mean.copy_(
                 torch.as_tensor(np.nanmean(dense, 0) if len(dense[0]) else [])
@@ -294,7 +299,8 @@ class MultiHeadRanker:
         import torch
 
         meta = json.loads((Path(folder) / "ranker.json").read_text())
-        r = cls(MultiHeadConfig(**meta["config"]))
+        # a ranker saved before ``log_dense`` existed read its features as they came
+        r = cls(MultiHeadConfig(**{"log_dense": False, **meta["config"]}))
         if meta["content_fingerprint"] != _fingerprint(content):
             raise ConfigError(
                 f"{folder} was trained with a content table of {meta['content_dim']} columns "

@@ -46,8 +46,8 @@ class MultiHeadConfig(BaseModel):
     #: personal features, which read the sequence).
     sequence: bool = True
     #: Dense features through ``sign(x) * log1p(|x|)`` before standardization (counts are
-    #: heavy-tailed).
-    log_dense: bool = True
+    #: heavy-tailed): higher offline AUCs, with ``id_dropout`` 0.9, not more purchases online.
+    log_dense: bool = False
     #: The candidate's ``rank.personal`` features against the history as dense inputs: its
     #: share of the history's (action-weighted) gender, type, colour, usage and season, the
     #: cosine to the history's mean text vector, and whether the shopper engaged with it.
@@ -59,7 +59,7 @@ class MultiHeadConfig(BaseModel):
     max_position: int = Field(default=50, ge=1)
     dropout: float = Field(default=0.0, ge=0, lt=1)
     #: Share of item ids replaced by the out-of-vocabulary row in training (cold items).
-    id_dropout: float = Field(default=0.9, ge=0, lt=1)
+    id_dropout: float = Field(default=0.5, ge=0, lt=1)
     #: Weight of each head's binary cross-entropy (heads left out weigh 1).
     loss_weights: dict[str, float] = Field(
         default_factory=lambda: {h: 1.0 for h in HEADS}, validate_default=True

@@ -12,6 +12,9 @@ candidate by ``PERSONAL_FEATURES``:
 
 A shopper without a history (anonymous, new) gets zeros: the page is the unpersonalized one.
 
+``rank/multihead`` reads the same features as dense inputs (``PersonalFeatures.rows``: one
+history per row, its actions weighted by ``rank.rows.ACTION_WEIGHTS``).
+
 The rank stages ``rank/personal`` (over the fused order) and ``rank/lambdamart_personal``
 (over ``rank/lambdamart``'s order) add ``strength x sum(weight x feature)`` to the inner order's
 standardized score over the first ``depth`` candidates (``PersonalConfig``). The search prepare

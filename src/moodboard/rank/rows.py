@@ -8,7 +8,8 @@ features (``rank.signals``). The server logs each shown item's ``props`` as
 column per score name (null where the item had no such score). ``to_inputs`` makes the
 numpy arrays the model reads: the history newest first as catalog indices, and the dense
 features by name (counts, scores with a ``has:<name>`` indicator, sources as ``from:<name>``
-flags).
+flags and, given the catalog's ``PersonalFeatures``, the candidate against the row's history:
+``rank.personal.PERSONAL_FEATURES``).
 """
 
 from __future__ import annotations

@@ -115,6 +115,22 @@ def test_save_load_round_trip_is_exact_and_weights_only(
         MultiHeadRanker.load(tmp_path / "m", data.content[:, ::-1].copy())
 
 
+def test_log_dense_standardizes_what_the_network_reads_and_survives_a_reload(
+    tmp_path: Path,
+) -> None:
+    small = make_engagement(1500, seed=2)
+    heavy = replace(small.inputs, dense=small.inputs.dense * 1000.0)  # counts in the thousands
+    cfg = MultiHeadConfig(epochs=1, patience=1, log_dense=True)
+    ranker = MultiHeadRanker(cfg).fit(heavy, small.content)
+    train = heavy.dense[: round(len(heavy) * (1 - cfg.validation_fraction))].astype(np.float64)
+    want = np.mean(np.sign(train) * np.log1p(np.abs(train)), 0)
+    np.testing.assert_allclose(ranker.net.dense_mean.numpy(), want, rtol=1e-5, atol=1e-5)
+    ranker.save(tmp_path / "m")
+    loaded = MultiHeadRanker.load(tmp_path / "m", small.content)
+    assert loaded.net.log_dense
+    np.testing.assert_array_equal(loaded.predict_proba(heavy), ranker.predict_proba(heavy))
+
+
 def test_rank_stage_orders_candidates_by_utility_with_hide_negative(
     data: SyntheticEngagement, ranker: MultiHeadRanker, heldout: MultiHeadInputs
 ) -> None:

@@ -159,6 +159,8 @@ class MultiHeadInputs:
     def without_dense(self, names: Collection[str]) -> MultiHeadInputs:
         """The same rows without the dense columns called ``names`` (unknown names ignored)."""
         keep = [j for j, n in enumerate(self.dense_names) if n not in names]
+        if len(keep) == len(self.dense_names):
+            return self
         return dataclasses.replace(
             self,
             dense=np.ascontiguousarray(self.dense[:, keep]),

@@ -198,6 +198,7 @@ class MultiHeadRanker:
         """
         import torch
 
+        from moodboard.rank._multihead_net import symlog
         from moodboard.rank._multihead_train import MultiHeadTrainer, head_aucs, score
 
         check_inputs(inputs)
@@ -219,7 +220,7 @@ class MultiHeadRanker:
         self.net.items.set_content(content)
         dense = np.asarray(train.dense, dtype=np.float64)
         if self.config.log_dense:
-            dense = np.sign(dense) * np.log1p(np.abs(dense))  # the network's symlog
+            dense = symlog(torch.as_tensor(dense)).numpy()  # what the network reads
         with torch.no_grad():
             self.net.dense_mean.copy_(
                 torch.as_tensor(np.nanmean(dense, 0) if len(dense[0]) else [])
@@ -299,8 +300,7 @@ class MultiHeadRanker:
         import torch
 
         meta = json.loads((Path(folder) / "ranker.json").read_text())
-        # a ranker saved before ``log_dense`` existed read its features as they came
-        r = cls(MultiHeadConfig(**{"log_dense": False, **meta["config"]}))
+        r = cls(MultiHeadConfig(**meta["config"]))
         if meta["content_fingerprint"] != _fingerprint(content):
             raise ConfigError(
                 f"{folder} was trained with a content table of {meta['content_dim']} columns "

@@ -99,65 +99,47 @@ class PersonalFeatures:
         return cls(unit, codes)
 
     def __call__(self, items: np.ndarray, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """The ``(len(items), len(PERSONAL_FEATURES))`` features of candidate ``items`` for a
+        """The ``(len(items), len(PERSONAL_FEATURES))`` features of candidate ``items`` for one
         history (item indices) with its action weights; zeros for an empty history."""
-        items = np.asarray(items, dtype=np.int64)
-        out = np.zeros((len(items), len(PERSONAL_FEATURES)), dtype=np.float64)
-        history = np.asarray(history, dtype=np.int64)
-        w = np.asarray(weights, dtype=np.float64)
-        keep = (w > 0) & (history >= 0)
-        history, w = history[keep], w[keep]
-        if len(history) == 0 or len(items) == 0:
-            return out
-        w = w / w.sum()
-        if self.vectors is not None:
-            mean = w @ self.vectors[history]
-            norm = float(np.linalg.norm(mean))
-            if norm > 0:
-                out[:, 0] = self.vectors[items] @ (mean / norm)
-        for j, name in enumerate(PERSONAL_FEATURES[1:-1], start=1):
-            codes = self.codes.get(name)
-            if codes is None:
-                continue
-            hist_codes = codes[history]
-            share = np.bincount(hist_codes[hist_codes >= 0], w[hist_codes >= 0],
-                                minlength=int(codes.max()) + 1)  # fmt: skip
-            c = codes[items]
-            out[:, j] = np.where(c >= 0, share[np.maximum(c, 0)], 0.0)
-        out[:, -1] = np.isin(items, history)
-        return out
+        return self.rows(items, np.asarray(history)[None, :], np.asarray(weights)[None, :])
 
     def rows(self, items: np.ndarray, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``__call__`` for many rows at once, each with its own history: candidate ``items``
-        ``(B,)``, ``history`` ``(B, N)`` item indices (``-1`` pad) and their action
-        ``weights`` ``(B, N)``; ``(B, len(PERSONAL_FEATURES))``, row ``b`` equal to
-        ``self(items[b:b+1], history[b], weights[b])``."""
+        """The features of candidate ``items`` ``(B,)``, each against its own history:
+        ``history`` ``(B, N)`` item indices (``-1`` pad) and their action ``weights``
+        ``(B, N)``, or ``(1, N)`` for one history shared by every row (rows that all share one
+        are computed that way); ``(B, len(PERSONAL_FEATURES))``."""
         items = np.asarray(items, dtype=np.int64)
-        history = np.asarray(history, dtype=np.int64).reshape(len(items), -1)
+        history = np.asarray(history, dtype=np.int64)
         w = np.asarray(weights, dtype=np.float64).reshape(history.shape)
         w = np.where((w > 0) & (history >= 0), w, 0.0)
+        if len(history) > 1 and (history == history[0]).all() and (w == w[0]).all():
+            history, w = history[:1], w[:1]  # one shopper's page
         total = w.sum(1, keepdims=True)
         w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
         safe = np.maximum(history, 0)
         out = np.zeros((len(items), len(PERSONAL_FEATURES)), dtype=np.float64)
-        shared = len(items) > 1 and bool((history == history[0]).all() & (w == w[0]).all())
-        if self.vectors is not None and history.shape[1] and shared:  # one shopper's page
-            mean = w[0] @ self.vectors[safe[0]].astype(np.float64)
-            norm = float(np.linalg.norm(mean))
-            out[:, 0] = self.vectors[items] @ (mean / norm) if norm > 0 else 0.0
-        elif self.vectors is not None and history.shape[1]:
+        if self.vectors is not None and history.shape[1]:
             step = max(1, (1 << 22) // (history.shape[1] * self.vectors.shape[1]))
-            for lo in range(0, len(items), step):  # (rows, N, dim) a chunk at a time
+            for lo in range(0, len(history), step):  # (rows, N, dim) a chunk at a time
                 sl = slice(lo, lo + step)
                 mean = np.einsum("bn,bnd->bd", w[sl], self.vectors[safe[sl]], dtype=np.float64)
                 norm = np.linalg.norm(mean, axis=1)
-                dots = np.einsum("bd,bd->b", mean, self.vectors[items[sl]])
-                out[sl, 0] = np.divide(dots, norm, out=np.zeros_like(dots), where=norm > 0)
+                mean = np.divide(
+                    mean, norm[:, None], out=np.zeros_like(mean), where=norm[:, None] > 0
+                )
+                rows = slice(None) if len(history) == 1 else sl
+                out[rows, 0] = (self.vectors[items[rows]] * mean).sum(1)
         for j, name in enumerate(PERSONAL_FEATURES[1:-1], start=1):
             codes = self.codes.get(name)
-            if codes is not None:
-                c = codes[items][:, None]
-                out[:, j] = (w * ((codes[safe] == c) & (c >= 0))).sum(1)
+            if codes is None:
+                continue
+            c = codes[items]
+            if len(history) == 1:  # the history's share of each value, then one look-up
+                share = np.bincount(np.maximum(codes[safe[0]], 0), w[0] * (codes[safe[0]] >= 0),
+                                    minlength=int(codes.max()) + 1)  # fmt: skip
+                out[:, j] = np.where(c >= 0, share[np.maximum(c, 0)], 0.0)
+            else:
+                out[:, j] = (w * ((codes[safe] == c[:, None]) & (c[:, None] >= 0))).sum(1)
         out[:, -1] = ((history == items[:, None]) & (w > 0)).any(1)
         return out
 

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
-from moodboard.understand._traced import embed_one, one_text_features
+from moodboard.understand._one_text import embed_one, one_text_features
 from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.threads import run_batches
 
@@ -248,7 +248,7 @@ class TextEncoder:
 
     def _embed(self, model: Any, batch: list[str]) -> torch.Tensor:
         """One forward pass: the pooled sentence embeddings of a batch (unnormalized); one
-        text (a query) runs through the traced transformer (``understand._traced``)."""
+        text (a query) runs through ONNX Runtime (``understand._one_text``)."""
         one = len(batch) == 1
         with _TOKENIZE_LOCK:  # a Rust tokenizer is not safe to call from two threads at once
             features = one_text_features(model, batch[0]) if one else model.preprocess(batch)

@@ -1,0 +1,142 @@
+"""One text at a time through an ONNX Runtime session of the text encoder's transformer.
+
+A search encodes one short query per request. Run eagerly, the 6-layer MiniLM spends a third of
+its time in Python (the module calls, the attention-mask helpers); a frozen ``torch.jit`` trace
+took 4.9 ms a query between requests on 2 cores. The same graph exported with ``torch.onnx``
+(in memory, from the loaded weights, so a fine-tuned encoder runs its own) and run by ONNX
+Runtime takes 2.8 ms and gives the same vector (max abs difference 1.3e-6, scratch timing on
+the demo catalog's queries, 2026-12-07). The export traces one unpadded text: the mask helper
+decides from the mask's values whether to mask at all, so the graph holds only for one text
+at a time, which is the only place it is used; batches run through the model itself.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from transformers.utils import logging as hf_logging
+
+#: The HF model's inputs the graph takes, in this order (those the tokenizer gives).
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: ONNX opset of the export (ONNX Runtime 1.32 runs 7..23).
+_OPSET = 17
+
+_SESSIONS: dict[Any, tuple[ort.InferenceSession, tuple[str, ...]]] = {}
+_LOCK = threading.Lock()
+
+
+class _LastHidden(torch.nn.Module):
+    """The transformer's token embeddings from positional inputs (what an export needs)."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.names, inputs, strict=True))).last_hidden_state
+
+
+def _export(model: Any, names: tuple[str, ...], features: dict[str, Any]) -> bytes:
+    """The ONNX graph of ``model``'s transformer, one text of any length (traced on
+    ``features``)."""
+    module = _LastHidden(model[0].auto_model, names).eval()
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its config's notes on attributes the export reads
+    buf = io.BytesIO()
+    try:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the mask helper's TracerWarning (see above)
+            torch.onnx.export(
+                module,
+                tuple(features[n] for n in names),
+                buf,
+                input_names=list(names),
+                output_names=["token_embeddings"],
+                dynamic_axes={n: {1: "tokens"} for n in (*names, "token_embeddings")},
+                opset_version=_OPSET,
+                dynamo=False,
+            )
+    finally:
+        hf_logging.set_verbosity(level)
+    return buf.getvalue()
+
+
+def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession, tuple]:
+    """The ONNX Runtime session of ``model``'s transformer (exported once per model).
+
+    Its threads are torch's count (``serve.torch_threads``) and do not spin between calls, so
+    the torch work after an encode (an exact dense search) gets the cores.
+    """
+    with _LOCK:
+        found = _SESSIONS.get(model)
+        if found is None:
+            names = tuple(n for n in _INPUTS if n in features)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.force_spinning_stop", "1")
+            options.log_severity_level = 3  # errors only
+            session = ort.InferenceSession(
+                _export(model, names, features), options, providers=["CPUExecutionProvider"]
+            )
+            found = _SESSIONS[model] = (session, names)
+        return found
+
+
+#: Per model: its Rust tokenizer's copy, and ``preprocess``'s output of an empty text.
+_TOKENIZERS: dict[Any, tuple[Any, dict[str, Any]]] = {}
+
+
+def one_text_features(model: Any, text: str) -> dict[str, Any]:
+    """``model.preprocess([text])`` for one text, from a copy of the model's Rust tokenizer
+    set to truncate at ``model.max_seq_length`` (no padding: one text): the same tensors
+    without the Python layers around the call (0.55 -> 0.2 ms when the caches are cold).
+    Not thread-safe: callers hold the tokenizer lock, as for ``preprocess``."""
+    found = _TOKENIZERS.get(model)
+    if found is None:
+        import tokenizers
+
+        fast = tokenizers.Tokenizer.from_str(model[0].tokenizer.backend_tokenizer.to_str())
+        fast.enable_truncation(max_length=model.max_seq_length)
+        fast.no_padding()
+        found = _TOKENIZERS[model] = (fast, model.preprocess([""]))
+    fast, template = found
+    enc = fast.encode(text)
+    tensors = {
+        "input_ids": enc.ids,
+        "attention_mask": enc.attention_mask,
+        "token_type_ids": enc.type_ids,
+    }
+    return {  # the keys the model's own preprocess gives, its tensors from this call
+        k: torch.tensor([tensors[k]]) if k in tensors else v for k, v in template.items()
+    }
+
+
+def embed_one(model: Any, features: dict[str, Any]) -> torch.Tensor:
+    """The pooled sentence embedding ``(1, dim)`` of one text's ``features``
+    (``model.preprocess([text])``), unnormalized unless the model normalizes.
+
+    Raises
+    ------
+    ValueError
+        If ``features`` holds more than one text.
+    """
+    if features["input_ids"].shape[0] != 1:
+        raise ValueError(
+            f"embed_one takes one text. Got {features['input_ids'].shape[0]}: batches run "
+            "through the model itself (padding changes the traced mask)."
+        )
+    session, names = _session(model, features)
+    feeds = {n: np.asarray(features[n], dtype=np.int64) for n in names}
+    out = dict(features)
+    out["token_embeddings"] = torch.from_numpy(session.run(None, feeds)[0])
+    for module in list(model)[1:]:  # pooling (and normalization) as the model declares
+        out = module(out)
+    return out["sentence_embedding"]

@@ -204,9 +204,11 @@ def test_search_serves_the_trained_ranker_over_the_rank_stage_input(client: Test
         ids = [it["id"] for it in page["items"]]
         ltr = [it["explain"]["scores"]["ltr"] for it in page["items"]]
         assert ltr == sorted(ltr, reverse=True) and [it["score"] for it in page["items"]] == ltr
-        # the page is the ranker's order of what the chain's rank stage is given
-        prepared, fused = engine.search.rank_input(Request(surface="search", query=q, k=10))
-        mine = stage(fused, prepared.rank).items[:10]
+        # the page is the ranker's order of what the chain's rank stage is given (asked on
+        # the model thread, as the server asks: torch's numbers there are the served ones)
+        asked = Request(surface="search", query=q, k=10)
+        prepared, fused = model_thread().run(engine.search.rank_input, asked)
+        mine = model_thread().run(stage, fused, prepared.rank).items[:10]
         assert ids == engine.catalog.ids.external(mine)
         # explain shows the features the ranker was given (popularity from popular/trending)
         pop = engine.sources["popular/trending"].scores[mine[0]]

@@ -32,3 +32,10 @@ def test_fine_tuning_raises_the_positive_margin_on_held_out_pairs(datasets_root,
     tuned = TextEncoder(TextEncoderConfig(model_path=str(path), bf16=False))
     assert tuned.cache_name != base.cache_name  # tuned vectors never mix with packaged ones
     assert _margin(tuned, held) > _margin(base, held) + 0.01
+    # a lone query (the ONNX Runtime graph, exported from the loaded weights) is the tuned
+    # model's own vector, not the packaged model's
+    query = held[0][0]
+    lone = tuned.encode([query])[0]
+    batched = tuned.encode([query, *(b for _, b in held[:7])])[0]  # the model itself, padded
+    np.testing.assert_allclose(lone, batched, atol=1e-5)
+    assert float(lone @ base.encode([query])[0]) < 0.9999

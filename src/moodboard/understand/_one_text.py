@@ -71,8 +71,8 @@ def _export(model: Any, names: tuple[str, ...], features: dict[str, Any]) -> byt
 def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession, tuple]:
     """The ONNX Runtime session of ``model``'s transformer (exported once per model).
 
-    Its threads are torch's count (``serve.torch_threads``) and do not spin between calls, so
-    the torch work after an encode (an exact dense search) gets the cores.
+    Its threads are torch's count (``serve.torch_threads``); they spin within a call and stop
+    at its end, so the torch work after an encode (an exact dense search) gets the cores.
     """
     with _LOCK:
         found = _SESSIONS.get(model)
@@ -131,7 +131,7 @@ def embed_one(model: Any, features: dict[str, Any]) -> torch.Tensor:
     if features["input_ids"].shape[0] != 1:
         raise ValueError(
             f"embed_one takes one text. Got {features['input_ids'].shape[0]}: batches run "
-            "through the model itself (padding changes the traced mask)."
+            "through the model itself (padding changes the exported graph's mask)."
         )
     session, names = _session(model, features)
     feeds = {n: np.asarray(features[n], dtype=np.int64) for n in names}

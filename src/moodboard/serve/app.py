@@ -209,9 +209,8 @@ def create_app(workspace: Path | str, settings: Settings | None = None) -> FastA
         try:
             extra = {"recent": recent, "boards": boards.newest}
             engine = Engine.load(w, version, settings=settings, resources=extra)
-            engine.text_encoder.encode(
-                ["warm up"]
-            )  # the model and its ONNX session, before the freeze
+            # the model and its ONNX session, before the freeze
+            engine.text_encoder.encode(["warm up"])
         except Exception:
             metrics.load_failures.inc()
             raise

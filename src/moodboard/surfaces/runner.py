@@ -282,14 +282,14 @@ class Surface:
         t1 = time.perf_counter()
         stages = [("prepare", self.prepare.name, (t1 - t0) * 1e3)]
         t: dict[str, float] = {}
-        main = {"": self._asked(prepared.probes)}
+        asked = {"": self._asked(prepared.probes)}
         further = {ln: self._asked(p) for ln, p in prepared.lists.items()}
         if "" not in further and (prepared.list_depth or prepared.depth) == prepared.depth:
             # the main list's and the further lists' probes in one pass of each exact index
-            lists = self._retrieve(main | further, prepared.depth, t)
+            lists = self._retrieve(asked | further, prepared.depth, t)
             parts = lists.pop("")
         else:
-            parts = self._retrieve(main, prepared.depth, t)[""]
+            parts = self._retrieve(asked, prepared.depth, t)[""]
             lists = self._retrieve(further, prepared.list_depth or prepared.depth, t)
         cold = False
         if prepared.backup and not any(len(c) for c in parts.values()):

@@ -19,6 +19,7 @@ from moodboard.serve.registry import Engine
 from moodboard.understand.augment import augment, view_rng
 from moodboard.understand.cache import content_key
 from moodboard.understand.visual_head import WEIGHTS_FILE
+from moodboard.understand.visual_tail import TAIL_FILE
 
 #: 1-NN article type of photo-like views through the mini engine's visual chain: measured
 #: 0.875 on this sample of 48 (2026-12-06); the floor sits under it (one query is 0.02).
@@ -41,6 +42,8 @@ def test_build_adapts_the_head_and_records_it(engine: Engine) -> None:
     assert 0 <= m["val_1nn_init"] <= 1 and 0 <= m["val_1nn"] <= 1
     assert entry["dim"] == 128 and engine.images.head is not None
     assert (engine.path / entry["path"] / WEIGHTS_FILE).is_file()
+    assert engine.images.head.tail == engine.path / entry["path"] / TAIL_FILE  # served with it
+    assert "-tail" in head["features"]  # the catalog was embedded through the tail
 
 
 def test_an_upload_is_embedded_in_the_served_space(engine: Engine) -> None:
@@ -83,8 +86,10 @@ def test_a_catalog_of_images_only_uses_the_general_head(ws: Workspace, datasets_
     )
     ingest_catalog(ws, [table])
     ctx = BuildContext(ws, ws.products_table(), mini_settings())
-    backbone, has = ctx.images  # type: ignore[misc]
-    head, entry = build_head(ctx, backbone, has, ctx.settings.visual_head)
-    assert head is not None and entry["adapted"] is False
+    built = build_head(ctx, ctx.settings.visual_head)
+    assert built is not None
+    head, features, has, entry = built
+    assert head is not None and entry["adapted"] is False and has.all()
     assert entry["reason"] == "no labels nor engagement"
-    assert head(backbone).shape == (6, 128)
+    assert entry["features"] == head.image_encoder().cache_name  # the trunk and the head's tail
+    assert head(features).shape == (6, 128)

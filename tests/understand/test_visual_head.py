@@ -10,7 +10,7 @@ from PIL import Image
 
 from moodboard.errors import InputError, NotFittedError
 from moodboard.understand.augment import augment, background, product_mask
-from moodboard.understand.image import DIM
+from moodboard.understand.image import DIM, ImageEncoder, ImageEncoderConfig
 from moodboard.understand.visual_head import (
     PACKAGED,
     WEIGHTS_FILE,
@@ -18,6 +18,7 @@ from moodboard.understand.visual_head import (
     VisualHeadConfig,
     nearest_accuracy,
 )
+from moodboard.understand.visual_tail import TAIL_FILE, map_dim, tail_net
 
 
 def _studio_shot() -> Image.Image:
@@ -94,12 +95,68 @@ def test_head_refuses_bad_input(tmp_path: Path) -> None:
         VisualHead.load(tmp_path)
 
 
-def test_general_head_ships_in_the_package_under_1_mb() -> None:
-    size = (PACKAGED / WEIGHTS_FILE).stat().st_size
-    assert size < 1_000_000
+def test_general_head_ships_with_its_backbone_tail() -> None:
+    assert (PACKAGED / WEIGHTS_FILE).stat().st_size < 1_000_000
     head = VisualHead.general()
-    assert head.metrics["val_1nn"] > head.metrics["val_1nn_backbone"]  # it learned something
+    assert head.tail == PACKAGED / TAIL_FILE and head.tail.stat().st_size < 5_000_000
+    assert head.metrics["tail_from_block"] == 13 and head.metrics["val_1nn"] > 0.6
     assert head(np.full((1, DIM), DIM**-0.5, np.float32)).shape == (1, head.dim)
+    tuned, plain = head.image_encoder(), ImageEncoder()
+    assert tuned.cache_name != plain.cache_name  # tuned features never mix with ImageNet ones
+    a, b = tuned.encode_images([_studio_shot()]), plain.encode_images([_studio_shot()])
+    assert a.shape == b.shape == (1, DIM) and abs(float(np.linalg.norm(a)) - 1) < 1e-4
+    assert np.abs(a - b).max() > 0.01  # the tail computes other features
+
+
+def _shots(n: int) -> tuple[list[Image.Image], np.ndarray]:
+    """Studio shots of two kinds: wide warm boxes and tall cool ones, in varied shades."""
+    rng = np.random.default_rng(0)
+    images, y = [], np.arange(n) % 2
+    for k in y:
+        a = np.full((224, 224, 3), 255, dtype=np.uint8)
+        c = rng.integers(0, 90, 3)
+        if k == 0:
+            a[70:150, 20:200] = (200 + c[0] // 2, 40 + c[1], c[2])
+        else:
+            a[20:200, 80:140] = (c[0], 60 + c[1], 160 + c[2])
+        images.append(Image.fromarray(a))
+    return images, y
+
+
+def test_a_tail_trained_with_the_head_is_served_as_trained(tmp_path: Path) -> None:
+    import torch
+
+    images, y = _shots(24)
+    maps = ImageEncoder(ImageEncoderConfig(maps_before=13)).encode_images(images)
+    assert maps.shape == (24, map_dim(224))
+    front = tail_net(13)
+    cfg = VisualHeadConfig(epochs=4, batch_size=8, learning_rate=1e-3, validation=0)
+    head = VisualHead(cfg).fit(maps, maps[:, None], {"category": y}, front=front, front_lr=1e-3)
+    with torch.no_grad():
+        trained = head(front(torch.from_numpy(maps)).numpy())
+    head.save(tmp_path, fp16=True)
+    again = VisualHead.load(tmp_path)
+    assert again.tail == tmp_path / TAIL_FILE
+    served = again(again.image_encoder().encode_images(images))  # bf16 trunk, fp16 tail
+    assert np.all(np.sum(served * trained, axis=1) > 0.98)
+    plain = again(ImageEncoder().encode_images(images))  # the ImageNet tail: other vectors
+    assert np.sum(plain * trained, axis=1).min() < 0.98
+    (tmp_path / "copy").mkdir()
+    again.save(tmp_path / "copy")  # a build's adapted head keeps its tail
+    assert (tmp_path / "copy" / TAIL_FILE).read_bytes() == again.tail.read_bytes()
+
+
+def test_a_tail_that_does_not_fit_is_refused_with_its_reason(tmp_path: Path) -> None:
+    bad = tmp_path / TAIL_FILE
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(InputError, match="Cannot read the visual tail"):
+        ImageEncoder(ImageEncoderConfig(tail=bad)).encode_images([_studio_shot()])
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"conv_head.weight": torch.zeros(3)}, str(bad), metadata={"first_block": "15"})
+    with pytest.raises(InputError, match="does not fit EfficientNet-Lite0"):
+        ImageEncoder(ImageEncoderConfig(tail=bad, image_size=96)).encode_images([_studio_shot()])
 
 
 def test_nearest_accuracy_excludes_the_query_itself() -> None:

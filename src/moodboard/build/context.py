@@ -65,6 +65,7 @@ class BuildContext:
         self.catalog = Catalog.from_table(products)
         #: What one step leaves for a later one (e.g. the recommenders' validation lists).
         self.shared: dict[str, Any] = {}
+        self._images: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
         #: The manifest entries of the components built so far (a later step may open them).
         self.built: dict[str, dict[str, Any]] = {}
 
@@ -128,15 +129,24 @@ class BuildContext:
         titles = [t or "" for t in self.catalog.title]
         return enc.encode(titles, cache=self._cache(enc.dim, enc.cache_name))
 
-    @cached_property
+    @property
     def images(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Image embeddings (zero rows for items without one) and which items have one;
-        None when no product has a readable image."""
+        """ImageNet image embeddings (zero rows for items without one) and which items have
+        one; None when no product has a readable image."""
+        return self.image_features(ImageEncoder())
+
+    def image_features(self, enc: ImageEncoder) -> tuple[np.ndarray, np.ndarray] | None:
+        """``enc``'s embeddings of the product images (computed once per build and encoder,
+        cached by content) and which items have one; None when no image is readable."""
+        if enc.cache_name not in self._images:
+            self._images[enc.cache_name] = self._embed_images(enc)
+        return self._images[enc.cache_name]
+
+    def _embed_images(self, enc: ImageEncoder) -> tuple[np.ndarray, np.ndarray] | None:
         catalog = self.catalog
         has = np.array([bool(p) and Path(p).is_file() for p in catalog.image])
         if not has.any():
             return None
-        enc = ImageEncoder()
         vecs = np.zeros((len(catalog), enc.dim), dtype=np.float32)
         idx = np.flatnonzero(has)
         vecs[idx] = enc.encode_paths(

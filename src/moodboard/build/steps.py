@@ -147,11 +147,10 @@ class VisualStep(SourceStep):
         return "embedding product images"
 
     def _build(self, ctx: BuildContext, out: Path) -> dict[str, dict[str, Any]]:
-        images = ctx.images
-        if images is None:
+        built = build_head(ctx, ctx.settings.visual_head)
+        if built is None:
             return {}
-        backbone, has = images
-        head, head_entry = build_head(ctx, backbone, has, ctx.settings.visual_head)
+        head, backbone, has, head_entry = built
         vectors = backbone if head is None else head(backbone)
         ctx.shared[VISUAL_VECTORS] = (vectors, has)
         visual = self.fit(TrainingData(catalog=ctx.catalog, item_features={"image": vectors}))

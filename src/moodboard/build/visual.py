@@ -1,11 +1,13 @@
 """The visual head of a build: the general fashion head, adapted to the workspace when it can.
 
-``visual/image`` serves ``head(backbone)``. A catalog with labels (its categories, the
-attributes of ``[visual_head] attributes``) or engagement (items the same shopper engaged with
-one after the other) fine-tunes the packaged general head on photo-like views of its own
-images (``understand.augment``, cached by content); a catalog of images only uses the general
-head as is. The adapted head is kept only if it does at least as well as the general one on
-the validation slice it did not train on (1-NN of a photo-like view against the catalog).
+``visual/image`` serves ``head(features)``, the features of the head's own image encoder (the
+ImageNet trunk and the tail the head was trained with, ``understand.visual_tail``). A catalog
+with labels (its categories, the attributes of ``[visual_head] attributes``) or engagement
+(items the same shopper engaged with one after the other) fine-tunes the packaged general
+head (not its tail) on photo-like views of its own images (``understand.augment``, cached by
+content); a catalog of images only uses the general head as is. The adapted head is kept
+only if it does at least as well as the general one on the validation slice it did not train
+on (1-NN of a photo-like view against the catalog).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from moodboard.build.context import BuildContext
 from moodboard.understand.augment import augmented_features
 from moodboard.understand.cache import EmbeddingCache
-from moodboard.understand.image import DIM, ImageEncoder
+from moodboard.understand.image import DIM
 from moodboard.understand.visual_head import (
     VisualHead,
     VisualHeadConfig,
@@ -50,27 +52,33 @@ def engaged_pairs(ctx: BuildContext, limit: int = _MAX_PAIRS, seed: int = 0) -> 
 
 
 def build_head(
-    ctx: BuildContext, backbone: np.ndarray, has: np.ndarray, config: VisualHeadConfig
-) -> tuple[VisualHead | None, dict[str, Any]]:
-    """The head the version serves (None: the backbone features) and its manifest entry.
-
-    Parameters
-    ----------
-    backbone
-        ``(n, 1280)`` backbone features of the catalog (zero rows without an image).
-    has
-        Which items have an image.
-    """
+    ctx: BuildContext, config: VisualHeadConfig
+) -> tuple[VisualHead | None, np.ndarray, np.ndarray, dict[str, Any]] | None:
+    """The head the version serves (None: the ImageNet features), the catalog's features it
+    reads (``(n, 1280)``, zero rows without an image), which items have an image, and its
+    manifest entry; None when no product has a readable image."""
     if not config.enabled:
-        return None, {"head": None, "reason": "[visual_head] enabled = false"}
+        found = ctx.images
+        if found is None:
+            return None
+        return None, *found, {"head": None, "reason": "[visual_head] enabled = false"}
     general = VisualHead.general()
-    entry: dict[str, Any] = {"head": "general", "general_metrics": general.metrics}
+    encoder = general.image_encoder()
+    found = ctx.image_features(encoder)
+    if found is None:
+        return None
+    backbone, has = found
+    entry: dict[str, Any] = {
+        "head": "general",
+        "general_metrics": general.metrics,
+        "features": encoder.cache_name,
+    }
     labels = catalog_labels(ctx.catalog, config.attributes)
     pairs = engaged_pairs(ctx, seed=config.seed) if ctx.has_events else np.zeros((0, 2), int)
     if not config.adapt or (not labels and not len(pairs)):
         why = "[visual_head] adapt = false" if not config.adapt else "no labels nor engagement"
-        return general, entry | {"adapted": False, "reason": why}
-    return adapt_head(
+        return general, backbone, has, entry | {"adapted": False, "reason": why}
+    head, entry = adapt_head(
         general,
         backbone,
         has,
@@ -78,9 +86,10 @@ def build_head(
         labels,
         pairs,
         config,
-        ctx._cache(DIM, f"{ImageEncoder().cache_name}-views"),
+        ctx._cache(DIM, f"{encoder.cache_name}-views"),
         entry,
     )
+    return head, backbone, has, entry
 
 
 def adapt_head(
@@ -99,9 +108,11 @@ def adapt_head(
     Parameters
     ----------
     general
-        The head to start from (from scratch if its shape differs from ``config``'s).
+        The head to start from (from scratch if its shape differs from ``config``'s); the
+        adapted head keeps its tail.
     backbone, has
-        The catalog's backbone features and which items have an image.
+        The catalog's features as ``general`` reads them (``image_encoder``) and which items
+        have an image.
     images
         Each item's image file.
     labels
@@ -120,7 +131,7 @@ def adapt_head(
         rng = np.random.default_rng(config.seed)
         rows = np.sort(rng.choice(rows, config.max_items, replace=False))
     paths = [str(images[i]) for i in rows]
-    views = augmented_features(paths, config.views, config.seed, ImageEncoder(), cache)
+    views = augmented_features(paths, config.views, config.seed, general.image_encoder(), cache)
     views_s = time.perf_counter() - t0
     position = np.full(len(has), -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
@@ -129,6 +140,7 @@ def adapt_head(
     adapted = VisualHead(config).fit(
         backbone[rows], views, {k: v[rows] for k, v in labels.items()}, local, init
     )
+    adapted.tail = general.tail
     m = adapted.metrics | {"views_seconds": round(views_s, 2)}
     adapted.metrics = m
     entry |= {"adapted": True, "metrics": m}

@@ -2,7 +2,8 @@
 
 The catalog (the fashion one for ``moodboard evaluate visual``) is indexed three ways in the
 same run: (a) today's ImageNet EfficientNet-Lite0 features, (b) the general fashion head
-shipped in the package, (c) that head adapted to the catalog as a build adapts it
+shipped in the package, on the features of the backbone tail it was trained with
+(``understand.visual_tail``), (c) that head adapted to the catalog as a build adapts it
 (``build.visual.adapt_head``), with the held-out products' labels hidden from it. Each is
 served by the visual surface's own chain (``surfaces.build_surface`` with the configured
 ``[surfaces.visual]``, the upload embedded by ``serve.image_space.SharedImageEncoder`` with
@@ -159,6 +160,15 @@ def evaluate_visual(
     types = labels["category"]
     heads: dict[str, VisualHead | None] = {"imagenet": None}
     general = VisualHead.general()
+    tuned_enc = general.image_encoder()  # the trunk and the head's tail
+    tuned = backbone
+    if tuned_enc.cache_name != enc.cache_name:
+        say(f"embedding them with the general head's tail ({tuned_enc.cache_name})")
+        tuned = np.zeros_like(backbone)
+        t_cache = (
+            None if cache_dir is None else EmbeddingCache(cache_dir, DIM, tuned_enc.cache_name)
+        )
+        tuned[rows] = tuned_enc.encode_paths([catalog.image[i] for i in rows], t_cache, True)
     if "general" in cfg.variants:
         heads["general"] = general
     adapted_entry: dict[str, Any] = {}
@@ -166,11 +176,13 @@ def evaluate_visual(
         say("adapting the general head to the catalog (held-out labels hidden)")
         masked = {k: np.where(held, -1, v) for k, v in labels.items()}
         views_cache = (
-            None if cache_dir is None else EmbeddingCache(cache_dir, DIM, f"{enc.cache_name}-views")
+            None
+            if cache_dir is None
+            else EmbeddingCache(cache_dir, DIM, f"{tuned_enc.cache_name}-views")
         )
         head, adapted_entry = adapt_head(
             general,
-            backbone,
+            tuned,
             has,
             catalog.image,
             masked,
@@ -190,7 +202,7 @@ def evaluate_visual(
     classifiers: dict[str, dict[str, Any]] = {}
     for name in (v for v in VARIANTS if v in heads):
         head = heads[name]
-        vectors = backbone if head is None else head(backbone)
+        vectors = backbone if head is None else head(tuned)
         source = VisualStep(settings.retrieve.visual).fit(
             TrainingData(catalog=catalog, item_features={"image": vectors})
         )

@@ -23,8 +23,9 @@ from moodboard.understand.visual_head import VisualHead
 
 
 class SharedImageEncoder:
-    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe), and the
-    version's visual head applied to what it embeds (vectors in the ``visual/image`` space).
+    """One ``ImageEncoder`` for the whole engine, created on first use (thread-safe; with the
+    head's backbone tail), and the version's visual head applied to what it embeds (vectors in
+    the ``visual/image`` space).
 
     Parameters
     ----------
@@ -45,7 +46,7 @@ class SharedImageEncoder:
         """The encoder (its model loads on its first image)."""
         with self._lock:
             if self._encoder is None:
-                self._encoder = ImageEncoder()
+                self._encoder = ImageEncoder() if self.head is None else self.head.image_encoder()
             return self._encoder
 
     def _space(self, backbone: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from scipy import ndimage
 
 from moodboard.understand.cache import EmbeddingCache, content_key
-from moodboard.understand.image import DIM, ImageEncoder
+from moodboard.understand.image import ImageEncoder
 
 _log = logging.getLogger(__name__)
 
@@ -157,13 +157,13 @@ def augmented_features(
     ----------
     cache
         Looked up and filled by (image content, view, seed, family, ``VERSION``) key; its
-        dim must be 1280.
+        dim must be the encoder's.
 
     Returns
     -------
     np.ndarray
-        Float32, shape ``(len(paths), views, 1280)``, unit rows; zero rows for unreadable
-        files.
+        Float32, shape ``(len(paths), views, encoder.dim)``, unit rows; zero rows for
+        unreadable files.
     """
     enc = encoder or ImageEncoder()
     blobs: list[bytes] = []
@@ -175,7 +175,7 @@ def augmented_features(
     base = [content_key(b) for b in blobs]
     tag = f":aug{VERSION}:{family}:{seed}"
     jobs = [(i, v, f"{base[i]}{tag}:{v}") for i in range(len(paths)) for v in range(views)]
-    out = np.zeros((len(paths), views, DIM), dtype=np.float32)
+    out = np.zeros((len(paths), views, enc.dim), dtype=np.float32)
     hit = np.zeros(len(jobs), dtype=bool)
     if cache is not None and jobs:
         hit, got = cache.get([k for _, _, k in jobs])

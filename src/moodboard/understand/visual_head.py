@@ -1,4 +1,4 @@
-"""The learned visual embedding: a small head on the frozen EfficientNet-Lite0 features.
+"""The learned visual embedding: a small head on EfficientNet-Lite0 features.
 
 ``VisualHead`` maps the backbone's 1280-d unit features to a ``dim``-d unit embedding
 (``1280 -> hidden -> dim``, ReLU, L2-normalized) trained for shopping similarity, like
@@ -13,7 +13,10 @@ catalog's studio shots (``understand.augment``):
 - co-engaged pairs from the logs, when given, as extra positives (InfoNCE).
 
 The general fashion head ships in the package (``weights/visual_head.safetensors``, fp16,
-trained by ``scripts/train_visual_head.py``); a build adapts it to the workspace's labels and
+trained by ``scripts/train_visual_head.py``) with the backbone's tail it was trained with
+(``understand.visual_tail``: the last blocks fine-tuned on the same objective, so the features
+themselves learn to look past a photo's background); a head's ``image_encoder`` gives the
+features it reads. A build adapts the head (not the tail) to the workspace's labels and
 engagement (``build.visual``). Weights are safetensors plus a JSON of the config and metrics;
 the head runs in numpy at serving (no torch on the request path).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.data import Catalog
 from moodboard.errors import InputError, NotFittedError
-from moodboard.understand.image import DIM
+from moodboard.understand.image import DIM, ImageEncoder, ImageEncoderConfig
+from moodboard.understand.visual_tail import TAIL_FILE
 
 _log = logging.getLogger(__name__)
 
@@ -121,12 +126,21 @@ class VisualHead:
     ----------
     metrics
         What its training measured (losses, items, views, seconds, validation 1-NN).
+    tail
+        The backbone tail file its features come from (``understand.visual_tail``), or None
+        for the ImageNet features.
     """
 
     def __init__(self, config: VisualHeadConfig | None = None) -> None:
         self.config = config if config is not None else VisualHeadConfig()
         self.metrics: dict[str, Any] = {}
+        self.tail: Path | None = None
         self._weights: dict[str, np.ndarray] | None = None
+        self._front: Any = None  # a tail trained with the head, written by ``save``
+
+    def image_encoder(self) -> ImageEncoder:
+        """The image encoder whose features this head reads (with its tail, if any)."""
+        return ImageEncoder(ImageEncoderConfig(tail=self.tail))
 
     @property
     def dim(self) -> int:
@@ -170,6 +184,8 @@ class VisualHead:
         labels: dict[str, np.ndarray],
         pairs: np.ndarray | None = None,
         init: VisualHead | None = None,
+        front: Any = None,
+        front_lr: float = 1e-4,
     ) -> Self:
         """Train on the items' clean features, their augmented views and labels.
 
@@ -185,6 +201,10 @@ class VisualHead:
             ``(m, 2)`` item positions engaged together (extra positives), or None.
         init
             A fitted head to start from (the general head when adapting); None: random.
+        front
+            A backbone tail (``visual_tail.tail_net``) trained with the head at learning rate
+            ``front_lr``; ``clean`` and ``views`` are then the flattened maps entering it
+            (``ImageEncoderConfig.maps_before``), and ``save`` writes it as the head's tail.
 
         Raises
         ------
@@ -194,9 +214,10 @@ class VisualHead:
         from moodboard.understand._visual_train import train
 
         n = len(clean)
-        if clean.shape != (n, DIM) or views.shape[0] != n or views.shape[2] != DIM:
+        d = DIM if front is None else clean.shape[1]
+        if clean.shape != (n, d) or views.shape[0] != n or views.shape[2] != d:
             raise InputError(
-                f"VisualHead.fit needs clean (n, {DIM}) and views (n, v, {DIM}). "
+                f"VisualHead.fit needs clean (n, {d}) and views (n, v, {d}). "
                 f"Got {clean.shape} and {views.shape} instead."
             )
         for task, y in labels.items():
@@ -214,13 +235,17 @@ class VisualHead:
                 )
             start = init._weights
         t0 = time.perf_counter()
-        self._weights, self.metrics = train(clean, views, labels, pairs, self.config, start)
+        self._weights, self.metrics = train(
+            clean, views, labels, pairs, self.config, start, front, front_lr
+        )
+        self._front = front
         self.metrics["seconds"] = round(time.perf_counter() - t0, 2)
         _log.info("visual head trained: %s", self.metrics)
         return self
 
     def save(self, folder: Path | str, fp16: bool = False) -> None:
-        """Write ``visual_head.safetensors`` (fp16 if asked) and ``visual_head.json``."""
+        """Write ``visual_head.safetensors`` (fp16 if asked), ``visual_head.json`` and the
+        head's tail (``visual_tail.safetensors``), if it has one."""
         from safetensors.numpy import save_file
 
         if self._weights is None:
@@ -229,6 +254,11 @@ class VisualHead:
         folder.mkdir(parents=True, exist_ok=True)
         dtype = np.float16 if fp16 else np.float32
         save_file({k: self._weights[k].astype(dtype) for k in _NAMES}, folder / WEIGHTS_FILE)
+        if self._front is not None:
+            self._front.save(folder / TAIL_FILE)
+            self.tail, self._front = folder / TAIL_FILE, None
+        elif self.tail is not None and self.tail.resolve() != (folder / TAIL_FILE).resolve():
+            shutil.copyfile(self.tail, folder / TAIL_FILE)
         meta = {"config": self.config.model_dump(mode="json"), "metrics": self.metrics}
         (folder / META_FILE).write_text(json.dumps(meta, indent=1, default=float))
 
@@ -257,6 +287,7 @@ class VisualHead:
             raise InputError(f"The visual head in {folder} does not have the shapes {shapes}.")
         head._weights = {k: raw[k].astype(np.float32) for k in _NAMES}
         head.metrics = meta.get("metrics", {})
+        head.tail = folder / TAIL_FILE if (folder / TAIL_FILE).is_file() else None
         return head
 
     @classmethod

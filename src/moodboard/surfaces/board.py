@@ -9,9 +9,12 @@ each source's space (text, image) queries that source; a source's lists are merg
 round robin, so a cluster holding two thirds of the board gets two thirds of the top slots.
 The co-engagement sources (``graph/walks``, ``user_interests``) are queried with the board's
 items as a whole (what people who engaged with them also engaged with). The sources are
-fused with provenance, near-identical images are dropped (also against the board's items),
-and the fallback sources fill the page. Items on the board never appear; an
-empty board gets popular items.
+fused with provenance and ranked; then the page gets the board's mix back (fusion favours the
+cluster the co-engagement sources agree on): each item a vector source found joins its
+nearest cluster, the items only co-engagement found keep their share in a list of their own,
+and the lists are merged by weighted round robin, each keeping the ranked order. Then
+near-identical images are dropped (also against the board's items), and the fallback sources
+fill the page. Items on the board never appear; an empty board gets popular items.
 """
 
 from __future__ import annotations
@@ -77,14 +80,45 @@ def cluster_board(
     return labels.astype(np.int64)
 
 
-def _labels(env: SurfaceEnv, board: np.ndarray) -> np.ndarray:
-    """Cluster labels of the board's items, on the first source with vectors."""
+def _labels(env: SurfaceEnv, board: np.ndarray) -> tuple[str | None, np.ndarray]:
+    """The first source with vectors and the board items' cluster labels in its space."""
     for name in env.config.sources:
         vectors = env.item_vectors(name)
         if vectors is not None:
             x = np.asarray(vectors[board], dtype=np.float32)
-            return cluster_board(x, env.config.max_centroids, env.config.cohesion)
-    return np.zeros(len(board), dtype=np.int64)
+            return name, cluster_board(x, env.config.max_centroids, env.config.cohesion)
+    return None, np.zeros(len(board), dtype=np.int64)
+
+
+def keep_mix(
+    cand: Candidates,
+    vectors: np.ndarray,
+    centroids: np.ndarray,
+    weights: np.ndarray,
+    from_vectors: frozenset[str] = frozenset(),
+    need: int | None = None,
+) -> Candidates:
+    """The ranked candidates reordered so each cluster of the board gets its share of the top
+    slots: an item a vector source found (``from_vectors``; all, when empty) joins its
+    nearest centroid; the others (found by co-engagement only, or without a vector) form a
+    list of their own, weighted by their share of the first ``need``; each list keeps the
+    ranked order, and the lists are merged by weighted round robin (the item at rank ``r``
+    of list ``j`` sits at ``(r + 1) / w_j``).
+    """
+    if len(centroids) < 2 or len(cand) == 0:
+        return cand
+    x = np.asarray(vectors[cand.items], dtype=np.float32)
+    own = ~x.any(axis=1)
+    if from_vectors:
+        own |= np.array([not (set(str(s).split("+")) & from_vectors) for s in cand.sources])
+    share = float(own[: need or len(cand)].mean())
+    group = np.where(own, len(centroids), np.argmax(x @ centroids.T, axis=1))
+    w = np.append(np.asarray(weights, dtype=np.float64) * (1.0 - share), share)
+    rank = np.zeros(len(cand))
+    for j in np.unique(group):
+        rank[group == j] = np.arange(1, int((group == j).sum()) + 1)
+    order = np.lexsort((np.arange(len(cand)), rank / np.maximum(w[group], 1e-9)))
+    return cand.take(order)
 
 
 def _centroids(
@@ -113,7 +147,7 @@ def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
     timings: dict[str, float] = {}
     if len(board):
         t0 = time.perf_counter()
-        labels = _labels(env, board)
+        space, labels = _labels(env, board)
         timings["cluster"] = (time.perf_counter() - t0) * 1e3
         query = SourceQuery(items=board, exclude=board)
         for name in env.config.sources:
@@ -122,7 +156,9 @@ def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
                 probes[name] = Probe(query, *_centroids(vectors, board, labels))
         co_engaged = neighbour_probes(env, board, board)
         probes |= {n: p for n, p in co_engaged.items() if p.query.vector is None}
-    context = {"anchors": board}
+    context: dict = {"anchors": board}
+    if len(board) and space is not None:  # the page keeps the board's mix (``keep_mix``)
+        context["mix"] = (space, *_centroids(env.item_vectors(space), board, labels))
     return Prepared(
         probes,
         max(env.config.per_source, need),
@@ -135,12 +171,18 @@ def prepare_board(request: Request, need: int, env: SurfaceEnv) -> Prepared:
 
 @register_blend("blend/dedup")
 def blend_dedup(retrieved: Retrieved, prepared: Prepared, need: int, env: SurfaceEnv) -> Candidates:
-    """Near-identical images dropped (cosine >= ``dedup_threshold`` in ``dedup_source``),
-    keeping the better-ranked one; the request's ``anchors`` (a board's items) count as
-    kept. The attribute words of a composed visual query ("like this, but red") then put the
-    items with every named value first (``search.attributes_first``)."""
+    """A board's mix kept on the page (``keep_mix``: after fusion and ranking, which mix the
+    clusters' lists again), then near-identical images dropped (cosine >= ``dedup_threshold``
+    in ``dedup_source``), keeping the better-ranked one; the request's ``anchors`` (a board's
+    items) count as kept. The attribute words of a composed visual query ("like this, but
+    red") then put the items with every named value first (``search.attributes_first``)."""
     cfg = env.config
     dedup = env.item_vectors(cfg.dedup_source)
     anchors = prepared.context.get("anchors")
-    cand = dedup_images(retrieved.main, dedup, cfg.dedup_threshold, anchors, need)
+    cand = retrieved.main
+    mix = prepared.context.get("mix")  # a board's clusters: each gets its share of the page
+    if mix is not None:
+        spaces = frozenset(n for n in cfg.sources if env.item_vectors(n) is not None)
+        cand = keep_mix(cand, env.item_vectors(mix[0]), mix[1], mix[2], spaces, need)
+    cand = dedup_images(cand, dedup, cfg.dedup_threshold, anchors, need)
     return attributes_first(cand, retrieved, prepared, env)  # a composed visual query's words

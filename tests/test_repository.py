@@ -20,13 +20,7 @@ def _tracked() -> list[Path]:
 def test_no_large_or_data_files_are_tracked() -> None:
     files = _tracked()
     assert files, "not a git checkout"
-    # the one exception: model weights shipped in the package (the visual tail is 3.9 MB)
-    weights = ROOT / "src" / "moodboard" / "understand" / "weights"
-    cap = {
-        p: 5_000_000 if p.parent == weights and p.suffix == ".safetensors" else 1_000_000
-        for p in files
-    }
-    big = [str(p) for p in files if p.exists() and p.stat().st_size > cap[p]]
+    big = [str(p) for p in files if p.exists() and p.stat().st_size > 1_000_000]
     assert not big
     data = [p for p in files if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".parquet"}]
     assert len(data) <= 5, data

@@ -366,3 +366,18 @@ def test_image_batches_reuse_one_pool_of_decoding_threads(
     for _ in range(3):
         np.testing.assert_array_equal(image_encoder.encode_paths(paths), first)
     assert decode_threads() == before
+
+
+def test_encoders_asked_for_bf16_run_what_this_cpu_runs_natively() -> None:
+    # on a CPU without native bfloat16 (AVX2 only) oneDNN's bf16 convolutions refuse to run:
+    # the encoders run float32 there, and their caches are named by what runs
+    from moodboard.understand.threads import cpu_bf16
+
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert cpu_bf16() is native
+    image, text = ImageEncoder(ImageEncoderConfig(bf16=True)), TextEncoder()
+    assert ("-bf16-" in image.cache_name) is native
+    assert ("-bf16-" in text.cache_name) is native
+    assert "-fp32-" in ImageEncoder(ImageEncoderConfig(bf16=False)).cache_name
+    square = Image.new("RGB", (64, 64), (200, 30, 30))
+    assert np.isclose(np.linalg.norm(image.encode_images([square])[0]), 1.0, atol=1e-3)

@@ -32,7 +32,7 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
 from moodboard.understand.effnet import load_model
 from moodboard.understand.image import fit_rgb
-from moodboard.understand.threads import side_by_side
+from moodboard.understand.threads import cpu_bf16, side_by_side
 from moodboard.understand.upload import decode_photo
 
 _log = logging.getLogger(__name__)
@@ -101,9 +101,10 @@ def make_head(hidden: int = 96) -> Any:
 
 def feature_maps(batch: np.ndarray, bf16: bool = True) -> Any:
     """The backbone's feature maps of ``B x S x S x 3`` uint8 RGB images: a float32 tensor
-    ``B x 1280 x S/32 x S/32``."""
+    ``B x 1280 x S/32 x S/32``; bf16 only on a CPU that runs it natively."""
     import torch
 
+    bf16 = bf16 and cpu_bf16()
     model = load_model(batch.shape[1], bf16, True)
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()

@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import InputError
+from moodboard.understand.threads import cpu_bf16
 
 _log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class ContrastiveTrainer:
             order = rng.permutation(len(pairs))
             for b in range(steps_per_epoch):
                 batch = [pairs[i] for i in order[b * c.batch_size : (b + 1) * c.batch_size]]
-                with torch.autocast("cpu", torch.bfloat16, enabled=c.bf16):
+                with torch.autocast("cpu", torch.bfloat16, enabled=c.bf16 and cpu_bf16()):
                     q = self._embed(model, [x for x, _ in batch])
                     d = self._embed(model, [y for _, y in batch])
                 logits = c.scale * q.float() @ d.float().T

@@ -27,7 +27,7 @@ from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS, ImageRefused, open_image
 from moodboard.understand.cache import EmbeddingCache, content_key
 from moodboard.understand.effnet import load_model
-from moodboard.understand.threads import run_batches, shared_pool
+from moodboard.understand.threads import cpu_bf16, run_batches, shared_pool
 from moodboard.understand.upload import decode_upload
 from moodboard.understand.visual_tail import FIRST_BLOCKS, file_key, map_dim
 
@@ -151,6 +151,8 @@ class ImageEncoder:
                 f"The 'config' parameter of ImageEncoder must be an ImageEncoderConfig. "
                 f"Got {type(cfg).__name__} instead."
             )
+        if cfg.bf16 and not cpu_bf16():  # what runs, and what caches are named by
+            cfg = cfg.model_copy(update={"bf16": False})
         return cfg
 
     @property

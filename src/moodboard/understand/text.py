@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.errors import ConfigError, InputError
 from moodboard.understand._one_text import embed_one, one_text_features
 from moodboard.understand.cache import EmbeddingCache, content_key
-from moodboard.understand.threads import run_batches
+from moodboard.understand.threads import cpu_bf16, run_batches
 
 if TYPE_CHECKING:  # torch is imported only where the model runs
     import torch
@@ -160,6 +160,8 @@ class TextEncoder:
                 f"The 'config' parameter of TextEncoder must be a TextEncoderConfig. "
                 f"Got {type(cfg).__name__} instead."
             )
+        if cfg.bf16 and not cpu_bf16():  # what runs, and what caches are named by
+            cfg = cfg.model_copy(update={"bf16": False})
         return cfg
 
     @property

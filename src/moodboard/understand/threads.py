@@ -7,15 +7,38 @@ after, so calls hold :data:`ENCODER_LOCK` and never interleave.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Held while an encoder runs its model (torch's thread count is process-wide).
 ENCODER_LOCK = threading.Lock()
+
+
+@functools.cache
+def cpu_bf16() -> bool:
+    """Whether this CPU runs bfloat16 natively (oneDNN's bf16 kernels: AVX512-BW/VL/DQ,
+    AVX-NE-CONVERT or AMX). Encoders asked for bf16 run in float32 where it does not: there
+    oneDNN's bf16 convolutions refuse to run and bf16 matrix products are emulated, 6x slower
+    than float32 (an AVX2-only AMD EPYC, 2026-12-07)."""
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - a torch without the probe
+        native = False
+    if not native:
+        _log.info(
+            "this CPU has no native bfloat16 (%s): encoders run in float32",
+            torch.backends.cpu.get_cpu_capability(),
+        )
+    return native
 
 
 def run_batches(

@@ -4,11 +4,13 @@ Usage (about 25 minutes on 2 cores: 10 for the backbone's trunk on the augmented
 they are cached by content in ``--cache``, so a rerun only trains)::
 
     MOODBOARD_DATASETS=/path/to/datasets python scripts/train_visual_head.py \
-        --views 8 --tail-from 13 --out src/moodboard/understand/weights
+        --views 8 --tail-from 13 --rank 16 --out src/moodboard/understand/weights
 
 With ``--tail-from K`` the backbone's blocks from K on and its head convolution are fine-tuned
-with the head (``understand.visual_tail``) on the feature maps entering block K; with
-``--tail-from 0`` only the head trains, on the frozen ImageNet features.
+with the head (``understand.visual_tail``) on the feature maps entering block K: with
+``--rank R`` (the shipped tail) as a rank-R change of each pointwise convolution, with
+``--rank 0`` every weight (3.9 MB: too big to ship). With ``--tail-from 0`` only the head
+trains, on the frozen ImageNet features.
 
 It trains on the fashion catalog's TRAIN split only: the products ``evaluate.visual_split``
 does not hold out (by product id, seed fixed), the ones ``moodboard evaluate visual`` queries
@@ -38,7 +40,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=8, help="augmented views per product")
     parser.add_argument("--tail-from", type=int, default=13, help="first tuned block; 0: none")
     parser.add_argument("--epochs", type=int, default=None, help="default 8 with a tail, else 60")
-    parser.add_argument("--tail-lr", type=float, default=1e-4)
+    parser.add_argument("--rank", type=int, default=16, help="low-rank tail; 0: tune in full")
+    parser.add_argument("--tail-lr", type=float, default=1e-4, help="low-rank factors: 10x")
     parser.add_argument(
         "--init",
         type=Path,
@@ -78,16 +81,17 @@ def main() -> None:
     )
     labels = {k: v[rows] for k, v in catalog_labels(catalog, cfg.attributes).items()}
     init = (VisualHead.load(args.init) if args.init else VisualHead.general()) if tuned else None
-    front = tail_net(args.tail_from) if tuned else None
+    front = tail_net(args.tail_from, args.rank) if tuned else None
     head = VisualHead(cfg).fit(clean, views, labels, init=init, front=front, front_lr=args.tail_lr)
     head.metrics |= {
         "catalog": "fashion-product-images-small (train split)",
         "views_per_item": args.views,
         "tail_from_block": args.tail_from if tuned else None,
+        "tail_rank": args.rank if tuned else None,
     }
     if not tuned:
         (args.out / TAIL_FILE).unlink(missing_ok=True)
-    head.save(args.out, fp16=True)
+    head.save(args.out, int8=True)
     logging.info("saved %s: %s", args.out, head.metrics)
 
 

@@ -77,6 +77,11 @@ def test_head_learns_the_classes_and_round_trips(tmp_path: Path) -> None:
     again = VisualHead.load(tmp_path)
     assert np.abs(again(clean) - z).max() < 2e-3
     assert again.metrics["val_1nn"] == m["val_1nn"]
+    head.save(tmp_path / "int8", int8=True)  # int8 rows: about half of fp16's bytes
+    small = VisualHead.load(tmp_path / "int8")
+    size = (tmp_path / "int8" / WEIGHTS_FILE).stat().st_size
+    assert size < 0.6 * (tmp_path / WEIGHTS_FILE).stat().st_size
+    assert np.sum(small(clean) * z, axis=1).min() > 0.999
     # adapting from it: starts where it is (its validation 1-NN is reported as the start)
     adapted = VisualHead(cfg).fit(clean, views, {"category": y}, np.array([[0, 1]]), again)
     assert adapted.metrics["val_1nn_init"] >= 0.9 and adapted.metrics["pairs"] <= 1
@@ -119,13 +124,14 @@ def _shots(n: int) -> tuple[list[Image.Image], np.ndarray]:
     return images, y
 
 
-def test_a_tail_trained_with_the_head_is_served_as_trained(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rank", [0, 16])
+def test_a_tail_trained_with_the_head_is_served_as_trained(tmp_path: Path, rank: int) -> None:
     import torch
 
     images, y = _shots(24)
     maps = ImageEncoder(ImageEncoderConfig(maps_before=13)).encode_images(images)
     assert maps.shape == (24, map_dim(224))
-    front = tail_net(13)
+    front = tail_net(13, rank)
     cfg = VisualHeadConfig(epochs=4, batch_size=8, learning_rate=1e-3, validation=0)
     head = VisualHead(cfg).fit(maps, maps[:, None], {"category": y}, front=front, front_lr=1e-3)
     with torch.no_grad():
@@ -133,6 +139,8 @@ def test_a_tail_trained_with_the_head_is_served_as_trained(tmp_path: Path) -> No
     head.save(tmp_path, fp16=True)
     again = VisualHead.load(tmp_path)
     assert again.tail == tmp_path / TAIL_FILE
+    # tuned in full the tail is 3.9 MB; low-rank it fits the package's 1 MiB file rule
+    assert (again.tail.stat().st_size < 2**19) is (rank > 0)
     served = again(again.image_encoder().encode_images(images))  # bf16 trunk, fp16 tail
     assert np.all(np.sum(served * trained, axis=1) > 0.98)
     plain = again(ImageEncoder().encode_images(images))  # the ImageNet tail: other vectors

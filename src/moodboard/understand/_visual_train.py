@@ -115,7 +115,7 @@ def train(
         {"params": list(proxies.parameters()), "lr": cfg.learning_rate * 10, "weight_decay": 0.0},
     ]
     if front is not None:
-        groups.append({"params": list(front.parameters()), "lr": front_lr})
+        groups += front.param_groups(front_lr)
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     t0, epochs, losses = time.perf_counter(), 0, []
     arange = np.arange(len(views[0]) if len(views) else 0)

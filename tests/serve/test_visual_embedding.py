@@ -42,8 +42,8 @@ def test_build_adapts_the_head_and_records_it(engine: Engine) -> None:
     assert 0 <= m["val_1nn_init"] <= 1 and 0 <= m["val_1nn"] <= 1
     assert entry["dim"] == 128 and engine.images.head is not None
     assert (engine.path / entry["path"] / WEIGHTS_FILE).is_file()
-    assert engine.images.head.tail is None  # the packaged head reads ImageNet features
-    assert not (engine.path / entry["path"] / TAIL_FILE).exists()
+    assert engine.images.head.tail == engine.path / entry["path"] / TAIL_FILE  # served with it
+    assert "-tail" in head["features"]  # the catalog was embedded through the tail
 
 
 def test_an_upload_is_embedded_in_the_served_space(engine: Engine) -> None:

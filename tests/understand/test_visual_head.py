@@ -161,10 +161,15 @@ def test_a_tail_that_does_not_fit_is_refused_with_its_reason(tmp_path: Path) -> 
     with pytest.raises(InputError, match="Cannot read the visual tail"):
         ImageEncoder(ImageEncoderConfig(tail=bad)).encode_images([_studio_shot()])
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     save_file({"conv_head.weight": torch.zeros(3)}, str(bad), metadata={"first_block": "15"})
     with pytest.raises(InputError, match="does not fit EfficientNet-Lite0"):
+        ImageEncoder(ImageEncoderConfig(tail=bad, image_size=96)).encode_images([_studio_shot()])
+    tail_net(15, rank=8).save(bad)  # then a low-rank pair whose ranks disagree: 8 and 4
+    state = load_file(str(bad)) | {"conv_head.down": torch.zeros(4, 320, dtype=torch.float16)}
+    save_file(state, str(bad), metadata={"first_block": "15", "rank": "8"})
+    with pytest.raises(InputError, match="low-rank conv_head that does not fit"):
         ImageEncoder(ImageEncoderConfig(tail=bad, image_size=96)).encode_images([_studio_shot()])
 
 

@@ -87,7 +87,8 @@ def apply_tail(model: Any, path: Path) -> None:
         up, down = state.get(f"{name}.up"), state.get(f"{name}.down")
         if up is not None and down is not None and f"{name}.weight" not in state:
             base = conv.weight.detach()
-            if up.ndim != 2 or down.ndim != 2 or (len(up), down.shape[1]) != base.shape[:2]:
+            fits = up.ndim == down.ndim == 2 and up.shape[1] == down.shape[0]
+            if not fits or (len(up), down.shape[1]) != base.shape[:2]:
                 raise InputError(f"The visual tail {path} has a low-rank {name} that does not fit.")
             state[f"{name}.weight"] = base + (up.float() @ down.float()).view_as(base)
         for part in ("weight", "bias"):

@@ -1,10 +1,11 @@
 """Train the general fashion visual head shipped in the package, with its backbone tail.
 
-Usage (about 25 minutes on 2 cores: 10 for the backbone's trunk on the augmented views, once;
-they are cached by content in ``--cache``, so a rerun only trains)::
+Usage (about an hour on 2 AVX2 cores in float32: 28 minutes for the backbone's trunk on the
+augmented views, once; they are cached by content in ``--cache``, so a rerun only trains, 35
+minutes for rank 32)::
 
     MOODBOARD_DATASETS=/path/to/datasets python scripts/train_visual_head.py \
-        --views 8 --tail-from 13 --rank 16 --out src/moodboard/understand/weights
+        --views 8 --tail-from 13 --rank 32 --out src/moodboard/understand/weights
 
 With ``--tail-from K`` the backbone's blocks from K on and its head convolution are fine-tuned
 with the head (``understand.visual_tail``) on the feature maps entering block K: with
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=8, help="augmented views per product")
     parser.add_argument("--tail-from", type=int, default=13, help="first tuned block; 0: none")
     parser.add_argument("--epochs", type=int, default=None, help="default 8 with a tail, else 60")
-    parser.add_argument("--rank", type=int, default=16, help="low-rank tail; 0: tune in full")
+    parser.add_argument("--rank", type=int, default=32, help="low-rank tail; 0: tune in full")
     parser.add_argument("--tail-lr", type=float, default=1e-4, help="low-rank factors: 10x")
     parser.add_argument(
         "--init",

@@ -32,7 +32,7 @@ from _common import report
 
 from moodboard.datasets.fashion import read_styles
 from moodboard.understand.cache import EmbeddingCache
-from moodboard.understand.image import ImageEncoder, ImageEncoderConfig, _decode_into
+from moodboard.understand.image import ImageEncoder, ImageEncoderConfig, decode_into
 from moodboard.understand.text import TextEncoder, TextEncoderConfig
 
 #: Other processes using less than this many cores make a quiet run.
@@ -131,7 +131,7 @@ def bench_image(paths: list[Path], threads: int | None, repeat: int) -> list[dic
 
     def decode() -> None:
         with ThreadPoolExecutor(cfg.decode_threads) as pool:
-            list(pool.map(_decode_into, blobs, decoded))
+            list(pool.map(decode_into, blobs, decoded))
 
     rows.append(_row("image", "decode only", n, _best(decode, repeat)))
 

@@ -9,6 +9,7 @@ read ``events()``: the log without the bots' events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,7 @@ from moodboard.pipelines.sequences import (
 )
 from moodboard.understand.cache import EmbeddingCache
 from moodboard.understand.image import ImageEncoder
+from moodboard.understand.image_shared import encode_shared
 from moodboard.understand.text import TextEncoder
 
 _log = logging.getLogger(__name__)
@@ -135,11 +137,23 @@ class BuildContext:
         one; None when no product has a readable image."""
         return self.image_features(ImageEncoder())
 
-    def image_features(self, enc: ImageEncoder) -> tuple[np.ndarray, np.ndarray] | None:
+    def image_features(
+        self, enc: ImageEncoder, also: Sequence[ImageEncoder] = ()
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``enc``'s embeddings of the product images (computed once per build and encoder,
-        cached by content) and which items have one; None when no image is readable."""
-        if enc.cache_name not in self._images:
-            self._images[enc.cache_name] = self._embed_images(enc)
+        cached by content) and which items have one; None when no image is readable.
+
+        ``also``: encoders (differing from ``enc`` only by their tail) whose features a later
+        step will read; their images new to every cache are embedded in the same pass, each
+        decoded and its shared blocks run once (``understand.image_shared``).
+        """
+        todo = {e.cache_name: e for e in (enc, *also) if e.cache_name not in self._images}
+        if len(todo) > 1:
+            encoders = list(todo.values())
+            caches = [self._cache(e.dim, e.cache_name) for e in encoders]
+            encode_shared(encoders, [p for p in self.catalog.image if p], caches)
+        for name, e in todo.items():
+            self._images[name] = self._embed_images(e)
         return self._images[enc.cache_name]
 
     def _embed_images(self, enc: ImageEncoder) -> tuple[np.ndarray, np.ndarray] | None:

@@ -22,7 +22,7 @@ import numpy as np
 from moodboard.build.context import BuildContext
 from moodboard.understand.augment import augmented_features
 from moodboard.understand.cache import EmbeddingCache
-from moodboard.understand.image import DIM
+from moodboard.understand.image import DIM, ImageEncoder
 from moodboard.understand.visual_head import (
     VisualHead,
     VisualHeadConfig,
@@ -64,7 +64,8 @@ def build_head(
         return None, *found, {"head": None, "reason": "[visual_head] enabled = false"}
     general = VisualHead.general()
     encoder = general.image_encoder()
-    found = ctx.image_features(encoder)
+    # the recommenders read the ImageNet features when there are logs: one pass for both
+    found = ctx.image_features(encoder, also=[ImageEncoder()] if ctx.has_events else [])
     if found is None:
         return None
     backbone, has = found

@@ -117,3 +117,20 @@ def load_model(image_size: int, bf16: bool, channels_last: bool, tail: Path | No
         _MODELS[key] = model
         _log.info("loaded EfficientNet-Lite0 %s in %.1f s", key, time.perf_counter() - t0)
         return model
+
+
+def run_trunk(model: Any, x: Any, end: int) -> Any:
+    """The stem and the blocks before ``end`` of an (optimized, eval) EfficientNet-Lite0: the
+    feature map entering block ``end``."""
+    x = model._swish(model._bn0(model._conv_stem(x)))
+    for block in model._blocks[:end]:
+        x = block(x)
+    return x
+
+
+def run_rest(model: Any, maps: Any, start: int) -> Any:
+    """The blocks from ``start`` on and the head convolution, over the map entering block
+    ``start`` (``run_trunk``): ``extract_features`` of the image, split at ``start``."""
+    for block in model._blocks[start:]:
+        maps = block(maps)
+    return model._swish(model._bn1(model._conv_head(maps)))

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS, ImageRefused, open_image
 from moodboard.understand.cache import EmbeddingCache, content_key
-from moodboard.understand.effnet import load_model
+from moodboard.understand.effnet import load_model, run_trunk
 from moodboard.understand.threads import cpu_bf16, run_batches, shared_pool
 from moodboard.understand.upload import decode_upload
 from moodboard.understand.visual_tail import FIRST_BLOCKS, file_key, map_dim
@@ -94,7 +94,7 @@ def fit_rgb(im: Image.Image, out: np.ndarray) -> None:
     out[...] = np.asarray(im)
 
 
-def _decode_into(blob: bytes, out: np.ndarray, max_pixels: int = MAX_PIXELS) -> None:
+def decode_into(blob: bytes, out: np.ndarray, max_pixels: int = MAX_PIXELS) -> None:
     """Decode one encoded image into ``out`` (size x size x 3 uint8).
 
     Raises
@@ -302,7 +302,7 @@ class ImageEncoder:
         def fill(i: int, out: np.ndarray) -> None:
             pos = missing[i]
             try:
-                _decode_into(blobs[pos], out)
+                decode_into(blobs[pos], out)
             except InputError as exc:
                 if not skip_bad:
                     raise InputError(f"{names[pos]}: {exc}") from exc
@@ -348,16 +348,27 @@ class ImageEncoder:
         import torch
 
         with torch.inference_mode():
-            x = torch.from_numpy(batch).permute(0, 3, 1, 2)  # NHWC memory: channels-last NCHW
-            x = x.float() if cfg.channels_last else x.contiguous().float()
-            std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
-            x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
-            x = x.to(torch.bfloat16 if cfg.bf16 else torch.float32)
+            x = model_input(batch, cfg)
             if cfg.maps_before is not None:  # the trunk only: a tail's training input
-                x = model._swish(model._bn0(model._conv_stem(x)))
-                for block in model._blocks[: cfg.maps_before]:
-                    x = block(x)
+                x = run_trunk(model, x, cfg.maps_before)
                 return x.float().reshape(len(batch), -1).numpy()
-            feats = model.extract_features(x)
-            pooled = feats.float().mean((2, 3))
-            return torch.nn.functional.normalize(pooled, dim=1).numpy()
+            return pooled(model.extract_features(x))
+
+
+def model_input(batch: np.ndarray, cfg: ImageEncoderConfig) -> Any:
+    """A batch of ``B x H x W x 3`` uint8 RGB images as the model's input tensor (scaled by
+    the ImageNet mean and std, in the config's layout and precision)."""
+    import torch
+
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2)  # NHWC memory: channels-last NCHW
+    x = x.float() if cfg.channels_last else x.contiguous().float()
+    std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
+    x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
+    return x.to(torch.bfloat16 if cfg.bf16 else torch.float32)
+
+
+def pooled(features: Any) -> np.ndarray:
+    """The embeddings of a batch's last feature maps: spatial means, L2-normalized."""
+    import torch
+
+    return torch.nn.functional.normalize(features.float().mean((2, 3)), dim=1).numpy()

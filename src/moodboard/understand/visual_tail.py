@@ -62,6 +62,26 @@ def _convs(model: Any, first: int) -> dict[str, Any]:
     return out
 
 
+def tail_first_block(path: Path) -> int:
+    """The first block a tail file replaces (its ``first_block`` metadata).
+
+    Raises
+    ------
+    InputError
+        If the file is unreadable or names no valid first block.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            first = int((f.metadata() or {}).get("first_block", "-1"))
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise InputError(f"Cannot read the visual tail {path}: {exc}") from exc
+    if first not in FIRST_BLOCKS:
+        raise InputError(f"The visual tail {path} has no valid 'first_block' in its metadata.")
+    return first
+
+
 def apply_tail(model: Any, path: Path) -> None:
     """Load a tail file's weights into an optimized float32 model, in place (a low-rank
     tail's ``up @ down`` added to the model's ImageNet weights).

@@ -194,10 +194,13 @@ def augmented_features(
             _log.warning("no augmented view of %s: %s", paths[i], type(exc).__name__)
             return None
 
+    parts = [todo[start : start + chunk] for start in range(0, len(todo), chunk)]
     with ThreadPoolExecutor(2, thread_name_prefix="moodboard-augment") as pool:
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            images = list(pool.map(make, part))
+        coming = pool.map(make, parts[0]) if parts else iter(())
+        for i, part in enumerate(parts):
+            images = list(coming)
+            if i + 1 < len(parts):  # the next chunk's views are made while this one embeds
+                coming = pool.map(make, parts[i + 1])
             ok = [j for j, im in enumerate(images) if im is not None]
             if not ok:
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,17 @@ EVENT_SCHEMA = pa.schema(
         (C.PROPS, pa.string()),
     ]
 )
+
+
+def by_day(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """The rows of ``table`` per UTC day of ``ts`` (``YYYY-MM-DD``), in time order: one sort
+    and one slice per day, whatever the number of days."""
+    table = table.sort_by(C.TS)
+    days = pc.strftime(table.column(C.TS), format="%Y-%m-%d").to_numpy(zero_copy_only=False)
+    names, starts = np.unique(days, return_index=True)
+    bounds = [*starts.tolist(), table.num_rows]
+    for day, lo, hi in zip(names.tolist(), bounds[:-1], bounds[1:], strict=True):
+        yield day, table.slice(lo, hi - lo)
 
 
 def fsync_dir(path: Path) -> None:
@@ -111,18 +123,15 @@ class EventLog:
         """Append events as ``append`` does; returns the part file written per day."""
         if table.num_rows == 0:
             return {}
-        table = table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA).sort_by(C.TS)
-        days = pc.strftime(table.column(C.TS), format="%Y-%m-%d").to_numpy(zero_copy_only=False)
-        names, starts = np.unique(days, return_index=True)
-        bounds = [*starts.tolist(), table.num_rows]
+        table = table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
         part = f"part-{tag}{uuid.uuid4().hex}.parquet"
         written: dict[str, Path] = {}
-        for day, lo, hi in zip(names.tolist(), bounds[:-1], bounds[1:], strict=True):
+        for day, rows in by_day(table):
             folder = self.root / f"day={day}"
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{part}.tmp"
             with open(tmp, "wb") as fh:
-                pq.write_table(table.slice(lo, hi - lo), fh, compression="zstd")
+                pq.write_table(rows, fh, compression="zstd")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, folder / part)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from moodboard.data import columns as C
-from moodboard.ingest.eventlog import EventLog
+from moodboard.ingest.eventlog import EventLog, by_day
 from moodboard.ingest.workspace import connect_memory
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -103,19 +103,16 @@ class SeenIds:
         """Hold the ids of events just written as ``parts`` (day -> part file)."""
         if events.num_rows == 0:
             return
-        self._con.register("_written", events.select([C.EVENT_ID, C.TS]))
-        try:
-            for day, part in parts.items():
-                if day not in self._files:  # not loaded: read whole when a batch needs it
-                    continue
-                self._con.execute(
-                    f"INSERT INTO {_table(day)} SELECT event_id FROM _written "
-                    "WHERE strftime(ts, '%Y-%m-%d') = ?",
-                    [day],
-                )
-                self._files[day].add(part.name)
-        finally:
-            self._con.unregister("_written")
+        for day, rows in by_day(events.select([C.EVENT_ID, C.TS])):
+            part = parts.get(day)
+            if part is None or day not in self._files:  # not loaded: read whole when needed
+                continue
+            self._con.register("_written", rows)
+            try:
+                self._con.execute(f"INSERT INTO {_table(day)} SELECT event_id FROM _written")
+            finally:
+                self._con.unregister("_written")
+            self._files[day].add(part.name)
 
     def close(self) -> None:
         """Release the table."""

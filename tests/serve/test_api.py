@@ -323,7 +323,7 @@ def test_a_new_build_goes_live_without_failed_requests(
     served: list[int] = []
     stop = threading.Event()
 
-    gap = [0.01]  # steady traffic that leaves the build a core, then back to back at the swap
+    gap = [0.05]  # light steady traffic while the build runs, then back to back at the swap
 
     def hammer() -> None:
         while not stop.wait(gap[0]):

@@ -14,10 +14,11 @@ from mini import mini_settings
 from moodboard.build.context import BuildContext
 from moodboard.build.visual import build_head
 from moodboard.data import Request
-from moodboard.ingest import Workspace, ingest_catalog
+from moodboard.ingest import Workspace, ingest_catalog, ingest_events
 from moodboard.serve.registry import Engine
 from moodboard.understand.augment import augment, view_rng
-from moodboard.understand.cache import content_key
+from moodboard.understand.cache import EmbeddingCache, content_key
+from moodboard.understand.image import DIM, ImageEncoder
 from moodboard.understand.visual_head import WEIGHTS_FILE
 from moodboard.understand.visual_tail import TAIL_FILE
 
@@ -93,3 +94,43 @@ def test_a_catalog_of_images_only_uses_the_general_head(ws: Workspace, datasets_
     assert entry["reason"] == "no labels nor engagement"
     assert entry["features"] == head.image_encoder().cache_name  # the trunk and the head's tail
     assert head(features).shape == (6, 128)
+
+
+def test_imagenet_features_are_embedded_with_the_head_only_when_recommenders_train(
+    ws: Workspace, datasets_root: Path
+) -> None:
+    """The build's one image pass also fills the ImageNet features the learned recommenders
+    read, but only when some shopper has two interactions (else nothing trains on them)."""
+    folder = datasets_root / "fashion-product-images-small" / "images"
+    paths = sorted(folder.glob("*.jpg"))[:4]
+    ids = [p.stem for p in paths]
+    table = pa.table({"id": ids, "title": ["x"] * 4, "image": [str(p) for p in paths]})
+    ingest_catalog(ws, [table])
+    keys = [content_key(p.read_bytes()) for p in paths]
+
+    def imagenet_cached() -> np.ndarray:  # a new cache object: it reads the files afresh
+        cache = EmbeddingCache(ws.root / "cache" / "embeddings", DIM, ImageEncoder().cache_name)
+        return cache.get(keys)[0]
+
+    def clicks(users: list[str], items: list[str], second: int) -> pa.Table:
+        return pa.table(
+            {
+                "event_id": [f"e{second}-{i}" for i in range(len(users))],
+                "ts": [f"2026-12-01T10:00:{second:02d}Z"] * len(users),
+                "user_id": users,
+                "type": ["click"] * len(users),
+                "item_id": items,
+            }
+        )
+
+    ingest_events(ws, [clicks(["a", "b", "c"], ids[:3], 0)])  # one interaction each
+    ctx = BuildContext(ws, ws.products_table(), mini_settings())
+    assert ctx.has_events and not ctx.has_sequences
+    assert build_head(ctx, ctx.settings.visual_head) is not None
+    assert not imagenet_cached().any()
+
+    ingest_events(ws, [clicks(["a"], ids[3:], 1)])  # a second one: the recommenders train
+    ctx = BuildContext(ws, ws.products_table(), mini_settings())
+    assert ctx.has_sequences
+    assert build_head(ctx, ctx.settings.visual_head) is not None
+    assert imagenet_cached().all()

@@ -76,6 +76,12 @@ class BuildContext:
         """Whether the workspace holds any engagement."""
         return bool(self.ws.events.files())
 
+    @property
+    def has_sequences(self) -> bool:
+        """Whether some user has two interactions: what the learned recommenders (and the
+        ImageNet item features they read) need to train."""
+        return self.has_events and any(len(s) >= 2 for s in self.sequences[1])
+
     @cached_property
     def bots(self) -> Bots:
         """The accounts flagged as bots (``pipelines.bots`` with ``settings.bots``)."""

@@ -185,9 +185,9 @@ def feed_split(ctx: BuildContext) -> FeedSplit | None:
     if "feed" in ctx.shared:
         return ctx.shared["feed"]
     cfg = ctx.settings.surfaces.feed
-    users, seqs, weights = ctx.sequences
     split = None
-    if any(len(s) >= 2 for s in seqs):
+    if ctx.has_sequences:
+        users, seqs, weights = ctx.sequences
         catalog = ctx.catalog
         features: dict[str, Any] = {
             "text": ctx.text[0],

@@ -64,8 +64,8 @@ def build_head(
         return None, *found, {"head": None, "reason": "[visual_head] enabled = false"}
     general = VisualHead.general()
     encoder = general.image_encoder()
-    # the recommenders read the ImageNet features when there are logs: one pass for both
-    found = ctx.image_features(encoder, also=[ImageEncoder()] if ctx.has_events else [])
+    # the recommenders read the ImageNet features when they train: one pass for both
+    found = ctx.image_features(encoder, also=[ImageEncoder()] if ctx.has_sequences else [])
     if found is None:
         return None
     backbone, has = found

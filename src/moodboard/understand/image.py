@@ -144,7 +144,9 @@ class ImageEncoder:
         self.config = config
 
     @property
-    def _config(self) -> ImageEncoderConfig:
+    def effective_config(self) -> ImageEncoderConfig:
+        """The configuration that runs: the default when none was given, and ``bf16`` off on
+        a CPU without native bfloat16."""
         cfg = self.config if self.config is not None else ImageEncoderConfig()
         if not isinstance(cfg, ImageEncoderConfig):
             raise ConfigError(
@@ -158,13 +160,13 @@ class ImageEncoder:
     @property
     def dim(self) -> int:
         """The length of a vector: 1280, or a flattened map's (``maps_before``)."""
-        cfg = self._config
+        cfg = self.effective_config
         return DIM if cfg.maps_before is None else map_dim(cfg.image_size)
 
     @property
     def cache_name(self) -> str:
         """A cache name that changes whenever the embeddings would."""
-        cfg = self._config
+        cfg = self.effective_config
         name = f"effnet-lite0-{'bf16' if cfg.bf16 else 'fp32'}-{cfg.image_size}"
         if cfg.tail is not None:
             name += f"-tail{file_key(cfg.tail)}"
@@ -247,7 +249,7 @@ class ImageEncoder:
             pixels, or the crop box does not lie inside the (upright) image with sides of at
             least 8 px; the message says what to send.
         """
-        size = self._config.image_size
+        size = self.effective_config.image_size
         return self.encode_images([decode_upload(blob, crop, max_pixels, size)])[0]
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -271,7 +273,7 @@ class ImageEncoder:
             except (OSError, ValueError) as exc:
                 raise InputError(f"image {i} cannot be converted to RGB: {exc}") from exc
 
-        return self._run(len(items), fill, self._config)
+        return self._run(len(items), fill, self.effective_config)
 
     def _encode_blobs(
         self,
@@ -280,7 +282,7 @@ class ImageEncoder:
         cache: EmbeddingCache | None,
         skip_bad: bool = False,
     ) -> np.ndarray:
-        cfg = self._config
+        cfg = self.effective_config
         if cache is not None and cache.dim != self.dim:
             raise ConfigError(
                 f"The 'cache' of ImageEncoder must have dim {self.dim}. Got {cache.dim} instead."

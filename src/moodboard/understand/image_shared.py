@@ -58,7 +58,7 @@ def encode_shared(
     ConfigError
         If the encoders differ by more than their tails, or the caches do not fit them.
     """
-    cfgs = [e._config for e in encoders]
+    cfgs = [e.effective_config for e in encoders]
     if len(caches) != len(cfgs) or any(c.dim != DIM for c in caches):
         raise ConfigError("encode_shared needs one cache of dim 1280 per encoder.")
     shapes = {(c.image_size, c.bf16, c.channels_last, c.maps_before) for c in cfgs}
@@ -85,7 +85,8 @@ def encode_shared(
         return 0
     cfg = cfgs[0]
     models = [load_model(c.image_size, c.bf16, c.channels_last, c.tail) for c in cfgs]
-    start = min((tail_first_block(c.tail) for c in cfgs if c.tail is not None), default=16)
+    blocks = len(models[0]._blocks)  # no tail: every block is shared
+    start = min((tail_first_block(c.tail) for c in cfgs if c.tail is not None), default=blocks)
     out = np.zeros((len(cfgs), len(keys), DIM), dtype=np.float32)
     bad: set[int] = set()
     decoders = shared_pool("moodboard-decode", cfg.decode_threads)

@@ -70,16 +70,22 @@ def tail_first_block(path: Path) -> int:
     InputError
         If the file is unreadable or names no valid first block.
     """
+    return _read_tail(path, tensors=False)[0]
+
+
+def _read_tail(path: Path, tensors: bool) -> tuple[int, dict[str, Any]]:
+    """A tail file's first block (checked) and, if ``tensors``, its tensors by name."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             first = int((f.metadata() or {}).get("first_block", "-1"))
+            state = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise InputError(f"Cannot read the visual tail {path}: {exc}") from exc
     if first not in FIRST_BLOCKS:
         raise InputError(f"The visual tail {path} has no valid 'first_block' in its metadata.")
-    return first
+    return first, state
 
 
 def apply_tail(model: Any, path: Path) -> None:
@@ -92,16 +98,8 @@ def apply_tail(model: Any, path: Path) -> None:
         If the file is unreadable or its tensors do not fit the model.
     """
     import torch
-    from safetensors import SafetensorError, safe_open
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            first = int((f.metadata() or {}).get("first_block", "-1"))
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - not a dict
-    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise InputError(f"Cannot read the visual tail {path}: {exc}") from exc
-    if first not in FIRST_BLOCKS:
-        raise InputError(f"The visual tail {path} has no valid 'first_block' in its metadata.")
+    first, state = _read_tail(path, tensors=True)
     convs = _convs(model, first)
     for name, conv in convs.items():
         up, down = state.get(f"{name}.up"), state.get(f"{name}.down")

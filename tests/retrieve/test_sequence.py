@@ -179,12 +179,15 @@ def test_quality_floor_on_beauty(
     )
     valid = ([s[:-2] for s in d.sequences], np.array([s[-2] for s in d.sequences]))
     model = SequenceRecommender(FAST).fit(replace(train, validation=valid))
-    hit, ndcg = loo_hr_ndcg(model, d.sequences)
+    # scored on a seeded sample of 8,000 of the 22,363 users (every user: 15 s more)
+    users = np.sort(np.random.default_rng(0).choice(len(d.sequences), 8_000, replace=False))
+    hit, ndcg = loo_hr_ndcg(model, [d.sequences[u] for u in users])
     print(f"sequence FAST on Beauty: NDCG@10 {ndcg:.4f} HR@10 {hit:.4f}")
-    # measured with FAST: NDCG@10 0.0257, HR@10 0.0502 (8 epochs at 2e-3, 48 s: 0.0320 /
-    # 0.0604; published SASRec: 0.0318 / 0.0605; the default config, ~5 min: 0.0505 / 0.0849,
-    # `moodboard evaluate recs`); popularity, a model that learned nothing: 0.0055 / 0.0115
-    assert ndcg >= 0.0235 and hit >= 0.046, (ndcg, hit)
+    # measured with FAST: NDCG@10 0.0247, HR@10 0.0475 on the sample (0.0257 / 0.0502 on every
+    # user; 8 epochs at 2e-3: 0.0320 / 0.0604; published SASRec: 0.0318 / 0.0605; the default
+    # config, ~5 min: 0.0505 / 0.0849, `moodboard evaluate recs`); popularity, a model that
+    # learned nothing: 0.0055 / 0.0115
+    assert ndcg >= 0.0225 and hit >= 0.044, (ndcg, hit)
 
 
 def test_the_kept_item_table_follows_the_weights() -> None:

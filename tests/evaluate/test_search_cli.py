@@ -27,7 +27,7 @@ from moodboard.surfaces import Surface
 @pytest.fixture(scope="module")
 def small_split(datasets_root) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = load_home_depot()
-    queries = sorted(df["search_term"].unique())[:300]
+    queries = sorted(df["search_term"].unique())[:150]
     return split_queries(df[df["search_term"].isin(queries)], 0.3, 0)
 
 
@@ -124,4 +124,5 @@ def test_a_price_phrase_does_not_empty_a_catalog_without_prices(small_eval) -> N
     assert ev.understand("cordless drill under $40").price_max == 40
     for method in ("bm25", "ltr"):
         page = _page(ev.chains[method], "cordless drill under $40")
-        assert page.items == _page(ev.chains[method], "cordless drill").items, method
+        plain = _page(ev.chains[method], "cordless drill")  # explanations hold NaN: not compared
+        assert [(i.id, i.score) for i in page.items] == [(i.id, i.score) for i in plain.items]

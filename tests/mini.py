@@ -76,7 +76,7 @@ def mini_settings() -> Settings:
     text_image = s.retrieve.text_image.model_copy(update={"titles": False})  # embeds no titles
     s.retrieve = s.retrieve.model_copy(update={"text_image": text_image})
     s.visual_head = s.visual_head.model_copy(
-        update={"epochs": 10, "max_seconds": 8.0, "max_items": 500}
+        update={"epochs": 10, "max_seconds": 8.0, "max_items": 250}
     )
     return s
 

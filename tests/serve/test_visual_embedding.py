@@ -37,7 +37,7 @@ def test_build_adapts_the_head_and_records_it(engine: Engine) -> None:
     head = entry["visual_head"]
     assert head["adapted"] is True and head["head"] in {"adapted", "general"}
     m = head["metrics"]
-    assert m["views"] == 500 and m["tasks"]["category"] >= 10  # mini_settings: 500 items
+    assert m["views"] == 250 and m["tasks"]["category"] >= 10  # mini_settings: 250 items
     assert m["pairs"] > 0  # co-engaged items from the logs are positives
     assert m["loss"] < m["loss_first"]
     assert 0 <= m["val_1nn_init"] <= 1 and 0 <= m["val_1nn"] <= 1

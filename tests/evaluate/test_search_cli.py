@@ -125,4 +125,6 @@ def test_a_price_phrase_does_not_empty_a_catalog_without_prices(small_eval) -> N
     for method in ("bm25", "ltr"):
         page = _page(ev.chains[method], "cordless drill under $40")
         plain = _page(ev.chains[method], "cordless drill")  # explanations hold NaN: not compared
-        assert [(i.id, i.score) for i in page.items] == [(i.id, i.score) for i in plain.items]
+        assert [(i.id, i.score) for i in page.items] == [(i.id, i.score) for i in plain.items], (
+            method
+        )

@@ -123,13 +123,14 @@ def test_weighted_rrf_keeps_provenance(catalog: Catalog) -> None:
     assert dense_only.items[:2].tolist() == [2, 1]
 
 
+@pytest.mark.parametrize("n_queries", [2, 9])  # a search's few (FAISS), a batch's (torch)
 @pytest.mark.parametrize("filtered", [False, True])
-def test_exact_dense_search_returns_what_faiss_flat_returns(filtered: bool) -> None:
+def test_exact_dense_search_returns_what_faiss_flat_returns(filtered: bool, n_queries: int) -> None:
     import faiss
 
     rng = np.random.default_rng(0)
     items = rng.standard_normal((3_000, 32)).astype(np.float32)
-    queries = rng.standard_normal((5, 32)).astype(np.float32)
+    queries = rng.standard_normal((n_queries, 32)).astype(np.float32)
     allowed = rng.random(3_000) < 0.01 if filtered else None  # ~30 pass: -1 past them
     src = DenseSource().fit(TrainingData(n_items=3_000, item_features={"text": items}))
     scores, idx = src.search(queries, 50, allowed)

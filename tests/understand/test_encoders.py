@@ -181,7 +181,12 @@ def test_a_query_alone_runs_in_float32_and_agrees_with_its_batched_vector(
 def test_one_text_runs_through_onnx_runtime_and_gives_the_models_own_vector(
     text_encoder: TextEncoder,
 ) -> None:
-    from moodboard.understand._one_text import _SESSIONS, embed_one, one_text_features
+    from moodboard.understand._one_text import (
+        _SESSIONS,
+        _numpy_pooling,
+        embed_one,
+        one_text_features,
+    )
     from moodboard.understand.text import _load
 
     texts = ["a", "navy blue shirt", "wide toe box walking shoes for women " * 30]  # 1 .. >128
@@ -191,6 +196,8 @@ def test_one_text_runs_through_onnx_runtime_and_gives_the_models_own_vector(
         np.testing.assert_allclose(fp32.encode([text])[0], batch[j], atol=1e-5)
     model = _load(128)
     assert model in _SESSIONS  # the single texts above went through the exported graph
+    # ... and were mean-pooled and normalized in numpy, matching the model's own modules
+    assert _numpy_pooling(model, one_text_features(model, texts[1])) == (True, True)
     odd = ["", "  ", "Ünïcödé café", "tab\tnew\nline", "emoji 😀 dress", "中文 裙子", "a" * 600]
     for text in [*texts, *odd]:  # one text's own tokenizer call gives preprocess's tensors
         want, got = model.preprocess([text]), one_text_features(model, text)

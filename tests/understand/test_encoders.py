@@ -181,8 +181,13 @@ def test_a_query_alone_runs_in_float32_and_agrees_with_its_batched_vector(
 def test_one_text_runs_through_onnx_runtime_and_gives_the_models_own_vector(
     text_encoder: TextEncoder,
 ) -> None:
+    import onnx
+
     from moodboard.understand._one_text import (
+        _INPUTS,
         _SESSIONS,
+        _export,
+        _fused,
         _numpy_pooling,
         embed_one,
         one_text_features,
@@ -197,7 +202,13 @@ def test_one_text_runs_through_onnx_runtime_and_gives_the_models_own_vector(
     model = _load(128)
     assert model in _SESSIONS  # the single texts above went through the exported graph
     # ... and were mean-pooled and normalized in numpy, matching the model's own modules
-    assert _numpy_pooling(model, one_text_features(model, texts[1])) == (True, True)
+    features = one_text_features(model, texts[1])
+    assert _numpy_pooling(model, features) == (True, True)
+    # ... through a graph of ONNX Runtime's fused transformer operators
+    names = tuple(n for n in _INPUTS if n in features)
+    graph = onnx.load_model_from_string(_fused(_export(model, names, features), model)).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("Attention") == 6 and "SkipLayerNormalization" in ops
     odd = ["", "  ", "Ünïcödé café", "tab\tnew\nline", "emoji 😀 dress", "中文 裙子", "a" * 600]
     for text in [*texts, *odd]:  # one text's own tokenizer call gives preprocess's tensors
         want, got = model.preprocess([text]), one_text_features(model, text)

@@ -13,11 +13,17 @@ The model's own mean pooling and normalization, run as torch operators on a (1, 
 output, took about 0.5 ms of a 5 ms encode (their thread team waking after ONNX Runtime's);
 for one unpadded text they are a mean over the tokens and a division by the norm, done in
 numpy when those are the model's modules (the same vector: a test).
+
+A BERT-type graph is then rewritten by ONNX Runtime's transformer optimizer into its fused
+operators (embedding + layer norm, one ``Attention`` per layer, ``SkipLayerNormalization``,
+``BiasGelu``): 4.59 -> 4.04 ms a query on this 2-core AVX2 machine, vectors within 2e-7
+(paired micro-timing over 600 queries, scratch script), for 2 s more at the export.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import warnings
 from typing import Any
@@ -73,6 +79,28 @@ def _export(model: Any, names: tuple[str, ...], features: dict[str, Any]) -> byt
     return buf.getvalue()
 
 
+def _fused(graph: bytes, model: Any) -> bytes:
+    """``graph`` with ONNX Runtime's fused transformer operators when ``model`` is a BERT
+    (MiniLM is), else as it is."""
+    config = model[0].auto_model.config
+    if getattr(config, "model_type", None) != "bert":
+        return graph
+    import onnx
+    from onnxruntime.transformers import optimizer
+
+    for name in list(logging.root.manager.loggerDict):  # one INFO line per fusion, else
+        if name.startswith(("fusion_", "onnx_model")):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    fused = optimizer.optimize_model(
+        onnx.load_model_from_string(graph),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        opt_level=0,  # the fusions only; the session applies its own graph optimizations
+    )
+    return fused.model.SerializeToString()
+
+
 def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession, tuple]:
     """The ONNX Runtime session of ``model``'s transformer (exported once per model).
 
@@ -89,7 +117,9 @@ def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession
             options.add_session_config_entry("session.force_spinning_stop", "1")
             options.log_severity_level = 3  # errors only
             session = ort.InferenceSession(
-                _export(model, names, features), options, providers=["CPUExecutionProvider"]
+                _fused(_export(model, names, features), model),
+                options,
+                providers=["CPUExecutionProvider"],
             )
             found = _SESSIONS[model] = (session, names)
         return found

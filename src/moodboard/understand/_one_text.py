@@ -38,7 +38,8 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: ONNX opset of the export (ONNX Runtime 1.32 runs 7..23).
 _OPSET = 17
 
-_SESSIONS: dict[Any, tuple[ort.InferenceSession, tuple[str, ...]]] = {}
+#: Per model: its session, the graph's input names, and ``_numpy_pooling(model)``.
+_SESSIONS: dict[Any, tuple[ort.InferenceSession, tuple[str, ...], tuple[bool, bool]]] = {}
 _LOCK = threading.Lock()
 
 
@@ -101,8 +102,9 @@ def _fused(graph: bytes, model: Any) -> bytes:
     return fused.model.SerializeToString()
 
 
-def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession, tuple]:
-    """The ONNX Runtime session of ``model``'s transformer (exported once per model).
+def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession, tuple, tuple]:
+    """The ONNX Runtime session of ``model``'s transformer (exported once per model), its
+    input names, and whether its pooling runs in numpy (``_numpy_pooling``).
 
     Its threads are torch's count (``serve.torch_threads``); they spin within a call and stop
     at its end, so the torch work after an encode (an exact dense search) gets the cores.
@@ -121,7 +123,7 @@ def _session(model: Any, features: dict[str, Any]) -> tuple[ort.InferenceSession
                 options,
                 providers=["CPUExecutionProvider"],
             )
-            found = _SESSIONS[model] = (session, names)
+            found = _SESSIONS[model] = (session, names, _numpy_pooling(model))
         return found
 
 
@@ -154,21 +156,19 @@ def one_text_features(model: Any, text: str) -> dict[str, Any]:
     }
 
 
-def _numpy_pooling(model: Any, features: dict[str, Any]) -> tuple[bool, bool]:
-    """Whether ``model``'s modules after the transformer are a plain mean pooling (and
-    whether a ``Normalize`` follows it), which one text's token embeddings can skip torch for."""
+def _numpy_pooling(model: Any) -> tuple[bool, bool]:
+    """Whether ``model``'s modules after the transformer are a plain mean pooling, optionally
+    followed by ``Normalize`` (the second flag): what one text's token embeddings can skip
+    torch for."""
     from sentence_transformers.models import Normalize, Pooling
 
     rest = list(model)[1:]
-    if not rest or not isinstance(rest[0], Pooling) or len(rest) > 2:
-        return False, False
-    mode = rest[0].pooling_mode
-    plain = mode in ("mean", ("mean",)) and not {"prompt_length", "token_weights_sum"} & set(
-        features
+    mean = (
+        bool(rest) and isinstance(rest[0], Pooling) and rest[0].pooling_mode in ("mean", ("mean",))
     )
-    if len(rest) == 2 and not isinstance(rest[1], Normalize):
+    if not mean or len(rest) > 2 or (len(rest) == 2 and not isinstance(rest[1], Normalize)):
         return False, False
-    return plain, len(rest) == 2
+    return True, len(rest) == 2
 
 
 def embed_one(model: Any, features: dict[str, Any]) -> torch.Tensor:
@@ -185,11 +185,11 @@ def embed_one(model: Any, features: dict[str, Any]) -> torch.Tensor:
             f"embed_one takes one text. Got {features['input_ids'].shape[0]}: batches run "
             "through the model itself (padding changes the exported graph's mask)."
         )
-    session, names = _session(model, features)
+    session, names, (plain, normalize) = _session(model, features)
     feeds = {n: np.asarray(features[n], dtype=np.int64) for n in names}
     tokens = session.run(None, feeds)[0]
-    plain, normalize = _numpy_pooling(model, features)
-    if plain:  # one unpadded text: every token counts
+    if plain and not {"prompt_length", "token_weights_sum"} & set(features):
+        # one unpadded text: every token counts
         vector = tokens.mean(axis=1)
         if normalize:
             vector /= np.maximum(np.linalg.norm(vector, axis=1, keepdims=True), 1e-12)

